@@ -1,0 +1,280 @@
+//! The command edge: runs what the command line asks, records each stage run
+//! in the ledger, and returns a report the binary prints as text or JSON.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::bill::{self, BillError, BillReport};
+use crate::cli::{Cli, Command};
+use crate::gen::{self, GenError, GenOptions, GenReport};
+use crate::lake::{Lake, LakeError};
+use crate::land::{self, LandError, LandReport};
+use crate::ledger::{Ledger, LedgerError};
+use crate::month::Month;
+use crate::query::{self, QueryError, QueryReport};
+use crate::rate::{self, RateError, RateReport};
+use crate::settings::{Settings, SettingsError};
+use crate::sync::{self, SyncError, SyncReport};
+
+/// Every error a command can end with; each displays as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    #[error(transparent)]
+    Land(#[from] LandError),
+    #[error(transparent)]
+    Rate(#[from] RateError),
+    #[error(transparent)]
+    Bill(#[from] BillError),
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error(transparent)]
+    Gen(#[from] GenError),
+    #[error("demo folder {0} exists and is not a previous demo: choose another --out")]
+    DemoFolder(String),
+    #[error("demo folder {path}: {source}")]
+    DemoIo {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What a command reports.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Report {
+    Sync(SyncReport),
+    Land(LandReport),
+    Rate(RateReport),
+    Bill(BillReport),
+    Run(RunReport),
+    Query(QueryReport),
+    Gen(GenReport),
+    Demo(DemoReport),
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Report::Sync(r) => r.fmt(f),
+            Report::Land(r) => r.fmt(f),
+            Report::Rate(r) => r.fmt(f),
+            Report::Bill(r) => r.fmt(f),
+            Report::Run(r) => r.fmt(f),
+            Report::Query(r) => r.fmt(f),
+            Report::Gen(r) => write!(
+                f,
+                "gen: {} customers, {} lines, {} CDRs in {} files ({} bytes) in {}",
+                r.customers, r.lines, r.cdrs, r.rated_files, r.bytes, r.out_dir
+            ),
+            Report::Demo(r) => r.fmt(f),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    pub month: String,
+    pub sync: Option<SyncReport>,
+    pub land: LandReport,
+    pub rate: RateReport,
+    pub bill: BillReport,
+}
+
+impl std::fmt::Display for RunReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(sync) = &self.sync {
+            writeln!(f, "{sync}")?;
+        }
+        write!(f, "{}\n{}\n{}", self.land, self.rate, self.bill)
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct DemoReport {
+    pub generated: GenReport,
+    pub config: String,
+    pub run: RunReport,
+    pub invoices: String,
+    pub invoice_lines: String,
+}
+
+impl std::fmt::Display for DemoReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "demo: generated {} customers, {} lines, {} CDRs",
+            self.generated.customers, self.generated.lines, self.generated.cdrs
+        )?;
+        writeln!(f, "{}", self.run)?;
+        writeln!(f, "invoices:      {}", self.invoices)?;
+        writeln!(f, "invoice lines: {}", self.invoice_lines)?;
+        write!(
+            f,
+            "look at them:  mvnobill --config {} query \"SELECT invoice_number, customer_id, total_ht, vat, total_ttc FROM invoices ORDER BY invoice_number\"",
+            self.config
+        )
+    }
+}
+
+/// Opens what every stage needs.
+struct Stages {
+    settings: Settings,
+    lake: Lake,
+    ledger: Ledger,
+}
+
+impl Stages {
+    fn open(config: &Path) -> Result<Stages, AppError> {
+        let settings = Settings::load(config)?;
+        let lake = Lake::open(&settings.lake_url)?;
+        let ledger = Ledger::open(&settings.state_dir)?;
+        Ok(Stages { settings, lake, ledger })
+    }
+
+    /// Records a stage run in the ledger around its work.
+    fn record<R: Serialize, E: Into<AppError>>(
+        &self,
+        stage: &str,
+        month: Option<Month>,
+        run_id: i64,
+        result: Result<R, E>,
+    ) -> Result<R, AppError> {
+        let _ = month;
+        match result {
+            Ok(report) => {
+                let json = serde_json::to_string(&report).unwrap_or_default();
+                self.ledger.end_run(run_id, "ok", &json)?;
+                Ok(report)
+            }
+            Err(e) => {
+                let e = e.into();
+                self.ledger.end_run(run_id, "failed", &one_line(&e.to_string()))?;
+                tracing::debug!("stage {stage} failed");
+                Err(e)
+            }
+        }
+    }
+
+    async fn sync(&self) -> Result<SyncReport, AppError> {
+        let id = self.ledger.start_run("sync", None)?;
+        let result = sync::sync(&self.settings, &self.lake, &self.ledger).await;
+        self.record("sync", None, id, result)
+    }
+
+    async fn land(&self) -> Result<LandReport, AppError> {
+        let id = self.ledger.start_run("land", None)?;
+        let result = land::land(&self.settings, &self.lake, &self.ledger).await;
+        self.record("land", None, id, result)
+    }
+
+    async fn rate(&self, month: Month) -> Result<RateReport, AppError> {
+        let id = self.ledger.start_run("rate", Some(&month.to_string()))?;
+        let result = rate::rate(&self.settings, &self.lake, &self.ledger, month).await;
+        self.record("rate", Some(month), id, result)
+    }
+
+    async fn bill(&mut self, month: Month) -> Result<BillReport, AppError> {
+        let id = self.ledger.start_run("bill", Some(&month.to_string()))?;
+        let result = bill::bill(&self.settings, &self.lake, &mut self.ledger, month).await;
+        self.record("bill", Some(month), id, result)
+    }
+
+    async fn run(&mut self, month: Month) -> Result<RunReport, AppError> {
+        let sync = match self.settings.source {
+            Some(_) => Some(self.sync().await?),
+            None => None,
+        };
+        Ok(RunReport {
+            month: month.to_string(),
+            sync,
+            land: self.land().await?,
+            rate: self.rate(month).await?,
+            bill: self.bill(month).await?,
+        })
+    }
+}
+
+/// A message on one line (some library errors span several).
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+pub async fn execute(cli: Cli) -> Result<Report, AppError> {
+    match cli.command {
+        Command::Sync => Ok(Report::Sync(Stages::open(&cli.config)?.sync().await?)),
+        Command::Land => Ok(Report::Land(Stages::open(&cli.config)?.land().await?)),
+        Command::Rate { month } => Ok(Report::Rate(Stages::open(&cli.config)?.rate(month).await?)),
+        Command::Bill { month } => Ok(Report::Bill(Stages::open(&cli.config)?.bill(month).await?)),
+        Command::Run { month } => Ok(Report::Run(Stages::open(&cli.config)?.run(month).await?)),
+        Command::Query { sql, format } => {
+            let settings = Settings::load(&cli.config)?;
+            let lake = Lake::open(&settings.lake_url)?;
+            Ok(Report::Query(query::query(&settings, &lake, &sql, format).await?))
+        }
+        Command::Gen {
+            out,
+            month,
+            customers,
+            cdrs,
+            seed,
+        } => {
+            let options = GenOptions {
+                month: month.first_day(),
+                customers,
+                cdrs,
+                seed,
+            };
+            Ok(Report::Gen(gen::generate(&options, &out)?))
+        }
+        Command::Demo { out, customers, cdrs } => Ok(Report::Demo(demo(&out, customers, cdrs).await?)),
+    }
+}
+
+/// Marker file that tells a demo folder from anything else.
+const DEMO_MARKER: &str = ".mvnobill-demo";
+
+async fn demo(out: &Path, customers: u32, cdrs: u64) -> Result<DemoReport, AppError> {
+    let io = |source| AppError::DemoIo {
+        path: out.display().to_string(),
+        source,
+    };
+    if out.exists() {
+        if !out.join(DEMO_MARKER).exists() {
+            return Err(AppError::DemoFolder(out.display().to_string()));
+        }
+        std::fs::remove_dir_all(out).map_err(io)?;
+    }
+    std::fs::create_dir_all(out).map_err(io)?;
+    std::fs::write(out.join(DEMO_MARKER), "made by mvnobill demo\n").map_err(io)?;
+    let month: Month = "2026-10".parse().expect("a valid month");
+    let generated = gen::generate(
+        &GenOptions {
+            month: month.first_day(),
+            customers,
+            cdrs,
+            seed: 1,
+        },
+        out,
+    )?;
+    let config = std::path::absolute(out.join("mvnobill.toml")).map_err(io)?;
+    let mut stages = Stages::open(&config)?;
+    let run = stages.run(month).await?;
+    let lake = stages.settings.lake_url.clone();
+    Ok(DemoReport {
+        generated,
+        config: config.display().to_string(),
+        run,
+        invoices: lake.join(&format!("invoices/month={month}/")),
+        invoice_lines: lake.join(&format!("invoice_lines/month={month}/")),
+    })
+}

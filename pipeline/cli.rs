@@ -1,0 +1,88 @@
+//! Command-line types (clap). Kept apart from the resolved settings: `app`
+//! turns these into calls of the stages.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::month::Month;
+use crate::query::QueryFormat;
+
+/// mvnobill: the billing pipeline of an MVNO. Files from the MVNE in,
+/// invoices out, exact to the cent.
+#[derive(Debug, Parser)]
+#[command(name = "mvnobill", version, about, long_about = None)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(long, global = true, value_name = "FILE", default_value = "mvnobill.toml")]
+    pub config: PathBuf,
+    /// Print the run report as JSON on stdout (logs stay on stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fetch new upstream files from the source into the lake's raw zone.
+    Sync,
+    /// Turn raw CSV files into Parquet datasets; quarantine bad rows.
+    Land,
+    /// Rate the month's CDRs against the reference data in force.
+    Rate {
+        /// The billing month, YYYY-MM.
+        #[arg(long)]
+        month: Month,
+    },
+    /// Build, number and issue the month's invoices (closes the month).
+    Bill {
+        /// The billing month, YYYY-MM.
+        #[arg(long)]
+        month: Month,
+    },
+    /// sync, land, rate and bill, in order.
+    Run {
+        /// The billing month, YYYY-MM.
+        #[arg(long)]
+        month: Month,
+    },
+    /// SQL over the lake's datasets and the reference tables.
+    Query {
+        /// The SQL statement, e.g. "SELECT * FROM invoices".
+        sql: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: QueryFormat,
+    },
+    /// Write a synthetic integrator and a month of MVNE files.
+    Gen {
+        /// Folder to write into (created).
+        #[arg(long)]
+        out: PathBuf,
+        /// The month to generate, YYYY-MM.
+        #[arg(long, default_value = "2026-10")]
+        month: Month,
+        /// Number of customer accounts.
+        #[arg(long, default_value_t = 200)]
+        customers: u32,
+        /// Approximate number of CDRs in the month.
+        #[arg(long, default_value_t = 50_000)]
+        cdrs: u64,
+        /// Random seed: the same seed gives the same files.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Generate a synthetic month and run the whole pipeline on it.
+    Demo {
+        /// Folder for the demo (replaced if it holds a previous demo).
+        #[arg(long, default_value = "mvnobill-demo")]
+        out: PathBuf,
+        /// Number of customer accounts.
+        #[arg(long, default_value_t = 200)]
+        customers: u32,
+        /// Approximate number of CDRs in the month.
+        #[arg(long, default_value_t = 50_000)]
+        cdrs: u64,
+    },
+}

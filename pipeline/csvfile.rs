@@ -1,0 +1,382 @@
+//! Reading the `;`-separated CSV files of formats.md: a leading BOM is
+//! skipped, `\n` and `\r\n` both end a line, `"` quotes fields (`""` inside),
+//! columns are matched by header name, blank lines are skipped.
+//!
+//! Each record keeps its 1-based line number and its raw text so that a bad
+//! row can be quarantined exactly as it was delivered. Values are parsed by
+//! the functions at the bottom (decimal comma or point, Paris local time with
+//! the DST rules, dates); they return a short reason on failure.
+
+use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Europe::Paris;
+use rust_decimal::Decimal;
+
+/// A file-level problem: the whole file is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CsvFileError {
+    #[error("{file}: the file is empty (no header line)")]
+    Empty { file: String },
+    #[error("{file} line 1: the header is not valid UTF-8")]
+    HeaderEncoding { file: String },
+    #[error("{file} line 1: required column '{column}' is missing from the header")]
+    MissingColumn { file: String, column: String },
+    #[error("{file} line 1: column '{column}' appears twice in the header")]
+    DuplicateColumn { file: String, column: String },
+    #[error("{file} line {line}: {message}")]
+    Syntax {
+        file: String,
+        line: u64,
+        message: String,
+    },
+}
+
+/// One data record of a file.
+pub struct Record<'a> {
+    /// 1-based line number where the record starts.
+    pub line: u64,
+    /// The record's bytes as delivered, without its line ending.
+    pub raw: &'a [u8],
+    pub fields: csv::ByteRecord,
+}
+
+/// A parsed file: the header mapping and the records.
+pub struct CsvFile<'a> {
+    pub file: String,
+    pub header: Vec<String>,
+    pub records: Vec<Record<'a>>,
+}
+
+impl<'a> CsvFile<'a> {
+    /// Splits `bytes` into records. `file` is the name used in messages.
+    pub fn parse(file: &str, bytes: &'a [u8]) -> Result<CsvFile<'a>, CsvFileError> {
+        let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(b';')
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(body);
+        let mut header: Option<Vec<String>> = None;
+        let mut records = Vec::new();
+        let mut record = csv::ByteRecord::new();
+        // Line numbers are counted here from the bytes: the reader's own
+        // positions put a record after `\r\n` at the `\n`, one line early.
+        let mut lines = LineCounter::default();
+        loop {
+            let start = reader.position().byte() as usize;
+            match reader.read_byte_record(&mut record) {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(e) => {
+                    let line = lines.line_at(body, e.position().map(|p| p.byte() as usize).unwrap_or(start));
+                    return Err(CsvFileError::Syntax {
+                        file: file.to_string(),
+                        line,
+                        message: e.to_string(),
+                    });
+                }
+            }
+            let mut record_start = record.position().map(|p| p.byte() as usize).unwrap_or(start);
+            while matches!(body.get(record_start), Some(b'\r') | Some(b'\n')) {
+                record_start += 1;
+            }
+            let end = (reader.position().byte() as usize).max(record_start);
+            let raw = trim_line_end(&body[record_start..end]);
+            let line = lines.line_at(body, record_start);
+            if header.is_none() {
+                let names: Result<Vec<String>, _> = record
+                    .iter()
+                    .map(|f| std::str::from_utf8(f).map(|s| s.trim().to_string()))
+                    .collect();
+                let names = names.map_err(|_| CsvFileError::HeaderEncoding {
+                    file: file.to_string(),
+                })?;
+                for (i, name) in names.iter().enumerate() {
+                    if names[..i].contains(name) {
+                        return Err(CsvFileError::DuplicateColumn {
+                            file: file.to_string(),
+                            column: name.clone(),
+                        });
+                    }
+                }
+                header = Some(names);
+                continue;
+            }
+            records.push(Record {
+                line,
+                raw,
+                fields: record.clone(),
+            });
+        }
+        let header = header.ok_or_else(|| CsvFileError::Empty {
+            file: file.to_string(),
+        })?;
+        Ok(CsvFile {
+            file: file.to_string(),
+            header,
+            records,
+        })
+    }
+
+    /// Index of each wanted column in the header; `None` for an optional
+    /// column that is absent. A required one that is absent refuses the file.
+    pub fn columns(&self, wanted: &[(&str, bool)]) -> Result<Vec<Option<usize>>, CsvFileError> {
+        wanted
+            .iter()
+            .map(|(name, required)| {
+                let found = self.header.iter().position(|h| h == name);
+                if found.is_none() && *required {
+                    Err(CsvFileError::MissingColumn {
+                        file: self.file.clone(),
+                        column: name.to_string(),
+                    })
+                } else {
+                    Ok(found)
+                }
+            })
+            .collect()
+    }
+
+    /// Header columns that no wanted column matches (ignored with a warning).
+    pub fn unknown_columns(&self, wanted: &[(&str, bool)]) -> Vec<String> {
+        self.header
+            .iter()
+            .filter(|h| !wanted.iter().any(|(w, _)| w == h))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Turns byte offsets into 1-based line numbers, counting `\n` once.
+#[derive(Default)]
+struct LineCounter {
+    cursor: usize,
+    newlines: u64,
+}
+
+impl LineCounter {
+    /// The line of `offset`; offsets must not decrease between calls.
+    fn line_at(&mut self, body: &[u8], offset: usize) -> u64 {
+        let offset = offset.min(body.len());
+        if offset > self.cursor {
+            self.newlines += body[self.cursor..offset].iter().filter(|b| **b == b'\n').count() as u64;
+            self.cursor = offset;
+        }
+        self.newlines + 1
+    }
+}
+
+fn trim_line_end(mut raw: &[u8]) -> &[u8] {
+    while let Some((last, rest)) = raw.split_last() {
+        if *last == b'\n' || *last == b'\r' {
+            raw = rest;
+        } else {
+            break;
+        }
+    }
+    raw
+}
+
+/// A value that could not be parsed: a reason code (formats.md quarantine
+/// reasons) and a human detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadValue {
+    pub code: &'static str,
+    pub detail: String,
+}
+
+impl BadValue {
+    pub fn new(code: &'static str, detail: impl Into<String>) -> Self {
+        BadValue {
+            code,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Field `index` of a record as UTF-8 text, `None` when empty.
+pub fn text_field(record: &csv::ByteRecord, index: Option<usize>) -> Result<Option<&str>, BadValue> {
+    let Some(index) = index else { return Ok(None) };
+    let Some(bytes) = record.get(index) else {
+        return Ok(None);
+    };
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| BadValue::new("BAD_ENCODING", "the field is not valid UTF-8"))?;
+    let text = text.trim();
+    Ok(if text.is_empty() { None } else { Some(text) })
+}
+
+/// Which decimal separator a file uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecimalMark {
+    /// Upstream files: `0,0125`.
+    Comma,
+    /// The integrator's tables: `0.0125`.
+    Point,
+}
+
+/// Parses an exact decimal with at most 6 decimals.
+pub fn parse_decimal(text: &str, mark: DecimalMark) -> Result<Decimal, BadValue> {
+    let (sep, other) = match mark {
+        DecimalMark::Comma => (',', '.'),
+        DecimalMark::Point => ('.', ','),
+    };
+    let bad = || {
+        let hint = if text.contains(other) {
+            format!(" (the decimal separator here is '{sep}')")
+        } else {
+            String::new()
+        };
+        BadValue::new("BAD_NUMBER", format!("'{text}' is not a decimal number{hint}"))
+    };
+    let (int_part, frac_part) = match text.split_once(sep) {
+        Some((i, f)) => (i, f),
+        None => (text, ""),
+    };
+    let digits_only = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let int_digits = int_part.strip_prefix('-').unwrap_or(int_part);
+    if !digits_only(int_digits) || (text.contains(sep) && !digits_only(frac_part)) {
+        return Err(bad());
+    }
+    if frac_part.len() > 6 {
+        return Err(BadValue::new(
+            "BAD_NUMBER",
+            format!("'{text}' has more than 6 decimals"),
+        ));
+    }
+    let normalised = format!("{int_part}.{}", if frac_part.is_empty() { "0" } else { frac_part });
+    normalised.parse::<Decimal>().map_err(|_| bad())
+}
+
+/// Parses a non-negative integer.
+pub fn parse_count(text: &str) -> Result<i64, BadValue> {
+    if let Some(rest) = text.strip_prefix('-') {
+        if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(BadValue::new("OUT_OF_RANGE", format!("'{text}' is negative")));
+        }
+    }
+    if text.is_empty() || text.len() > 18 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(BadValue::new(
+            "BAD_NUMBER",
+            format!("'{text}' is not a whole number"),
+        ));
+    }
+    text.parse::<i64>()
+        .map_err(|_| BadValue::new("BAD_NUMBER", format!("'{text}' is not a whole number")))
+}
+
+/// Digits only (MSISDN, IMSI, ICCID, called numbers, MCC-MNC).
+pub fn check_digits(text: &str, min: usize, max: usize) -> Result<(), BadValue> {
+    if text.bytes().all(|b| b.is_ascii_digit()) && (min..=max).contains(&text.len()) {
+        Ok(())
+    } else if min == max {
+        Err(BadValue::new(
+            "BAD_NUMBER",
+            format!("'{text}' is not {min} digits"),
+        ))
+    } else {
+        Err(BadValue::new(
+            "BAD_NUMBER",
+            format!("'{text}' is not {min} to {max} digits"),
+        ))
+    }
+}
+
+/// Parses `DD/MM/YYYY` (upstream) dates.
+pub fn parse_upstream_date(text: &str) -> Result<NaiveDate, BadValue> {
+    NaiveDate::parse_from_str(text, "%d/%m/%Y")
+        .ok()
+        .filter(|_| text.len() == 10)
+        .ok_or_else(|| BadValue::new("BAD_DATE", format!("'{text}' is not a date DD/MM/YYYY")))
+}
+
+/// Parses `YYYY-MM-DD` (the integrator's tables) dates.
+pub fn parse_iso_date(text: &str) -> Result<NaiveDate, BadValue> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .filter(|_| text.len() == 10)
+        .ok_or_else(|| BadValue::new("BAD_DATE", format!("'{text}' is not a date YYYY-MM-DD")))
+}
+
+/// Parses an upstream `DD/MM/YYYY HH:MM:SS` Europe/Paris local time into an
+/// instant. The repeated hour when DST ends is the earlier instant; a time in
+/// the skipped hour when DST starts is moved forward by one hour.
+pub fn parse_paris_timestamp(text: &str) -> Result<DateTime<Utc>, BadValue> {
+    let naive = NaiveDateTime::parse_from_str(text, "%d/%m/%Y %H:%M:%S")
+        .ok()
+        .filter(|_| text.len() == 19)
+        .ok_or_else(|| {
+            BadValue::new(
+                "BAD_TIMESTAMP",
+                format!("'{text}' is not a time DD/MM/YYYY HH:MM:SS"),
+            )
+        })?;
+    Ok(paris_to_utc(naive))
+}
+
+/// The instant of a Paris local time, with the DST rules of formats.md.
+pub fn paris_to_utc(naive: NaiveDateTime) -> DateTime<Utc> {
+    match Paris.from_local_datetime(&naive) {
+        LocalResult::Single(t) => t.with_timezone(&Utc),
+        LocalResult::Ambiguous(earlier, _) => earlier.with_timezone(&Utc),
+        LocalResult::None => match Paris.from_local_datetime(&(naive + Duration::hours(1))) {
+            LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t.with_timezone(&Utc),
+            // No real zone skips two hours; fall back to reading it as UTC+1.
+            LocalResult::None => Utc.from_utc_datetime(&(naive - Duration::hours(1))),
+        },
+    }
+}
+
+/// The Paris local date of an instant (billing month, subscription days).
+pub fn paris_date(instant: DateTime<Utc>) -> NaiveDate {
+    instant.with_timezone(&Paris).date_naive()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bom_crlf_quotes_and_blank_lines() {
+        let bytes = b"\xEF\xBB\xBFa;b\r\n1;\"x;\"\"y\"\"\"\r\n\r\n2;z\r\n";
+        let f = CsvFile::parse("t.csv", bytes).unwrap();
+        assert_eq!(f.header, vec!["a", "b"]);
+        assert_eq!(f.records.len(), 2);
+        assert_eq!(f.records[0].line, 2);
+        assert_eq!(&f.records[0].fields[1], b"x;\"y\"");
+        assert_eq!(f.records[0].raw, b"1;\"x;\"\"y\"\"\"");
+        assert_eq!(f.records[1].line, 4);
+        assert_eq!(f.records[1].raw, b"2;z");
+    }
+
+    #[test]
+    fn decimals_comma_and_point() {
+        assert_eq!(parse_decimal("0,0125", DecimalMark::Comma).unwrap().to_string(), "0.0125");
+        assert_eq!(parse_decimal("12", DecimalMark::Comma).unwrap().to_string(), "12.0");
+        assert_eq!(parse_decimal("0.0125", DecimalMark::Comma).unwrap_err().code, "BAD_NUMBER");
+        assert_eq!(parse_decimal("1,2345678", DecimalMark::Comma).unwrap_err().code, "BAD_NUMBER");
+        assert_eq!(parse_decimal("abc", DecimalMark::Point).unwrap_err().code, "BAD_NUMBER");
+        assert_eq!(parse_decimal("4.99", DecimalMark::Point).unwrap().to_string(), "4.99");
+    }
+
+    #[test]
+    fn dst_rules() {
+        // Ambiguous: 25/10/2026 02:30 is the earlier instant (CEST, UTC+2).
+        let t = parse_paris_timestamp("25/10/2026 02:30:00").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-10-25T00:30:00+00:00");
+        // Skipped: 29/03/2026 02:30 moves to 03:30 CEST.
+        let t = parse_paris_timestamp("29/03/2026 02:30:00").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-03-29T01:30:00+00:00");
+        // Winter time.
+        let t = parse_paris_timestamp("01/11/2026 00:30:00").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-10-31T23:30:00+00:00");
+        assert_eq!(paris_date(t).to_string(), "2026-11-01");
+        assert_eq!(parse_paris_timestamp("31/02/2026 10:00:00").unwrap_err().code, "BAD_TIMESTAMP");
+    }
+
+    #[test]
+    fn counts() {
+        assert_eq!(parse_count("-5").unwrap_err().code, "OUT_OF_RANGE");
+        assert_eq!(parse_count("1.5").unwrap_err().code, "BAD_NUMBER");
+        assert_eq!(parse_count("42").unwrap(), 42);
+    }
+}

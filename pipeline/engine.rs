@@ -1,0 +1,192 @@
+//! The query engine: one DataFusion session per stage, with the lake's
+//! datasets and the reference tables registered as tables, and the SQL files
+//! of `sql/` run layer by layer, each result registered under its file name.
+//!
+//! SQL literals such as `0.20` are parsed as exact decimals, never floats
+//! (`parse_float_as_decimal`), so no binary float comes near an amount.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use futures::TryStreamExt;
+
+use crate::lake::{Lake, LakeError};
+
+/// A session configured for exact money.
+pub fn session() -> SessionContext {
+    let mut config = SessionConfig::new().with_information_schema(true);
+    config.options_mut().sql_parser.parse_float_as_decimal = true;
+    SessionContext::new_with_config(config)
+}
+
+/// Registers a lake dataset (all partitions) as a table named like it.
+/// Returns false, registering nothing, when the dataset has no file yet.
+pub async fn register_dataset(
+    ctx: &SessionContext,
+    lake: &Lake,
+    name: &str,
+    partition: Option<&str>,
+) -> Result<bool, LakeError> {
+    register_path(ctx, lake, name, name, partition).await
+}
+
+/// Registers the Parquet files below `path` (relative to the lake) as `table`.
+pub async fn register_path(
+    ctx: &SessionContext,
+    lake: &Lake,
+    table: &str,
+    path: &str,
+    partition: Option<&str>,
+) -> Result<bool, LakeError> {
+    let files = lake.list(path).await?;
+    if !files.iter().any(|f| f.ends_with(".parquet")) {
+        return Ok(false);
+    }
+    let url = lake.url().join(&format!("{path}/"));
+    let partitions: Vec<(String, DataType)> = partition.map(|p| vec![(p.to_string(), DataType::Utf8)]).unwrap_or_default();
+    let options = ParquetReadOptions::default().table_partition_cols(partitions);
+    ctx.register_parquet(table, &url, options)
+        .await
+        .map_err(|source| LakeError::Query { url: url.clone(), source })?;
+    Ok(true)
+}
+
+/// Registers record batches as an in-memory table.
+pub fn register_batch(ctx: &SessionContext, name: &str, batch: RecordBatch) -> Result<(), DataFusionError> {
+    let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+    ctx.deregister_table(name)?;
+    ctx.register_table(name, Arc::new(table))?;
+    Ok(())
+}
+
+/// One SQL file of `sql/`, embedded in the binary.
+pub struct SqlFile {
+    /// The table name its result is registered under.
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// Runs SQL files in order; each result is materialised in memory and
+/// registered under the file's name for the files after it.
+pub async fn run_layer(ctx: &SessionContext, files: &[SqlFile]) -> Result<(), DataFusionError> {
+    for file in files {
+        let frame = ctx
+            .sql(file.sql)
+            .await
+            .map_err(|e| e.context(format!("in sql file {}", file.name)))?;
+        let stream = frame
+            .execute_stream()
+            .await
+            .map_err(|e| e.context(format!("in sql file {}", file.name)))?;
+        let schema = stream.schema();
+        let batches: Vec<RecordBatch> = stream
+            .try_collect()
+            .await
+            .map_err(|e| e.context(format!("in sql file {}", file.name)))?;
+        let table = MemTable::try_new(schema, vec![batches])?;
+        ctx.deregister_table(file.name)?;
+        ctx.register_table(file.name, Arc::new(table))?;
+    }
+    Ok(())
+}
+
+/// The values of a text column (Utf8, LargeUtf8 or Utf8View) as strings;
+/// null as "".
+pub fn strings(array: &ArrayRef) -> Vec<String> {
+    let get = |i: usize| -> String {
+        if array.is_null(i) {
+            return String::new();
+        }
+        match array.data_type() {
+            DataType::Utf8 => array.as_string::<i32>().value(i).to_string(),
+            DataType::LargeUtf8 => array.as_string::<i64>().value(i).to_string(),
+            DataType::Utf8View => array.as_string_view().value(i).to_string(),
+            other => format!("<{other}>"),
+        }
+    };
+    (0..array.len()).map(get).collect()
+}
+
+/// An empty batch of a schema (a dataset with no file yet).
+pub fn empty(schema: datafusion::arrow::datatypes::SchemaRef) -> RecordBatch {
+    RecordBatch::new_empty(schema)
+}
+
+/// The one-row `params` table the SQL reads the month from: `month`,
+/// `month_start`, `month_end`, `days_in_month`, and for billing the
+/// `period_start`, `period_end`, `issue_date` and `due_date`.
+pub fn params_batch(month: crate::month::Month, dates: Option<(chrono::NaiveDate, chrono::NaiveDate)>) -> RecordBatch {
+    use datafusion::arrow::array::{Date32Array, Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
+    let day = |d: chrono::NaiveDate| Date32Array::from(vec![crate::upstream::epoch_days(d)]);
+    let (issue, due) = dates.unwrap_or((month.next_first_day(), month.next_first_day()));
+    let schema = Schema::new(vec![
+        Field::new("month", DataType::Utf8, false),
+        Field::new("month_start", DataType::Date32, false),
+        Field::new("month_end", DataType::Date32, false),
+        Field::new("days_in_month", DataType::Int64, false),
+        Field::new("period_start", DataType::Date32, false),
+        Field::new("period_end", DataType::Date32, false),
+        Field::new("issue_date", DataType::Date32, false),
+        Field::new("due_date", DataType::Date32, false),
+    ]);
+    RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(StringArray::from(vec![month.to_string()])),
+            Arc::new(day(month.first_day())),
+            Arc::new(day(month.last_day())),
+            Arc::new(Int64Array::from(vec![month.days()])),
+            Arc::new(day(month.first_day())),
+            Arc::new(day(month.last_day())),
+            Arc::new(day(issue)),
+            Arc::new(day(due)),
+        ],
+    )
+    .expect("params columns")
+}
+
+/// Every row of a query, each value formatted as text (decimals exactly,
+/// null as "").
+pub async fn rows_strings(ctx: &SessionContext, sql: &str) -> Result<Vec<Vec<String>>, DataFusionError> {
+    let batches = ctx.sql(sql).await?.collect().await?;
+    let mut rows = Vec::new();
+    for batch in batches {
+        for row in 0..batch.num_rows() {
+            let values = batch
+                .columns()
+                .iter()
+                .map(|c| value_string(c, row))
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.push(values);
+        }
+    }
+    Ok(rows)
+}
+
+/// The first row of a query as text.
+pub async fn row_strings(ctx: &SessionContext, sql: &str) -> Result<Vec<String>, DataFusionError> {
+    rows_strings(ctx, sql)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| DataFusionError::Execution(format!("no row from: {sql}")))
+}
+
+/// A query's single count.
+pub async fn scalar_u64(ctx: &SessionContext, sql: &str) -> Result<u64, DataFusionError> {
+    Ok(row_strings(ctx, sql).await?[0].parse().unwrap_or_default())
+}
+
+/// One value as text: decimals with their exact digits, null as "".
+pub fn value_string(array: &ArrayRef, row: usize) -> Result<String, DataFusionError> {
+    if array.is_null(row) {
+        return Ok(String::new());
+    }
+    Ok(datafusion::arrow::util::display::array_value_to_string(array, row)?)
+}

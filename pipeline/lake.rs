@@ -1,0 +1,211 @@
+//! The lake: Parquet datasets in Hive-style partitions behind `object_store`
+//! (a local folder here; the same calls work against S3).
+//!
+//! Every file is written whole or not at all: object stores make a `put` and
+//! a completed multipart upload atomic, and the local store writes to a
+//! staging file then renames it. A partition that a stage owns whole
+//! (`rated_cdrs/month=2026-10/`) is a single `part-0.parquet` replaced on
+//! re-run, so a reader never sees half of it and a re-run never appends.
+//! Parquet is zstd-compressed; money is `Decimal128`, time is microsecond
+//! UTC (interface.md).
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::execution::SendableRecordBatchStream;
+use futures::StreamExt;
+use object_store::path::Path as StorePath;
+use object_store::buffered::BufWriter;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use parquet::arrow::async_writer::AsyncArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use crate::settings::url_string::LakeUrl;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    #[error("lake {url}: {source}")]
+    Store {
+        url: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("lake {url}: cannot write Parquet: {source}")]
+    Parquet {
+        url: String,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    #[error("lake {url}: {message}")]
+    Other { url: String, message: String },
+    #[error("while reading for {url}: {source}")]
+    Query {
+        url: String,
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+}
+
+/// Handle on the lake's object store.
+#[derive(Clone)]
+pub struct Lake {
+    store: Arc<dyn ObjectStore>,
+    url: LakeUrl,
+}
+
+impl Lake {
+    pub fn open(url: &LakeUrl) -> Result<Lake, LakeError> {
+        let Some(dir) = url.local_path() else {
+            return Err(LakeError::Other {
+                url: url.as_str().to_string(),
+                message: "only file:// lakes are supported by this build".into(),
+            });
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| LakeError::Other {
+            url: url.as_str().to_string(),
+            message: format!("cannot create the folder: {e}"),
+        })?;
+        let store = object_store::local::LocalFileSystem::new_with_prefix(&dir).map_err(|source| {
+            LakeError::Store {
+                url: url.as_str().to_string(),
+                source,
+            }
+        })?;
+        Ok(Lake {
+            store: Arc::new(store),
+            url: url.clone(),
+        })
+    }
+
+    pub fn url(&self) -> &LakeUrl {
+        &self.url
+    }
+
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
+    fn store_err(&self, key: &str, source: object_store::Error) -> LakeError {
+        LakeError::Store {
+            url: self.url.join(key),
+            source,
+        }
+    }
+
+    /// Writes bytes at `key`, atomically.
+    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), LakeError> {
+        self.store
+            .put(&StorePath::from(key), PutPayload::from(bytes))
+            .await
+            .map_err(|e| self.store_err(key, e))?;
+        Ok(())
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Vec<u8>, LakeError> {
+        let result = self
+            .store
+            .get(&StorePath::from(key))
+            .await
+            .map_err(|e| self.store_err(key, e))?;
+        let bytes = result.bytes().await.map_err(|e| self.store_err(key, e))?;
+        Ok(bytes.to_vec())
+    }
+
+    /// Keys below a prefix (recursively), sorted.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, LakeError> {
+        let prefix_path = StorePath::from(prefix);
+        let mut stream = self.store.list(Some(&prefix_path));
+        let mut keys = Vec::new();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(meta) => keys.push(meta.location.to_string()),
+                Err(object_store::Error::NotFound { .. }) => break,
+                Err(e) => return Err(self.store_err(prefix, e)),
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), LakeError> {
+        match self.store.delete(&StorePath::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.store_err(key, e)),
+        }
+    }
+
+    /// Writes record batches as one zstd Parquet file at `key`, atomically.
+    /// Returns the number of rows.
+    pub async fn write_parquet(&self, key: &str, schema: SchemaRef, batches: &[RecordBatch]) -> Result<u64, LakeError> {
+        let mut writer = self.parquet_writer(key, schema)?;
+        let mut rows = 0;
+        for batch in batches {
+            rows += batch.num_rows() as u64;
+            writer.write(batch).await.map_err(|e| self.parquet_err(key, e))?;
+        }
+        writer.close().await.map_err(|e| self.parquet_err(key, e))?;
+        Ok(rows)
+    }
+
+    /// Streams a query's result into one Parquet file at `key`, atomically.
+    pub async fn write_stream(&self, key: &str, mut stream: SendableRecordBatchStream) -> Result<u64, LakeError> {
+        let mut writer = self.parquet_writer(key, stream.schema())?;
+        let mut rows = 0;
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(|source| LakeError::Query {
+                url: self.url.join(key),
+                source,
+            })?;
+            rows += batch.num_rows() as u64;
+            writer.write(&batch).await.map_err(|e| self.parquet_err(key, e))?;
+        }
+        writer.close().await.map_err(|e| self.parquet_err(key, e))?;
+        Ok(rows)
+    }
+
+    fn parquet_writer(&self, key: &str, schema: SchemaRef) -> Result<AsyncArrowWriter<BufWriter>, LakeError> {
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
+            .set_max_row_group_row_count(Some(1 << 20))
+            .build();
+        let object = BufWriter::new(self.store.clone(), StorePath::from(key));
+        AsyncArrowWriter::try_new(object, schema, Some(properties)).map_err(|e| self.parquet_err(key, e))
+    }
+
+    fn parquet_err(&self, key: &str, source: parquet::errors::ParquetError) -> LakeError {
+        LakeError::Parquet {
+            url: self.url.join(key),
+            source,
+        }
+    }
+}
+
+/// The dataset names of interface.md, and the others this project adds.
+pub mod datasets {
+    pub const CDRS: &str = "cdrs";
+    pub const CDR_CONFLICTS: &str = "cdr_conflicts";
+    pub const QUARANTINE: &str = "quarantine";
+    pub const BILLED_CDRS: &str = "billed_cdrs";
+    pub const ACCOUNT_STATUS: &str = "account_status";
+    pub const SIM_CARDS: &str = "sim_cards";
+    pub const RATED_CDRS: &str = "rated_cdrs";
+    pub const RATING_EXCEPTIONS: &str = "rating_exceptions";
+    pub const INVOICE_LINES: &str = "invoice_lines";
+    pub const INVOICES: &str = "invoices";
+
+    /// Every dataset `query` registers, with its partition column.
+    pub const ALL: &[(&str, Option<&str>)] = &[
+        (CDRS, Some("month")),
+        (CDR_CONFLICTS, Some("month")),
+        (QUARANTINE, Some("source")),
+        (BILLED_CDRS, Some("month")),
+        (ACCOUNT_STATUS, Some("month")),
+        (SIM_CARDS, None),
+        (RATED_CDRS, Some("month")),
+        (RATING_EXCEPTIONS, Some("month")),
+        (INVOICE_LINES, Some("month")),
+        (INVOICES, Some("month")),
+    ];
+}

@@ -1,0 +1,342 @@
+//! The ledger: an embedded SQLite database in the state folder that records
+//! what the pipeline has done, so that every stage can be re-run safely.
+//!
+//! - `fetched_files`: each upstream file fetched (folder, name, size, sha256,
+//!   where its bytes sit in the raw zone). A re-delivered identical file is a
+//!   no-op; the same name with other bytes is kept as a new version.
+//! - `landed_files`: each raw file landed, with its row counts.
+//! - `runs`: each stage run (stage, month, start, end, status, JSON report).
+//! - `invoice_numbers` and `issued_months`: the invoice numbering and which
+//!   months are closed.
+//!
+//! Writes that must agree go in one transaction. The database is the only
+//! local state: the lake itself can live on an object store.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger {path}: {source}")]
+    Sqlite {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot create the state folder {path}: {source}")]
+    Folder {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub struct Ledger {
+    connection: Connection,
+    path: PathBuf,
+}
+
+/// A file fetched from the source and kept in the raw zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedFile {
+    pub id: i64,
+    pub folder: String,
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+    /// Key of the copy in the raw zone, relative to the lake or state folder.
+    pub raw_key: String,
+    pub version: i64,
+}
+
+/// Counts of one landed file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LandedCounts {
+    pub rows_in: u64,
+    pub landed: u64,
+    pub new_rows: u64,
+    pub duplicates: u64,
+    pub conflicts: u64,
+    pub quarantined: u64,
+}
+
+/// One issued invoice number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedNumber {
+    pub customer_id: String,
+    pub invoice_number: String,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS fetched_files (
+    id INTEGER PRIMARY KEY,
+    folder TEXT NOT NULL,
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    raw_key TEXT NOT NULL UNIQUE,
+    version INTEGER NOT NULL,
+    fetched_at TEXT NOT NULL,
+    UNIQUE (folder, name, sha256)
+);
+CREATE TABLE IF NOT EXISTS landed_files (
+    fetched_id INTEGER PRIMARY KEY REFERENCES fetched_files(id),
+    landed_at TEXT NOT NULL,
+    rows_in INTEGER NOT NULL,
+    landed INTEGER NOT NULL,
+    new_rows INTEGER NOT NULL,
+    duplicates INTEGER NOT NULL,
+    conflicts INTEGER NOT NULL,
+    quarantined INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    stage TEXT NOT NULL,
+    month TEXT,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    status TEXT NOT NULL,
+    report TEXT
+);
+CREATE TABLE IF NOT EXISTS issued_months (
+    month TEXT PRIMARY KEY,
+    issued_at TEXT NOT NULL,
+    invoice_count INTEGER NOT NULL,
+    total_ttc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS invoice_numbers (
+    invoice_number TEXT PRIMARY KEY,
+    year INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    month TEXT NOT NULL REFERENCES issued_months(month),
+    customer_id TEXT NOT NULL,
+    UNIQUE (year, seq),
+    UNIQUE (month, customer_id)
+);
+";
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Ledger {
+    /// Opens (creating if needed) `<state_dir>/ledger.sqlite`.
+    pub fn open(state_dir: &Path) -> Result<Ledger, LedgerError> {
+        create_private_dir(state_dir)?;
+        let path = state_dir.join("ledger.sqlite");
+        let err = |source| LedgerError::Sqlite {
+            path: path.display().to_string(),
+            source,
+        };
+        let connection = Connection::open(&path).map_err(err)?;
+        connection
+            .busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(err)?;
+        connection
+            .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
+            .map_err(err)?;
+        connection.execute_batch(SCHEMA).map_err(err)?;
+        Ok(Ledger { connection, path })
+    }
+
+    fn err(&self, source: rusqlite::Error) -> LedgerError {
+        LedgerError::Sqlite {
+            path: self.path.display().to_string(),
+            source,
+        }
+    }
+
+    /// The fetched file with this folder, name and checksum, if any.
+    pub fn find_fetched(&self, folder: &str, name: &str, sha256: &str) -> Result<Option<FetchedFile>, LedgerError> {
+        self.connection
+            .query_row(
+                "SELECT id, folder, name, size, sha256, raw_key, version FROM fetched_files
+                 WHERE folder = ?1 AND name = ?2 AND sha256 = ?3",
+                params![folder, name, sha256],
+                row_to_fetched,
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// How many versions of this name were fetched already.
+    pub fn version_count(&self, folder: &str, name: &str) -> Result<i64, LedgerError> {
+        self.connection
+            .query_row(
+                "SELECT COUNT(*) FROM fetched_files WHERE folder = ?1 AND name = ?2",
+                params![folder, name],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn record_fetched(&self, file: &FetchedFile) -> Result<i64, LedgerError> {
+        self.connection
+            .execute(
+                "INSERT INTO fetched_files (folder, name, size, sha256, raw_key, version, fetched_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![file.folder, file.name, file.size as i64, file.sha256, file.raw_key, file.version, now()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.connection.last_insert_rowid())
+    }
+
+    /// Fetched files not landed yet, in landing order: by folder, then name,
+    /// then version.
+    pub fn unlanded_files(&self) -> Result<Vec<FetchedFile>, LedgerError> {
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT id, folder, name, size, sha256, raw_key, version FROM fetched_files f
+                 WHERE NOT EXISTS (SELECT 1 FROM landed_files l WHERE l.fetched_id = f.id)
+                 ORDER BY folder, name, version",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = statement
+            .query_map([], row_to_fetched)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    pub fn record_landed(&self, fetched_id: i64, counts: &LandedCounts) -> Result<(), LedgerError> {
+        self.connection
+            .execute(
+                "INSERT OR REPLACE INTO landed_files
+                 (fetched_id, landed_at, rows_in, landed, new_rows, duplicates, conflicts, quarantined)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    fetched_id,
+                    now(),
+                    counts.rows_in as i64,
+                    counts.landed as i64,
+                    counts.new_rows as i64,
+                    counts.duplicates as i64,
+                    counts.conflicts as i64,
+                    counts.quarantined as i64
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Records the start of a stage run; returns its id.
+    pub fn start_run(&self, stage: &str, month: Option<&str>) -> Result<i64, LedgerError> {
+        self.connection
+            .execute(
+                "INSERT INTO runs (stage, month, started_at, status) VALUES (?1, ?2, ?3, 'running')",
+                params![stage, month, now()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.connection.last_insert_rowid())
+    }
+
+    pub fn end_run(&self, run_id: i64, status: &str, report: &str) -> Result<(), LedgerError> {
+        self.connection
+            .execute(
+                "UPDATE runs SET ended_at = ?2, status = ?3, report = ?4 WHERE id = ?1",
+                params![run_id, now(), status, report],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Whether invoices of this month were issued (the month is closed).
+    pub fn is_issued(&self, month: &str) -> Result<bool, LedgerError> {
+        self.connection
+            .query_row(
+                "SELECT COUNT(*) FROM issued_months WHERE month = ?1",
+                params![month],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.err(e))
+    }
+
+    /// The highest sequence number issued in a year (0 if none).
+    pub fn last_sequence(&self, year: i32) -> Result<i64, LedgerError> {
+        self.connection
+            .query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM invoice_numbers WHERE year = ?1",
+                params![year],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Closes a month: records its numbers in one transaction.
+    pub fn issue_month(
+        &mut self,
+        month: &str,
+        year: i32,
+        numbers: &[(i64, IssuedNumber)],
+        total_ttc: &str,
+    ) -> Result<(), LedgerError> {
+        let path = self.path.display().to_string();
+        let err = |source| LedgerError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.connection.transaction().map_err(err)?;
+        tx.execute(
+            "INSERT INTO issued_months (month, issued_at, invoice_count, total_ttc) VALUES (?1, ?2, ?3, ?4)",
+            params![month, now(), numbers.len() as i64, total_ttc],
+        )
+        .map_err(err)?;
+        for (seq, number) in numbers {
+            tx.execute(
+                "INSERT INTO invoice_numbers (invoice_number, year, seq, month, customer_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![number.invoice_number, year, seq, month, number.customer_id],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// The numbers issued for a month, by customer.
+    pub fn issued_numbers(&self, month: &str) -> Result<Vec<IssuedNumber>, LedgerError> {
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT customer_id, invoice_number FROM invoice_numbers WHERE month = ?1 ORDER BY seq",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = statement
+            .query_map(params![month], |r| {
+                Ok(IssuedNumber {
+                    customer_id: r.get(0)?,
+                    invoice_number: r.get(1)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+}
+
+fn row_to_fetched(r: &rusqlite::Row<'_>) -> rusqlite::Result<FetchedFile> {
+    Ok(FetchedFile {
+        id: r.get(0)?,
+        folder: r.get(1)?,
+        name: r.get(2)?,
+        size: r.get::<_, i64>(3)? as u64,
+        sha256: r.get(4)?,
+        raw_key: r.get(5)?,
+        version: r.get(6)?,
+    })
+}
+
+/// Creates a folder readable by its owner only (the state folder holds the
+/// ledger and the PUK store).
+pub fn create_private_dir(dir: &Path) -> Result<(), LedgerError> {
+    let err = |source| LedgerError::Folder {
+        path: dir.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! The `mvnobill` binary: parse the command line, run it, print the report
+//! (text, or JSON with `--json`) on stdout, and exit 0; or print one line on
+//! stderr and exit 1. Logs go to stderr (`RUST_LOG` sets the level).
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = mvnobill::cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let json = cli.json;
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(mvnobill::app::execute(cli)) {
+        Ok(report) => {
+            if json {
+                match serde_json::to_string_pretty(&report) {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => {
+                        eprintln!("error: cannot write the report as JSON: {e}");
+                        return std::process::ExitCode::FAILURE;
+                    }
+                }
+            } else {
+                println!("{report}");
+            }
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {}", mvnobill::app::one_line(&e.to_string()));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

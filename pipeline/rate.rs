@@ -1,0 +1,124 @@
+//! `rate`: price the month's CDRs against the reference data in force
+//! (rating.md §1–5), with the SQL of `sql/reference` and `sql/rating`.
+//!
+//! Output: `rated_cdrs/month=YYYY-MM/part-0.parquet` and
+//! `rating_exceptions/month=YYYY-MM/part-0.parquet`, each replaced whole on
+//! re-run. A month whose invoices were issued is closed: rating it again
+//! changes nothing (corrections are credit notes).
+
+use std::collections::BTreeMap;
+
+use datafusion::prelude::SessionContext;
+use serde::Serialize;
+
+use crate::engine;
+use crate::lake::{datasets, Lake, LakeError};
+use crate::ledger::{Ledger, LedgerError};
+use crate::month::Month;
+use crate::reference::{Reference, ReferenceError};
+use crate::settings::Settings;
+use crate::sqlfiles;
+use crate::upstream;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RateError {
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("rating failed: {0}")]
+    Query(#[from] datafusion::error::DataFusionError),
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct RateReport {
+    pub month: String,
+    /// True when the month is closed and nothing was rated again.
+    pub closed: bool,
+    pub cdrs: u64,
+    pub rated: u64,
+    pub exceptions: BTreeMap<String, u64>,
+    /// Sum of event amounts HT, wholesale and margin, in euros.
+    pub amount: String,
+    pub wholesale: String,
+    pub margin: String,
+    /// Wholesale cost of the exceptions (revenue leakage until re-rated).
+    pub exceptions_wholesale: String,
+}
+
+impl std::fmt::Display for RateReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.closed {
+            return write!(f, "rate {}: month closed (invoices issued), nothing rated again", self.month);
+        }
+        let exceptions: u64 = self.exceptions.values().sum();
+        write!(
+            f,
+            "rate {}: {} CDRs, {} rated ({} € HT, wholesale {} €, margin {} €), {} exceptions",
+            self.month, self.cdrs, self.rated, self.amount, self.wholesale, self.margin, exceptions
+        )?;
+        for (reason, count) in &self.exceptions {
+            write!(f, "\n  {reason}: {count}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Registers the reference tables, `params` and the derived reference
+/// layer: what both `rate` and `bill` start from.
+pub async fn prepare_session(
+    settings: &Settings,
+    month: Month,
+    dates: Option<(chrono::NaiveDate, chrono::NaiveDate)>,
+) -> Result<SessionContext, RateError> {
+    let reference = Reference::load(&settings.reference_dir)?;
+    let ctx = engine::session();
+    reference.register(&ctx)?;
+    engine::register_batch(&ctx, "params", engine::params_batch(month, dates))?;
+    Ok(ctx)
+}
+
+pub async fn rate(settings: &Settings, lake: &Lake, ledger: &Ledger, month: Month) -> Result<RateReport, RateError> {
+    let mut report = RateReport {
+        month: month.to_string(),
+        ..Default::default()
+    };
+    if ledger.is_issued(&report.month)? {
+        report.closed = true;
+        return Ok(report);
+    }
+    let ctx = prepare_session(settings, month, None).await?;
+    let partition = format!("month={month}");
+    if !engine::register_path(&ctx, lake, "cdrs", &format!("{}/{partition}", datasets::CDRS), None).await? {
+        engine::register_batch(&ctx, "cdrs", engine::empty(upstream::cdr_schema(false)))?;
+    }
+    if !engine::register_path(&ctx, lake, "cdr_conflicts", &format!("{}/{partition}", datasets::CDR_CONFLICTS), None).await? {
+        engine::register_batch(&ctx, "cdr_conflicts", engine::empty(upstream::cdr_schema(true)))?;
+    }
+    engine::run_layer(&ctx, sqlfiles::REFERENCE).await?;
+    engine::run_layer(&ctx, sqlfiles::RATING).await?;
+
+    for dataset in [datasets::RATED_CDRS, datasets::RATING_EXCEPTIONS] {
+        let stream = ctx.table(dataset).await?.execute_stream().await?;
+        lake.write_stream(&format!("{dataset}/{partition}/part-0.parquet"), stream).await?;
+    }
+
+    report.cdrs = engine::scalar_u64(&ctx, "SELECT COUNT(*) FROM cdrs").await?;
+    let totals = engine::row_strings(
+        &ctx,
+        "SELECT COUNT(*), COALESCE(SUM(amount), 0), COALESCE(SUM(wholesale), 0), COALESCE(SUM(margin), 0) FROM rated_cdrs",
+    )
+    .await?;
+    report.rated = totals[0].parse().unwrap_or_default();
+    report.amount = totals[1].clone();
+    report.wholesale = totals[2].clone();
+    report.margin = totals[3].clone();
+    report.exceptions_wholesale =
+        engine::row_strings(&ctx, "SELECT COALESCE(SUM(wholesale), 0) FROM rating_exceptions").await?[0].clone();
+    for row in engine::rows_strings(&ctx, "SELECT reason, COUNT(*) FROM rating_exceptions GROUP BY reason ORDER BY reason").await? {
+        report.exceptions.insert(row[0].clone(), row[1].parse().unwrap_or_default());
+    }
+    Ok(report)
+}

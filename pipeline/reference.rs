@@ -1,0 +1,641 @@
+//! The integrator's reference tables (formats.md, "The integrator's
+//! reference data"), loaded and validated, as Arrow tables for the SQL.
+//!
+//! Each table is described once (`TABLES`: column names and types); a
+//! generic reader checks the header and every value, then table-specific
+//! rules check the meaning (enumerations, IBAN check digits, overlapping
+//! subscriptions, unknown codes). Any problem stops the stage with one line
+//! naming the file, the line and the column: a wrong price list must never
+//! produce invoices.
+//!
+//! `subscriptions.options` (codes separated by `,`) is also exploded into a
+//! `subscription_options` table, one row per line, period and option.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Int64Builder, StringBuilder};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::prelude::SessionContext;
+
+use crate::csvfile::{self, CsvFile, DecimalMark};
+use crate::upstream::{self, MONEY_PRECISION, MONEY_SCALE};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReferenceError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    File(#[from] csvfile::CsvFileError),
+    #[error("{file} line {line}, column {column}: {message}")]
+    Value {
+        file: String,
+        line: u64,
+        column: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Int,
+    Bool,
+    Money,
+    Date,
+}
+
+struct Column {
+    name: &'static str,
+    kind: Kind,
+    required: bool,
+}
+
+const fn col(name: &'static str, kind: Kind, required: bool) -> Column {
+    Column { name, kind, required }
+}
+
+struct TableSpec {
+    name: &'static str,
+    columns: &'static [Column],
+}
+
+use Kind::*;
+
+const TABLES: &[TableSpec] = &[
+    TableSpec {
+        name: "plans",
+        columns: &[
+            col("plan_code", Text, true),
+            col("label", Text, true),
+            col("voice_fr_min", Int, false),
+            col("sms_fr", Int, false),
+            col("mms_fr", Int, false),
+            col("data_fr_mb", Int, false),
+        ],
+    },
+    TableSpec {
+        name: "plan_fees",
+        columns: &[
+            col("plan_code", Text, true),
+            col("commitment_months", Int, true),
+            col("with_handset", Bool, true),
+            col("monthly_fee", Money, true),
+            col("valid_from", Date, true),
+        ],
+    },
+    TableSpec {
+        name: "options",
+        columns: &[
+            col("option_code", Text, true),
+            col("label", Text, true),
+            col("monthly_fee", Money, true),
+            col("monthly_fee_with_handset", Money, false),
+            col("allowance_group", Text, false),
+            col("allowance_qty", Int, false),
+            col("valid_from", Date, true),
+        ],
+    },
+    TableSpec {
+        name: "rate_grids",
+        columns: &[
+            col("grid", Int, true),
+            col("zone", Text, true),
+            col("event_type", Text, true),
+            col("price", Money, true),
+            col("connect_fee", Money, false),
+            col("first_increment", Int, false),
+            col("next_increment", Int, false),
+            col("valid_from", Date, true),
+        ],
+    },
+    TableSpec {
+        name: "destinations",
+        columns: &[col("prefix", Text, true), col("zone", Text, true), col("label", Text, false)],
+    },
+    TableSpec {
+        name: "roaming_zones",
+        columns: &[col("mcc", Text, true), col("country", Text, false), col("roaming_zone", Text, true)],
+    },
+    TableSpec {
+        name: "handsets",
+        columns: &[
+            col("model", Text, true),
+            col("plan_code", Text, false),
+            col("commitment_months", Int, false),
+            col("price", Money, true),
+            col("valid_from", Date, true),
+        ],
+    },
+    TableSpec {
+        name: "customers",
+        columns: &[
+            col("customer_id", Text, true),
+            col("kind", Text, true),
+            col("name", Text, true),
+            col("address1", Text, false),
+            col("address2", Text, false),
+            col("postcode", Text, false),
+            col("city", Text, false),
+            col("country", Text, false),
+            col("email", Text, false),
+            col("vat_number", Text, false),
+            col("siret", Text, false),
+            col("payment_method", Text, true),
+            col("iban", Text, false),
+            col("bic", Text, false),
+            col("mandate_rum", Text, false),
+            col("mandate_date", Date, false),
+        ],
+    },
+    TableSpec {
+        name: "subscriptions",
+        columns: &[
+            col("msisdn", Text, true),
+            col("customer_id", Text, true),
+            col("plan_code", Text, true),
+            col("commitment_months", Int, true),
+            col("with_handset", Bool, true),
+            col("rate_grid", Int, true),
+            col("options", Text, false),
+            col("start_date", Date, true),
+            col("end_date", Date, false),
+        ],
+    },
+    TableSpec {
+        name: "handset_sales",
+        columns: &[
+            col("sale_id", Text, true),
+            col("customer_id", Text, true),
+            col("msisdn", Text, true),
+            col("model", Text, true),
+            col("sale_date", Date, true),
+        ],
+    },
+];
+
+#[derive(Debug, Clone, PartialEq)]
+enum Value {
+    Null,
+    Text(String),
+    Int(i64),
+    Bool(bool),
+    Money(i128),
+    Date(NaiveDate),
+}
+
+/// One loaded table: its rows, with line numbers for messages.
+struct Table {
+    file: String,
+    spec: &'static TableSpec,
+    lines: Vec<u64>,
+    rows: Vec<Vec<Value>>,
+}
+
+impl Table {
+    fn index(&self, column: &str) -> usize {
+        self.spec
+            .columns
+            .iter()
+            .position(|c| c.name == column)
+            .expect("column of the spec")
+    }
+    fn text(&self, row: usize, column: &str) -> Option<&str> {
+        match &self.rows[row][self.index(column)] {
+            Value::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+    fn int(&self, row: usize, column: &str) -> Option<i64> {
+        match self.rows[row][self.index(column)] {
+            Value::Int(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn money(&self, row: usize, column: &str) -> Option<i128> {
+        match self.rows[row][self.index(column)] {
+            Value::Money(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn date(&self, row: usize, column: &str) -> Option<NaiveDate> {
+        match self.rows[row][self.index(column)] {
+            Value::Date(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn error(&self, row: usize, column: &str, message: impl Into<String>) -> ReferenceError {
+        ReferenceError::Value {
+            file: self.file.clone(),
+            line: self.lines[row],
+            column: column.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn to_batch(&self) -> RecordBatch {
+        let mut fields = Vec::new();
+        let mut arrays: Vec<ArrayRef> = Vec::new();
+        for (i, column) in self.spec.columns.iter().enumerate() {
+            let values = self.rows.iter().map(|r| &r[i]);
+            let (data_type, array): (DataType, ArrayRef) = match column.kind {
+                Text => {
+                    let mut b = StringBuilder::new();
+                    values.for_each(|v| b.append_option(if let Value::Text(t) = v { Some(t) } else { None }));
+                    (DataType::Utf8, Arc::new(b.finish()))
+                }
+                Int => {
+                    let mut b = Int64Builder::new();
+                    values.for_each(|v| b.append_option(if let Value::Int(t) = v { Some(*t) } else { None }));
+                    (DataType::Int64, Arc::new(b.finish()))
+                }
+                Bool => {
+                    let mut b = BooleanBuilder::new();
+                    values.for_each(|v| b.append_option(if let Value::Bool(t) = v { Some(*t) } else { None }));
+                    (DataType::Boolean, Arc::new(b.finish()))
+                }
+                Money => {
+                    let mut b = Decimal128Builder::new()
+                        .with_precision_and_scale(MONEY_PRECISION, MONEY_SCALE)
+                        .expect("valid decimal type");
+                    values.for_each(|v| b.append_option(if let Value::Money(t) = v { Some(*t) } else { None }));
+                    (DataType::Decimal128(MONEY_PRECISION, MONEY_SCALE), Arc::new(b.finish()))
+                }
+                Date => {
+                    let mut b = Date32Builder::new();
+                    values.for_each(|v| {
+                        b.append_option(if let Value::Date(t) = v { Some(upstream::epoch_days(*t)) } else { None })
+                    });
+                    (DataType::Date32, Arc::new(b.finish()))
+                }
+            };
+            fields.push(Field::new(column.name, data_type, !column.required));
+            arrays.push(array);
+        }
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).expect("columns match the spec")
+    }
+}
+
+fn load_table(dir: &Path, spec: &'static TableSpec) -> Result<Table, ReferenceError> {
+    let path: PathBuf = dir.join(format!("{}.csv", spec.name));
+    let file = path.display().to_string();
+    let bytes = std::fs::read(&path).map_err(|source| ReferenceError::Read {
+        path: file.clone(),
+        source,
+    })?;
+    let csv = CsvFile::parse(&file, &bytes)?;
+    let wanted: Vec<(&str, bool)> = spec.columns.iter().map(|c| (c.name, true)).collect();
+    let index = csv.columns(&wanted)?;
+    let mut table = Table {
+        file: file.clone(),
+        spec,
+        lines: Vec::new(),
+        rows: Vec::new(),
+    };
+    for record in &csv.records {
+        let err = |column: &str, message: String| ReferenceError::Value {
+            file: file.clone(),
+            line: record.line,
+            column: column.to_string(),
+            message,
+        };
+        if record.fields.len() != csv.header.len() {
+            return Err(err(
+                spec.columns[0].name,
+                format!("the row has {} fields, the header {}", record.fields.len(), csv.header.len()),
+            ));
+        }
+        let mut row = Vec::with_capacity(spec.columns.len());
+        for (column, i) in spec.columns.iter().zip(&index) {
+            let text = csvfile::text_field(&record.fields, *i).map_err(|b| err(column.name, b.detail))?;
+            let value = match (text, column.kind) {
+                (None, _) if column.required => return Err(err(column.name, "a value is required".into())),
+                (None, _) => Value::Null,
+                (Some(t), Text) => Value::Text(t.to_string()),
+                (Some(t), Int) => Value::Int(
+                    csvfile::parse_count(t).map_err(|b| err(column.name, b.detail))?,
+                ),
+                (Some(t), Bool) => match t {
+                    "true" => Value::Bool(true),
+                    "false" => Value::Bool(false),
+                    _ => return Err(err(column.name, format!("'{t}' is not true or false"))),
+                },
+                (Some(t), Money) => {
+                    let d = csvfile::parse_decimal(t, DecimalMark::Point).map_err(|b| err(column.name, b.detail))?;
+                    if d.is_sign_negative() && !d.is_zero() {
+                        return Err(err(column.name, format!("'{t}' is negative")));
+                    }
+                    Value::Money(upstream::to_micros(d))
+                }
+                (Some(t), Date) => Value::Date(csvfile::parse_iso_date(t).map_err(|b| err(column.name, b.detail))?),
+            };
+            row.push(value);
+        }
+        table.lines.push(record.line);
+        table.rows.push(row);
+    }
+    Ok(table)
+}
+
+/// All reference tables, validated.
+pub struct Reference {
+    tables: Vec<Table>,
+    subscription_options: RecordBatch,
+}
+
+pub const ALLOWANCE_GROUPS: &[&str] = &["VOICE_FR", "VOICE_DOM", "VOICE_EU", "SMS_FR", "SMS_EU", "MMS_FR", "DATA_FR"];
+pub const ROAMING_ZONES: &[&str] = &["HOME", "EU", "ROAM_Z1", "ROAM_Z2", "ROAM_Z3"];
+
+impl Reference {
+    pub fn load(dir: &Path) -> Result<Reference, ReferenceError> {
+        let tables = TABLES.iter().map(|spec| load_table(dir, spec)).collect::<Result<Vec<_>, _>>()?;
+        let mut reference = Reference {
+            tables,
+            subscription_options: RecordBatch::new_empty(Arc::new(Schema::empty())),
+        };
+        reference.validate()?;
+        reference.subscription_options = reference.explode_options()?;
+        Ok(reference)
+    }
+
+    fn table(&self, name: &str) -> &Table {
+        self.tables.iter().find(|t| t.spec.name == name).expect("table of the spec")
+    }
+
+    fn codes(&self, table: &str, column: &str) -> HashSet<String> {
+        let t = self.table(table);
+        (0..t.rows.len()).filter_map(|r| t.text(r, column).map(str::to_string)).collect()
+    }
+
+    fn validate(&self) -> Result<(), ReferenceError> {
+        let plans = self.codes("plans", "plan_code");
+        let option_codes = self.codes("options", "option_code");
+        let customers = self.codes("customers", "customer_id");
+        let models = self.codes("handsets", "model");
+        let commitment = |t: &Table, r: usize| -> Result<(), ReferenceError> {
+            match t.int(r, "commitment_months") {
+                None | Some(0) | Some(12) | Some(24) => Ok(()),
+                Some(v) => Err(t.error(r, "commitment_months", format!("{v} is not 0, 12 or 24"))),
+            }
+        };
+        let known = |t: &Table, r: usize, column: &str, set: &HashSet<String>, what: &str| -> Result<(), ReferenceError> {
+            match t.text(r, column) {
+                Some(code) if !set.contains(code) => Err(t.error(r, column, format!("unknown {what} '{code}'"))),
+                _ => Ok(()),
+            }
+        };
+        let one_of = |t: &Table, r: usize, column: &str, allowed: &[&str]| -> Result<(), ReferenceError> {
+            match t.text(r, column) {
+                Some(v) if !allowed.contains(&v) => {
+                    Err(t.error(r, column, format!("'{v}' is not one of {}", allowed.join(", "))))
+                }
+                _ => Ok(()),
+            }
+        };
+        // Versioned tables: one row per key and valid_from.
+        let unique = |t: &Table, key: &[&str]| -> Result<(), ReferenceError> {
+            let mut seen = HashSet::new();
+            for r in 0..t.rows.len() {
+                let k: Vec<&Value> = key.iter().map(|c| &t.rows[r][t.index(c)]).collect();
+                if !seen.insert(format!("{k:?}")) {
+                    return Err(t.error(r, key[0], format!("duplicate row for ({})", key.join(", "))));
+                }
+            }
+            Ok(())
+        };
+
+        let t = self.table("plans");
+        unique(t, &["plan_code"])?;
+        let t = self.table("plan_fees");
+        unique(t, &["plan_code", "commitment_months", "with_handset", "valid_from"])?;
+        for r in 0..t.rows.len() {
+            known(t, r, "plan_code", &plans, "plan")?;
+            commitment(t, r)?;
+        }
+        let t = self.table("options");
+        unique(t, &["option_code", "valid_from"])?;
+        for r in 0..t.rows.len() {
+            one_of(t, r, "allowance_group", ALLOWANCE_GROUPS)?;
+        }
+        let t = self.table("rate_grids");
+        unique(t, &["grid", "zone", "event_type", "valid_from"])?;
+        for r in 0..t.rows.len() {
+            match t.int(r, "grid") {
+                Some(1..=5) => {}
+                v => return Err(t.error(r, "grid", format!("{} is not a grid from 1 to 5", v.unwrap_or_default()))),
+            }
+            one_of(t, r, "event_type", upstream::EVENT_TYPES)?;
+            let event = t.text(r, "event_type").unwrap_or_default();
+            if matches!(event, "VOICE" | "VOICE_IN" | "DATA") {
+                for column in ["first_increment", "next_increment"] {
+                    match t.int(r, column) {
+                        Some(v) if v >= 1 => {}
+                        _ => return Err(t.error(r, column, format!("a whole number ≥ 1 is required for {event}"))),
+                    }
+                }
+            }
+        }
+        let t = self.table("destinations");
+        unique(t, &["prefix"])?;
+        for r in 0..t.rows.len() {
+            let prefix = t.text(r, "prefix").unwrap_or_default();
+            if !prefix.bytes().all(|b| b.is_ascii_digit()) || prefix.len() > 15 {
+                return Err(t.error(r, "prefix", format!("'{prefix}' is not a prefix of digits")));
+            }
+        }
+        let t = self.table("roaming_zones");
+        unique(t, &["mcc"])?;
+        for r in 0..t.rows.len() {
+            let mcc = t.text(r, "mcc").unwrap_or_default();
+            if mcc.len() != 3 || !mcc.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(t.error(r, "mcc", format!("'{mcc}' is not 3 digits")));
+            }
+            one_of(t, r, "roaming_zone", ROAMING_ZONES)?;
+        }
+        let t = self.table("handsets");
+        unique(t, &["model", "plan_code", "commitment_months", "valid_from"])?;
+        for r in 0..t.rows.len() {
+            known(t, r, "plan_code", &plans, "plan")?;
+            commitment(t, r)?;
+            if t.text(r, "plan_code").is_some() != t.int(r, "commitment_months").is_some() {
+                return Err(t.error(
+                    r,
+                    "commitment_months",
+                    "plan_code and commitment_months are both set, or both empty for the bare price",
+                ));
+            }
+        }
+        let t = self.table("customers");
+        unique(t, &["customer_id"])?;
+        for r in 0..t.rows.len() {
+            one_of(t, r, "kind", &["B2C", "B2B"])?;
+            one_of(t, r, "payment_method", &["SEPA_DD", "TRANSFER"])?;
+            if t.text(r, "payment_method") == Some("SEPA_DD") {
+                let iban = t.text(r, "iban").ok_or_else(|| t.error(r, "iban", "required for SEPA_DD"))?;
+                if !iban_is_valid(iban) {
+                    return Err(t.error(r, "iban", "the IBAN's check digits are wrong"));
+                }
+                t.text(r, "mandate_rum")
+                    .ok_or_else(|| t.error(r, "mandate_rum", "required for SEPA_DD"))?;
+                t.date(r, "mandate_date")
+                    .ok_or_else(|| t.error(r, "mandate_date", "required for SEPA_DD"))?;
+            }
+        }
+        let t = self.table("subscriptions");
+        let mut periods: HashMap<&str, Vec<(NaiveDate, Option<NaiveDate>, usize)>> = HashMap::new();
+        for r in 0..t.rows.len() {
+            known(t, r, "customer_id", &customers, "customer")?;
+            known(t, r, "plan_code", &plans, "plan")?;
+            commitment(t, r)?;
+            match t.int(r, "rate_grid") {
+                Some(1..=5) => {}
+                v => {
+                    return Err(t.error(r, "rate_grid", format!("{} is not a grid from 1 to 5", v.unwrap_or_default())))
+                }
+            }
+            for code in split_options(t.text(r, "options")) {
+                if !option_codes.contains(code) {
+                    return Err(t.error(r, "options", format!("unknown option '{code}'")));
+                }
+            }
+            let start = t.date(r, "start_date").expect("required");
+            let end = t.date(r, "end_date");
+            if end.is_some_and(|e| e < start) {
+                return Err(t.error(r, "end_date", "ends before it starts"));
+            }
+            let msisdn = t.text(r, "msisdn").expect("required");
+            csvfile::check_digits(msisdn, 8, 15).map_err(|b| t.error(r, "msisdn", b.detail))?;
+            periods.entry(msisdn).or_default().push((start, end, r));
+        }
+        for rows in periods.values_mut() {
+            rows.sort();
+            for pair in rows.windows(2) {
+                let (_, end, _) = pair[0];
+                let (start, _, r) = pair[1];
+                if end.is_none_or(|e| e >= start) {
+                    return Err(t.error(r, "start_date", "overlaps the line's previous subscription row"));
+                }
+            }
+        }
+        let t = self.table("handset_sales");
+        unique(t, &["sale_id"])?;
+        for r in 0..t.rows.len() {
+            known(t, r, "customer_id", &customers, "customer")?;
+            known(t, r, "model", &models, "handset model")?;
+        }
+        Ok(())
+    }
+
+    fn explode_options(&self) -> Result<RecordBatch, ReferenceError> {
+        let t = self.table("subscriptions");
+        let mut msisdn = StringBuilder::new();
+        let mut start = Date32Builder::new();
+        let mut code = StringBuilder::new();
+        for r in 0..t.rows.len() {
+            for option in split_options(t.text(r, "options")) {
+                msisdn.append_option(t.text(r, "msisdn"));
+                start.append_option(t.date(r, "start_date").map(upstream::epoch_days));
+                code.append_value(option);
+            }
+        }
+        let schema = Schema::new(vec![
+            Field::new("msisdn", DataType::Utf8, false),
+            Field::new("start_date", DataType::Date32, false),
+            Field::new("option_code", DataType::Utf8, false),
+        ]);
+        Ok(RecordBatch::try_new(
+            Arc::new(schema),
+            vec![Arc::new(msisdn.finish()), Arc::new(start.finish()), Arc::new(code.finish())],
+        )
+        .expect("columns match"))
+    }
+
+    /// Registers every table (and `subscription_options`) in a session.
+    pub fn register(&self, ctx: &SessionContext) -> Result<(), datafusion::error::DataFusionError> {
+        for table in &self.tables {
+            crate::engine::register_batch(ctx, table.spec.name, table.to_batch())?;
+        }
+        crate::engine::register_batch(ctx, "subscription_options", self.subscription_options.clone())
+    }
+
+    /// Money value of a column as a decimal string, for reports and tests.
+    pub fn money_text(&self, table: &str, row: usize, column: &str) -> Option<String> {
+        self.table(table)
+            .money(row, column)
+            .map(|m| rust_decimal::Decimal::from_i128_with_scale(m, MONEY_SCALE as u32).normalize().to_string())
+    }
+}
+
+fn split_options(field: Option<&str>) -> impl Iterator<Item = &str> {
+    field
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// ISO 13616 check: move the first 4 characters to the end, letters to
+/// numbers (A=10 … Z=35), the whole mod 97 must be 1.
+pub fn iban_is_valid(iban: &str) -> bool {
+    let iban: String = iban.chars().filter(|c| !c.is_whitespace()).collect();
+    if iban.len() < 15 || iban.len() > 34 || !iban.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return false;
+    }
+    let rearranged = format!("{}{}", &iban[4..], &iban[..4]);
+    let mut remainder: u32 = 0;
+    for c in rearranged.chars() {
+        let value = match c {
+            '0'..='9' => c as u32 - '0' as u32,
+            'A'..='Z' => c as u32 - 'A' as u32 + 10,
+            'a'..='z' => c as u32 - 'a' as u32 + 10,
+            _ => return false,
+        };
+        remainder = if value >= 10 {
+            (remainder * 100 + value) % 97
+        } else {
+            (remainder * 10 + value) % 97
+        };
+    }
+    remainder == 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iban_check_digits() {
+        assert!(iban_is_valid("FR7630006000011234567890189"));
+        assert!(!iban_is_valid("FR7630006000011234567890188"));
+    }
+
+    #[test]
+    fn the_sample_tables_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/samples/reference");
+        let reference = Reference::load(&dir).unwrap();
+        assert_eq!(reference.table("customers").rows.len(), 25);
+        assert_eq!(reference.money_text("plan_fees", 0, "monthly_fee").as_deref(), Some("4.99"));
+    }
+
+    #[test]
+    fn a_bad_value_names_file_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/samples/reference");
+        for entry in std::fs::read_dir(&samples).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+        let fees = dir.path().join("plan_fees.csv");
+        let text = std::fs::read_to_string(&fees).unwrap().replacen("4.99", "4,99", 1);
+        std::fs::write(&fees, text).unwrap();
+        let message = Reference::load(dir.path()).err().unwrap().to_string();
+        assert!(message.ends_with("plan_fees.csv line 2, column monthly_fee: '4,99' is not a decimal number (the decimal separator here is '.')"), "{message}");
+    }
+}

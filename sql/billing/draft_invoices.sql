@@ -1,0 +1,29 @@
+-- rating.md §6: one invoice per customer with at least one line (a
+-- subscription day, or any charge). total_ht = sum of the lines,
+-- vat = round(total_ht x 0.20, 2), total_ttc = total_ht + vat.
+-- Ordered by customer_id: numbers are assigned in that order (§7).
+WITH totals AS (
+    SELECT
+        customer_id,
+        SUM(CASE WHEN kind = 'SUBSCRIPTION' THEN amount_ht ELSE 0 END) AS subscription_ht,
+        SUM(CASE WHEN kind = 'OPTION' THEN amount_ht ELSE 0 END) AS options_ht,
+        SUM(CASE WHEN kind = 'USAGE' THEN amount_ht ELSE 0 END) AS usage_ht,
+        SUM(CASE WHEN kind = 'EQUIPMENT' THEN amount_ht ELSE 0 END) AS equipment_ht,
+        SUM(amount_ht) AS total_ht
+    FROM draft_lines
+    GROUP BY customer_id
+)
+SELECT
+    t.customer_id,
+    c.kind AS customer_kind,
+    c.payment_method,
+    CAST(t.subscription_ht AS DECIMAL(18, 2)) AS subscription_ht,
+    CAST(t.options_ht AS DECIMAL(18, 2)) AS options_ht,
+    CAST(t.usage_ht AS DECIMAL(18, 2)) AS usage_ht,
+    CAST(t.equipment_ht AS DECIMAL(18, 2)) AS equipment_ht,
+    CAST(t.total_ht AS DECIMAL(18, 2)) AS total_ht,
+    CAST(t.total_ht * 0.20 AS DECIMAL(18, 2)) AS vat,
+    CAST(t.total_ht + CAST(t.total_ht * 0.20 AS DECIMAL(18, 2)) AS DECIMAL(18, 2)) AS total_ttc
+FROM totals t
+JOIN customers c ON c.customer_id = t.customer_id
+ORDER BY t.customer_id

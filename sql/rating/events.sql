@@ -1,0 +1,29 @@
+-- rating.md §1 and §2: each CDR of the month (already unique by cdr_id:
+-- `land` keeps the first copy) with
+--   * the subscription row of its msisdn whose [start_date, end_date]
+--     contains the event's local date (none: NO_SUBSCRIPTION later), and
+--   * the roaming zone of the visited network's MCC, the first 3 digits of
+--     visited_mccmnc (an MCC not in roaming_zones.csv is ROAM_Z3).
+SELECT
+    c.cdr_id,
+    c.msisdn,
+    c.event_type,
+    c.start_time,
+    c.local_date,
+    c.called_number,
+    c.duration_s,
+    c.volume_kb,
+    c.units,
+    c.wholesale_eur,
+    c.source_file,
+    s.customer_id,
+    s.rate_grid,
+    s.start_date AS subscription_start,
+    COALESCE(r.roaming_zone, 'ROAM_Z3') AS roaming_zone
+FROM cdrs c
+LEFT JOIN subscriptions s
+    ON s.msisdn = c.msisdn
+   AND c.local_date >= s.start_date
+   AND (s.end_date IS NULL OR c.local_date <= s.end_date)
+LEFT JOIN roaming_zones r
+    ON r.mcc = substr(c.visited_mccmnc, 1, 3)

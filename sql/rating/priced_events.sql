@@ -1,0 +1,83 @@
+-- rating.md §2 and §3: context, rating zone, allowance group, price row,
+-- exception reason and billed quantity of every event.
+--
+-- Domestic context (roaming zone HOME or EU, "roam like at home"):
+--   VOICE, SMS, MMS are rated in the zone of the called number (FR_SHORT for
+--   6 digits or fewer; no matching prefix: NO_DESTINATION); DATA in HOME;
+--   VOICE_IN and SMS_IN are free (quantity counted, amount 0; this project
+--   records them in zone HOME with their raw quantity, no increments).
+-- Roaming context (ROAM_Z1..3): every event type, incoming included, is
+--   rated in the roaming zone, and no allowance applies.
+--
+-- Exceptions, first match wins: NO_SUBSCRIPTION, NO_DESTINATION, NO_PRICE
+-- (no row of the line's grid for the zone and event type with a valid_from
+-- on or before the event date). CONFLICTING_DUPLICATE comes from `land`.
+--
+-- Billed quantity (§3), f = first_increment, n = next_increment:
+--   0 if d = 0; f if 0 < d <= f; f + ceil((d - f) / n) * n otherwise
+--   (seconds for voice, KB for data); messages: units.
+WITH zoned AS (
+    SELECT
+        e.*,
+        e.roaming_zone IN ('HOME', 'EU') AS domestic,
+        CASE
+            WHEN e.roaming_zone NOT IN ('HOME', 'EU') THEN e.roaming_zone
+            WHEN e.event_type IN ('DATA', 'VOICE_IN', 'SMS_IN') THEN 'HOME'
+            WHEN length(e.called_number) <= 6 THEN 'FR_SHORT'
+            ELSE z.zone
+        END AS zone
+    FROM events e
+    LEFT JOIN called_zones z ON z.called_number = e.called_number
+),
+grouped AS (
+    SELECT
+        *,
+        domestic AND event_type IN ('VOICE_IN', 'SMS_IN') AS free,
+        CASE
+            WHEN NOT domestic THEN NULL
+            WHEN event_type = 'VOICE' AND zone IN ('FR_MOBILE', 'FR_FIXED') THEN 'VOICE_FR'
+            WHEN event_type = 'VOICE' AND zone = 'DOM' THEN 'VOICE_DOM'
+            WHEN event_type = 'VOICE' AND zone = 'EU' THEN 'VOICE_EU'
+            WHEN event_type = 'SMS' AND zone = 'FR_MOBILE' THEN 'SMS_FR'
+            WHEN event_type = 'SMS' AND zone = 'EU' THEN 'SMS_EU'
+            WHEN event_type = 'MMS' AND zone = 'FR_MOBILE' THEN 'MMS_FR'
+            WHEN event_type = 'DATA' THEN 'DATA_FR'
+        END AS allowance_group
+    FROM zoned
+)
+SELECT
+    g.*,
+    v.price,
+    v.connect_fee,
+    CASE
+        WHEN g.customer_id IS NULL THEN 'NO_SUBSCRIPTION'
+        WHEN g.zone IS NULL THEN 'NO_DESTINATION'
+        WHEN NOT g.free AND v.price IS NULL THEN 'NO_PRICE'
+    END AS exception,
+    CASE
+        WHEN g.free THEN COALESCE(g.duration_s, g.units)
+        WHEN g.event_type IN ('VOICE', 'VOICE_IN') THEN
+            CASE
+                WHEN g.duration_s = 0 THEN 0
+                WHEN g.duration_s <= v.first_increment THEN v.first_increment
+                ELSE v.first_increment
+                    + ((g.duration_s - v.first_increment + v.next_increment - 1) / v.next_increment)
+                    * v.next_increment
+            END
+        WHEN g.event_type = 'DATA' THEN
+            CASE
+                WHEN g.volume_kb = 0 THEN 0
+                WHEN g.volume_kb <= v.first_increment THEN v.first_increment
+                ELSE v.first_increment
+                    + ((g.volume_kb - v.first_increment + v.next_increment - 1) / v.next_increment)
+                    * v.next_increment
+            END
+        ELSE g.units
+    END AS billed_qty
+FROM grouped g
+LEFT JOIN grid_versions v
+    ON v.grid = g.rate_grid
+   AND v.zone = g.zone
+   AND v.event_type = g.event_type
+   AND v.valid_from <= g.local_date
+   AND (v.valid_to IS NULL OR g.local_date < v.valid_to)

@@ -1,0 +1,79 @@
+-- rating.md §4 and §5: allowances consumed in chronological order, then the
+-- amount of each event. Output: the `rated_cdrs` dataset.
+--
+-- Within one pool (line, subscription row, group), events are taken by
+-- start_time as an instant, then cdr_id in byte order; what the events
+-- before this one used is the running sum of billed quantities minus this
+-- event's own. covered = min(billed, what remains), overage = billed -
+-- covered. An event outside any group, or of a group the line has no pool
+-- for, is all overage. Exceptions consume nothing.
+--
+-- Amount (rounded half away from zero to 6 decimals by the cast):
+--   overage = 0 (or free incoming): 0
+--   voice: connect_fee + price x overage / 60
+--   data: price x overage / 1024
+--   messages: price x overage
+-- margin = amount - wholesale.
+WITH consumed AS (
+    SELECT
+        e.*,
+        p.allowance_group AS pool_group,
+        p.unlimited,
+        p.quantity AS pool_quantity,
+        SUM(e.billed_qty) OVER (
+            PARTITION BY e.msisdn, e.subscription_start, e.allowance_group
+            ORDER BY e.start_time, e.cdr_id
+            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+        ) - e.billed_qty AS used_before
+    FROM priced_events e
+    LEFT JOIN pools p
+        ON p.msisdn = e.msisdn
+       AND p.subscription_start = e.subscription_start
+       AND p.allowance_group = e.allowance_group
+    WHERE e.exception IS NULL
+),
+covered AS (
+    SELECT
+        *,
+        CASE
+            WHEN pool_group IS NULL THEN 0
+            WHEN unlimited THEN billed_qty
+            WHEN pool_quantity - used_before <= 0 THEN 0
+            WHEN pool_quantity - used_before >= billed_qty THEN billed_qty
+            ELSE pool_quantity - used_before
+        END AS covered_qty
+    FROM consumed
+),
+amounts AS (
+    SELECT
+        *,
+        billed_qty - covered_qty AS overage_qty,
+        CAST(
+            CASE
+                WHEN free OR billed_qty - covered_qty = 0 THEN 0
+                WHEN event_type IN ('VOICE', 'VOICE_IN') THEN connect_fee + price * (billed_qty - covered_qty) / 60
+                WHEN event_type = 'DATA' THEN price * (billed_qty - covered_qty) / 1024
+                ELSE price * (billed_qty - covered_qty)
+            END AS DECIMAL(18, 6)
+        ) AS amount
+    FROM covered
+)
+SELECT
+    cdr_id,
+    msisdn,
+    customer_id,
+    event_type,
+    start_time,
+    local_date,
+    roaming_zone,
+    zone,
+    allowance_group,
+    billed_qty,
+    covered_qty,
+    overage_qty,
+    amount,
+    wholesale_eur AS wholesale,
+    CAST(amount - wholesale_eur AS DECIMAL(18, 6)) AS margin,
+    source_file
+FROM amounts
+ORDER BY msisdn, start_time, cdr_id

@@ -1,0 +1,56 @@
+//! The command line's contract (interface.md): one-line errors and exit
+//! codes, `--json` reports, the commands listed in `--help`.
+
+use crate::common::{fixtures, mvnobill, Workspace};
+
+#[test]
+fn a_wrong_reference_table_is_one_line_naming_file_line_and_column() {
+    let samples = fixtures().join("samples");
+    let scratch = tempfile::tempdir().unwrap();
+    let reference = scratch.path().join("reference");
+    crate::common::copy_dir(&samples.join("reference"), &reference);
+    let plans = std::fs::read_to_string(reference.join("subscriptions.csv")).unwrap();
+    std::fs::write(reference.join("subscriptions.csv"), plans.replacen("BLOC1H;12;true;4", "BLOC1H;13;true;4", 1)).unwrap();
+    let ws = Workspace::new(&samples.join("ftp"), &reference, &samples.join("integrator.toml"));
+    let out = ws.run(&["run", "--month", "2026-10"]);
+    assert_eq!(out.status, 1);
+    let stderr = out.stderr.trim_end();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.ends_with("subscriptions.csv line 2, column commitment_months: 13 is not 0, 12 or 24"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn usage_errors_and_missing_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = mvnobill(&["rate", "--month", "2026-13"], dir.path());
+    assert_eq!(out.status, 2);
+    assert!(out.stderr.contains("'2026-13' is not a month"), "{}", out.stderr);
+    let out = mvnobill(&["land"], dir.path());
+    assert_eq!(out.status, 1);
+    assert_eq!(out.stderr.trim(), "error: cannot read configuration mvnobill.toml: No such file or directory (os error 2)");
+    assert!(!out.stderr.contains("panicked"));
+}
+
+#[test]
+fn help_lists_only_working_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = mvnobill(&["--help"], dir.path()).ok();
+    for command in ["sync", "land", "rate", "bill", "run", "query", "gen", "demo"] {
+        assert!(out.stdout.contains(&format!("  {command} ")), "{command} missing from --help");
+    }
+    for absent in ["render", "publish", "assure"] {
+        assert!(!out.stdout.contains(&format!("  {absent} ")), "{absent} is not built yet");
+    }
+}
+
+#[test]
+fn bill_before_rate_says_what_to_do() {
+    let samples = fixtures().join("samples");
+    let ws = Workspace::new(&samples.join("ftp"), &samples.join("reference"), &samples.join("integrator.toml"));
+    let out = ws.run(&["bill", "--month", "2026-10"]);
+    assert_eq!(out.status, 1);
+    assert_eq!(out.stderr.trim(), "error: month 2026-10 is not rated yet: run `mvnobill rate --month 2026-10` first");
+}

@@ -1,0 +1,108 @@
+//! Helpers: run the real binary in a scratch workspace and read the lake
+//! back through `mvnobill query`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// The output of one run of the binary.
+pub struct Output {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+    pub fn ok(self) -> Output {
+        assert_eq!(self.status, 0, "mvnobill failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+pub fn mvnobill(args: &[&str], dir: &Path) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_mvnobill"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run mvnobill");
+    Output {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A scratch folder with a `mvnobill.toml`.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new(source: &Path, reference: &Path, integrator: &Path) -> Workspace {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = format!(
+            "[source]\nurl = \"file://{}\"\n\n[reference]\ndir = \"{}\"\nintegrator = \"{}\"\n\n[lake]\nurl = \"file://{}/lake\"\n",
+            source.display(),
+            reference.display(),
+            integrator.display(),
+            dir.path().display()
+        );
+        std::fs::write(dir.path().join("mvnobill.toml"), config).expect("write config");
+        Workspace { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn lake(&self) -> PathBuf {
+        self.dir.path().join("lake")
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        mvnobill(args, self.dir.path())
+    }
+
+    /// Rows of a query as JSON objects (values as strings, null as null).
+    pub fn query(&self, sql: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
+        let out = self.run(&["query", "--format", "json", sql]).ok();
+        out.stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| match serde_json::from_str(l).expect("a JSON line") {
+                serde_json::Value::Object(map) => map,
+                other => panic!("not an object: {other}"),
+            })
+            .collect()
+    }
+}
+
+/// A value of a query row as text ("" for null).
+pub fn text(row: &serde_json::Map<String, serde_json::Value>, column: &str) -> String {
+    match row.get(column) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The golden dataset (`tests/fixtures/samples`, a copy of the spec's
+//! samples): every figure of `expected.json` reproduced to the cent by the
+//! real binary, and a second run that changes nothing.
+
+use std::collections::BTreeMap;
+
+use crate::common::{fixtures, text, Workspace};
+
+fn sum_rated_files(land: &serde_json::Value, field: &str) -> u64 {
+    land["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter(|f| f["folder"] == "RatedCDRs")
+        .map(|f| f[field].as_u64().expect("a count"))
+        .sum()
+}
+
+#[test]
+fn samples_reproduce_expected_json_to_the_cent() {
+    let samples = fixtures().join("samples");
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(samples.join("expected.json")).unwrap()).unwrap();
+    let month = expected["month"].as_str().unwrap();
+    let ws = Workspace::new(&samples.join("ftp"), &samples.join("reference"), &samples.join("integrator.toml"));
+
+    let report = ws.run(&["--json", "run", "--month", month]).ok().json();
+    let land = &report["land"];
+    assert_eq!(sum_rated_files(land, "rows_in"), expected["rows_in"].as_u64().unwrap(), "rows_in");
+    assert_eq!(sum_rated_files(land, "quarantined"), expected["quarantined"].as_u64().unwrap(), "quarantined");
+    assert_eq!(sum_rated_files(land, "new_rows"), expected["unique_cdrs"].as_u64().unwrap(), "unique_cdrs");
+    assert_eq!(report["rate"]["cdrs"].as_u64().unwrap(), expected["month_cdrs"].as_u64().unwrap(), "month_cdrs");
+
+    let exceptions: BTreeMap<String, u64> = serde_json::from_value(report["rate"]["exceptions"].clone()).unwrap();
+    let expected_exceptions: BTreeMap<String, u64> = serde_json::from_value(expected["exceptions"].clone()).unwrap();
+    assert_eq!(exceptions, expected_exceptions, "exceptions by reason");
+
+    let bill = &report["bill"];
+    assert_eq!(bill["invoices"].as_u64().unwrap(), expected["invoice_count"].as_u64().unwrap());
+    assert_eq!(bill["total_ht"], expected["total_ht"], "total_ht");
+    assert_eq!(bill["total_ttc"], expected["total_ttc"], "total_ttc");
+
+    // Each customer's subtotals, to the cent (expected.json writes 0 as "0").
+    let rows = ws.query("SELECT * FROM invoices WHERE month = '2026-10' ORDER BY customer_id");
+    let cents = |s: &str| -> String {
+        let d: rust_decimal::Decimal = s.parse().unwrap();
+        format!("{:.2}", d)
+    };
+    let mut mismatches = Vec::new();
+    let expected_invoices = expected["invoices"].as_object().unwrap();
+    assert_eq!(rows.len(), expected_invoices.len());
+    for row in &rows {
+        let customer = text(row, "customer_id");
+        let want = &expected_invoices[&customer];
+        for (field, column) in [
+            ("subscription", "subscription_ht"),
+            ("options", "options_ht"),
+            ("usage", "usage_ht"),
+            ("equipment", "equipment_ht"),
+            ("total_ht", "total_ht"),
+            ("vat", "vat"),
+            ("total_ttc", "total_ttc"),
+        ] {
+            let got = text(row, column);
+            let want = cents(want[field].as_str().unwrap());
+            if got != want {
+                mismatches.push(format!("{customer} {field}: got {got}, expected {want}"));
+            }
+        }
+    }
+    assert!(mismatches.is_empty(), "invoice mismatches:\n{}", mismatches.join("\n"));
+
+    // Numbers: continuous from 1, in customer_id order.
+    let numbers: Vec<String> = rows.iter().map(|r| text(r, "invoice_number")).collect();
+    let wanted: Vec<String> = (1..=rows.len()).map(|i| format!("EXM-2026-{i:06}")).collect();
+    assert_eq!(numbers, wanted);
+
+    // A second run of the same month changes nothing.
+    let snapshot = lake_files(&ws);
+    let again = ws.run(&["--json", "run", "--month", month]).ok().json();
+    assert_eq!(again["sync"]["files_fetched"], 0);
+    assert_eq!(again["land"]["files"].as_array().unwrap().len(), 0);
+    assert_eq!(again["rate"]["closed"], true);
+    assert_eq!(again["bill"]["closed"], true);
+    assert_eq!(again["bill"]["total_ttc"], expected["total_ttc"]);
+    assert_eq!(lake_files(&ws), snapshot, "the lake changed on a second run");
+}
+
+/// Every file of the lake's datasets with its bytes (the ledger aside).
+fn lake_files(ws: &Workspace) -> BTreeMap<String, Vec<u8>> {
+    fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            let relative = path.strip_prefix(root).unwrap().display().to_string();
+            if relative.starts_with("_state") {
+                continue;
+            }
+            if path.is_dir() {
+                walk(&path, root, out);
+            } else {
+                out.insert(relative, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(&ws.lake(), &ws.lake(), &mut out);
+    out
+}

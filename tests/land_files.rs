@@ -1,0 +1,139 @@
+//! Landing broken files: each bad row quarantined with its reason, a file
+//! without a required column refused whole, nothing lost (rows in = landed
+//! + quarantined), and re-delivery rules.
+
+use crate::common::{fixtures, Workspace};
+
+const HEADER: &str = "cdr_id;msisdn;imsi;event_type;start_time;called_number;duration_s;volume_kb;units;visited_mccmnc;wholesale_eur";
+
+fn workspace_with(files: &[(&str, &[u8])]) -> (tempfile::TempDir, Workspace) {
+    let ftp = tempfile::tempdir().unwrap();
+    let rated = ftp.path().join("RatedCDRs");
+    std::fs::create_dir_all(&rated).unwrap();
+    for (name, bytes) in files {
+        std::fs::write(rated.join(name), bytes).unwrap();
+    }
+    let samples = fixtures().join("samples");
+    let ws = Workspace::new(ftp.path(), &samples.join("reference"), &samples.join("integrator.toml"));
+    (ftp, ws)
+}
+
+fn land(ws: &Workspace) -> serde_json::Value {
+    ws.run(&["--json", "sync"]).ok();
+    ws.run(&["--json", "land"]).ok().json()
+}
+
+#[test]
+fn broken_files_are_quarantined_or_refused_and_counts_reconcile() {
+    let good = "R1;33632260020;;VOICE;01/10/2026 10:00:00;33612345678;60;;;20801;0,01";
+    // A Latin-1 'é' (byte 0xE9) in the second row's cdr_id: not UTF-8.
+    let mut latin1 = format!("{HEADER}\nR2;33632260020;;SMS;01/10/2026 10:00:00;33612345678;;;1;20801;0,01\n").into_bytes();
+    latin1.extend_from_slice(b"R\xE9;33632260020;;SMS;01/10/2026 10:00:00;33612345678;;;1;20801;0,01\n");
+    let missing_column = "cdr_id;msisdn;event_type\nR3;33632260020;VOICE\n".to_string();
+    let header_only = format!("{HEADER}\r\n");
+    let crlf_bom = format!("\u{feff}{HEADER}\r\n{}\r\n", good.replace("R1", "R4"));
+    let (_ftp, ws) = workspace_with(&[
+        ("RatedCDRs_20261001_100000.csv", latin1.as_slice()),
+        ("RatedCDRs_20261001_110000.csv", missing_column.as_bytes()),
+        ("RatedCDRs_20261001_120000.csv", b""),
+        ("RatedCDRs_20261001_130000.csv", header_only.as_bytes()),
+        ("RatedCDRs_20261001_140000.csv", crlf_bom.as_bytes()),
+    ]);
+    let report = land(&ws);
+    let files = report["files"].as_array().unwrap();
+    assert_eq!(files.len(), 5);
+    for file in files {
+        assert_eq!(
+            file["rows_in"].as_u64().unwrap(),
+            file["landed"].as_u64().unwrap() + file["quarantined"].as_u64().unwrap(),
+            "{file}"
+        );
+    }
+    // Latin-1: the good row lands, the bad one is quarantined as BAD_ENCODING.
+    assert_eq!(files[0]["landed"], 1);
+    assert_eq!(files[0]["quarantined"], 1);
+    // Missing columns: refused whole, with the file and the column named.
+    assert_eq!(files[1]["quarantined"], 1);
+    let refused = files[1]["refused"].as_str().unwrap();
+    assert!(refused.contains("RatedCDRs_20261001_110000.csv") && refused.contains("'imsi'") || refused.contains("'start_time'"), "{refused}");
+    // An empty file is refused (no header); a header alone is 0 rows.
+    assert!(files[2]["refused"].as_str().unwrap().contains("empty"));
+    assert_eq!(files[3]["rows_in"], 0);
+    assert_eq!(files[3]["refused"], serde_json::Value::Null);
+    assert_eq!(files[4]["new_rows"], 1);
+
+    let reasons = ws.query("SELECT source_file, line, reason FROM quarantine ORDER BY source_file, line");
+    let text: Vec<String> = reasons.iter().map(|r| format!("{} {} {}", r["source_file"], r["line"], r["reason"])).collect();
+    assert!(text[0].contains("RatedCDRs_20261001_100000.csv") && text[0].contains("\"3\"") && text[0].contains("BAD_ENCODING"), "{text:?}");
+    assert!(text[1].contains("MISSING_COLUMN"), "{text:?}");
+}
+
+#[test]
+fn redelivery_same_bytes_is_a_no_op_and_other_bytes_a_new_version() {
+    let rows = "R1;33632260020;;SMS;01/10/2026 10:00:00;33612345678;;;1;20801;0,01\n";
+    let file = format!("{HEADER}\n{rows}");
+    let (ftp, ws) = workspace_with(&[("RatedCDRs_20261001_100000.csv", file.as_bytes())]);
+    let first = land(&ws);
+    assert_eq!(first["totals"]["new_rows"], 1);
+    // Same name, same bytes: nothing fetched, nothing landed.
+    let again = ws.run(&["--json", "sync"]).ok().json();
+    assert_eq!(again["files_fetched"], 0);
+    assert_eq!(again["already_fetched"], 1);
+    // Same name, other bytes: a new version; only its new row lands, the
+    // repeated R1 counts as a duplicate.
+    let corrected = format!("{HEADER}\n{rows}R2;33632260020;;SMS;01/10/2026 11:00:00;33612345678;;;1;20801;0,01\n");
+    std::fs::write(ftp.path().join("RatedCDRs/RatedCDRs_20261001_100000.csv"), corrected).unwrap();
+    let sync = ws.run(&["--json", "sync"]).ok().json();
+    assert_eq!(sync["new_versions"][0], "RatedCDRs/RatedCDRs_20261001_100000.csv");
+    let second = ws.run(&["--json", "land"]).ok().json();
+    assert_eq!(second["totals"]["new_rows"], 1);
+    assert_eq!(second["totals"]["duplicates"], 1);
+    let count = ws.query("SELECT COUNT(*) AS n FROM cdrs");
+    assert_eq!(count[0]["n"], "2");
+}
+
+#[test]
+fn puk_codes_stay_out_of_the_lake_and_the_reports() {
+    let samples = fixtures().join("samples");
+    let ws = Workspace::new(&samples.join("ftp"), &samples.join("reference"), &samples.join("integrator.toml"));
+    let out = ws.run(&["--json", "run", "--month", "2026-10"]).ok();
+    let sim = std::fs::read_to_string(samples.join("ftp/Cartes SIM/SIM_CMD2026.csv")).unwrap();
+    let puks: Vec<String> = sim
+        .lines()
+        .skip(1)
+        .flat_map(|l| l.split(';').skip(4).take(2).map(str::to_string).collect::<Vec<_>>())
+        .collect();
+    assert!(puks.len() > 10);
+    let sims = ws.query("SELECT * FROM sim_cards");
+    assert_eq!(sims.len(), sim.lines().count() - 1);
+    assert!(!sims[0].contains_key("puk1"));
+    // No PUK in any lake file, nor in the output.
+    let mut lake_bytes = Vec::new();
+    for entry in walk(&ws.lake()) {
+        if !entry.starts_with(ws.lake().join("_state")) {
+            lake_bytes.extend(std::fs::read(&entry).unwrap());
+        }
+    }
+    let lake_text = String::from_utf8_lossy(&lake_bytes);
+    for puk in &puks {
+        assert!(!out.stdout.contains(puk.as_str()) && !out.stderr.contains(puk.as_str()));
+        assert!(!lake_text.contains(puk.as_str()), "a PUK code is in the lake");
+    }
+    // The private store has them, readable by its owner only.
+    let store = ws.lake().join("_state/secrets/puk.sqlite");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&store).unwrap().permissions().mode() & 0o077, 0);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

@@ -1,0 +1,8 @@
+//! The test suite: one binary, integration tests first. Each test runs the
+//! real `mvnobill` binary on fixture folders (see `common`).
+
+mod cli;
+mod common;
+mod golden;
+mod land_files;
+mod rules;
