@@ -20,11 +20,13 @@
 //! months in the boundary files, and a BilledCDRs file with exactly one event
 //! missing, one extra and one at another amount.
 //!
-//! Caveats: the output is byte-identical for the same options (one ChaCha8
-//! stream, integers only: every amount and quantity comes from integer
-//! arithmetic, never from a float), except `mvnobill.toml`, which holds the
-//! absolute output path. CDRs are streamed hour by hour and file by file, so
-//! memory stays bounded by the customer base plus one hour of event times.
+//! Caveats: the output is byte-identical for the same options (ChaCha8 streams
+//! seeded from `seed`, integers only: every amount, quantity and time comes
+//! from integer arithmetic, never from a float), except `mvnobill.toml`, which
+//! holds the absolute output path. The folder is not emptied first: files of
+//! an earlier run with other options would stay, so generate into a new or
+//! empty folder. CDRs are streamed hour by hour and file by file, so memory
+//! stays bounded by the customer base plus one hour of event times.
 //! `cdr_id`s are `R<YYYYMM><9 digits>`, unique across generated months. The
 //! month's reference rows are valid from 1 January of the previous year, with
 //! two deliberate versioned rows (a grid-1 price change on the 15th, a fee
@@ -842,13 +844,18 @@ fn build_world(rng: &mut ChaCha8Rng, customers: u32, cal: &Cal) -> World {
         });
         for _ in 0..n {
             msisdn += rng.random_range(1..=step_max);
-            lines.push(make_line(rng, cal, msisdn, Some(c), since));
+            // Even a small base has one line of each special case.
+            let forced = FORCED_KINDS
+                .iter()
+                .find(|f| f.0 == lines.len())
+                .map(|f| f.1);
+            lines.push(make_line(rng, cal, msisdn, Some(c), since, forced));
         }
     }
     for _ in 0..orphans {
         msisdn += rng.random_range(1..=step_max);
         let since = cal.month - Days::new(rng.random_range(30..=700u64));
-        lines.push(make_line(rng, cal, msisdn, None, since));
+        lines.push(make_line(rng, cal, msisdn, None, since, None));
     }
 
     // A few handset sales in the month, on lines subscribed on the sale date.
@@ -909,17 +916,24 @@ fn random_sub(rng: &mut ChaCha8Rng, start: NaiveDate) -> SubRow {
     }
 }
 
-/// One line of a customer (or, with `customer` `None`, a line the MVNE knows without subscription).
+/// Line index → line kind (see `make_line`): a line starting mid-month, one terminated
+/// mid-month, a plan change, a line terminated before the month, a suspended line.
+const FORCED_KINDS: [(usize, u32); 5] = [(2, 0), (5, 40), (8, 70), (11, 110), (14, 120)];
+
+/// One line of a customer (or, with `customer` `None`, a line the MVNE knows without
+/// subscription); `forced` imposes its kind (a number of 0..1000 as drawn below).
 fn make_line(
     rng: &mut ChaCha8Rng,
     cal: &Cal,
     msisdn: u64,
     customer: Option<usize>,
     since: NaiveDate,
+    forced: Option<u32>,
 ) -> Line {
     let span = (cal.month - since).num_days().max(1) as u64;
     let mut start = since + Days::new(rng.random_range(0..span));
-    let kind = rng.random_range(0..1000u32);
+    let drawn = rng.random_range(0..1000u32);
+    let kind = forced.unwrap_or(drawn);
     let mut terminated = None;
     let mut suspended = None;
     let mut subs = Vec::new();
