@@ -138,7 +138,11 @@ impl Stages {
         let settings = Settings::load(config)?;
         let lake = Lake::open(&settings.lake_url)?;
         let ledger = Ledger::open(&settings.state_dir)?;
-        Ok(Stages { settings, lake, ledger })
+        Ok(Stages {
+            settings,
+            lake,
+            ledger,
+        })
     }
 
     /// Records a stage run in the ledger around its work.
@@ -158,7 +162,8 @@ impl Stages {
             }
             Err(e) => {
                 let e = e.into();
-                self.ledger.end_run(run_id, "failed", &one_line(&e.to_string()))?;
+                self.ledger
+                    .end_run(run_id, "failed", &one_line(&e.to_string()))?;
                 tracing::debug!("stage {stage} failed");
                 Err(e)
             }
@@ -219,7 +224,9 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
         Command::Query { sql, format } => {
             let settings = Settings::load(&cli.config)?;
             let lake = Lake::open(&settings.lake_url)?;
-            Ok(Report::Query(query::query(&settings, &lake, &sql, format).await?))
+            Ok(Report::Query(
+                query::query(&settings, &lake, &sql, format).await?,
+            ))
         }
         Command::Gen {
             out,
@@ -236,7 +243,11 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
             };
             Ok(Report::Gen(gen::generate(&options, &out)?))
         }
-        Command::Demo { out, customers, cdrs } => Ok(Report::Demo(demo(&out, customers, cdrs).await?)),
+        Command::Demo {
+            out,
+            customers,
+            cdrs,
+        } => Ok(Report::Demo(demo(&out, customers, cdrs).await?)),
     }
 }
 

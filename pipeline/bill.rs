@@ -59,7 +59,11 @@ pub struct BillReport {
 
 impl std::fmt::Display for BillReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = if self.closed { "already issued, unchanged" } else { "issued" };
+        let state = if self.closed {
+            "already issued, unchanged"
+        } else {
+            "issued"
+        };
         write!(
             f,
             "bill {}: {} invoices {} ({} to {}), total HT {} €, VAT {} €, total TTC {} €",
@@ -75,7 +79,12 @@ impl std::fmt::Display for BillReport {
     }
 }
 
-pub async fn bill(settings: &Settings, lake: &Lake, ledger: &mut Ledger, month: Month) -> Result<BillReport, BillError> {
+pub async fn bill(
+    settings: &Settings,
+    lake: &Lake,
+    ledger: &mut Ledger,
+    month: Month,
+) -> Result<BillReport, BillError> {
     let month_text = month.to_string();
     let partition = format!("month={month}");
     if ledger.is_issued(&month_text)? {
@@ -85,7 +94,15 @@ pub async fn bill(settings: &Settings, lake: &Lake, ledger: &mut Ledger, month: 
             closed: true,
             ..Default::default()
         };
-        if engine::register_path(&ctx, lake, "invoices", &format!("{}/{partition}", datasets::INVOICES), None).await? {
+        if engine::register_path(
+            &ctx,
+            lake,
+            "invoices",
+            &format!("{}/{partition}", datasets::INVOICES),
+            None,
+        )
+        .await?
+        {
             summarise(&ctx, &mut report).await?;
         }
         return Ok(report);
@@ -95,11 +112,23 @@ pub async fn bill(settings: &Settings, lake: &Lake, ledger: &mut Ledger, month: 
     let issue_date = month.next_first_day();
     let due_date = issue_date + chrono::Duration::days(integrator.payment_terms_days as i64);
     let ctx = rate::prepare_session(settings, month, Some((issue_date, due_date))).await?;
-    if !engine::register_path(&ctx, lake, "rated_cdrs", &format!("{}/{partition}", datasets::RATED_CDRS), None).await? {
+    if !engine::register_path(
+        &ctx,
+        lake,
+        "rated_cdrs",
+        &format!("{}/{partition}", datasets::RATED_CDRS),
+        None,
+    )
+    .await?
+    {
         return Err(BillError::NotRated(month_text));
     }
     if !engine::register_dataset(&ctx, lake, datasets::ACCOUNT_STATUS, Some("month")).await? {
-        engine::register_batch(&ctx, "account_status", engine::empty(upstream::status_schema()))?;
+        engine::register_batch(
+            &ctx,
+            "account_status",
+            engine::empty(upstream::status_schema()),
+        )?;
     }
     engine::run_layer(&ctx, sqlfiles::REFERENCE).await?;
     engine::run_layer(&ctx, sqlfiles::BILLING_DRAFT).await?;
@@ -107,7 +136,11 @@ pub async fn bill(settings: &Settings, lake: &Lake, ledger: &mut Ledger, month: 
 
     // Numbering (rating.md §7): continuous within the issue date's year.
     let year = chrono::Datelike::year(&issue_date);
-    let customers = engine::rows_strings(&ctx, "SELECT customer_id FROM draft_invoices ORDER BY customer_id").await?;
+    let customers = engine::rows_strings(
+        &ctx,
+        "SELECT customer_id FROM draft_invoices ORDER BY customer_id",
+    )
+    .await?;
     let mut seq = ledger.last_sequence(year)?;
     let numbers: Vec<(i64, IssuedNumber)> = customers
         .into_iter()
@@ -124,7 +157,8 @@ pub async fn bill(settings: &Settings, lake: &Lake, ledger: &mut Ledger, month: 
     engine::run_layer(&ctx, sqlfiles::BILLING_OUTPUT).await?;
     for dataset in [datasets::INVOICES, datasets::INVOICE_LINES] {
         let stream = ctx.table(dataset).await?.execute_stream().await?;
-        lake.write_stream(&format!("{dataset}/{partition}/part-0.parquet"), stream).await?;
+        lake.write_stream(&format!("{dataset}/{partition}/part-0.parquet"), stream)
+            .await?;
     }
 
     let mut report = BillReport {
@@ -191,8 +225,12 @@ fn numbers_batch(numbers: &[(i64, IssuedNumber)]) -> datafusion::arrow::record_b
     datafusion::arrow::record_batch::RecordBatch::try_new(
         Arc::new(schema),
         vec![
-            Arc::new(StringArray::from_iter_values(numbers.iter().map(|(_, n)| n.customer_id.as_str()))),
-            Arc::new(StringArray::from_iter_values(numbers.iter().map(|(_, n)| n.invoice_number.as_str()))),
+            Arc::new(StringArray::from_iter_values(
+                numbers.iter().map(|(_, n)| n.customer_id.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                numbers.iter().map(|(_, n)| n.invoice_number.as_str()),
+            )),
         ],
     )
     .expect("number columns")

@@ -14,7 +14,12 @@ use crate::query::QueryFormat;
 #[command(name = "mvnobill", version, about, long_about = None)]
 pub struct Cli {
     /// The configuration file.
-    #[arg(long, global = true, value_name = "FILE", default_value = "mvnobill.toml")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        default_value = "mvnobill.toml"
+    )]
     pub config: PathBuf,
     /// Print the run report as JSON on stdout (logs stay on stderr).
     #[arg(long, global = true)]

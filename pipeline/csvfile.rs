@@ -67,7 +67,10 @@ impl<'a> CsvFile<'a> {
                 Ok(false) => break,
                 Ok(true) => {}
                 Err(e) => {
-                    let line = lines.line_at(body, e.position().map(|p| p.byte() as usize).unwrap_or(start));
+                    let line = lines.line_at(
+                        body,
+                        e.position().map(|p| p.byte() as usize).unwrap_or(start),
+                    );
                     return Err(CsvFileError::Syntax {
                         file: file.to_string(),
                         line,
@@ -75,7 +78,10 @@ impl<'a> CsvFile<'a> {
                     });
                 }
             }
-            let mut record_start = record.position().map(|p| p.byte() as usize).unwrap_or(start);
+            let mut record_start = record
+                .position()
+                .map(|p| p.byte() as usize)
+                .unwrap_or(start);
             while matches!(body.get(record_start), Some(b'\r') | Some(b'\n')) {
                 record_start += 1;
             }
@@ -158,7 +164,10 @@ impl LineCounter {
     fn line_at(&mut self, body: &[u8], offset: usize) -> u64 {
         let offset = offset.min(body.len());
         if offset > self.cursor {
-            self.newlines += body[self.cursor..offset].iter().filter(|b| **b == b'\n').count() as u64;
+            self.newlines += body[self.cursor..offset]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count() as u64;
             self.cursor = offset;
         }
         self.newlines + 1
@@ -194,7 +203,10 @@ impl BadValue {
 }
 
 /// Field `index` of a record as UTF-8 text, `None` when empty.
-pub fn text_field(record: &csv::ByteRecord, index: Option<usize>) -> Result<Option<&str>, BadValue> {
+pub fn text_field(
+    record: &csv::ByteRecord,
+    index: Option<usize>,
+) -> Result<Option<&str>, BadValue> {
     let Some(index) = index else { return Ok(None) };
     let Some(bytes) = record.get(index) else {
         return Ok(None);
@@ -226,7 +238,10 @@ pub fn parse_decimal(text: &str, mark: DecimalMark) -> Result<Decimal, BadValue>
         } else {
             String::new()
         };
-        BadValue::new("BAD_NUMBER", format!("'{text}' is not a decimal number{hint}"))
+        BadValue::new(
+            "BAD_NUMBER",
+            format!("'{text}' is not a decimal number{hint}"),
+        )
     };
     let (int_part, frac_part) = match text.split_once(sep) {
         Some((i, f)) => (i, f),
@@ -243,7 +258,10 @@ pub fn parse_decimal(text: &str, mark: DecimalMark) -> Result<Decimal, BadValue>
             format!("'{text}' has more than 6 decimals"),
         ));
     }
-    let normalised = format!("{int_part}.{}", if frac_part.is_empty() { "0" } else { frac_part });
+    let normalised = format!(
+        "{int_part}.{}",
+        if frac_part.is_empty() { "0" } else { frac_part }
+    );
     normalised.parse::<Decimal>().map_err(|_| bad())
 }
 
@@ -251,7 +269,10 @@ pub fn parse_decimal(text: &str, mark: DecimalMark) -> Result<Decimal, BadValue>
 pub fn parse_count(text: &str) -> Result<i64, BadValue> {
     if let Some(rest) = text.strip_prefix('-') {
         if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(BadValue::new("OUT_OF_RANGE", format!("'{text}' is negative")));
+            return Err(BadValue::new(
+                "OUT_OF_RANGE",
+                format!("'{text}' is negative"),
+            ));
         }
     }
     if text.is_empty() || text.len() > 18 || !text.bytes().all(|b| b.is_ascii_digit()) {
@@ -350,12 +371,38 @@ mod tests {
 
     #[test]
     fn decimals_comma_and_point() {
-        assert_eq!(parse_decimal("0,0125", DecimalMark::Comma).unwrap().to_string(), "0.0125");
-        assert_eq!(parse_decimal("12", DecimalMark::Comma).unwrap().to_string(), "12.0");
-        assert_eq!(parse_decimal("0.0125", DecimalMark::Comma).unwrap_err().code, "BAD_NUMBER");
-        assert_eq!(parse_decimal("1,2345678", DecimalMark::Comma).unwrap_err().code, "BAD_NUMBER");
-        assert_eq!(parse_decimal("abc", DecimalMark::Point).unwrap_err().code, "BAD_NUMBER");
-        assert_eq!(parse_decimal("4.99", DecimalMark::Point).unwrap().to_string(), "4.99");
+        assert_eq!(
+            parse_decimal("0,0125", DecimalMark::Comma)
+                .unwrap()
+                .to_string(),
+            "0.0125"
+        );
+        assert_eq!(
+            parse_decimal("12", DecimalMark::Comma).unwrap().to_string(),
+            "12.0"
+        );
+        assert_eq!(
+            parse_decimal("0.0125", DecimalMark::Comma)
+                .unwrap_err()
+                .code,
+            "BAD_NUMBER"
+        );
+        assert_eq!(
+            parse_decimal("1,2345678", DecimalMark::Comma)
+                .unwrap_err()
+                .code,
+            "BAD_NUMBER"
+        );
+        assert_eq!(
+            parse_decimal("abc", DecimalMark::Point).unwrap_err().code,
+            "BAD_NUMBER"
+        );
+        assert_eq!(
+            parse_decimal("4.99", DecimalMark::Point)
+                .unwrap()
+                .to_string(),
+            "4.99"
+        );
     }
 
     #[test]
@@ -370,7 +417,12 @@ mod tests {
         let t = parse_paris_timestamp("01/11/2026 00:30:00").unwrap();
         assert_eq!(t.to_rfc3339(), "2026-10-31T23:30:00+00:00");
         assert_eq!(paris_date(t).to_string(), "2026-11-01");
-        assert_eq!(parse_paris_timestamp("31/02/2026 10:00:00").unwrap_err().code, "BAD_TIMESTAMP");
+        assert_eq!(
+            parse_paris_timestamp("31/02/2026 10:00:00")
+                .unwrap_err()
+                .code,
+            "BAD_TIMESTAMP"
+        );
     }
 
     #[test]

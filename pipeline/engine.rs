@@ -48,16 +48,25 @@ pub async fn register_path(
         return Ok(false);
     }
     let url = lake.url().join(&format!("{path}/"));
-    let partitions: Vec<(String, DataType)> = partition.map(|p| vec![(p.to_string(), DataType::Utf8)]).unwrap_or_default();
+    let partitions: Vec<(String, DataType)> = partition
+        .map(|p| vec![(p.to_string(), DataType::Utf8)])
+        .unwrap_or_default();
     let options = ParquetReadOptions::default().table_partition_cols(partitions);
     ctx.register_parquet(table, &url, options)
         .await
-        .map_err(|source| LakeError::Query { url: url.clone(), source })?;
+        .map_err(|source| LakeError::Query {
+            url: url.clone(),
+            source,
+        })?;
     Ok(true)
 }
 
 /// Registers record batches as an in-memory table.
-pub fn register_batch(ctx: &SessionContext, name: &str, batch: RecordBatch) -> Result<(), DataFusionError> {
+pub fn register_batch(
+    ctx: &SessionContext,
+    name: &str,
+    batch: RecordBatch,
+) -> Result<(), DataFusionError> {
     let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
     ctx.deregister_table(name)?;
     ctx.register_table(name, Arc::new(table))?;
@@ -120,7 +129,10 @@ pub fn empty(schema: datafusion::arrow::datatypes::SchemaRef) -> RecordBatch {
 /// The one-row `params` table the SQL reads the month from: `month`,
 /// `month_start`, `month_end`, `days_in_month`, and for billing the
 /// `period_start`, `period_end`, `issue_date` and `due_date`.
-pub fn params_batch(month: crate::month::Month, dates: Option<(chrono::NaiveDate, chrono::NaiveDate)>) -> RecordBatch {
+pub fn params_batch(
+    month: crate::month::Month,
+    dates: Option<(chrono::NaiveDate, chrono::NaiveDate)>,
+) -> RecordBatch {
     use datafusion::arrow::array::{Date32Array, Int64Array, StringArray};
     use datafusion::arrow::datatypes::{Field, Schema};
     let day = |d: chrono::NaiveDate| Date32Array::from(vec![crate::upstream::epoch_days(d)]);
@@ -153,7 +165,10 @@ pub fn params_batch(month: crate::month::Month, dates: Option<(chrono::NaiveDate
 
 /// Every row of a query, each value formatted as text (decimals exactly,
 /// null as "").
-pub async fn rows_strings(ctx: &SessionContext, sql: &str) -> Result<Vec<Vec<String>>, DataFusionError> {
+pub async fn rows_strings(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<Vec<Vec<String>>, DataFusionError> {
     let batches = ctx.sql(sql).await?.collect().await?;
     let mut rows = Vec::new();
     for batch in batches {
@@ -188,5 +203,7 @@ pub fn value_string(array: &ArrayRef, row: usize) -> Result<String, DataFusionEr
     if array.is_null(row) {
         return Ok(String::new());
     }
-    Ok(datafusion::arrow::util::display::array_value_to_string(array, row)?)
+    Ok(datafusion::arrow::util::display::array_value_to_string(
+        array, row,
+    )?)
 }

@@ -55,7 +55,10 @@ impl Integrator {
         })?;
         let prefix_ok = !integrator.invoice_prefix.is_empty()
             && integrator.invoice_prefix.len() <= 10
-            && integrator.invoice_prefix.chars().all(|c| c.is_ascii_alphanumeric());
+            && integrator
+                .invoice_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric());
         if !prefix_ok {
             return Err(IntegratorError::Parse {
                 path: path.display().to_string(),

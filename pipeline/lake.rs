@@ -15,8 +15,8 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
-use object_store::path::Path as StorePath;
 use object_store::buffered::BufWriter;
+use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::async_writer::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -67,12 +67,13 @@ impl Lake {
             url: url.as_str().to_string(),
             message: format!("cannot create the folder: {e}"),
         })?;
-        let store = object_store::local::LocalFileSystem::new_with_prefix(&dir).map_err(|source| {
-            LakeError::Store {
-                url: url.as_str().to_string(),
-                source,
-            }
-        })?;
+        let store =
+            object_store::local::LocalFileSystem::new_with_prefix(&dir).map_err(|source| {
+                LakeError::Store {
+                    url: url.as_str().to_string(),
+                    source,
+                }
+            })?;
         Ok(Lake {
             store: Arc::new(store),
             url: url.clone(),
@@ -138,19 +139,31 @@ impl Lake {
 
     /// Writes record batches as one zstd Parquet file at `key`, atomically.
     /// Returns the number of rows.
-    pub async fn write_parquet(&self, key: &str, schema: SchemaRef, batches: &[RecordBatch]) -> Result<u64, LakeError> {
+    pub async fn write_parquet(
+        &self,
+        key: &str,
+        schema: SchemaRef,
+        batches: &[RecordBatch],
+    ) -> Result<u64, LakeError> {
         let mut writer = self.parquet_writer(key, schema)?;
         let mut rows = 0;
         for batch in batches {
             rows += batch.num_rows() as u64;
-            writer.write(batch).await.map_err(|e| self.parquet_err(key, e))?;
+            writer
+                .write(batch)
+                .await
+                .map_err(|e| self.parquet_err(key, e))?;
         }
         writer.close().await.map_err(|e| self.parquet_err(key, e))?;
         Ok(rows)
     }
 
     /// Streams a query's result into one Parquet file at `key`, atomically.
-    pub async fn write_stream(&self, key: &str, mut stream: SendableRecordBatchStream) -> Result<u64, LakeError> {
+    pub async fn write_stream(
+        &self,
+        key: &str,
+        mut stream: SendableRecordBatchStream,
+    ) -> Result<u64, LakeError> {
         let mut writer = self.parquet_writer(key, stream.schema())?;
         let mut rows = 0;
         while let Some(batch) = stream.next().await {
@@ -159,19 +172,29 @@ impl Lake {
                 source,
             })?;
             rows += batch.num_rows() as u64;
-            writer.write(&batch).await.map_err(|e| self.parquet_err(key, e))?;
+            writer
+                .write(&batch)
+                .await
+                .map_err(|e| self.parquet_err(key, e))?;
         }
         writer.close().await.map_err(|e| self.parquet_err(key, e))?;
         Ok(rows)
     }
 
-    fn parquet_writer(&self, key: &str, schema: SchemaRef) -> Result<AsyncArrowWriter<BufWriter>, LakeError> {
+    fn parquet_writer(
+        &self,
+        key: &str,
+        schema: SchemaRef,
+    ) -> Result<AsyncArrowWriter<BufWriter>, LakeError> {
         let properties = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(3).expect("valid zstd level"),
+            ))
             .set_max_row_group_row_count(Some(1 << 20))
             .build();
         let object = BufWriter::new(self.store.clone(), StorePath::from(key));
-        AsyncArrowWriter::try_new(object, schema, Some(properties)).map_err(|e| self.parquet_err(key, e))
+        AsyncArrowWriter::try_new(object, schema, Some(properties))
+            .map_err(|e| self.parquet_err(key, e))
     }
 
     fn parquet_err(&self, key: &str, source: parquet::errors::ParquetError) -> LakeError {

@@ -19,7 +19,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{AsArray, Date32Builder, StringBuilder, TimestampMicrosecondBuilder};
+use datafusion::arrow::array::{
+    AsArray, Date32Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::arrow::record_batch::RecordBatch;
 use serde::Serialize;
@@ -81,7 +83,11 @@ impl std::fmt::Display for LandReport {
             t.quarantined
         )?;
         for file in self.files.iter().filter(|f| f.refused.is_some()) {
-            write!(f, "\n  refused: {}", file.refused.as_deref().unwrap_or_default())?;
+            write!(
+                f,
+                "\n  refused: {}",
+                file.refused.as_deref().unwrap_or_default()
+            )?;
         }
         for warning in &self.warnings {
             write!(f, "\n  warning: {warning}")?;
@@ -96,7 +102,11 @@ struct Seen {
     source: Arc<str>,
 }
 
-pub async fn land(settings: &Settings, lake: &Lake, ledger: &Ledger) -> Result<LandReport, LandError> {
+pub async fn land(
+    settings: &Settings,
+    lake: &Lake,
+    ledger: &Ledger,
+) -> Result<LandReport, LandError> {
     let files = ledger.unlanded_files()?;
     let mut report = LandReport::default();
     if files.is_empty() {
@@ -137,37 +147,72 @@ pub async fn land(settings: &Settings, lake: &Lake, ledger: &Ledger) -> Result<L
                 };
                 let unknown = csv.unknown_columns(wanted);
                 if !unknown.is_empty() {
-                    report
-                        .warnings
-                        .push(format!("{name}: unknown columns ignored: {}", unknown.join(", ")));
+                    report.warnings.push(format!(
+                        "{name}: unknown columns ignored: {}",
+                        unknown.join(", ")
+                    ));
                 }
                 match csv.columns(wanted) {
                     Err(e) => {
                         file_report.refused = Some(e.to_string());
                         for record in &csv.records {
-                            quarantine.push(&name, record.line, &mask(&file.folder, &csv, record), &format!("MISSING_COLUMN: {e}"));
+                            quarantine.push(
+                                &name,
+                                record.line,
+                                &mask(&file.folder, &csv, record),
+                                &format!("MISSING_COLUMN: {e}"),
+                            );
                         }
                         file_report.counts.rows_in = csv.records.len() as u64;
                         file_report.counts.quarantined = csv.records.len() as u64;
                     }
                     Ok(index_of) => {
                         file_report.counts = match file.folder.as_str() {
-                            "RatedCDRs" => land_cdrs(lake, &name, &csv, &index_of, &mut quarantine, Some(&mut index)).await?,
-                            "BilledCDRs" => land_cdrs(lake, &name, &csv, &index_of, &mut quarantine, None).await?,
-                            "AccountStatus" => land_status(lake, &name, &csv, &index_of, &mut quarantine).await?,
-                            _ => land_sim(settings, lake, &name, &csv, &index_of, &mut quarantine).await?,
+                            "RatedCDRs" => {
+                                land_cdrs(
+                                    lake,
+                                    &name,
+                                    &csv,
+                                    &index_of,
+                                    &mut quarantine,
+                                    Some(&mut index),
+                                )
+                                .await?
+                            }
+                            "BilledCDRs" => {
+                                land_cdrs(lake, &name, &csv, &index_of, &mut quarantine, None)
+                                    .await?
+                            }
+                            "AccountStatus" => {
+                                land_status(lake, &name, &csv, &index_of, &mut quarantine).await?
+                            }
+                            _ => {
+                                land_sim(settings, lake, &name, &csv, &index_of, &mut quarantine)
+                                    .await?
+                            }
                         };
                     }
                 }
             }
         }
         let source_key = quarantine_source(&file.folder);
-        let quarantine_key = format!("{}/source={source_key}/{}.parquet", datasets::QUARANTINE, stem(&name));
+        let quarantine_key = format!(
+            "{}/source={source_key}/{}.parquet",
+            datasets::QUARANTINE,
+            stem(&name)
+        );
         if quarantine.is_empty() {
             lake.delete(&quarantine_key).await?;
         } else {
-            lake.write_parquet(&quarantine_key, upstream::quarantine_schema(), &[quarantine.finish()])
-                .await?;
+            lake.write_parquet(
+                &quarantine_key,
+                upstream::quarantine_schema(),
+                &[quarantine.finish()],
+            )
+            .await?;
+        }
+        if let Some(reason) = &file_report.refused {
+            tracing::warn!("file refused, its rows are in quarantine: {reason}");
         }
         ledger.record_landed(file.id, &file_report.counts)?;
         add_counts(&mut report.totals, &file_report.counts);
@@ -188,11 +233,17 @@ fn add_counts(total: &mut LandedCounts, c: &LandedCounts) {
 /// The file name as stored in the raw zone (`RatedCDRs_x.v2.csv` for a
 /// second version).
 fn stored_name(file: &FetchedFile) -> String {
-    file.raw_key.rsplit('/').next().unwrap_or(&file.name).to_string()
+    file.raw_key
+        .rsplit('/')
+        .next()
+        .unwrap_or(&file.name)
+        .to_string()
 }
 
 fn stem(name: &str) -> &str {
-    name.strip_suffix(".csv").or_else(|| name.strip_suffix(".CSV")).unwrap_or(name)
+    name.strip_suffix(".csv")
+        .or_else(|| name.strip_suffix(".CSV"))
+        .unwrap_or(name)
 }
 
 /// The `source=` partition of the quarantine for an upstream folder.
@@ -224,7 +275,10 @@ fn mask(folder: &str, csv: &CsvFile<'_>, record: &csvfile::Record<'_>) -> Vec<u8
 
 /// `cdr_id` → (content hash, first file) of every CDR landed so far, except
 /// those of files being landed now (a re-run after a crash rewrites them).
-async fn load_cdr_index(lake: &Lake, landing: &HashSet<String>) -> Result<HashMap<String, Seen>, LandError> {
+async fn load_cdr_index(
+    lake: &Lake,
+    landing: &HashSet<String>,
+) -> Result<HashMap<String, Seen>, LandError> {
     let mut index = HashMap::new();
     if lake.list(datasets::CDRS).await?.is_empty() {
         return Ok(index);
@@ -246,7 +300,10 @@ async fn load_cdr_index(lake: &Lake, landing: &HashSet<String>) -> Result<HashMa
             if landing.contains(&file) {
                 continue;
             }
-            let source = sources.entry(file.clone()).or_insert_with(|| Arc::from(file.as_str())).clone();
+            let source = sources
+                .entry(file.clone())
+                .or_insert_with(|| Arc::from(file.as_str()))
+                .clone();
             index.insert(
                 ids[row].clone(),
                 Seen {
@@ -312,14 +369,24 @@ async fn land_cdrs(
             .or_insert_with(|| CdrBuilder::new(false))
             .push(&cdr, name, record.line, hash, None);
     }
-    let dataset = if index.is_some() { datasets::CDRS } else { datasets::BILLED_CDRS };
+    let dataset = if index.is_some() {
+        datasets::CDRS
+    } else {
+        datasets::BILLED_CDRS
+    };
     for (month, rows) in by_month {
         let key = format!("{dataset}/month={month}/{}.parquet", stem(name));
-        lake.write_parquet(&key, upstream::cdr_schema(false), &[rows.finish()]).await?;
+        lake.write_parquet(&key, upstream::cdr_schema(false), &[rows.finish()])
+            .await?;
     }
     for (month, rows) in conflicts {
-        let key = format!("{}/month={month}/{}.parquet", datasets::CDR_CONFLICTS, stem(name));
-        lake.write_parquet(&key, upstream::cdr_schema(true), &[rows.finish()]).await?;
+        let key = format!(
+            "{}/month={month}/{}.parquet",
+            datasets::CDR_CONFLICTS,
+            stem(name)
+        );
+        lake.write_parquet(&key, upstream::cdr_schema(true), &[rows.finish()])
+            .await?;
     }
     Ok(counts)
 }
@@ -344,7 +411,12 @@ async fn land_status(
     let mut counts = LandedCounts::default();
     let Some(snapshot) = snapshot_time(name) else {
         for record in &csv.records {
-            quarantine.push(name, record.line, record.raw, "BAD_FILE_NAME: expected AccountStatus_<YYYYMMDD>_<HH>.csv");
+            quarantine.push(
+                name,
+                record.line,
+                record.raw,
+                "BAD_FILE_NAME: expected AccountStatus_<YYYYMMDD>_<HH>.csv",
+            );
         }
         counts.rows_in = csv.records.len() as u64;
         counts.quarantined = counts.rows_in;
@@ -364,29 +436,50 @@ async fn land_status(
         counts.rows_in += 1;
         let parsed = (|| -> Result<_, String> {
             if record.fields.len() != header_len {
-                return Err(format!("FIELD_COUNT: the row has {} fields, the header {header_len}", record.fields.len()));
+                return Err(format!(
+                    "FIELD_COUNT: the row has {} fields, the header {header_len}",
+                    record.fields.len()
+                ));
             }
             let field = |i: usize| {
-                csvfile::text_field(&record.fields, index_of[i])
-                    .map_err(|b| format!("{}: {}: {}", b.code, upstream::STATUS_COLUMNS[i].0, b.detail))
+                csvfile::text_field(&record.fields, index_of[i]).map_err(|b| {
+                    format!(
+                        "{}: {}: {}",
+                        b.code,
+                        upstream::STATUS_COLUMNS[i].0,
+                        b.detail
+                    )
+                })
             };
             let m = field(0)?.ok_or("MISSING_VALUE: msisdn: a value is required")?;
-            csvfile::check_digits(m, 8, 15).map_err(|b| format!("{}: msisdn: {}", b.code, b.detail))?;
+            csvfile::check_digits(m, 8, 15)
+                .map_err(|b| format!("{}: msisdn: {}", b.code, b.detail))?;
             let card = field(1)?;
             if let Some(c) = card {
-                csvfile::check_digits(c, 19, 20).map_err(|b| format!("{}: iccid: {}", b.code, b.detail))?;
+                csvfile::check_digits(c, 19, 20)
+                    .map_err(|b| format!("{}: iccid: {}", b.code, b.detail))?;
             }
             let sim = field(2)?;
             let s = field(3)?.ok_or("MISSING_VALUE: status: a value is required")?;
             let s = upstream::STATUSES
                 .iter()
                 .find(|x| **x == s)
-                .ok_or_else(|| format!("UNKNOWN_VALUE: status: '{s}' is not one of ACTIVE, SUSPENDED, TERMINATED"))?;
+                .ok_or_else(|| {
+                    format!(
+                        "UNKNOWN_VALUE: status: '{s}' is not one of ACTIVE, SUSPENDED, TERMINATED"
+                    )
+                })?;
             let since = field(4)?
-                .map(|t| csvfile::parse_paris_timestamp(t).map_err(|b| format!("{}: status_since: {}", b.code, b.detail)))
+                .map(|t| {
+                    csvfile::parse_paris_timestamp(t)
+                        .map_err(|b| format!("{}: status_since: {}", b.code, b.detail))
+                })
                 .transpose()?;
             let activated = field(5)?
-                .map(|t| csvfile::parse_upstream_date(t).map_err(|b| format!("{}: activation_date: {}", b.code, b.detail)))
+                .map(|t| {
+                    csvfile::parse_upstream_date(t)
+                        .map_err(|b| format!("{}: activation_date: {}", b.code, b.detail))
+                })
                 .transpose()?;
             Ok((m, card, sim, *s, since, activated))
         })();
@@ -404,7 +497,9 @@ async fn land_status(
                 imsi.append_option(sim);
                 status.append_value(s);
                 since.append_option(since_time.map(|t| t.timestamp_micros()));
-                since_date.append_option(since_time.map(|t| upstream::epoch_days(csvfile::paris_date(t))));
+                since_date.append_option(
+                    since_time.map(|t| upstream::epoch_days(csvfile::paris_date(t))),
+                );
                 activation.append_option(activated.map(upstream::epoch_days));
                 source.append_value(name);
             }
@@ -427,8 +522,13 @@ async fn land_status(
         )
         .expect("columns match the status schema");
         let month = csvfile::paris_date(snapshot).format("%Y-%m");
-        let key = format!("{}/month={month}/{}.parquet", datasets::ACCOUNT_STATUS, stem(name));
-        lake.write_parquet(&key, upstream::status_schema(), &[batch]).await?;
+        let key = format!(
+            "{}/month={month}/{}.parquet",
+            datasets::ACCOUNT_STATUS,
+            stem(name)
+        );
+        lake.write_parquet(&key, upstream::status_schema(), &[batch])
+            .await?;
     }
     Ok(counts)
 }
@@ -456,20 +556,26 @@ async fn land_sim(
         counts.rows_in += 1;
         let parsed = (|| -> Result<_, String> {
             if record.fields.len() != header_len {
-                return Err(format!("FIELD_COUNT: the row has {} fields, the header {header_len}", record.fields.len()));
+                return Err(format!(
+                    "FIELD_COUNT: the row has {} fields, the header {header_len}",
+                    record.fields.len()
+                ));
             }
             let field = |i: usize| {
-                csvfile::text_field(&record.fields, index_of[i])
-                    .map_err(|b| format!("{}: {}: {}", b.code, upstream::SIM_COLUMNS[i].0, b.detail))
+                csvfile::text_field(&record.fields, index_of[i]).map_err(|b| {
+                    format!("{}: {}: {}", b.code, upstream::SIM_COLUMNS[i].0, b.detail)
+                })
             };
             let order_id = field(0)?.ok_or("MISSING_VALUE: order_id: a value is required")?;
             let card = field(1)?.ok_or("MISSING_VALUE: iccid: a value is required")?;
-            csvfile::check_digits(card, 19, 20).map_err(|b| format!("{}: iccid: {}", b.code, b.detail))?;
+            csvfile::check_digits(card, 19, 20)
+                .map_err(|b| format!("{}: iccid: {}", b.code, b.detail))?;
             let sim = field(2)?;
             let line = field(3)?;
             let mut codes = [String::new(), String::new()];
             for (k, column) in [(4, "puk1"), (5, "puk2")] {
-                let code = field(k)?.ok_or_else(|| format!("MISSING_VALUE: {column}: a value is required"))?;
+                let code = field(k)?
+                    .ok_or_else(|| format!("MISSING_VALUE: {column}: a value is required"))?;
                 // The value itself is never echoed: it is a secret.
                 if !(code.len() == 8 && code.bytes().all(|b| b.is_ascii_digit())) {
                     return Err(format!("BAD_NUMBER: {column}: not 8 digits"));
@@ -477,14 +583,22 @@ async fn land_sim(
                 codes[k - 4] = code.to_string();
             }
             let date = field(6)?
-                .map(|t| csvfile::parse_upstream_date(t).map_err(|b| format!("{}: delivered_on: {}", b.code, b.detail)))
+                .map(|t| {
+                    csvfile::parse_upstream_date(t)
+                        .map_err(|b| format!("{}: delivered_on: {}", b.code, b.detail))
+                })
                 .transpose()?;
             Ok((order_id, card, sim, line, codes, date))
         })();
         match parsed {
             Err(reason) => {
                 counts.quarantined += 1;
-                quarantine.push(name, record.line, &mask(sync::SIM_FOLDER, csv, record), &reason);
+                quarantine.push(
+                    name,
+                    record.line,
+                    &mask(sync::SIM_FOLDER, csv, record),
+                    &reason,
+                );
             }
             Ok((order_id, card, sim, line, codes, date)) => {
                 counts.landed += 1;
@@ -495,7 +609,12 @@ async fn land_sim(
                 msisdn.append_option(line);
                 delivered.append_option(date.map(upstream::epoch_days));
                 source.append_value(name);
-                puks.push((card.to_string(), line.map(str::to_string), order_id.to_string(), codes));
+                puks.push((
+                    card.to_string(),
+                    line.map(str::to_string),
+                    order_id.to_string(),
+                    codes,
+                ));
             }
         }
     }
@@ -514,7 +633,8 @@ async fn land_sim(
         )
         .expect("columns match the SIM schema");
         let key = format!("{}/{}.parquet", datasets::SIM_CARDS, stem(name));
-        lake.write_parquet(&key, upstream::sim_schema(), &[batch]).await?;
+        lake.write_parquet(&key, upstream::sim_schema(), &[batch])
+            .await?;
     }
     Ok(counts)
 }

@@ -148,7 +148,12 @@ impl Ledger {
     }
 
     /// The fetched file with this folder, name and checksum, if any.
-    pub fn find_fetched(&self, folder: &str, name: &str, sha256: &str) -> Result<Option<FetchedFile>, LedgerError> {
+    pub fn find_fetched(
+        &self,
+        folder: &str,
+        name: &str,
+        sha256: &str,
+    ) -> Result<Option<FetchedFile>, LedgerError> {
         self.connection
             .query_row(
                 "SELECT id, folder, name, size, sha256, raw_key, version FROM fetched_files

@@ -66,6 +66,13 @@ mod tests {
         assert_eq!(m.to_string(), "2026-02");
         assert!("2026-13".parse::<Month>().is_err());
         assert!("2026-1".parse::<Month>().is_err());
-        assert_eq!("2026-12".parse::<Month>().unwrap().next_first_day().to_string(), "2027-01-01");
+        assert_eq!(
+            "2026-12"
+                .parse::<Month>()
+                .unwrap()
+                .next_first_day()
+                .to_string(),
+            "2027-01-01"
+        );
     }
 }

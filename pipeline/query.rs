@@ -50,7 +50,10 @@ impl std::fmt::Display for QueryReport {
 }
 
 /// A session with every dataset and reference table registered.
-pub async fn analyst_session(settings: &Settings, lake: &Lake) -> Result<datafusion::prelude::SessionContext, QueryError> {
+pub async fn analyst_session(
+    settings: &Settings,
+    lake: &Lake,
+) -> Result<datafusion::prelude::SessionContext, QueryError> {
     let ctx = engine::session();
     for (name, partition) in datasets::ALL {
         engine::register_dataset(&ctx, lake, name, *partition).await?;
@@ -62,7 +65,12 @@ pub async fn analyst_session(settings: &Settings, lake: &Lake) -> Result<datafus
     Ok(ctx)
 }
 
-pub async fn query(settings: &Settings, lake: &Lake, sql: &str, format: QueryFormat) -> Result<QueryReport, QueryError> {
+pub async fn query(
+    settings: &Settings,
+    lake: &Lake,
+    sql: &str,
+    format: QueryFormat,
+) -> Result<QueryReport, QueryError> {
     let ctx = analyst_session(settings, lake).await?;
     let frame = ctx.sql(sql).await?;
     let schema = frame.schema().as_arrow().clone();
@@ -93,7 +101,9 @@ fn to_csv(names: &[String], batches: &[RecordBatch]) -> Result<String, QueryErro
             writer.write_record(&values).map_err(err)?;
         }
     }
-    let bytes = writer.into_inner().map_err(|e| QueryError::Output(e.to_string()))?;
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| QueryError::Output(e.to_string()))?;
     String::from_utf8(bytes).map_err(|e| QueryError::Output(e.to_string()))
 }
 
@@ -110,8 +120,10 @@ fn to_json_lines(names: &[String], batches: &[RecordBatch]) -> Result<String, Qu
                 };
                 object.insert(name.clone(), value);
             }
-            serde_json::to_writer(&mut out, &object).map_err(|e| QueryError::Output(e.to_string()))?;
-            out.write_all(b"\n").map_err(|e| QueryError::Output(e.to_string()))?;
+            serde_json::to_writer(&mut out, &object)
+                .map_err(|e| QueryError::Output(e.to_string()))?;
+            out.write_all(b"\n")
+                .map_err(|e| QueryError::Output(e.to_string()))?;
         }
     }
     String::from_utf8(out).map_err(|e| QueryError::Output(e.to_string()))

@@ -51,7 +51,11 @@ pub struct RateReport {
 impl std::fmt::Display for RateReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.closed {
-            return write!(f, "rate {}: month closed (invoices issued), nothing rated again", self.month);
+            return write!(
+                f,
+                "rate {}: month closed (invoices issued), nothing rated again",
+                self.month
+            );
         }
         let exceptions: u64 = self.exceptions.values().sum();
         write!(
@@ -80,7 +84,12 @@ pub async fn prepare_session(
     Ok(ctx)
 }
 
-pub async fn rate(settings: &Settings, lake: &Lake, ledger: &Ledger, month: Month) -> Result<RateReport, RateError> {
+pub async fn rate(
+    settings: &Settings,
+    lake: &Lake,
+    ledger: &Ledger,
+    month: Month,
+) -> Result<RateReport, RateError> {
     let mut report = RateReport {
         month: month.to_string(),
         ..Default::default()
@@ -91,18 +100,39 @@ pub async fn rate(settings: &Settings, lake: &Lake, ledger: &Ledger, month: Mont
     }
     let ctx = prepare_session(settings, month, None).await?;
     let partition = format!("month={month}");
-    if !engine::register_path(&ctx, lake, "cdrs", &format!("{}/{partition}", datasets::CDRS), None).await? {
+    if !engine::register_path(
+        &ctx,
+        lake,
+        "cdrs",
+        &format!("{}/{partition}", datasets::CDRS),
+        None,
+    )
+    .await?
+    {
         engine::register_batch(&ctx, "cdrs", engine::empty(upstream::cdr_schema(false)))?;
     }
-    if !engine::register_path(&ctx, lake, "cdr_conflicts", &format!("{}/{partition}", datasets::CDR_CONFLICTS), None).await? {
-        engine::register_batch(&ctx, "cdr_conflicts", engine::empty(upstream::cdr_schema(true)))?;
+    if !engine::register_path(
+        &ctx,
+        lake,
+        "cdr_conflicts",
+        &format!("{}/{partition}", datasets::CDR_CONFLICTS),
+        None,
+    )
+    .await?
+    {
+        engine::register_batch(
+            &ctx,
+            "cdr_conflicts",
+            engine::empty(upstream::cdr_schema(true)),
+        )?;
     }
     engine::run_layer(&ctx, sqlfiles::REFERENCE).await?;
     engine::run_layer(&ctx, sqlfiles::RATING).await?;
 
     for dataset in [datasets::RATED_CDRS, datasets::RATING_EXCEPTIONS] {
         let stream = ctx.table(dataset).await?.execute_stream().await?;
-        lake.write_stream(&format!("{dataset}/{partition}/part-0.parquet"), stream).await?;
+        lake.write_stream(&format!("{dataset}/{partition}/part-0.parquet"), stream)
+            .await?;
     }
 
     report.cdrs = engine::scalar_u64(&ctx, "SELECT COUNT(*) FROM cdrs").await?;
@@ -115,10 +145,21 @@ pub async fn rate(settings: &Settings, lake: &Lake, ledger: &Ledger, month: Mont
     report.amount = totals[1].clone();
     report.wholesale = totals[2].clone();
     report.margin = totals[3].clone();
-    report.exceptions_wholesale =
-        engine::row_strings(&ctx, "SELECT COALESCE(SUM(wholesale), 0) FROM rating_exceptions").await?[0].clone();
-    for row in engine::rows_strings(&ctx, "SELECT reason, COUNT(*) FROM rating_exceptions GROUP BY reason ORDER BY reason").await? {
-        report.exceptions.insert(row[0].clone(), row[1].parse().unwrap_or_default());
+    report.exceptions_wholesale = engine::row_strings(
+        &ctx,
+        "SELECT COALESCE(SUM(wholesale), 0) FROM rating_exceptions",
+    )
+    .await?[0]
+        .clone();
+    for row in engine::rows_strings(
+        &ctx,
+        "SELECT reason, COUNT(*) FROM rating_exceptions GROUP BY reason ORDER BY reason",
+    )
+    .await?
+    {
+        report
+            .exceptions
+            .insert(row[0].clone(), row[1].parse().unwrap_or_default());
     }
     Ok(report)
 }

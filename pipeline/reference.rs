@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::{ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Int64Builder, StringBuilder};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Int64Builder, StringBuilder,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
@@ -59,7 +61,11 @@ struct Column {
 }
 
 const fn col(name: &'static str, kind: Kind, required: bool) -> Column {
-    Column { name, kind, required }
+    Column {
+        name,
+        kind,
+        required,
+    }
 }
 
 struct TableSpec {
@@ -118,11 +124,19 @@ const TABLES: &[TableSpec] = &[
     },
     TableSpec {
         name: "destinations",
-        columns: &[col("prefix", Text, true), col("zone", Text, true), col("label", Text, false)],
+        columns: &[
+            col("prefix", Text, true),
+            col("zone", Text, true),
+            col("label", Text, false),
+        ],
     },
     TableSpec {
         name: "roaming_zones",
-        columns: &[col("mcc", Text, true), col("country", Text, false), col("roaming_zone", Text, true)],
+        columns: &[
+            col("mcc", Text, true),
+            col("country", Text, false),
+            col("roaming_zone", Text, true),
+        ],
     },
     TableSpec {
         name: "handsets",
@@ -248,30 +262,61 @@ impl Table {
             let (data_type, array): (DataType, ArrayRef) = match column.kind {
                 Text => {
                     let mut b = StringBuilder::new();
-                    values.for_each(|v| b.append_option(if let Value::Text(t) = v { Some(t) } else { None }));
+                    values.for_each(|v| {
+                        b.append_option(if let Value::Text(t) = v {
+                            Some(t)
+                        } else {
+                            None
+                        })
+                    });
                     (DataType::Utf8, Arc::new(b.finish()))
                 }
                 Int => {
                     let mut b = Int64Builder::new();
-                    values.for_each(|v| b.append_option(if let Value::Int(t) = v { Some(*t) } else { None }));
+                    values.for_each(|v| {
+                        b.append_option(if let Value::Int(t) = v {
+                            Some(*t)
+                        } else {
+                            None
+                        })
+                    });
                     (DataType::Int64, Arc::new(b.finish()))
                 }
                 Bool => {
                     let mut b = BooleanBuilder::new();
-                    values.for_each(|v| b.append_option(if let Value::Bool(t) = v { Some(*t) } else { None }));
+                    values.for_each(|v| {
+                        b.append_option(if let Value::Bool(t) = v {
+                            Some(*t)
+                        } else {
+                            None
+                        })
+                    });
                     (DataType::Boolean, Arc::new(b.finish()))
                 }
                 Money => {
                     let mut b = Decimal128Builder::new()
                         .with_precision_and_scale(MONEY_PRECISION, MONEY_SCALE)
                         .expect("valid decimal type");
-                    values.for_each(|v| b.append_option(if let Value::Money(t) = v { Some(*t) } else { None }));
-                    (DataType::Decimal128(MONEY_PRECISION, MONEY_SCALE), Arc::new(b.finish()))
+                    values.for_each(|v| {
+                        b.append_option(if let Value::Money(t) = v {
+                            Some(*t)
+                        } else {
+                            None
+                        })
+                    });
+                    (
+                        DataType::Decimal128(MONEY_PRECISION, MONEY_SCALE),
+                        Arc::new(b.finish()),
+                    )
                 }
                 Date => {
                     let mut b = Date32Builder::new();
                     values.for_each(|v| {
-                        b.append_option(if let Value::Date(t) = v { Some(upstream::epoch_days(*t)) } else { None })
+                        b.append_option(if let Value::Date(t) = v {
+                            Some(upstream::epoch_days(*t))
+                        } else {
+                            None
+                        })
                     });
                     (DataType::Date32, Arc::new(b.finish()))
                 }
@@ -309,32 +354,42 @@ fn load_table(dir: &Path, spec: &'static TableSpec) -> Result<Table, ReferenceEr
         if record.fields.len() != csv.header.len() {
             return Err(err(
                 spec.columns[0].name,
-                format!("the row has {} fields, the header {}", record.fields.len(), csv.header.len()),
+                format!(
+                    "the row has {} fields, the header {}",
+                    record.fields.len(),
+                    csv.header.len()
+                ),
             ));
         }
         let mut row = Vec::with_capacity(spec.columns.len());
         for (column, i) in spec.columns.iter().zip(&index) {
-            let text = csvfile::text_field(&record.fields, *i).map_err(|b| err(column.name, b.detail))?;
+            let text =
+                csvfile::text_field(&record.fields, *i).map_err(|b| err(column.name, b.detail))?;
             let value = match (text, column.kind) {
-                (None, _) if column.required => return Err(err(column.name, "a value is required".into())),
+                (None, _) if column.required => {
+                    return Err(err(column.name, "a value is required".into()))
+                }
                 (None, _) => Value::Null,
                 (Some(t), Text) => Value::Text(t.to_string()),
-                (Some(t), Int) => Value::Int(
-                    csvfile::parse_count(t).map_err(|b| err(column.name, b.detail))?,
-                ),
+                (Some(t), Int) => {
+                    Value::Int(csvfile::parse_count(t).map_err(|b| err(column.name, b.detail))?)
+                }
                 (Some(t), Bool) => match t {
                     "true" => Value::Bool(true),
                     "false" => Value::Bool(false),
                     _ => return Err(err(column.name, format!("'{t}' is not true or false"))),
                 },
                 (Some(t), Money) => {
-                    let d = csvfile::parse_decimal(t, DecimalMark::Point).map_err(|b| err(column.name, b.detail))?;
+                    let d = csvfile::parse_decimal(t, DecimalMark::Point)
+                        .map_err(|b| err(column.name, b.detail))?;
                     if d.is_sign_negative() && !d.is_zero() {
                         return Err(err(column.name, format!("'{t}' is negative")));
                     }
                     Value::Money(upstream::to_micros(d))
                 }
-                (Some(t), Date) => Value::Date(csvfile::parse_iso_date(t).map_err(|b| err(column.name, b.detail))?),
+                (Some(t), Date) => {
+                    Value::Date(csvfile::parse_iso_date(t).map_err(|b| err(column.name, b.detail))?)
+                }
             };
             row.push(value);
         }
@@ -350,12 +405,23 @@ pub struct Reference {
     subscription_options: RecordBatch,
 }
 
-pub const ALLOWANCE_GROUPS: &[&str] = &["VOICE_FR", "VOICE_DOM", "VOICE_EU", "SMS_FR", "SMS_EU", "MMS_FR", "DATA_FR"];
+pub const ALLOWANCE_GROUPS: &[&str] = &[
+    "VOICE_FR",
+    "VOICE_DOM",
+    "VOICE_EU",
+    "SMS_FR",
+    "SMS_EU",
+    "MMS_FR",
+    "DATA_FR",
+];
 pub const ROAMING_ZONES: &[&str] = &["HOME", "EU", "ROAM_Z1", "ROAM_Z2", "ROAM_Z3"];
 
 impl Reference {
     pub fn load(dir: &Path) -> Result<Reference, ReferenceError> {
-        let tables = TABLES.iter().map(|spec| load_table(dir, spec)).collect::<Result<Vec<_>, _>>()?;
+        let tables = TABLES
+            .iter()
+            .map(|spec| load_table(dir, spec))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut reference = Reference {
             tables,
             subscription_options: RecordBatch::new_empty(Arc::new(Schema::empty())),
@@ -366,12 +432,17 @@ impl Reference {
     }
 
     fn table(&self, name: &str) -> &Table {
-        self.tables.iter().find(|t| t.spec.name == name).expect("table of the spec")
+        self.tables
+            .iter()
+            .find(|t| t.spec.name == name)
+            .expect("table of the spec")
     }
 
     fn codes(&self, table: &str, column: &str) -> HashSet<String> {
         let t = self.table(table);
-        (0..t.rows.len()).filter_map(|r| t.text(r, column).map(str::to_string)).collect()
+        (0..t.rows.len())
+            .filter_map(|r| t.text(r, column).map(str::to_string))
+            .collect()
     }
 
     fn validate(&self) -> Result<(), ReferenceError> {
@@ -385,27 +456,41 @@ impl Reference {
                 Some(v) => Err(t.error(r, "commitment_months", format!("{v} is not 0, 12 or 24"))),
             }
         };
-        let known = |t: &Table, r: usize, column: &str, set: &HashSet<String>, what: &str| -> Result<(), ReferenceError> {
+        let known = |t: &Table,
+                     r: usize,
+                     column: &str,
+                     set: &HashSet<String>,
+                     what: &str|
+         -> Result<(), ReferenceError> {
             match t.text(r, column) {
-                Some(code) if !set.contains(code) => Err(t.error(r, column, format!("unknown {what} '{code}'"))),
-                _ => Ok(()),
-            }
-        };
-        let one_of = |t: &Table, r: usize, column: &str, allowed: &[&str]| -> Result<(), ReferenceError> {
-            match t.text(r, column) {
-                Some(v) if !allowed.contains(&v) => {
-                    Err(t.error(r, column, format!("'{v}' is not one of {}", allowed.join(", "))))
+                Some(code) if !set.contains(code) => {
+                    Err(t.error(r, column, format!("unknown {what} '{code}'")))
                 }
                 _ => Ok(()),
             }
         };
+        let one_of =
+            |t: &Table, r: usize, column: &str, allowed: &[&str]| -> Result<(), ReferenceError> {
+                match t.text(r, column) {
+                    Some(v) if !allowed.contains(&v) => Err(t.error(
+                        r,
+                        column,
+                        format!("'{v}' is not one of {}", allowed.join(", ")),
+                    )),
+                    _ => Ok(()),
+                }
+            };
         // Versioned tables: one row per key and valid_from.
         let unique = |t: &Table, key: &[&str]| -> Result<(), ReferenceError> {
             let mut seen = HashSet::new();
             for r in 0..t.rows.len() {
                 let k: Vec<&Value> = key.iter().map(|c| &t.rows[r][t.index(c)]).collect();
                 if !seen.insert(format!("{k:?}")) {
-                    return Err(t.error(r, key[0], format!("duplicate row for ({})", key.join(", "))));
+                    return Err(t.error(
+                        r,
+                        key[0],
+                        format!("duplicate row for ({})", key.join(", ")),
+                    ));
                 }
             }
             Ok(())
@@ -414,7 +499,15 @@ impl Reference {
         let t = self.table("plans");
         unique(t, &["plan_code"])?;
         let t = self.table("plan_fees");
-        unique(t, &["plan_code", "commitment_months", "with_handset", "valid_from"])?;
+        unique(
+            t,
+            &[
+                "plan_code",
+                "commitment_months",
+                "with_handset",
+                "valid_from",
+            ],
+        )?;
         for r in 0..t.rows.len() {
             known(t, r, "plan_code", &plans, "plan")?;
             commitment(t, r)?;
@@ -429,7 +522,13 @@ impl Reference {
         for r in 0..t.rows.len() {
             match t.int(r, "grid") {
                 Some(1..=5) => {}
-                v => return Err(t.error(r, "grid", format!("{} is not a grid from 1 to 5", v.unwrap_or_default()))),
+                v => {
+                    return Err(t.error(
+                        r,
+                        "grid",
+                        format!("{} is not a grid from 1 to 5", v.unwrap_or_default()),
+                    ))
+                }
             }
             one_of(t, r, "event_type", upstream::EVENT_TYPES)?;
             let event = t.text(r, "event_type").unwrap_or_default();
@@ -437,7 +536,13 @@ impl Reference {
                 for column in ["first_increment", "next_increment"] {
                     match t.int(r, column) {
                         Some(v) if v >= 1 => {}
-                        _ => return Err(t.error(r, column, format!("a whole number ≥ 1 is required for {event}"))),
+                        _ => {
+                            return Err(t.error(
+                                r,
+                                column,
+                                format!("a whole number ≥ 1 is required for {event}"),
+                            ))
+                        }
                     }
                 }
             }
@@ -460,7 +565,10 @@ impl Reference {
             one_of(t, r, "roaming_zone", ROAMING_ZONES)?;
         }
         let t = self.table("handsets");
-        unique(t, &["model", "plan_code", "commitment_months", "valid_from"])?;
+        unique(
+            t,
+            &["model", "plan_code", "commitment_months", "valid_from"],
+        )?;
         for r in 0..t.rows.len() {
             known(t, r, "plan_code", &plans, "plan")?;
             commitment(t, r)?;
@@ -478,7 +586,9 @@ impl Reference {
             one_of(t, r, "kind", &["B2C", "B2B"])?;
             one_of(t, r, "payment_method", &["SEPA_DD", "TRANSFER"])?;
             if t.text(r, "payment_method") == Some("SEPA_DD") {
-                let iban = t.text(r, "iban").ok_or_else(|| t.error(r, "iban", "required for SEPA_DD"))?;
+                let iban = t
+                    .text(r, "iban")
+                    .ok_or_else(|| t.error(r, "iban", "required for SEPA_DD"))?;
                 if !iban_is_valid(iban) {
                     return Err(t.error(r, "iban", "the IBAN's check digits are wrong"));
                 }
@@ -489,7 +599,7 @@ impl Reference {
             }
         }
         let t = self.table("subscriptions");
-        let mut periods: HashMap<&str, Vec<(NaiveDate, Option<NaiveDate>, usize)>> = HashMap::new();
+        let mut periods: HashMap<&str, Vec<Period>> = HashMap::new();
         for r in 0..t.rows.len() {
             known(t, r, "customer_id", &customers, "customer")?;
             known(t, r, "plan_code", &plans, "plan")?;
@@ -497,7 +607,11 @@ impl Reference {
             match t.int(r, "rate_grid") {
                 Some(1..=5) => {}
                 v => {
-                    return Err(t.error(r, "rate_grid", format!("{} is not a grid from 1 to 5", v.unwrap_or_default())))
+                    return Err(t.error(
+                        r,
+                        "rate_grid",
+                        format!("{} is not a grid from 1 to 5", v.unwrap_or_default()),
+                    ))
                 }
             }
             for code in split_options(t.text(r, "options")) {
@@ -520,7 +634,11 @@ impl Reference {
                 let (_, end, _) = pair[0];
                 let (start, _, r) = pair[1];
                 if end.is_none_or(|e| e >= start) {
-                    return Err(t.error(r, "start_date", "overlaps the line's previous subscription row"));
+                    return Err(t.error(
+                        r,
+                        "start_date",
+                        "overlaps the line's previous subscription row",
+                    ));
                 }
             }
         }
@@ -552,7 +670,11 @@ impl Reference {
         ]);
         Ok(RecordBatch::try_new(
             Arc::new(schema),
-            vec![Arc::new(msisdn.finish()), Arc::new(start.finish()), Arc::new(code.finish())],
+            vec![
+                Arc::new(msisdn.finish()),
+                Arc::new(start.finish()),
+                Arc::new(code.finish()),
+            ],
         )
         .expect("columns match"))
     }
@@ -562,16 +684,25 @@ impl Reference {
         for table in &self.tables {
             crate::engine::register_batch(ctx, table.spec.name, table.to_batch())?;
         }
-        crate::engine::register_batch(ctx, "subscription_options", self.subscription_options.clone())
+        crate::engine::register_batch(
+            ctx,
+            "subscription_options",
+            self.subscription_options.clone(),
+        )
     }
 
     /// Money value of a column as a decimal string, for reports and tests.
     pub fn money_text(&self, table: &str, row: usize, column: &str) -> Option<String> {
-        self.table(table)
-            .money(row, column)
-            .map(|m| rust_decimal::Decimal::from_i128_with_scale(m, MONEY_SCALE as u32).normalize().to_string())
+        self.table(table).money(row, column).map(|m| {
+            rust_decimal::Decimal::from_i128_with_scale(m, MONEY_SCALE as u32)
+                .normalize()
+                .to_string()
+        })
     }
 }
+
+/// A subscription row's period and its row index, for the overlap check.
+type Period = (NaiveDate, Option<NaiveDate>, usize);
 
 fn split_options(field: Option<&str>) -> impl Iterator<Item = &str> {
     field
@@ -621,19 +752,27 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/samples/reference");
         let reference = Reference::load(&dir).unwrap();
         assert_eq!(reference.table("customers").rows.len(), 25);
-        assert_eq!(reference.money_text("plan_fees", 0, "monthly_fee").as_deref(), Some("4.99"));
+        assert_eq!(
+            reference
+                .money_text("plan_fees", 0, "monthly_fee")
+                .as_deref(),
+            Some("4.99")
+        );
     }
 
     #[test]
     fn a_bad_value_names_file_line_and_column() {
         let dir = tempfile::tempdir().unwrap();
-        let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/samples/reference");
+        let samples =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/samples/reference");
         for entry in std::fs::read_dir(&samples).unwrap() {
             let entry = entry.unwrap();
             std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
         }
         let fees = dir.path().join("plan_fees.csv");
-        let text = std::fs::read_to_string(&fees).unwrap().replacen("4.99", "4,99", 1);
+        let text = std::fs::read_to_string(&fees)
+            .unwrap()
+            .replacen("4.99", "4,99", 1);
         std::fs::write(&fees, text).unwrap();
         let message = Reference::load(dir.path()).err().unwrap().to_string();
         assert!(message.ends_with("plan_fees.csv line 2, column monthly_fee: '4,99' is not a decimal number (the decimal separator here is '.')"), "{message}");

@@ -72,6 +72,7 @@ struct StateSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TemplatesSection {
+    #[allow(dead_code)]
     dir: Option<String>,
 }
 
@@ -137,10 +138,11 @@ impl Settings {
             path: path_text.clone(),
             message: e.message().to_string(),
         })?;
-        let config_path = std::path::absolute(config_path).map_err(|source| SettingsError::Read {
-            path: path_text.clone(),
-            source,
-        })?;
+        let config_path =
+            std::path::absolute(config_path).map_err(|source| SettingsError::Read {
+                path: path_text.clone(),
+                source,
+            })?;
         let base = config_path.parent().unwrap_or(Path::new("/")).to_path_buf();
         let resolve = |p: &str| -> PathBuf {
             let p = p.strip_prefix("file://").unwrap_or(p);

@@ -46,4 +46,7 @@ pub const BILLING_DRAFT: &[SqlFile] = &[
 ];
 
 /// The numbered outputs: the `invoices` and `invoice_lines` datasets.
-pub const BILLING_OUTPUT: &[SqlFile] = &[sql!("billing", "invoices"), sql!("billing", "invoice_lines")];
+pub const BILLING_OUTPUT: &[SqlFile] = &[
+    sql!("billing", "invoices"),
+    sql!("billing", "invoice_lines"),
+];

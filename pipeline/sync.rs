@@ -63,13 +63,20 @@ impl std::fmt::Display for SyncReport {
             self.files_seen, self.files_fetched, self.bytes_fetched, self.already_fetched
         )?;
         for name in &self.new_versions {
-            write!(f, "\n  re-delivered with other content, kept as a new version: {name}")?;
+            write!(
+                f,
+                "\n  re-delivered with other content, kept as a new version: {name}"
+            )?;
         }
         Ok(())
     }
 }
 
-pub async fn sync(settings: &Settings, lake: &Lake, ledger: &Ledger) -> Result<SyncReport, SyncError> {
+pub async fn sync(
+    settings: &Settings,
+    lake: &Lake,
+    ledger: &Ledger,
+) -> Result<SyncReport, SyncError> {
     let Some(Source::Folder(root)) = &settings.source else {
         return Err(SyncError::NoSource);
     };
@@ -128,9 +135,12 @@ fn list_files(dir: &Path) -> Result<Vec<String>, SyncError> {
         if !entry.file_type().map_err(read_err)?.is_file() {
             continue;
         }
-        let name = entry.file_name().into_string().map_err(|_| SyncError::BadName {
-            path: entry.path().display().to_string(),
-        })?;
+        let name = entry
+            .file_name()
+            .into_string()
+            .map_err(|_| SyncError::BadName {
+                path: entry.path().display().to_string(),
+            })?;
         names.push(name);
     }
     names.sort();
@@ -150,7 +160,13 @@ fn versioned_name(name: &str, version: i64) -> String {
 }
 
 /// Stores a raw copy; returns its key (`lake:` or `state:` prefixed).
-async fn store_raw(settings: &Settings, lake: &Lake, folder: &str, name: &str, bytes: &[u8]) -> Result<String, SyncError> {
+async fn store_raw(
+    settings: &Settings,
+    lake: &Lake,
+    folder: &str,
+    name: &str,
+    bytes: &[u8],
+) -> Result<String, SyncError> {
     if folder == SIM_FOLDER {
         let dir = settings.state_dir.join("sim-orders");
         crate::ledger::create_private_dir(&dir)?;
@@ -187,7 +203,11 @@ pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Reads the bytes of a fetched file back from the raw zone.
-pub async fn read_raw(settings: &Settings, lake: &Lake, raw_key: &str) -> Result<Vec<u8>, SyncError> {
+pub async fn read_raw(
+    settings: &Settings,
+    lake: &Lake,
+    raw_key: &str,
+) -> Result<Vec<u8>, SyncError> {
     if let Some(key) = raw_key.strip_prefix("lake:") {
         Ok(lake.get(key).await?)
     } else {
@@ -202,10 +222,12 @@ pub async fn read_raw(settings: &Settings, lake: &Lake, raw_key: &str) -> Result
 
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{
-    ArrayRef, Date32Builder, Decimal128Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, Date32Builder, Decimal128Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -101,7 +102,11 @@ fn required<'a>(value: Option<&'a str>, column: &str) -> Result<&'a str, String>
 }
 
 /// Parses one CDR record; `index` maps CDR_COLUMNS to the file's columns.
-pub fn parse_cdr(record: &csv::ByteRecord, index: &[Option<usize>], header_len: usize) -> Result<Cdr, String> {
+pub fn parse_cdr(
+    record: &csv::ByteRecord,
+    index: &[Option<usize>],
+    header_len: usize,
+) -> Result<Cdr, String> {
     if record.len() != header_len {
         return Err(format!(
             "FIELD_COUNT: the row has {} fields, the header {}",
@@ -109,7 +114,8 @@ pub fn parse_cdr(record: &csv::ByteRecord, index: &[Option<usize>], header_len: 
             header_len
         ));
     }
-    let field = |i: usize| csvfile::text_field(record, index[i]).map_err(|b| reason(CDR_COLUMNS[i].0, b));
+    let field =
+        |i: usize| csvfile::text_field(record, index[i]).map_err(|b| reason(CDR_COLUMNS[i].0, b));
     let cdr_id = required(field(0)?, "cdr_id")?.to_string();
     let msisdn = required(field(1)?, "msisdn")?;
     csvfile::check_digits(msisdn, 8, 15).map_err(|b| reason("msisdn", b))?;
@@ -122,14 +128,22 @@ pub fn parse_cdr(record: &csv::ByteRecord, index: &[Option<usize>], header_len: 
         .iter()
         .find(|e| **e == event_text)
         .copied()
-        .ok_or_else(|| format!("UNKNOWN_VALUE: event_type: '{event_text}' is not one of {}", EVENT_TYPES.join(", ")))?;
-    let start = csvfile::parse_paris_timestamp(required(field(4)?, "start_time")?).map_err(|b| reason("start_time", b))?;
+        .ok_or_else(|| {
+            format!(
+                "UNKNOWN_VALUE: event_type: '{event_text}' is not one of {}",
+                EVENT_TYPES.join(", ")
+            )
+        })?;
+    let start = csvfile::parse_paris_timestamp(required(field(4)?, "start_time")?)
+        .map_err(|b| reason("start_time", b))?;
     let called_number = field(5)?;
     if let Some(number) = called_number {
         csvfile::check_digits(number, 1, 20).map_err(|b| reason("called_number", b))?;
     }
     if called_number.is_none() && matches!(event_type, "VOICE" | "SMS" | "MMS") {
-        return Err(format!("MISSING_VALUE: called_number: required for {event_type}"));
+        return Err(format!(
+            "MISSING_VALUE: called_number: required for {event_type}"
+        ));
     }
     let count = |i: usize| -> Result<Option<i64>, String> {
         field(i)?
@@ -145,7 +159,11 @@ pub fn parse_cdr(record: &csv::ByteRecord, index: &[Option<usize>], header_len: 
         _ => ("units", units),
     };
     match quantity {
-        None => return Err(format!("MISSING_VALUE: {quantity_column}: required for {event_type}")),
+        None => {
+            return Err(format!(
+                "MISSING_VALUE: {quantity_column}: required for {event_type}"
+            ))
+        }
         Some(0) if quantity_column == "units" => {
             return Err("OUT_OF_RANGE: units: must be at least 1".to_string());
         }
@@ -153,10 +171,13 @@ pub fn parse_cdr(record: &csv::ByteRecord, index: &[Option<usize>], header_len: 
     }
     let visited = required(field(9)?, "visited_mccmnc")?;
     csvfile::check_digits(visited, 5, 6).map_err(|b| reason("visited_mccmnc", b))?;
-    let wholesale = csvfile::parse_decimal(required(field(10)?, "wholesale_eur")?, DecimalMark::Comma)
-        .map_err(|b| reason("wholesale_eur", b))?;
+    let wholesale =
+        csvfile::parse_decimal(required(field(10)?, "wholesale_eur")?, DecimalMark::Comma)
+            .map_err(|b| reason("wholesale_eur", b))?;
     if wholesale.is_sign_negative() && !wholesale.is_zero() {
-        return Err(format!("OUT_OF_RANGE: wholesale_eur: '{wholesale}' is negative"));
+        return Err(format!(
+            "OUT_OF_RANGE: wholesale_eur: '{wholesale}' is negative"
+        ));
     }
     Ok(Cdr {
         cdr_id,
@@ -273,14 +294,22 @@ impl CdrBuilder {
         self.rows == 0
     }
 
-    pub fn push(&mut self, cdr: &Cdr, source_file: &str, line: u64, hash: i64, first_source: Option<&str>) {
+    pub fn push(
+        &mut self,
+        cdr: &Cdr,
+        source_file: &str,
+        line: u64,
+        hash: i64,
+        first_source: Option<&str>,
+    ) {
         self.cdr_id.append_value(&cdr.cdr_id);
         self.msisdn.append_value(&cdr.msisdn);
         self.imsi.append_option(cdr.imsi.as_deref());
         self.event_type.append_value(cdr.event_type);
         self.start_time.append_value(cdr.start_time);
         self.local_date.append_value(epoch_days(cdr.local_date));
-        self.called_number.append_option(cdr.called_number.as_deref());
+        self.called_number
+            .append_option(cdr.called_number.as_deref());
         self.duration_s.append_option(cdr.duration_s);
         self.volume_kb.append_option(cdr.volume_kb);
         self.units.append_option(cdr.units);
@@ -448,16 +477,46 @@ mod tests {
     #[test]
     fn quarantine_reasons() {
         let cases = [
-            ("R1;336;;VOICE;01/10/2026 10:00:00;336;1;;;20801;0", "BAD_NUMBER: msisdn"),
-            ("R1;33612345678;;FAX;01/10/2026 10:00:00;336;1;;;20801;0", "UNKNOWN_VALUE: event_type"),
-            ("R1;33612345678;;VOICE;32/10/2026 10:00:00;336;1;;;20801;0", "BAD_TIMESTAMP: start_time"),
-            ("R1;33612345678;;VOICE;01/10/2026 10:00:00;336;-1;;;20801;0", "OUT_OF_RANGE: duration_s"),
-            ("R1;33612345678;;DATA;01/10/2026 10:00:00;;;12a;;20801;0", "BAD_NUMBER: volume_kb"),
-            ("R1;33612345678;;SMS;01/10/2026 10:00:00;336;;;;20801;0", "MISSING_VALUE: units"),
-            ("R1;33612345678;;SMS;01/10/2026 10:00:00;336;;;0;20801;0", "OUT_OF_RANGE: units"),
-            ("R1;33612345678;;SMS;01/10/2026 10:00:00;;;;1;20801;0", "MISSING_VALUE: called_number"),
-            ("R1;33612345678;;SMS;01/10/2026 10:00:00;336;;;1;20801;0.5", "BAD_NUMBER: wholesale_eur"),
-            ("R1;33612345678;;SMS;01/10/2026 10:00:00;336;;;1;20801", "FIELD_COUNT"),
+            (
+                "R1;336;;VOICE;01/10/2026 10:00:00;336;1;;;20801;0",
+                "BAD_NUMBER: msisdn",
+            ),
+            (
+                "R1;33612345678;;FAX;01/10/2026 10:00:00;336;1;;;20801;0",
+                "UNKNOWN_VALUE: event_type",
+            ),
+            (
+                "R1;33612345678;;VOICE;32/10/2026 10:00:00;336;1;;;20801;0",
+                "BAD_TIMESTAMP: start_time",
+            ),
+            (
+                "R1;33612345678;;VOICE;01/10/2026 10:00:00;336;-1;;;20801;0",
+                "OUT_OF_RANGE: duration_s",
+            ),
+            (
+                "R1;33612345678;;DATA;01/10/2026 10:00:00;;;12a;;20801;0",
+                "BAD_NUMBER: volume_kb",
+            ),
+            (
+                "R1;33612345678;;SMS;01/10/2026 10:00:00;336;;;;20801;0",
+                "MISSING_VALUE: units",
+            ),
+            (
+                "R1;33612345678;;SMS;01/10/2026 10:00:00;336;;;0;20801;0",
+                "OUT_OF_RANGE: units",
+            ),
+            (
+                "R1;33612345678;;SMS;01/10/2026 10:00:00;;;;1;20801;0",
+                "MISSING_VALUE: called_number",
+            ),
+            (
+                "R1;33612345678;;SMS;01/10/2026 10:00:00;336;;;1;20801;0.5",
+                "BAD_NUMBER: wholesale_eur",
+            ),
+            (
+                "R1;33612345678;;SMS;01/10/2026 10:00:00;336;;;1;20801",
+                "FIELD_COUNT",
+            ),
         ];
         for (row, expected) in cases {
             let err = parse_cdr(&record(row), &all_columns(), 11).unwrap_err();

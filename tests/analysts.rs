@@ -14,14 +14,24 @@ fn python() -> PathBuf {
     let requirements = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/requirements.txt");
     let ready = venv.join(".ready");
     if !ready.exists() {
-        let status = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 -m venv");
-        assert!(status.success(), "cannot create a virtual environment with python3 -m venv");
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 -m venv");
+        assert!(
+            status.success(),
+            "cannot create a virtual environment with python3 -m venv"
+        );
         let status = Command::new(&python)
             .args(["-m", "pip", "install", "--quiet", "-r"])
             .arg(&requirements)
             .status()
             .expect("pip install");
-        assert!(status.success(), "pip install -r tests/python/requirements.txt failed");
+        assert!(
+            status.success(),
+            "pip install -r tests/python/requirements.txt failed"
+        );
         std::fs::write(&ready, "").unwrap();
     }
     python
@@ -30,13 +40,27 @@ fn python() -> PathBuf {
 #[test]
 fn duckdb_polars_and_pyarrow_read_the_lake() {
     let samples = fixtures().join("samples");
-    let ws = Workspace::new(&samples.join("ftp"), &samples.join("reference"), &samples.join("integrator.toml"));
+    let ws = Workspace::new(
+        &samples.join("ftp"),
+        &samples.join("reference"),
+        &samples.join("integrator.toml"),
+    );
     ws.run(&["run", "--month", "2026-10"]).ok();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/read_lake.py");
-    let out = Command::new(python()).arg(&script).arg(ws.lake()).arg("2026-10").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(python())
+        .arg(&script)
+        .arg(ws.lake())
+        .arg("2026-10")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let amount = ws.query("SELECT CAST(SUM(amount) AS VARCHAR) AS a FROM rated_cdrs")[0]["a"].clone();
+    let amount =
+        ws.query("SELECT CAST(SUM(amount) AS VARCHAR) AS a FROM rated_cdrs")[0]["a"].clone();
     assert_eq!(got["pyarrow_total_ttc"], "8264.72");
     assert_eq!(got["pyarrow_total_ttc_type"], "decimal128(18, 2)");
     assert_eq!(got["pyarrow_start_time_type"], "timestamp[us, tz=UTC]");

@@ -10,14 +10,23 @@ fn a_wrong_reference_table_is_one_line_naming_file_line_and_column() {
     let reference = scratch.path().join("reference");
     crate::common::copy_dir(&samples.join("reference"), &reference);
     let plans = std::fs::read_to_string(reference.join("subscriptions.csv")).unwrap();
-    std::fs::write(reference.join("subscriptions.csv"), plans.replacen("BLOC1H;12;true;4", "BLOC1H;13;true;4", 1)).unwrap();
-    let ws = Workspace::new(&samples.join("ftp"), &reference, &samples.join("integrator.toml"));
+    std::fs::write(
+        reference.join("subscriptions.csv"),
+        plans.replacen("BLOC1H;12;true;4", "BLOC1H;13;true;4", 1),
+    )
+    .unwrap();
+    let ws = Workspace::new(
+        &samples.join("ftp"),
+        &reference,
+        &samples.join("integrator.toml"),
+    );
     let out = ws.run(&["run", "--month", "2026-10"]);
     assert_eq!(out.status, 1);
     let stderr = out.stderr.trim_end();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        stderr.ends_with("subscriptions.csv line 2, column commitment_months: 13 is not 0, 12 or 24"),
+        stderr
+            .ends_with("subscriptions.csv line 2, column commitment_months: 13 is not 0, 12 or 24"),
         "{stderr}"
     );
 }
@@ -27,10 +36,17 @@ fn usage_errors_and_missing_config() {
     let dir = tempfile::tempdir().unwrap();
     let out = mvnobill(&["rate", "--month", "2026-13"], dir.path());
     assert_eq!(out.status, 2);
-    assert!(out.stderr.contains("'2026-13' is not a month"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("'2026-13' is not a month"),
+        "{}",
+        out.stderr
+    );
     let out = mvnobill(&["land"], dir.path());
     assert_eq!(out.status, 1);
-    assert_eq!(out.stderr.trim(), "error: cannot read configuration mvnobill.toml: No such file or directory (os error 2)");
+    assert_eq!(
+        out.stderr.trim(),
+        "error: cannot read configuration mvnobill.toml: No such file or directory (os error 2)"
+    );
     assert!(!out.stderr.contains("panicked"));
 }
 
@@ -38,19 +54,94 @@ fn usage_errors_and_missing_config() {
 fn help_lists_only_working_commands() {
     let dir = tempfile::tempdir().unwrap();
     let out = mvnobill(&["--help"], dir.path()).ok();
-    for command in ["sync", "land", "rate", "bill", "run", "query", "gen", "demo"] {
-        assert!(out.stdout.contains(&format!("  {command} ")), "{command} missing from --help");
+    for command in [
+        "sync", "land", "rate", "bill", "run", "query", "gen", "demo",
+    ] {
+        assert!(
+            out.stdout.contains(&format!("  {command} ")),
+            "{command} missing from --help"
+        );
     }
     for absent in ["render", "publish", "assure"] {
-        assert!(!out.stdout.contains(&format!("  {absent} ")), "{absent} is not built yet");
+        assert!(
+            !out.stdout.contains(&format!("  {absent} ")),
+            "{absent} is not built yet"
+        );
     }
 }
 
 #[test]
 fn bill_before_rate_says_what_to_do() {
     let samples = fixtures().join("samples");
-    let ws = Workspace::new(&samples.join("ftp"), &samples.join("reference"), &samples.join("integrator.toml"));
+    let ws = Workspace::new(
+        &samples.join("ftp"),
+        &samples.join("reference"),
+        &samples.join("integrator.toml"),
+    );
     let out = ws.run(&["bill", "--month", "2026-10"]);
     assert_eq!(out.status, 1);
-    assert_eq!(out.stderr.trim(), "error: month 2026-10 is not rated yet: run `mvnobill rate --month 2026-10` first");
+    assert_eq!(
+        out.stderr.trim(),
+        "error: month 2026-10 is not rated yet: run `mvnobill rate --month 2026-10` first"
+    );
+}
+
+#[test]
+fn demo_runs_the_whole_pipeline_and_counts_reconcile() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = mvnobill(
+        &[
+            "--json",
+            "demo",
+            "--out",
+            "d",
+            "--customers",
+            "20",
+            "--cdrs",
+            "3000",
+        ],
+        dir.path(),
+    )
+    .ok();
+    let report = out.json();
+    let run = &report["run"];
+    assert!(report["generated"]["cdrs"].as_u64().unwrap() >= 3000);
+    for file in run["land"]["files"].as_array().unwrap() {
+        let c = |k: &str| file[k].as_u64().unwrap();
+        assert_eq!(c("rows_in"), c("landed") + c("quarantined"), "{file}");
+        assert_eq!(
+            c("landed"),
+            c("new_rows") + c("duplicates") + c("conflicts"),
+            "{file}"
+        );
+    }
+    // The generator's five malformed rows are quarantined, its three exact
+    // re-deliveries counted once.
+    assert_eq!(run["land"]["totals"]["quarantined"], 5);
+    assert_eq!(run["land"]["totals"]["duplicates"], 3);
+    assert!(run["bill"]["invoices"].as_u64().unwrap() >= 15);
+    // Demo again: the previous demo folder is replaced, the figures are the same.
+    let again = mvnobill(
+        &[
+            "--json",
+            "demo",
+            "--out",
+            "d",
+            "--customers",
+            "20",
+            "--cdrs",
+            "3000",
+        ],
+        dir.path(),
+    )
+    .ok();
+    assert_eq!(
+        again.json()["run"]["bill"]["total_ttc"],
+        run["bill"]["total_ttc"]
+    );
+    // A folder that is not a demo is never deleted.
+    std::fs::create_dir(dir.path().join("mine")).unwrap();
+    let refused = mvnobill(&["demo", "--out", "mine"], dir.path());
+    assert_eq!(refused.status, 1);
+    assert!(refused.stderr.contains("is not a previous demo"));
 }

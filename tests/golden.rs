@@ -20,23 +20,49 @@ fn sum_rated_files(land: &serde_json::Value, field: &str) -> u64 {
 fn samples_reproduce_expected_json_to_the_cent() {
     let samples = fixtures().join("samples");
     let expected: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(samples.join("expected.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(samples.join("expected.json")).unwrap())
+            .unwrap();
     let month = expected["month"].as_str().unwrap();
-    let ws = Workspace::new(&samples.join("ftp"), &samples.join("reference"), &samples.join("integrator.toml"));
+    let ws = Workspace::new(
+        &samples.join("ftp"),
+        &samples.join("reference"),
+        &samples.join("integrator.toml"),
+    );
 
     let report = ws.run(&["--json", "run", "--month", month]).ok().json();
     let land = &report["land"];
-    assert_eq!(sum_rated_files(land, "rows_in"), expected["rows_in"].as_u64().unwrap(), "rows_in");
-    assert_eq!(sum_rated_files(land, "quarantined"), expected["quarantined"].as_u64().unwrap(), "quarantined");
-    assert_eq!(sum_rated_files(land, "new_rows"), expected["unique_cdrs"].as_u64().unwrap(), "unique_cdrs");
-    assert_eq!(report["rate"]["cdrs"].as_u64().unwrap(), expected["month_cdrs"].as_u64().unwrap(), "month_cdrs");
+    assert_eq!(
+        sum_rated_files(land, "rows_in"),
+        expected["rows_in"].as_u64().unwrap(),
+        "rows_in"
+    );
+    assert_eq!(
+        sum_rated_files(land, "quarantined"),
+        expected["quarantined"].as_u64().unwrap(),
+        "quarantined"
+    );
+    assert_eq!(
+        sum_rated_files(land, "new_rows"),
+        expected["unique_cdrs"].as_u64().unwrap(),
+        "unique_cdrs"
+    );
+    assert_eq!(
+        report["rate"]["cdrs"].as_u64().unwrap(),
+        expected["month_cdrs"].as_u64().unwrap(),
+        "month_cdrs"
+    );
 
-    let exceptions: BTreeMap<String, u64> = serde_json::from_value(report["rate"]["exceptions"].clone()).unwrap();
-    let expected_exceptions: BTreeMap<String, u64> = serde_json::from_value(expected["exceptions"].clone()).unwrap();
+    let exceptions: BTreeMap<String, u64> =
+        serde_json::from_value(report["rate"]["exceptions"].clone()).unwrap();
+    let expected_exceptions: BTreeMap<String, u64> =
+        serde_json::from_value(expected["exceptions"].clone()).unwrap();
     assert_eq!(exceptions, expected_exceptions, "exceptions by reason");
 
     let bill = &report["bill"];
-    assert_eq!(bill["invoices"].as_u64().unwrap(), expected["invoice_count"].as_u64().unwrap());
+    assert_eq!(
+        bill["invoices"].as_u64().unwrap(),
+        expected["invoice_count"].as_u64().unwrap()
+    );
     assert_eq!(bill["total_ht"], expected["total_ht"], "total_ht");
     assert_eq!(bill["total_ttc"], expected["total_ttc"], "total_ttc");
 
@@ -68,11 +94,17 @@ fn samples_reproduce_expected_json_to_the_cent() {
             }
         }
     }
-    assert!(mismatches.is_empty(), "invoice mismatches:\n{}", mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "invoice mismatches:\n{}",
+        mismatches.join("\n")
+    );
 
     // Numbers: continuous from 1, in customer_id order.
     let numbers: Vec<String> = rows.iter().map(|r| text(r, "invoice_number")).collect();
-    let wanted: Vec<String> = (1..=rows.len()).map(|i| format!("EXM-2026-{i:06}")).collect();
+    let wanted: Vec<String> = (1..=rows.len())
+        .map(|i| format!("EXM-2026-{i:06}"))
+        .collect();
     assert_eq!(numbers, wanted);
 
     // A second run of the same month changes nothing.
@@ -83,7 +115,11 @@ fn samples_reproduce_expected_json_to_the_cent() {
     assert_eq!(again["rate"]["closed"], true);
     assert_eq!(again["bill"]["closed"], true);
     assert_eq!(again["bill"]["total_ttc"], expected["total_ttc"]);
-    assert_eq!(lake_files(&ws), snapshot, "the lake changed on a second run");
+    assert_eq!(
+        lake_files(&ws),
+        snapshot,
+        "the lake changed on a second run"
+    );
 }
 
 /// Every file of the lake's datasets with its bytes (the ledger aside).

@@ -14,7 +14,11 @@ fn workspace_with(files: &[(&str, &[u8])]) -> (tempfile::TempDir, Workspace) {
         std::fs::write(rated.join(name), bytes).unwrap();
     }
     let samples = fixtures().join("samples");
-    let ws = Workspace::new(ftp.path(), &samples.join("reference"), &samples.join("integrator.toml"));
+    let ws = Workspace::new(
+        ftp.path(),
+        &samples.join("reference"),
+        &samples.join("integrator.toml"),
+    );
     (ftp, ws)
 }
 
@@ -27,8 +31,12 @@ fn land(ws: &Workspace) -> serde_json::Value {
 fn broken_files_are_quarantined_or_refused_and_counts_reconcile() {
     let good = "R1;33632260020;;VOICE;01/10/2026 10:00:00;33612345678;60;;;20801;0,01";
     // A Latin-1 'é' (byte 0xE9) in the second row's cdr_id: not UTF-8.
-    let mut latin1 = format!("{HEADER}\nR2;33632260020;;SMS;01/10/2026 10:00:00;33612345678;;;1;20801;0,01\n").into_bytes();
-    latin1.extend_from_slice(b"R\xE9;33632260020;;SMS;01/10/2026 10:00:00;33612345678;;;1;20801;0,01\n");
+    let mut latin1 =
+        format!("{HEADER}\nR2;33632260020;;SMS;01/10/2026 10:00:00;33612345678;;;1;20801;0,01\n")
+            .into_bytes();
+    latin1.extend_from_slice(
+        b"R\xE9;33632260020;;SMS;01/10/2026 10:00:00;33612345678;;;1;20801;0,01\n",
+    );
     let missing_column = "cdr_id;msisdn;event_type\nR3;33632260020;VOICE\n".to_string();
     let header_only = format!("{HEADER}\r\n");
     let crlf_bom = format!("\u{feff}{HEADER}\r\n{}\r\n", good.replace("R1", "R4"));
@@ -55,16 +63,29 @@ fn broken_files_are_quarantined_or_refused_and_counts_reconcile() {
     // Missing columns: refused whole, with the file and the column named.
     assert_eq!(files[1]["quarantined"], 1);
     let refused = files[1]["refused"].as_str().unwrap();
-    assert!(refused.contains("RatedCDRs_20261001_110000.csv") && refused.contains("'imsi'") || refused.contains("'start_time'"), "{refused}");
+    assert!(
+        refused.contains("RatedCDRs_20261001_110000.csv") && refused.contains("'imsi'")
+            || refused.contains("'start_time'"),
+        "{refused}"
+    );
     // An empty file is refused (no header); a header alone is 0 rows.
     assert!(files[2]["refused"].as_str().unwrap().contains("empty"));
     assert_eq!(files[3]["rows_in"], 0);
     assert_eq!(files[3]["refused"], serde_json::Value::Null);
     assert_eq!(files[4]["new_rows"], 1);
 
-    let reasons = ws.query("SELECT source_file, line, reason FROM quarantine ORDER BY source_file, line");
-    let text: Vec<String> = reasons.iter().map(|r| format!("{} {} {}", r["source_file"], r["line"], r["reason"])).collect();
-    assert!(text[0].contains("RatedCDRs_20261001_100000.csv") && text[0].contains("\"3\"") && text[0].contains("BAD_ENCODING"), "{text:?}");
+    let reasons =
+        ws.query("SELECT source_file, line, reason FROM quarantine ORDER BY source_file, line");
+    let text: Vec<String> = reasons
+        .iter()
+        .map(|r| format!("{} {} {}", r["source_file"], r["line"], r["reason"]))
+        .collect();
+    assert!(
+        text[0].contains("RatedCDRs_20261001_100000.csv")
+            && text[0].contains("\"3\"")
+            && text[0].contains("BAD_ENCODING"),
+        "{text:?}"
+    );
     assert!(text[1].contains("MISSING_COLUMN"), "{text:?}");
 }
 
@@ -81,10 +102,19 @@ fn redelivery_same_bytes_is_a_no_op_and_other_bytes_a_new_version() {
     assert_eq!(again["already_fetched"], 1);
     // Same name, other bytes: a new version; only its new row lands, the
     // repeated R1 counts as a duplicate.
-    let corrected = format!("{HEADER}\n{rows}R2;33632260020;;SMS;01/10/2026 11:00:00;33612345678;;;1;20801;0,01\n");
-    std::fs::write(ftp.path().join("RatedCDRs/RatedCDRs_20261001_100000.csv"), corrected).unwrap();
+    let corrected = format!(
+        "{HEADER}\n{rows}R2;33632260020;;SMS;01/10/2026 11:00:00;33612345678;;;1;20801;0,01\n"
+    );
+    std::fs::write(
+        ftp.path().join("RatedCDRs/RatedCDRs_20261001_100000.csv"),
+        corrected,
+    )
+    .unwrap();
     let sync = ws.run(&["--json", "sync"]).ok().json();
-    assert_eq!(sync["new_versions"][0], "RatedCDRs/RatedCDRs_20261001_100000.csv");
+    assert_eq!(
+        sync["new_versions"][0],
+        "RatedCDRs/RatedCDRs_20261001_100000.csv"
+    );
     let second = ws.run(&["--json", "land"]).ok().json();
     assert_eq!(second["totals"]["new_rows"], 1);
     assert_eq!(second["totals"]["duplicates"], 1);
@@ -95,13 +125,23 @@ fn redelivery_same_bytes_is_a_no_op_and_other_bytes_a_new_version() {
 #[test]
 fn puk_codes_stay_out_of_the_lake_and_the_reports() {
     let samples = fixtures().join("samples");
-    let ws = Workspace::new(&samples.join("ftp"), &samples.join("reference"), &samples.join("integrator.toml"));
+    let ws = Workspace::new(
+        &samples.join("ftp"),
+        &samples.join("reference"),
+        &samples.join("integrator.toml"),
+    );
     let out = ws.run(&["--json", "run", "--month", "2026-10"]).ok();
     let sim = std::fs::read_to_string(samples.join("ftp/Cartes SIM/SIM_CMD2026.csv")).unwrap();
     let puks: Vec<String> = sim
         .lines()
         .skip(1)
-        .flat_map(|l| l.split(';').skip(4).take(2).map(str::to_string).collect::<Vec<_>>())
+        .flat_map(|l| {
+            l.split(';')
+                .skip(4)
+                .take(2)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
         .collect();
     assert!(puks.len() > 10);
     let sims = ws.query("SELECT * FROM sim_cards");
@@ -117,12 +157,18 @@ fn puk_codes_stay_out_of_the_lake_and_the_reports() {
     let lake_text = String::from_utf8_lossy(&lake_bytes);
     for puk in &puks {
         assert!(!out.stdout.contains(puk.as_str()) && !out.stderr.contains(puk.as_str()));
-        assert!(!lake_text.contains(puk.as_str()), "a PUK code is in the lake");
+        assert!(
+            !lake_text.contains(puk.as_str()),
+            "a PUK code is in the lake"
+        );
     }
     // The private store has them, readable by its owner only.
     let store = ws.lake().join("_state/secrets/puk.sqlite");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&store).unwrap().permissions().mode() & 0o077, 0);
+    assert_eq!(
+        std::fs::metadata(&store).unwrap().permissions().mode() & 0o077,
+        0
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

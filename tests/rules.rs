@@ -17,7 +17,11 @@ fn toml_text(value: &toml::Value) -> String {
 }
 
 /// Rows of an `expected.toml` array as tuples of the given keys.
-fn expected_rows(expected: &toml::Table, section: &str, keys: &[&str]) -> Option<BTreeSet<Vec<String>>> {
+fn expected_rows(
+    expected: &toml::Table,
+    section: &str,
+    keys: &[&str],
+) -> Option<BTreeSet<Vec<String>>> {
     let rows = expected.get(section)?.as_array()?;
     Some(
         rows.iter()
@@ -38,7 +42,13 @@ fn actual_rows(ws: &Workspace, sql: &str, keys: &[&str]) -> BTreeSet<Vec<String>
         .collect()
 }
 
-fn compare(case: &str, what: &str, expected: Option<BTreeSet<Vec<String>>>, actual: impl FnOnce() -> BTreeSet<Vec<String>>, failures: &mut Vec<String>) {
+fn compare(
+    case: &str,
+    what: &str,
+    expected: Option<BTreeSet<Vec<String>>>,
+    actual: impl FnOnce() -> BTreeSet<Vec<String>>,
+    failures: &mut Vec<String>,
+) {
     let Some(expected) = expected else { return };
     let actual = actual();
     if expected != actual {
@@ -51,8 +61,9 @@ fn compare(case: &str, what: &str, expected: Option<BTreeSet<Vec<String>>>, actu
 fn run_case(case_dir: &Path, failures: &mut Vec<String>) {
     let case = case_dir.file_name().unwrap().to_string_lossy().to_string();
     let base = fixtures().join("rules/_base");
-    let expected: toml::Table = toml::from_str(&std::fs::read_to_string(case_dir.join("expected.toml")).unwrap())
-        .unwrap_or_else(|e| panic!("{case}/expected.toml: {e}"));
+    let expected: toml::Table =
+        toml::from_str(&std::fs::read_to_string(case_dir.join("expected.toml")).unwrap())
+            .unwrap_or_else(|e| panic!("{case}/expected.toml: {e}"));
     let month = expected["month"].as_str().unwrap().to_string();
 
     let scratch = tempfile::tempdir().unwrap();
@@ -61,7 +72,11 @@ fn run_case(case_dir: &Path, failures: &mut Vec<String>) {
     if case_dir.join("reference").is_dir() {
         copy_dir(&case_dir.join("reference"), &reference);
     }
-    let ws = Workspace::new(&case_dir.join("ftp"), &reference, &base.join("integrator.toml"));
+    let ws = Workspace::new(
+        &case_dir.join("ftp"),
+        &reference,
+        &base.join("integrator.toml"),
+    );
     let out = ws.run(&["--json", "run", "--month", &month]);
     if out.status != 0 {
         failures.push(format!("{case}: run failed: {}", out.stderr.trim()));
@@ -81,12 +96,32 @@ fn run_case(case_dir: &Path, failures: &mut Vec<String>) {
     compare(
         &case,
         "rated",
-        expected_rows(&expected, "rated", &["cdr_id", "zone", "allowance_group", "billed_qty", "covered_qty", "overage_qty", "amount"]),
+        expected_rows(
+            &expected,
+            "rated",
+            &[
+                "cdr_id",
+                "zone",
+                "allowance_group",
+                "billed_qty",
+                "covered_qty",
+                "overage_qty",
+                "amount",
+            ],
+        ),
         || {
             actual_rows(
                 &ws,
                 &format!("SELECT * FROM rated_cdrs WHERE {filter}"),
-                &["cdr_id", "zone", "allowance_group", "billed_qty", "covered_qty", "overage_qty", "amount"],
+                &[
+                    "cdr_id",
+                    "zone",
+                    "allowance_group",
+                    "billed_qty",
+                    "covered_qty",
+                    "overage_qty",
+                    "amount",
+                ],
             )
         },
         failures,
@@ -101,14 +136,27 @@ fn run_case(case_dir: &Path, failures: &mut Vec<String>) {
         exceptions,
         || {
             if ws.lake().join("rating_exceptions").exists() {
-                actual_rows(&ws, &format!("SELECT cdr_id, reason FROM rating_exceptions WHERE {filter}"), &["cdr_id", "reason"])
+                actual_rows(
+                    &ws,
+                    &format!("SELECT cdr_id, reason FROM rating_exceptions WHERE {filter}"),
+                    &["cdr_id", "reason"],
+                )
             } else {
                 BTreeSet::new()
             }
         },
         failures,
     );
-    let invoice_keys = ["customer_id", "subscription", "options", "usage", "equipment", "total_ht", "vat", "total_ttc"];
+    let invoice_keys = [
+        "customer_id",
+        "subscription",
+        "options",
+        "usage",
+        "equipment",
+        "total_ht",
+        "vat",
+        "total_ttc",
+    ];
     compare(
         &case,
         "invoices",
@@ -125,12 +173,26 @@ fn run_case(case_dir: &Path, failures: &mut Vec<String>) {
         },
         failures,
     );
-    let line_keys = ["customer_id", "kind", "msisdn", "event_type", "zone", "quantity", "amount_ht"];
+    let line_keys = [
+        "customer_id",
+        "kind",
+        "msisdn",
+        "event_type",
+        "zone",
+        "quantity",
+        "amount_ht",
+    ];
     compare(
         &case,
         "invoice lines",
         expected_rows(&expected, "invoice_line", &line_keys),
-        || actual_rows(&ws, &format!("SELECT * FROM invoice_lines WHERE {filter}"), &line_keys),
+        || {
+            actual_rows(
+                &ws,
+                &format!("SELECT * FROM invoice_lines WHERE {filter}"),
+                &line_keys,
+            )
+        },
         failures,
     );
     if let Some(quarantine) = expected.get("quarantine").and_then(|q| q.as_table()) {
@@ -141,12 +203,25 @@ fn run_case(case_dir: &Path, failures: &mut Vec<String>) {
         };
         let codes: Vec<String> = rows
             .iter()
-            .map(|r| text(r, "reason").split(':').next().unwrap_or_default().to_string())
+            .map(|r| {
+                text(r, "reason")
+                    .split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            })
             .collect();
-        let want: Vec<String> = quarantine["reasons"].as_array().unwrap().iter().map(toml_text).collect();
+        let want: Vec<String> = quarantine["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(toml_text)
+            .collect();
         let count = quarantine["count"].as_integer().unwrap() as usize;
         if codes != want || codes.len() != count {
-            failures.push(format!("{case} quarantine: expected {count} {want:?}, found {codes:?}"));
+            failures.push(format!(
+                "{case} quarantine: expected {count} {want:?}, found {codes:?}"
+            ));
         }
     }
 }
@@ -165,5 +240,11 @@ fn every_rule_case_gives_its_hand_computed_figures() {
     for case in &cases {
         run_case(case, &mut failures);
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
