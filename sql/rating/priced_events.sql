@@ -13,9 +13,10 @@
 -- (no row of the line's grid for the zone and event type with a valid_from
 -- on or before the event date). CONFLICTING_DUPLICATE comes from `land`.
 --
--- Billed quantity (§3), f = first_increment, n = next_increment:
---   0 if d = 0; f if 0 < d <= f; f + ceil((d - f) / n) * n otherwise
---   (seconds for voice, KB for data); messages: units.
+-- Billed quantity (§3), of the raw quantity d (duration_s for voice,
+-- volume_kb for data, units for messages), f = first_increment,
+-- n = next_increment: 0 if d = 0; f if 0 < d <= f; f + ceil((d - f) / n) * n
+-- otherwise (ceil as an integer division rounded up); messages: units.
 WITH zoned AS (
     SELECT
         e.*,
@@ -33,6 +34,11 @@ grouped AS (
     SELECT
         *,
         domestic AND event_type IN ('VOICE_IN', 'SMS_IN') AS free,
+        CASE
+            WHEN event_type IN ('VOICE', 'VOICE_IN') THEN duration_s
+            WHEN event_type = 'DATA' THEN volume_kb
+            ELSE units
+        END AS raw_qty,
         CASE
             WHEN NOT domestic THEN NULL
             WHEN event_type = 'VOICE' AND zone IN ('FR_MOBILE', 'FR_FIXED') THEN 'VOICE_FR'
@@ -55,24 +61,12 @@ SELECT
         WHEN NOT g.free AND v.price IS NULL THEN 'NO_PRICE'
     END AS exception,
     CASE
-        WHEN g.free THEN COALESCE(g.duration_s, g.units)
-        WHEN g.event_type IN ('VOICE', 'VOICE_IN') THEN
-            CASE
-                WHEN g.duration_s = 0 THEN 0
-                WHEN g.duration_s <= v.first_increment THEN v.first_increment
-                ELSE v.first_increment
-                    + ((g.duration_s - v.first_increment + v.next_increment - 1) / v.next_increment)
-                    * v.next_increment
-            END
-        WHEN g.event_type = 'DATA' THEN
-            CASE
-                WHEN g.volume_kb = 0 THEN 0
-                WHEN g.volume_kb <= v.first_increment THEN v.first_increment
-                ELSE v.first_increment
-                    + ((g.volume_kb - v.first_increment + v.next_increment - 1) / v.next_increment)
-                    * v.next_increment
-            END
-        ELSE g.units
+        WHEN g.free OR g.event_type IN ('SMS', 'SMS_IN', 'MMS') THEN g.raw_qty
+        WHEN g.raw_qty = 0 THEN 0
+        WHEN g.raw_qty <= v.first_increment THEN v.first_increment
+        ELSE v.first_increment
+            + ((g.raw_qty - v.first_increment + v.next_increment - 1) / v.next_increment)
+            * v.next_increment
     END AS billed_qty
 FROM grouped g
 LEFT JOIN grid_versions v
