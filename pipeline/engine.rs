@@ -12,16 +12,27 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use futures::TryStreamExt;
 
 use crate::lake::{Lake, LakeError};
 
-/// A session configured for exact money.
+/// Memory DataFusion's operators may hold before sorts, windows and
+/// aggregations spill to disk. The process's peak is this plus Parquet
+/// buffers and the runtime (docs/PERFORMANCE.md).
+pub const MEMORY_POOL_BYTES: usize = 1 << 30;
+
+/// A session configured for exact money and bounded memory.
 pub fn session() -> SessionContext {
     let mut config = SessionConfig::new().with_information_schema(true);
     config.options_mut().sql_parser.parse_float_as_decimal = true;
-    SessionContext::new_with_config(config)
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(FairSpillPool::new(MEMORY_POOL_BYTES)))
+        .build_arc()
+        .expect("a runtime with the default disk manager");
+    SessionContext::new_with_config_rt(config, runtime)
 }
 
 /// Registers a lake dataset (all partitions) as a table named like it.
@@ -73,21 +84,39 @@ pub fn register_batch(
     Ok(())
 }
 
+/// How a SQL file's result is kept for the files after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Computed once and held in memory: small results read several times
+    /// (reference versions, allowance pools, the zones of called numbers).
+    Memory,
+    /// A view: its plan is inlined where it is used, so that a month of
+    /// CDRs streams through the whole rating plan instead of sitting in
+    /// memory between steps.
+    View,
+}
+
 /// One SQL file of `sql/`, embedded in the binary.
 pub struct SqlFile {
     /// The table name its result is registered under.
     pub name: &'static str,
     pub sql: &'static str,
+    pub keep: Keep,
 }
 
-/// Runs SQL files in order; each result is materialised in memory and
-/// registered under the file's name for the files after it.
+/// Runs SQL files in order, registering each result under the file's name
+/// for the files after it.
 pub async fn run_layer(ctx: &SessionContext, files: &[SqlFile]) -> Result<(), DataFusionError> {
     for file in files {
         let frame = ctx
             .sql(file.sql)
             .await
             .map_err(|e| e.context(format!("in sql file {}", file.name)))?;
+        if file.keep == Keep::View {
+            ctx.deregister_table(file.name)?;
+            ctx.register_table(file.name, frame.into_view())?;
+            continue;
+        }
         let stream = frame
             .execute_stream()
             .await

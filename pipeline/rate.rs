@@ -30,6 +30,12 @@ pub enum RateError {
     Ledger(#[from] LedgerError),
     #[error("rating failed: {0}")]
     Query(#[from] datafusion::error::DataFusionError),
+    #[error("rating {month} accounted for {accounted} events of {cdrs}: a rule matched an event twice or not at all (overlapping reference rows?)")]
+    Lost {
+        month: String,
+        cdrs: u64,
+        accounted: u64,
+    },
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -135,31 +141,58 @@ pub async fn rate(
             .await?;
     }
 
-    report.cdrs = engine::scalar_u64(&ctx, "SELECT COUNT(*) FROM cdrs").await?;
+    // The figures of the report come from the files just written: reading
+    // them back is cheaper than running the plan again.
+    let ctx = engine::session();
+    for (table, dataset) in [
+        ("rated", datasets::RATED_CDRS),
+        ("exceptions", datasets::RATING_EXCEPTIONS),
+    ] {
+        engine::register_path(&ctx, lake, table, &format!("{dataset}/{partition}"), None).await?;
+    }
     let totals = engine::row_strings(
         &ctx,
-        "SELECT COUNT(*), COALESCE(SUM(amount), 0), COALESCE(SUM(wholesale), 0), COALESCE(SUM(margin), 0) FROM rated_cdrs",
+        "SELECT COUNT(*), COALESCE(SUM(amount), 0), COALESCE(SUM(wholesale), 0), COALESCE(SUM(margin), 0) FROM rated",
     )
     .await?;
     report.rated = totals[0].parse().unwrap_or_default();
     report.amount = totals[1].clone();
     report.wholesale = totals[2].clone();
     report.margin = totals[3].clone();
-    report.exceptions_wholesale = engine::row_strings(
-        &ctx,
-        "SELECT COALESCE(SUM(wholesale), 0) FROM rating_exceptions",
-    )
-    .await?[0]
-        .clone();
+    report.exceptions_wholesale =
+        engine::row_strings(&ctx, "SELECT COALESCE(SUM(wholesale), 0) FROM exceptions").await?[0]
+            .clone();
+    let mut excepted = 0;
     for row in engine::rows_strings(
         &ctx,
-        "SELECT reason, COUNT(*) FROM rating_exceptions GROUP BY reason ORDER BY reason",
+        "SELECT reason, COUNT(*) FROM exceptions GROUP BY reason ORDER BY reason",
     )
     .await?
     {
-        report
-            .exceptions
-            .insert(row[0].clone(), row[1].parse().unwrap_or_default());
+        let count: u64 = row[1].parse().unwrap_or_default();
+        if row[0] != "CONFLICTING_DUPLICATE" {
+            excepted += count;
+        }
+        report.exceptions.insert(row[0].clone(), count);
+    }
+    // Every CDR of the month is either rated or an exception, once.
+    if engine::register_path(
+        &ctx,
+        lake,
+        "cdrs",
+        &format!("{}/{partition}", datasets::CDRS),
+        None,
+    )
+    .await?
+    {
+        report.cdrs = engine::scalar_u64(&ctx, "SELECT COUNT(*) FROM cdrs").await?;
+    }
+    if report.cdrs != report.rated + excepted {
+        return Err(RateError::Lost {
+            month: report.month,
+            cdrs: report.cdrs,
+            accounted: report.rated + excepted,
+        });
     }
     Ok(report)
 }

@@ -2,13 +2,17 @@
 //! Each file's result is registered under its file name (see
 //! `engine::run_layer`), so files refer to each other by table name.
 
-use crate::engine::SqlFile;
+use crate::engine::{Keep, SqlFile};
 
 macro_rules! sql {
     ($dir:literal, $name:literal) => {
+        sql!($dir, $name, Keep::Memory)
+    };
+    ($dir:literal, $name:literal, $keep:expr) => {
         SqlFile {
             name: $name,
             sql: include_str!(concat!("../sql/", $dir, "/", $name, ".sql")),
+            keep: $keep,
         }
     };
 }
@@ -24,13 +28,15 @@ pub const REFERENCE: &[SqlFile] = &[
 ];
 
 /// rating.md §1–5; `rated_cdrs` and `rating_exceptions` are the outputs.
+/// The month's events stream through views; only the distinct called
+/// numbers' zones and the pools are held in memory.
 pub const RATING: &[SqlFile] = &[
-    sql!("rating", "events"),
+    sql!("rating", "events", Keep::View),
     sql!("rating", "called_zones"),
-    sql!("rating", "priced_events"),
+    sql!("rating", "priced_events", Keep::View),
     sql!("rating", "pools"),
-    sql!("rating", "rated_cdrs"),
-    sql!("rating", "rating_exceptions"),
+    sql!("rating", "rated_cdrs", Keep::View),
+    sql!("rating", "rating_exceptions", Keep::View),
 ];
 
 /// rating.md §6: invoice lines and totals before numbering.
