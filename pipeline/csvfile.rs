@@ -39,7 +39,117 @@ pub struct Record<'a> {
     pub fields: csv::ByteRecord,
 }
 
-/// A parsed file: the header mapping and the records.
+/// A record as the streaming reader lends it (valid until the next call).
+pub struct RecordRef<'r, 'a> {
+    pub line: u64,
+    pub raw: &'a [u8],
+    pub fields: &'r csv::ByteRecord,
+}
+
+/// Reads a file record by record, reusing one buffer: the way to read a
+/// large delivery without an allocation per row.
+pub struct CsvReader<'a> {
+    pub file: String,
+    pub header: Vec<String>,
+    body: &'a [u8],
+    reader: csv::Reader<&'a [u8]>,
+    record: csv::ByteRecord,
+    lines: LineCounter,
+}
+
+impl<'a> CsvReader<'a> {
+    /// Reads the header line. `file` is the name used in messages.
+    pub fn open(file: &str, bytes: &'a [u8]) -> Result<CsvReader<'a>, CsvFileError> {
+        let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let reader = csv::ReaderBuilder::new()
+            .delimiter(b';')
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(body);
+        let mut this = CsvReader {
+            file: file.to_string(),
+            header: Vec::new(),
+            body,
+            reader,
+            record: csv::ByteRecord::new(),
+            lines: LineCounter::default(),
+        };
+        let names: Vec<String> = match this.next_record() {
+            None => {
+                return Err(CsvFileError::Empty {
+                    file: file.to_string(),
+                })
+            }
+            Some(Err(e)) => return Err(e),
+            Some(Ok(header)) => header
+                .fields
+                .iter()
+                .map(|f| std::str::from_utf8(f).map(|s| s.trim().to_string()))
+                .collect::<Result<_, _>>()
+                .map_err(|_| CsvFileError::HeaderEncoding {
+                    file: file.to_string(),
+                })?,
+        };
+        for (i, name) in names.iter().enumerate() {
+            if names[..i].contains(name) {
+                return Err(CsvFileError::DuplicateColumn {
+                    file: file.to_string(),
+                    column: name.clone(),
+                });
+            }
+        }
+        this.header = names;
+        Ok(this)
+    }
+
+    /// The next record, or `None` at the end of the file.
+    pub fn next_record(&mut self) -> Option<Result<RecordRef<'_, 'a>, CsvFileError>> {
+        let body = self.body;
+        let start = self.reader.position().byte() as usize;
+        match self.reader.read_byte_record(&mut self.record) {
+            Ok(false) => return None,
+            Ok(true) => {}
+            Err(e) => {
+                let at = e.position().map(|p| p.byte() as usize).unwrap_or(start);
+                return Some(Err(CsvFileError::Syntax {
+                    file: self.file.clone(),
+                    line: self.lines.line_at(body, at),
+                    message: e.to_string(),
+                }));
+            }
+        }
+        // Line numbers are counted here from the bytes: the reader's own
+        // positions put a record after `\r\n` at the `\n`, one line early.
+        let mut record_start = self
+            .record
+            .position()
+            .map(|p| p.byte() as usize)
+            .unwrap_or(start);
+        while matches!(body.get(record_start), Some(b'\r') | Some(b'\n')) {
+            record_start += 1;
+        }
+        let end = (self.reader.position().byte() as usize).max(record_start);
+        Some(Ok(RecordRef {
+            line: self.lines.line_at(body, record_start),
+            raw: trim_line_end(&body[record_start..end]),
+            fields: &self.record,
+        }))
+    }
+
+    /// Index of each wanted column in the header; `None` for an optional
+    /// column that is absent. A required one that is absent refuses the file.
+    pub fn columns(&self, wanted: &[(&str, bool)]) -> Result<Vec<Option<usize>>, CsvFileError> {
+        columns(&self.file, &self.header, wanted)
+    }
+
+    /// Header columns that no wanted column matches (ignored with a warning).
+    pub fn unknown_columns(&self, wanted: &[(&str, bool)]) -> Vec<String> {
+        unknown_columns(&self.header, wanted)
+    }
+}
+
+/// A parsed file held whole: the header and every record (small files:
+/// reference tables, status snapshots, SIM orders).
 pub struct CsvFile<'a> {
     pub file: String,
     pub header: Vec<String>,
@@ -49,107 +159,61 @@ pub struct CsvFile<'a> {
 impl<'a> CsvFile<'a> {
     /// Splits `bytes` into records. `file` is the name used in messages.
     pub fn parse(file: &str, bytes: &'a [u8]) -> Result<CsvFile<'a>, CsvFileError> {
-        let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-        let mut reader = csv::ReaderBuilder::new()
-            .delimiter(b';')
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(body);
-        let mut header: Option<Vec<String>> = None;
+        let mut reader = CsvReader::open(file, bytes)?;
         let mut records = Vec::new();
-        let mut record = csv::ByteRecord::new();
-        // Line numbers are counted here from the bytes: the reader's own
-        // positions put a record after `\r\n` at the `\n`, one line early.
-        let mut lines = LineCounter::default();
-        loop {
-            let start = reader.position().byte() as usize;
-            match reader.read_byte_record(&mut record) {
-                Ok(false) => break,
-                Ok(true) => {}
-                Err(e) => {
-                    let line = lines.line_at(
-                        body,
-                        e.position().map(|p| p.byte() as usize).unwrap_or(start),
-                    );
-                    return Err(CsvFileError::Syntax {
-                        file: file.to_string(),
-                        line,
-                        message: e.to_string(),
-                    });
-                }
-            }
-            let mut record_start = record
-                .position()
-                .map(|p| p.byte() as usize)
-                .unwrap_or(start);
-            while matches!(body.get(record_start), Some(b'\r') | Some(b'\n')) {
-                record_start += 1;
-            }
-            let end = (reader.position().byte() as usize).max(record_start);
-            let raw = trim_line_end(&body[record_start..end]);
-            let line = lines.line_at(body, record_start);
-            if header.is_none() {
-                let names: Result<Vec<String>, _> = record
-                    .iter()
-                    .map(|f| std::str::from_utf8(f).map(|s| s.trim().to_string()))
-                    .collect();
-                let names = names.map_err(|_| CsvFileError::HeaderEncoding {
-                    file: file.to_string(),
-                })?;
-                for (i, name) in names.iter().enumerate() {
-                    if names[..i].contains(name) {
-                        return Err(CsvFileError::DuplicateColumn {
-                            file: file.to_string(),
-                            column: name.clone(),
-                        });
-                    }
-                }
-                header = Some(names);
-                continue;
-            }
+        while let Some(record) = reader.next_record() {
+            let record = record?;
             records.push(Record {
-                line,
-                raw,
-                fields: record.clone(),
+                line: record.line,
+                raw: record.raw,
+                fields: record.fields.clone(),
             });
         }
-        let header = header.ok_or_else(|| CsvFileError::Empty {
-            file: file.to_string(),
-        })?;
         Ok(CsvFile {
-            file: file.to_string(),
-            header,
+            file: reader.file,
+            header: reader.header,
             records,
         })
     }
 
-    /// Index of each wanted column in the header; `None` for an optional
-    /// column that is absent. A required one that is absent refuses the file.
+    /// As [`CsvReader::columns`].
     pub fn columns(&self, wanted: &[(&str, bool)]) -> Result<Vec<Option<usize>>, CsvFileError> {
-        wanted
-            .iter()
-            .map(|(name, required)| {
-                let found = self.header.iter().position(|h| h == name);
-                if found.is_none() && *required {
-                    Err(CsvFileError::MissingColumn {
-                        file: self.file.clone(),
-                        column: name.to_string(),
-                    })
-                } else {
-                    Ok(found)
-                }
-            })
-            .collect()
+        columns(&self.file, &self.header, wanted)
     }
 
-    /// Header columns that no wanted column matches (ignored with a warning).
+    /// As [`CsvReader::unknown_columns`].
     pub fn unknown_columns(&self, wanted: &[(&str, bool)]) -> Vec<String> {
-        self.header
-            .iter()
-            .filter(|h| !wanted.iter().any(|(w, _)| w == h))
-            .cloned()
-            .collect()
+        unknown_columns(&self.header, wanted)
     }
+}
+
+fn columns(
+    file: &str,
+    header: &[String],
+    wanted: &[(&str, bool)],
+) -> Result<Vec<Option<usize>>, CsvFileError> {
+    wanted
+        .iter()
+        .map(|(name, required)| {
+            let found = header.iter().position(|h| h == name);
+            if found.is_none() && *required {
+                Err(CsvFileError::MissingColumn {
+                    file: file.to_string(),
+                    column: name.to_string(),
+                })
+            } else {
+                Ok(found)
+            }
+        })
+        .collect()
+}
+
+fn unknown_columns(header: &[String], wanted: &[(&str, bool)]) -> Vec<String> {
+    header
+        .iter()
+        .filter(|h| !wanted.iter().any(|(w, _)| w == h))
+        .cloned()
+        .collect()
 }
 
 /// Turns byte offsets into 1-based line numbers, counting `\n` once.
@@ -334,6 +398,100 @@ pub fn parse_paris_timestamp(text: &str) -> Result<DateTime<Utc>, BadValue> {
     Ok(paris_to_utc(naive))
 }
 
+/// Parses an exact decimal with at most 6 decimals straight into millionths
+/// (the lake's scale), without going through a string or a float.
+pub fn parse_micros(text: &str, mark: DecimalMark) -> Result<i128, BadValue> {
+    let sep = match mark {
+        DecimalMark::Comma => b',',
+        DecimalMark::Point => b'.',
+    };
+    let bytes = text.as_bytes();
+    let (negative, digits) = match bytes.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, bytes),
+    };
+    let (int_part, frac_part) = match digits.iter().position(|b| *b == sep) {
+        Some(i) => (&digits[..i], Some(&digits[i + 1..])),
+        None => (digits, None),
+    };
+    let all_digits = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
+    if !all_digits(int_part) || int_part.len() > 20 || frac_part.is_some_and(|f| !all_digits(f)) {
+        return Err(parse_decimal(text, mark).err().unwrap_or_else(|| {
+            BadValue::new("BAD_NUMBER", format!("'{text}' is not a decimal number"))
+        }));
+    }
+    let frac = frac_part.unwrap_or_default();
+    if frac.len() > 6 {
+        return Err(BadValue::new(
+            "BAD_NUMBER",
+            format!("'{text}' has more than 6 decimals"),
+        ));
+    }
+    let mut value: i128 = 0;
+    for b in int_part.iter().chain(frac) {
+        value = value * 10 + (b - b'0') as i128;
+    }
+    value *= 10i128.pow(6 - frac.len() as u32);
+    Ok(if negative { -value } else { value })
+}
+
+/// Turns upstream `DD/MM/YYYY HH:MM:SS` Paris times into instants, fast:
+/// the DST rules apply per local hour (a whole hour is repeated or skipped),
+/// so the UTC start of each local hour is computed once and cached.
+#[derive(Default)]
+pub struct ParisClock {
+    last_hour: Option<(NaiveDate, u32)>,
+    last_hour_utc_micros: i64,
+}
+
+impl ParisClock {
+    /// The instant (microseconds since the epoch, UTC) and the local date.
+    pub fn parse(&mut self, text: &str) -> Result<(i64, NaiveDate), BadValue> {
+        let bad = || {
+            BadValue::new(
+                "BAD_TIMESTAMP",
+                format!("'{text}' is not a time DD/MM/YYYY HH:MM:SS"),
+            )
+        };
+        let b = text.as_bytes();
+        if b.len() != 19
+            || b[2] != b'/'
+            || b[5] != b'/'
+            || b[10] != b' '
+            || b[13] != b':'
+            || b[16] != b':'
+        {
+            return Err(bad());
+        }
+        let number = |from: usize, to: usize| -> Option<u32> {
+            b[from..to].iter().try_fold(0u32, |n, d| {
+                d.is_ascii_digit().then(|| n * 10 + (d - b'0') as u32)
+            })
+        };
+        let (Some(day), Some(month), Some(year), Some(hour), Some(minute), Some(second)) = (
+            number(0, 2),
+            number(3, 5),
+            number(6, 10),
+            number(11, 13),
+            number(14, 16),
+            number(17, 19),
+        ) else {
+            return Err(bad());
+        };
+        let date = NaiveDate::from_ymd_opt(year as i32, month, day).ok_or_else(bad)?;
+        if hour > 23 || minute > 59 || second > 59 {
+            return Err(bad());
+        }
+        if self.last_hour != Some((date, hour)) {
+            let start = date.and_hms_opt(hour, 0, 0).ok_or_else(bad)?;
+            self.last_hour_utc_micros = paris_to_utc(start).timestamp_micros();
+            self.last_hour = Some((date, hour));
+        }
+        let micros = self.last_hour_utc_micros + (minute as i64 * 60 + second as i64) * 1_000_000;
+        Ok((micros, date))
+    }
+}
+
 /// The instant of a Paris local time, with the DST rules of formats.md.
 pub fn paris_to_utc(naive: NaiveDateTime) -> DateTime<Utc> {
     match Paris.from_local_datetime(&naive) {
@@ -423,6 +581,50 @@ mod tests {
                 .code,
             "BAD_TIMESTAMP"
         );
+    }
+
+    #[test]
+    fn micros_and_the_clock_agree_with_the_slow_paths() {
+        for text in ["0,0125", "12", "1,5", "0,000001", "123456,123456"] {
+            let slow = to_micros_for_test(parse_decimal(text, DecimalMark::Comma).unwrap());
+            assert_eq!(
+                parse_micros(text, DecimalMark::Comma).unwrap(),
+                slow,
+                "{text}"
+            );
+        }
+        for bad in ["0.5", "1,2345678", "", ",5", "1,", "x"] {
+            assert!(parse_micros(bad, DecimalMark::Comma).is_err(), "{bad}");
+        }
+        let mut clock = ParisClock::default();
+        for text in [
+            "25/10/2026 02:30:00",
+            "25/10/2026 02:59:59",
+            "25/10/2026 03:00:00",
+            "29/03/2026 02:30:00",
+            "29/03/2026 01:59:59",
+            "01/11/2026 00:30:00",
+            "31/12/2026 23:59:59",
+        ] {
+            let slow = parse_paris_timestamp(text).unwrap();
+            let (micros, date) = clock.parse(text).unwrap();
+            assert_eq!(micros, slow.timestamp_micros(), "{text}");
+            assert_eq!(date, paris_date(slow), "{text}");
+        }
+        for bad in [
+            "31/02/2026 10:00:00",
+            "2026-10-05 10:30:00",
+            "01/10/2026 24:00:00",
+            "1/10/2026 10:00:00",
+        ] {
+            assert_eq!(clock.parse(bad).unwrap_err().code, "BAD_TIMESTAMP", "{bad}");
+        }
+    }
+
+    fn to_micros_for_test(value: Decimal) -> i128 {
+        let mut v = value;
+        v.rescale(6);
+        v.mantissa()
     }
 
     #[test]

@@ -1,32 +1,43 @@
 //! `land`: turn the raw files fetched by `sync` into Parquet datasets, and
 //! bad rows into quarantine.
 //!
-//! Files land in the ledger's order (folder, name, version), each once. For
-//! every file, rows in = rows landed + rows quarantined. RatedCDRs are
-//! de-duplicated by `cdr_id` against everything landed before (rating.md §1):
-//! an identical copy counts once, a copy with other content goes to
-//! `cdr_conflicts` (rated as a `CONFLICTING_DUPLICATE` exception), the first
-//! copy stays. Each file's output is its own Parquet file per month
-//! (`cdrs/month=2026-10/RatedCDRs_20261002_080700.parquet`), written
-//! atomically before the ledger marks the file landed, so landing a new
-//! delivery writes only that delivery's rows, and a crash mid-way is repaired
-//! by the next run rewriting the same files.
+//! Each file goes through two steps:
+//! - **decode** (pure CPU, no I/O): the CSV rows become Arrow columns, bad
+//!   rows quarantine entries. Files are decoded on every core at once.
+//! - **commit**, one file after the other in the ledger's order (folder,
+//!   name, version): RatedCDRs are de-duplicated by `cdr_id` against all
+//!   that landed before (rating.md §1) — an identical copy counts once, a
+//!   copy with other content goes to `cdr_conflicts` (rated as a
+//!   `CONFLICTING_DUPLICATE`), the first copy stays — then the file's rows
+//!   are written, one Parquet file per month
+//!   (`cdrs/month=2026-10/RatedCDRs_20261002_080700.parquet`), and the
+//!   ledger marks the file landed with its counts.
+//!
+//! For every file, rows in = rows landed + rows quarantined. A delivery
+//! writes only its own rows; a crash before the ledger records a file is
+//! repaired by the next run writing the same files again (the index leaves
+//! out the rows of files not yet recorded).
 //!
 //! A file the pipeline cannot read as a table (empty, no header, a required
 //! column missing) is refused whole: its rows go to quarantine with the
 //! reason, and the report names it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    AsArray, Date32Builder, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, AsArray, BooleanArray, Date32Builder, StringArray, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
-use datafusion::arrow::datatypes::Int64Type;
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::{Date32Type, Int64Type};
 use datafusion::arrow::record_batch::RecordBatch;
+use futures::StreamExt;
 use serde::Serialize;
 
-use crate::csvfile::{self, CsvFile};
+use crate::csvfile::{self, CsvFile, CsvReader};
 use crate::lake::{datasets, Lake, LakeError};
 use crate::ledger::{FetchedFile, LandedCounts, Ledger, LedgerError};
 use crate::settings::Settings;
@@ -43,6 +54,8 @@ pub enum LandError {
     Raw(#[from] SyncError),
     #[error("reading landed CDRs: {0}")]
     Query(#[from] datafusion::error::DataFusionError),
+    #[error("landing: {0}")]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
     #[error("PUK store {path}: {source}")]
     Secrets {
         path: String,
@@ -96,12 +109,6 @@ impl std::fmt::Display for LandReport {
     }
 }
 
-/// What is known of a landed `cdr_id`: its content hash and first file.
-struct Seen {
-    hash: i64,
-    source: Arc<str>,
-}
-
 pub async fn land(
     settings: &Settings,
     lake: &Lake,
@@ -114,109 +121,37 @@ pub async fn land(
     }
     let landing: HashSet<String> = files.iter().map(stored_name).collect();
     let mut index = if files.iter().any(|f| f.folder == "RatedCDRs") {
-        load_cdr_index(lake, &landing).await?
+        CdrIndex::load(lake, &landing).await?
     } else {
-        HashMap::new()
+        CdrIndex::default()
     };
-    for file in &files {
-        let bytes = sync::read_raw(settings, lake, &file.raw_key).await?;
-        let name = stored_name(file);
-        let mut file_report = FileReport {
-            folder: file.folder.clone(),
-            file: name.clone(),
-            counts: LandedCounts::default(),
-            refused: None,
-        };
-        let mut quarantine = QuarantineBuilder::default();
-        match CsvFile::parse(&name, &bytes) {
-            Err(e) => {
-                file_report.refused = Some(e.to_string());
-                let line = match &e {
-                    csvfile::CsvFileError::Syntax { line, .. } => *line,
-                    _ => 1,
-                };
-                quarantine.push(&name, line, b"", &format!("REFUSED_FILE: {e}"));
-                file_report.counts.quarantined = 1;
-                file_report.counts.rows_in = 1;
-            }
-            Ok(csv) => {
-                let wanted = match file.folder.as_str() {
-                    "RatedCDRs" | "BilledCDRs" => upstream::CDR_COLUMNS,
-                    "AccountStatus" => upstream::STATUS_COLUMNS,
-                    _ => upstream::SIM_COLUMNS,
-                };
-                let unknown = csv.unknown_columns(wanted);
-                if !unknown.is_empty() {
-                    report.warnings.push(format!(
-                        "{name}: unknown columns ignored: {}",
-                        unknown.join(", ")
-                    ));
-                }
-                match csv.columns(wanted) {
-                    Err(e) => {
-                        file_report.refused = Some(e.to_string());
-                        for record in &csv.records {
-                            quarantine.push(
-                                &name,
-                                record.line,
-                                &mask(&file.folder, &csv, record),
-                                &format!("MISSING_COLUMN: {e}"),
-                            );
-                        }
-                        file_report.counts.rows_in = csv.records.len() as u64;
-                        file_report.counts.quarantined = csv.records.len() as u64;
-                    }
-                    Ok(index_of) => {
-                        file_report.counts = match file.folder.as_str() {
-                            "RatedCDRs" => {
-                                land_cdrs(
-                                    lake,
-                                    &name,
-                                    &csv,
-                                    &index_of,
-                                    &mut quarantine,
-                                    Some(&mut index),
-                                )
-                                .await?
-                            }
-                            "BilledCDRs" => {
-                                land_cdrs(lake, &name, &csv, &index_of, &mut quarantine, None)
-                                    .await?
-                            }
-                            "AccountStatus" => {
-                                land_status(lake, &name, &csv, &index_of, &mut quarantine).await?
-                            }
-                            _ => {
-                                land_sim(settings, lake, &name, &csv, &index_of, &mut quarantine)
-                                    .await?
-                            }
-                        };
-                    }
-                }
-            }
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    // A few files at a time: decoded together, committed in order.
+    for chunk in files.chunks(threads * 2) {
+        let mut raws = Vec::with_capacity(chunk.len());
+        for file in chunk {
+            raws.push(sync::read_raw(settings, lake, &file.raw_key).await?);
         }
-        let source_key = quarantine_source(&file.folder);
-        let quarantine_key = format!(
-            "{}/source={source_key}/{}.parquet",
-            datasets::QUARANTINE,
-            stem(&name)
-        );
-        if quarantine.is_empty() {
-            lake.delete(&quarantine_key).await?;
-        } else {
-            lake.write_parquet(
-                &quarantine_key,
-                upstream::quarantine_schema(),
-                &[quarantine.finish()],
+        let decoded = decode_all(chunk, &raws, threads);
+        for (file, decoded) in chunk.iter().zip(decoded) {
+            let file_report = commit(
+                settings,
+                lake,
+                &mut index,
+                file,
+                decoded,
+                &mut report.warnings,
             )
             .await?;
+            if let Some(reason) = &file_report.refused {
+                tracing::warn!("file refused, its rows are in quarantine: {reason}");
+            }
+            ledger.record_landed(file.id, &file_report.counts)?;
+            add_counts(&mut report.totals, &file_report.counts);
+            report.files.push(file_report);
         }
-        if let Some(reason) = &file_report.refused {
-            tracing::warn!("file refused, its rows are in quarantine: {reason}");
-        }
-        ledger.record_landed(file.id, &file_report.counts)?;
-        add_counts(&mut report.totals, &file_report.counts);
-        report.files.push(file_report);
     }
     Ok(report)
 }
@@ -256,139 +191,244 @@ fn quarantine_source(folder: &str) -> &'static str {
     }
 }
 
-/// The raw text of a record, with PUK codes masked for SIM orders.
-fn mask(folder: &str, csv: &CsvFile<'_>, record: &csvfile::Record<'_>) -> Vec<u8> {
-    if folder != sync::SIM_FOLDER {
-        return record.raw.to_vec();
-    }
-    let fields: Vec<String> = record
-        .fields
-        .iter()
-        .enumerate()
-        .map(|(i, f)| match csv.header.get(i).map(String::as_str) {
-            Some("puk1") | Some("puk2") => "********".to_string(),
-            _ => String::from_utf8_lossy(f).into_owned(),
-        })
-        .collect();
-    fields.join(";").into_bytes()
+// ---------------------------------------------------------------------------
+// Decode: bytes to columns, no I/O.
+
+/// What decoding one file gives.
+struct Decoded {
+    name: String,
+    counts: LandedCounts,
+    quarantine: QuarantineBuilder,
+    refused: Option<String>,
+    unknown_columns: Vec<String>,
+    rows: Rows,
 }
 
-/// `cdr_id` → (content hash, first file) of every CDR landed so far, except
-/// those of files being landed now (a re-run after a crash rewrites them).
-async fn load_cdr_index(
-    lake: &Lake,
-    landing: &HashSet<String>,
-) -> Result<HashMap<String, Seen>, LandError> {
-    let mut index = HashMap::new();
-    if lake.list(datasets::CDRS).await?.is_empty() {
-        return Ok(index);
-    }
-    let ctx = crate::engine::session();
-    crate::engine::register_dataset(&ctx, lake, datasets::CDRS, Some("month")).await?;
-    let batches = ctx
-        .sql("SELECT cdr_id, content_hash, source_file FROM cdrs")
-        .await?
-        .collect()
-        .await?;
-    let mut sources: HashMap<String, Arc<str>> = HashMap::new();
-    for batch in batches {
-        let ids = crate::engine::strings(batch.column(0));
-        let hashes = batch.column(1).as_primitive::<Int64Type>();
-        let files = crate::engine::strings(batch.column(2));
-        for row in 0..batch.num_rows() {
-            let file = files[row].clone();
-            if landing.contains(&file) {
-                continue;
-            }
-            let source = sources
-                .entry(file.clone())
-                .or_insert_with(|| Arc::from(file.as_str()))
-                .clone();
-            index.insert(
-                ids[row].clone(),
-                Seen {
-                    hash: hashes.value(row),
-                    source,
-                },
-            );
-        }
-    }
-    Ok(index)
+enum Rows {
+    None,
+    /// CDR rows with, per row, the hash of its `cdr_id`.
+    Cdrs {
+        batch: RecordBatch,
+        ids: Vec<u128>,
+    },
+    Status {
+        month: String,
+        batch: RecordBatch,
+    },
+    Sim {
+        batch: RecordBatch,
+        puks: Vec<PukRow>,
+    },
 }
 
-/// Lands a RatedCDRs (with an index: de-duplicated) or BilledCDRs file.
-async fn land_cdrs(
-    lake: &Lake,
-    name: &str,
-    csv: &CsvFile<'_>,
-    index_of: &[Option<usize>],
-    quarantine: &mut QuarantineBuilder,
-    mut index: Option<&mut HashMap<String, Seen>>,
-) -> Result<LandedCounts, LandError> {
-    let mut counts = LandedCounts::default();
-    let mut by_month: BTreeMap<String, CdrBuilder> = BTreeMap::new();
-    let mut conflicts: BTreeMap<String, CdrBuilder> = BTreeMap::new();
-    let this_file: Arc<str> = Arc::from(name);
-    let header_len = csv.header.len();
-    for record in &csv.records {
-        counts.rows_in += 1;
-        let cdr = match upstream::parse_cdr(&record.fields, index_of, header_len) {
-            Ok(cdr) => cdr,
-            Err(reason) => {
-                counts.quarantined += 1;
-                quarantine.push(name, record.line, record.raw, &reason);
-                continue;
-            }
-        };
-        counts.landed += 1;
-        let hash = cdr.content_hash();
-        if let Some(index) = index.as_deref_mut() {
-            if let Some(seen) = index.get(&cdr.cdr_id) {
-                if seen.hash == hash {
-                    counts.duplicates += 1;
-                } else {
-                    counts.conflicts += 1;
-                    conflicts
-                        .entry(cdr.month())
-                        .or_insert_with(|| CdrBuilder::new(true))
-                        .push(&cdr, name, record.line, hash, Some(&seen.source));
-                }
-                continue;
-            }
-            index.insert(
-                cdr.cdr_id.clone(),
-                Seen {
-                    hash,
-                    source: this_file.clone(),
-                },
-            );
-        }
-        counts.new_rows += 1;
-        by_month
-            .entry(cdr.month())
-            .or_insert_with(|| CdrBuilder::new(false))
-            .push(&cdr, name, record.line, hash, None);
-    }
-    let dataset = if index.is_some() {
-        datasets::CDRS
-    } else {
-        datasets::BILLED_CDRS
+fn decode_all(files: &[FetchedFile], raws: &[Vec<u8>], threads: usize) -> Vec<Decoded> {
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<(usize, Decoded)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.min(files.len()))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= files.len() {
+                            break done;
+                        }
+                        done.push((i, decode(&files[i], &raws[i])));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a decoding thread does not panic"))
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, d)| d).collect()
+}
+
+fn decode(file: &FetchedFile, bytes: &[u8]) -> Decoded {
+    let name = stored_name(file);
+    let mut decoded = Decoded {
+        name: name.clone(),
+        counts: LandedCounts::default(),
+        quarantine: QuarantineBuilder::default(),
+        refused: None,
+        unknown_columns: Vec::new(),
+        rows: Rows::None,
     };
-    for (month, rows) in by_month {
-        let key = format!("{dataset}/month={month}/{}.parquet", stem(name));
-        lake.write_parquet(&key, upstream::cdr_schema(false), &[rows.finish()])
-            .await?;
+    let result = match file.folder.as_str() {
+        "RatedCDRs" | "BilledCDRs" => decode_cdrs(&mut decoded, bytes),
+        "AccountStatus" => {
+            decode_table(&mut decoded, bytes, upstream::STATUS_COLUMNS, decode_status)
+        }
+        _ => decode_table(&mut decoded, bytes, upstream::SIM_COLUMNS, decode_sim),
+    };
+    if let Err(refusal) = result {
+        refuse(&mut decoded, &file.folder, refusal);
     }
-    for (month, rows) in conflicts {
-        let key = format!(
-            "{}/month={month}/{}.parquet",
-            datasets::CDR_CONFLICTS,
-            stem(name)
+    decoded
+}
+
+/// Why a whole file is refused, with the rows to quarantine (if any could
+/// be read).
+struct Refusal {
+    error: csvfile::CsvFileError,
+    records: Vec<(u64, Vec<u8>)>,
+}
+
+fn refuse(decoded: &mut Decoded, folder: &str, refusal: Refusal) {
+    let message = refusal.error.to_string();
+    decoded.refused = Some(message.clone());
+    decoded.rows = Rows::None;
+    decoded.quarantine = QuarantineBuilder::default();
+    if refusal.records.is_empty() {
+        let line = match &refusal.error {
+            csvfile::CsvFileError::Syntax { line, .. } => *line,
+            _ => 1,
+        };
+        decoded.quarantine.push(
+            &decoded.name,
+            line,
+            b"",
+            &format!("REFUSED_FILE: {message}"),
         );
-        lake.write_parquet(&key, upstream::cdr_schema(true), &[rows.finish()])
-            .await?;
+        decoded.counts = LandedCounts {
+            rows_in: 1,
+            quarantined: 1,
+            ..Default::default()
+        };
+    } else {
+        for (line, raw) in &refusal.records {
+            let raw = if folder == sync::SIM_FOLDER {
+                b"(masked: SIM order)".to_vec()
+            } else {
+                raw.clone()
+            };
+            decoded.quarantine.push(
+                &decoded.name,
+                *line,
+                &raw,
+                &format!("MISSING_COLUMN: {message}"),
+            );
+        }
+        let n = refusal.records.len() as u64;
+        decoded.counts = LandedCounts {
+            rows_in: n,
+            quarantined: n,
+            ..Default::default()
+        };
     }
-    Ok(counts)
+}
+
+/// Collects the records of a file being refused for a missing column.
+fn all_records(reader: &mut CsvReader<'_>) -> Vec<(u64, Vec<u8>)> {
+    let mut records = Vec::new();
+    while let Some(Ok(record)) = reader.next_record() {
+        records.push((record.line, record.raw.to_vec()));
+    }
+    records
+}
+
+fn decode_cdrs(decoded: &mut Decoded, bytes: &[u8]) -> Result<(), Refusal> {
+    let mut reader = CsvReader::open(&decoded.name, bytes).map_err(|error| Refusal {
+        error,
+        records: Vec::new(),
+    })?;
+    decoded.unknown_columns = reader.unknown_columns(upstream::CDR_COLUMNS);
+    let index_of = match reader.columns(upstream::CDR_COLUMNS) {
+        Ok(index_of) => index_of,
+        Err(error) => {
+            let records = all_records(&mut reader);
+            return Err(Refusal { error, records });
+        }
+    };
+    let header_len = reader.header.len();
+    let mut clock = csvfile::ParisClock::default();
+    let mut rows = CdrBuilder::default();
+    let mut ids = Vec::new();
+    let name = decoded.name.clone();
+    while let Some(record) = reader.next_record() {
+        let record = record.map_err(|error| Refusal {
+            error,
+            records: Vec::new(),
+        })?;
+        decoded.counts.rows_in += 1;
+        match upstream::parse_cdr(record.fields, &index_of, header_len, &mut clock) {
+            Ok(cdr) => {
+                decoded.counts.landed += 1;
+                ids.push(cdr.id_hash());
+                rows.push(&cdr, &name, record.line, cdr.content_hash());
+            }
+            Err(reason) => {
+                decoded.counts.quarantined += 1;
+                decoded
+                    .quarantine
+                    .push(&name, record.line, record.raw, &reason);
+            }
+        }
+    }
+    decoded.rows = Rows::Cdrs {
+        batch: rows.finish(),
+        ids,
+    };
+    Ok(())
+}
+
+/// A small table file (status snapshot, SIM order): read whole, then each
+/// record decoded by `decode_rows`.
+fn decode_table(
+    decoded: &mut Decoded,
+    bytes: &[u8],
+    wanted: &[(&str, bool)],
+    decode_rows: fn(&mut Decoded, &CsvFile<'_>, &[Option<usize>]),
+) -> Result<(), Refusal> {
+    let csv = CsvFile::parse(&decoded.name, bytes).map_err(|error| Refusal {
+        error,
+        records: Vec::new(),
+    })?;
+    decoded.unknown_columns = csv.unknown_columns(wanted);
+    match csv.columns(wanted) {
+        Ok(index_of) => {
+            decode_rows(decoded, &csv, &index_of);
+            Ok(())
+        }
+        Err(error) => Err(Refusal {
+            error,
+            records: csv
+                .records
+                .iter()
+                .map(|r| (r.line, r.raw.to_vec()))
+                .collect(),
+        }),
+    }
+}
+
+/// A row's field as text, with the reason prefixed by its column.
+fn column_field<'r>(
+    record: &'r csvfile::Record<'_>,
+    index_of: &[Option<usize>],
+    columns: &[(&str, bool)],
+    i: usize,
+) -> Result<Option<&'r str>, String> {
+    csvfile::text_field(&record.fields, index_of[i])
+        .map_err(|b| format!("{}: {}: {}", b.code, columns[i].0, b.detail))
+}
+
+fn field_count(record: &csvfile::Record<'_>, header_len: usize) -> Result<(), String> {
+    if record.fields.len() == header_len {
+        Ok(())
+    } else {
+        Err(format!(
+            "FIELD_COUNT: the row has {} fields, the header {header_len}",
+            record.fields.len()
+        ))
+    }
+}
+
+fn digits(value: &str, column: &str, min: usize, max: usize) -> Result<(), String> {
+    csvfile::check_digits(value, min, max)
+        .map_err(|b| format!("{}: {column}: {}", b.code, b.detail))
 }
 
 /// Snapshot time from `AccountStatus_<YYYYMMDD>_<HH>.csv` (Paris time).
@@ -401,27 +441,22 @@ fn snapshot_time(name: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     Some(csvfile::paris_to_utc(date.and_hms_opt(hour, 0, 0)?))
 }
 
-async fn land_status(
-    lake: &Lake,
-    name: &str,
-    csv: &CsvFile<'_>,
-    index_of: &[Option<usize>],
-    quarantine: &mut QuarantineBuilder,
-) -> Result<LandedCounts, LandError> {
-    let mut counts = LandedCounts::default();
-    let Some(snapshot) = snapshot_time(name) else {
+fn decode_status(decoded: &mut Decoded, csv: &CsvFile<'_>, index_of: &[Option<usize>]) {
+    let name = decoded.name.clone();
+    let Some(snapshot) = snapshot_time(&name) else {
         for record in &csv.records {
-            quarantine.push(
-                name,
+            decoded.quarantine.push(
+                &name,
                 record.line,
                 record.raw,
                 "BAD_FILE_NAME: expected AccountStatus_<YYYYMMDD>_<HH>.csv",
             );
         }
-        counts.rows_in = csv.records.len() as u64;
-        counts.quarantined = counts.rows_in;
-        return Ok(counts);
+        decoded.counts.rows_in = csv.records.len() as u64;
+        decoded.counts.quarantined = decoded.counts.rows_in;
+        return;
     };
+    let columns = upstream::STATUS_COLUMNS;
     let mut snapshot_col = TimestampMicrosecondBuilder::new().with_timezone("UTC");
     let mut msisdn = StringBuilder::new();
     let mut iccid = StringBuilder::new();
@@ -431,44 +466,22 @@ async fn land_status(
     let mut since_date = Date32Builder::new();
     let mut activation = Date32Builder::new();
     let mut source = StringBuilder::new();
-    let header_len = csv.header.len();
     for record in &csv.records {
-        counts.rows_in += 1;
+        decoded.counts.rows_in += 1;
         let parsed = (|| -> Result<_, String> {
-            if record.fields.len() != header_len {
-                return Err(format!(
-                    "FIELD_COUNT: the row has {} fields, the header {header_len}",
-                    record.fields.len()
-                ));
-            }
-            let field = |i: usize| {
-                csvfile::text_field(&record.fields, index_of[i]).map_err(|b| {
-                    format!(
-                        "{}: {}: {}",
-                        b.code,
-                        upstream::STATUS_COLUMNS[i].0,
-                        b.detail
-                    )
-                })
-            };
-            let m = field(0)?.ok_or("MISSING_VALUE: msisdn: a value is required")?;
-            csvfile::check_digits(m, 8, 15)
-                .map_err(|b| format!("{}: msisdn: {}", b.code, b.detail))?;
+            field_count(record, csv.header.len())?;
+            let field = |i| column_field(record, index_of, columns, i);
+            let line = field(0)?.ok_or("MISSING_VALUE: msisdn: a value is required")?;
+            digits(line, "msisdn", 8, 15)?;
             let card = field(1)?;
-            if let Some(c) = card {
-                csvfile::check_digits(c, 19, 20)
-                    .map_err(|b| format!("{}: iccid: {}", b.code, b.detail))?;
+            if let Some(card) = card {
+                digits(card, "iccid", 19, 20)?;
             }
             let sim = field(2)?;
-            let s = field(3)?.ok_or("MISSING_VALUE: status: a value is required")?;
-            let s = upstream::STATUSES
-                .iter()
-                .find(|x| **x == s)
-                .ok_or_else(|| {
-                    format!(
-                        "UNKNOWN_VALUE: status: '{s}' is not one of ACTIVE, SUSPENDED, TERMINATED"
-                    )
-                })?;
+            let state = field(3)?.ok_or("MISSING_VALUE: status: a value is required")?;
+            let state = upstream::STATUSES.iter().find(|x| **x == state).ok_or_else(|| {
+                format!("UNKNOWN_VALUE: status: '{state}' is not one of ACTIVE, SUSPENDED, TERMINATED")
+            })?;
             let since = field(4)?
                 .map(|t| {
                     csvfile::parse_paris_timestamp(t)
@@ -481,69 +494,70 @@ async fn land_status(
                         .map_err(|b| format!("{}: activation_date: {}", b.code, b.detail))
                 })
                 .transpose()?;
-            Ok((m, card, sim, *s, since, activated))
+            Ok((line, card, sim, *state, since, activated))
         })();
         match parsed {
             Err(reason) => {
-                counts.quarantined += 1;
-                quarantine.push(name, record.line, record.raw, &reason);
+                decoded.counts.quarantined += 1;
+                decoded
+                    .quarantine
+                    .push(&name, record.line, record.raw, &reason);
             }
-            Ok((m, card, sim, s, since_time, activated)) => {
-                counts.landed += 1;
-                counts.new_rows += 1;
+            Ok((line, card, sim, state, since_time, activated)) => {
+                decoded.counts.landed += 1;
+                decoded.counts.new_rows += 1;
                 snapshot_col.append_value(snapshot.timestamp_micros());
-                msisdn.append_value(m);
+                msisdn.append_value(line);
                 iccid.append_option(card);
                 imsi.append_option(sim);
-                status.append_value(s);
+                status.append_value(state);
                 since.append_option(since_time.map(|t| t.timestamp_micros()));
                 since_date.append_option(
                     since_time.map(|t| upstream::epoch_days(csvfile::paris_date(t))),
                 );
                 activation.append_option(activated.map(upstream::epoch_days));
-                source.append_value(name);
+                source.append_value(&name);
             }
         }
     }
-    if counts.landed > 0 {
-        let batch = RecordBatch::try_new(
-            upstream::status_schema(),
-            vec![
-                Arc::new(snapshot_col.finish()),
-                Arc::new(msisdn.finish()),
-                Arc::new(iccid.finish()),
-                Arc::new(imsi.finish()),
-                Arc::new(status.finish()),
-                Arc::new(since.finish()),
-                Arc::new(since_date.finish()),
-                Arc::new(activation.finish()),
-                Arc::new(source.finish()),
-            ],
-        )
-        .expect("columns match the status schema");
-        let month = csvfile::paris_date(snapshot).format("%Y-%m");
-        let key = format!(
-            "{}/month={month}/{}.parquet",
-            datasets::ACCOUNT_STATUS,
-            stem(name)
-        );
-        lake.write_parquet(&key, upstream::status_schema(), &[batch])
-            .await?;
-    }
-    Ok(counts)
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(snapshot_col.finish()),
+        Arc::new(msisdn.finish()),
+        Arc::new(iccid.finish()),
+        Arc::new(imsi.finish()),
+        Arc::new(status.finish()),
+        Arc::new(since.finish()),
+        Arc::new(since_date.finish()),
+        Arc::new(activation.finish()),
+        Arc::new(source.finish()),
+    ];
+    decoded.rows = Rows::Status {
+        month: csvfile::paris_date(snapshot).format("%Y-%m").to_string(),
+        batch: RecordBatch::try_new(upstream::status_schema(), columns)
+            .expect("columns match the status schema"),
+    };
 }
 
-/// SIM orders: identities to the `sim_cards` dataset, PUK codes to the
-/// private store `<state>/secrets/puk.sqlite` (owner-only).
-async fn land_sim(
-    settings: &Settings,
-    lake: &Lake,
-    name: &str,
-    csv: &CsvFile<'_>,
-    index_of: &[Option<usize>],
-    quarantine: &mut QuarantineBuilder,
-) -> Result<LandedCounts, LandError> {
-    let mut counts = LandedCounts::default();
+/// (iccid, msisdn, order_id, [puk1, puk2]): secrets, for the private store.
+type PukRow = (String, Option<String>, String, [String; 2]);
+
+/// The raw text of a SIM order row with its PUK codes masked.
+fn masked_sim_row(csv: &CsvFile<'_>, record: &csvfile::Record<'_>) -> Vec<u8> {
+    let fields: Vec<String> = record
+        .fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| match csv.header.get(i).map(String::as_str) {
+            Some("puk1") | Some("puk2") => "********".to_string(),
+            _ => String::from_utf8_lossy(f).into_owned(),
+        })
+        .collect();
+    fields.join(";").into_bytes()
+}
+
+fn decode_sim(decoded: &mut Decoded, csv: &CsvFile<'_>, index_of: &[Option<usize>]) {
+    let name = decoded.name.clone();
+    let columns = upstream::SIM_COLUMNS;
     let mut order = StringBuilder::new();
     let mut iccid = StringBuilder::new();
     let mut imsi = StringBuilder::new();
@@ -551,25 +565,14 @@ async fn land_sim(
     let mut delivered = Date32Builder::new();
     let mut source = StringBuilder::new();
     let mut puks = Vec::new();
-    let header_len = csv.header.len();
     for record in &csv.records {
-        counts.rows_in += 1;
+        decoded.counts.rows_in += 1;
         let parsed = (|| -> Result<_, String> {
-            if record.fields.len() != header_len {
-                return Err(format!(
-                    "FIELD_COUNT: the row has {} fields, the header {header_len}",
-                    record.fields.len()
-                ));
-            }
-            let field = |i: usize| {
-                csvfile::text_field(&record.fields, index_of[i]).map_err(|b| {
-                    format!("{}: {}: {}", b.code, upstream::SIM_COLUMNS[i].0, b.detail)
-                })
-            };
+            field_count(record, csv.header.len())?;
+            let field = |i| column_field(record, index_of, columns, i);
             let order_id = field(0)?.ok_or("MISSING_VALUE: order_id: a value is required")?;
             let card = field(1)?.ok_or("MISSING_VALUE: iccid: a value is required")?;
-            csvfile::check_digits(card, 19, 20)
-                .map_err(|b| format!("{}: iccid: {}", b.code, b.detail))?;
+            digits(card, "iccid", 19, 20)?;
             let sim = field(2)?;
             let line = field(3)?;
             let mut codes = [String::new(), String::new()];
@@ -592,23 +595,20 @@ async fn land_sim(
         })();
         match parsed {
             Err(reason) => {
-                counts.quarantined += 1;
-                quarantine.push(
-                    name,
-                    record.line,
-                    &mask(sync::SIM_FOLDER, csv, record),
-                    &reason,
-                );
+                decoded.counts.quarantined += 1;
+                decoded
+                    .quarantine
+                    .push(&name, record.line, &masked_sim_row(csv, record), &reason);
             }
             Ok((order_id, card, sim, line, codes, date)) => {
-                counts.landed += 1;
-                counts.new_rows += 1;
+                decoded.counts.landed += 1;
+                decoded.counts.new_rows += 1;
                 order.append_value(order_id);
                 iccid.append_value(card);
                 imsi.append_option(sim);
                 msisdn.append_option(line);
                 delivered.append_option(date.map(upstream::epoch_days));
-                source.append_value(name);
+                source.append_value(&name);
                 puks.push((
                     card.to_string(),
                     line.map(str::to_string),
@@ -618,28 +618,265 @@ async fn land_sim(
             }
         }
     }
-    store_puks(settings, &puks)?;
-    if counts.landed > 0 {
-        let batch = RecordBatch::try_new(
-            upstream::sim_schema(),
-            vec![
-                Arc::new(order.finish()),
-                Arc::new(iccid.finish()),
-                Arc::new(imsi.finish()),
-                Arc::new(msisdn.finish()),
-                Arc::new(delivered.finish()),
-                Arc::new(source.finish()),
-            ],
-        )
-        .expect("columns match the SIM schema");
-        let key = format!("{}/{}.parquet", datasets::SIM_CARDS, stem(name));
-        lake.write_parquet(&key, upstream::sim_schema(), &[batch])
-            .await?;
-    }
-    Ok(counts)
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(order.finish()),
+        Arc::new(iccid.finish()),
+        Arc::new(imsi.finish()),
+        Arc::new(msisdn.finish()),
+        Arc::new(delivered.finish()),
+        Arc::new(source.finish()),
+    ];
+    decoded.rows = Rows::Sim {
+        batch: RecordBatch::try_new(upstream::sim_schema(), columns)
+            .expect("columns match the SIM schema"),
+        puks,
+    };
 }
 
-type PukRow = (String, Option<String>, String, [String; 2]);
+// ---------------------------------------------------------------------------
+// Commit: de-duplicate, write, in order.
+
+/// A hasher for keys that are already hashes (xxh3-128 of a `cdr_id`).
+#[derive(Default)]
+struct PrehashedHasher(u64);
+
+impl Hasher for PrehashedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ *b as u64;
+        }
+    }
+    fn write_u128(&mut self, value: u128) {
+        self.0 = value as u64;
+    }
+}
+
+/// Every `cdr_id` landed so far: its content hash and the file of its first
+/// copy. About 32 bytes an id (10 million ids: some 350 MB).
+#[derive(Default)]
+struct CdrIndex {
+    seen: HashMap<u128, (i64, u32), BuildHasherDefault<PrehashedHasher>>,
+    files: Vec<String>,
+    file_ids: HashMap<String, u32>,
+}
+
+impl CdrIndex {
+    fn file_id(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.file_ids.get(name) {
+            return *id;
+        }
+        let id = self.files.len() as u32;
+        self.files.push(name.to_string());
+        self.file_ids.insert(name.to_string(), id);
+        id
+    }
+
+    /// Reads the index from the `cdrs` dataset, leaving out the files being
+    /// landed now (a re-run after a crash rewrites them).
+    async fn load(lake: &Lake, landing: &HashSet<String>) -> Result<CdrIndex, LandError> {
+        let mut index = CdrIndex::default();
+        let ctx = crate::engine::session();
+        if !crate::engine::register_dataset(&ctx, lake, datasets::CDRS, Some("month")).await? {
+            return Ok(index);
+        }
+        let mut stream = ctx
+            .sql("SELECT cdr_id, content_hash, source_file FROM cdrs")
+            .await?
+            .execute_stream()
+            .await?;
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            let ids = crate::engine::strings(batch.column(0));
+            let hashes = batch.column(1).as_primitive::<Int64Type>();
+            let files = crate::engine::strings(batch.column(2));
+            for row in 0..batch.num_rows() {
+                if landing.contains(&files[row]) {
+                    continue;
+                }
+                let file = index.file_id(&files[row]);
+                index
+                    .seen
+                    .insert(upstream::id_hash(&ids[row]), (hashes.value(row), file));
+            }
+        }
+        Ok(index)
+    }
+}
+
+async fn commit(
+    settings: &Settings,
+    lake: &Lake,
+    index: &mut CdrIndex,
+    file: &FetchedFile,
+    decoded: Decoded,
+    warnings: &mut Vec<String>,
+) -> Result<FileReport, LandError> {
+    let Decoded {
+        name,
+        mut counts,
+        quarantine,
+        refused,
+        unknown_columns,
+        rows,
+    } = decoded;
+    if !unknown_columns.is_empty() {
+        warnings.push(format!(
+            "{name}: unknown columns ignored: {}",
+            unknown_columns.join(", ")
+        ));
+    }
+    match rows {
+        Rows::None => {}
+        Rows::Cdrs { batch, ids } if file.folder == "RatedCDRs" => {
+            deduplicate_and_write(lake, index, &name, batch, &ids, &mut counts).await?;
+        }
+        Rows::Cdrs { batch, .. } => {
+            counts.new_rows = counts.landed;
+            write_by_month(lake, datasets::BILLED_CDRS, &name, &batch).await?;
+        }
+        Rows::Status { month, batch } => {
+            let key = format!(
+                "{}/month={month}/{}.parquet",
+                datasets::ACCOUNT_STATUS,
+                stem(&name)
+            );
+            lake.write_parquet(&key, batch.schema(), &[batch]).await?;
+        }
+        Rows::Sim { batch, puks } => {
+            store_puks(settings, &puks)?;
+            if batch.num_rows() > 0 {
+                let key = format!("{}/{}.parquet", datasets::SIM_CARDS, stem(&name));
+                lake.write_parquet(&key, batch.schema(), &[batch]).await?;
+            }
+        }
+    }
+    let quarantine_key = format!(
+        "{}/source={}/{}.parquet",
+        datasets::QUARANTINE,
+        quarantine_source(&file.folder),
+        stem(&name)
+    );
+    if quarantine.is_empty() {
+        lake.delete(&quarantine_key).await?;
+    } else {
+        lake.write_parquet(
+            &quarantine_key,
+            upstream::quarantine_schema(),
+            &[quarantine.finish()],
+        )
+        .await?;
+    }
+    Ok(FileReport {
+        folder: file.folder.clone(),
+        file: name,
+        counts,
+        refused,
+    })
+}
+
+/// rating.md §1: the first copy of a `cdr_id` lands in `cdrs`; a later copy
+/// with the same content counts as a duplicate; one with other content goes
+/// to `cdr_conflicts`, with the file of the first copy.
+async fn deduplicate_and_write(
+    lake: &Lake,
+    index: &mut CdrIndex,
+    name: &str,
+    batch: RecordBatch,
+    ids: &[u128],
+    counts: &mut LandedCounts,
+) -> Result<(), LandError> {
+    let this_file = index.file_id(name);
+    let hashes = batch
+        .column_by_name("content_hash")
+        .expect("the CDR schema has content_hash")
+        .as_primitive::<Int64Type>()
+        .clone();
+    let mut new = Vec::with_capacity(ids.len());
+    let mut conflict = Vec::with_capacity(ids.len());
+    let mut first_sources = Vec::new();
+    for (row, id) in ids.iter().enumerate() {
+        let hash = hashes.value(row);
+        match index.seen.get(id) {
+            None => {
+                index.seen.insert(*id, (hash, this_file));
+                new.push(true);
+                conflict.push(false);
+            }
+            Some((seen_hash, _)) if *seen_hash == hash => {
+                counts.duplicates += 1;
+                new.push(false);
+                conflict.push(false);
+            }
+            Some((_, first)) => {
+                counts.conflicts += 1;
+                first_sources.push(index.files[*first as usize].clone());
+                new.push(false);
+                conflict.push(true);
+            }
+        }
+    }
+    counts.new_rows = counts.landed - counts.duplicates - counts.conflicts;
+    let fresh = filter_record_batch(&batch, &BooleanArray::from(new))?;
+    write_by_month(lake, datasets::CDRS, name, &fresh).await?;
+    if counts.conflicts > 0 {
+        let copies = filter_record_batch(&batch, &BooleanArray::from(conflict))?;
+        let mut columns = copies.columns().to_vec();
+        columns.push(Arc::new(StringArray::from(first_sources)));
+        let copies = RecordBatch::try_new(upstream::cdr_schema(true), columns)?;
+        write_by_month(lake, datasets::CDR_CONFLICTS, name, &copies).await?;
+    }
+    Ok(())
+}
+
+/// Writes CDR rows as one file per month of their local date:
+/// `<dataset>/month=YYYY-MM/<file stem>.parquet`.
+async fn write_by_month(
+    lake: &Lake,
+    dataset: &str,
+    name: &str,
+    batch: &RecordBatch,
+) -> Result<(), LandError> {
+    let dates = batch
+        .column_by_name("local_date")
+        .expect("the CDR schema has local_date")
+        .as_primitive::<Date32Type>()
+        .clone();
+    // Month of each row as a number (202610), computed once per distinct day.
+    let mut last: Option<(i32, u32)> = None;
+    let mut month_of = |days: i32| match last {
+        Some((d, m)) if d == days => m,
+        _ => {
+            let m = upstream::month_number(days);
+            last = Some((days, m));
+            m
+        }
+    };
+    let months: Vec<u32> = dates.values().iter().map(|d| month_of(*d)).collect();
+    let distinct: BTreeSet<u32> = months.iter().copied().collect();
+    for month in distinct {
+        let rows = if distinct_is_one(&months, month) {
+            batch.clone()
+        } else {
+            let in_month: BooleanArray = months.iter().map(|m| Some(*m == month)).collect();
+            filter_record_batch(batch, &in_month)?
+        };
+        let key = format!(
+            "{dataset}/month={:04}-{:02}/{}.parquet",
+            month / 100,
+            month % 100,
+            stem(name)
+        );
+        lake.write_parquet(&key, rows.schema(), &[rows]).await?;
+    }
+    Ok(())
+}
+
+fn distinct_is_one(months: &[u32], month: u32) -> bool {
+    months.iter().all(|m| *m == month)
+}
 
 fn store_puks(settings: &Settings, rows: &[PukRow]) -> Result<(), LandError> {
     let dir = settings.state_dir.join("secrets");

@@ -16,7 +16,6 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use rust_decimal::Decimal;
-use sha2::{Digest, Sha256};
 
 use crate::csvfile::{self, BadValue, DecimalMark};
 
@@ -31,7 +30,7 @@ pub const EVENT_TYPES: &[&str] = &["VOICE", "VOICE_IN", "SMS", "SMS_IN", "MMS", 
 pub const CDR_COLUMNS: &[(&str, bool)] = &[
     ("cdr_id", true),
     ("msisdn", true),
-    ("imsi", true),
+    ("imsi", false),
     ("event_type", true),
     ("start_time", true),
     ("called_number", true),
@@ -42,55 +41,62 @@ pub const CDR_COLUMNS: &[(&str, bool)] = &[
     ("wholesale_eur", true),
 ];
 
-/// A parsed CDR.
+/// A parsed CDR, borrowing its text from the record it was read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cdr {
-    pub cdr_id: String,
-    pub msisdn: String,
-    pub imsi: Option<String>,
+pub struct Cdr<'a> {
+    pub cdr_id: &'a str,
+    pub msisdn: &'a str,
+    pub imsi: Option<&'a str>,
     pub event_type: &'static str,
     /// Microseconds since the epoch, UTC.
     pub start_time: i64,
     pub local_date: NaiveDate,
-    pub called_number: Option<String>,
+    pub called_number: Option<&'a str>,
     pub duration_s: Option<i64>,
     pub volume_kb: Option<i64>,
     pub units: Option<i64>,
-    pub visited_mccmnc: String,
+    pub visited_mccmnc: &'a str,
     /// Wholesale amount in millionths of a euro.
     pub wholesale_micros: i128,
 }
 
-impl Cdr {
-    /// A hash of the parsed values: two copies with the same hash have the
-    /// same content (line endings, quoting, BOM and column order do not
-    /// matter, rating.md §1).
+impl Cdr<'_> {
+    /// A hash of the parsed values (xxh3, stable across versions and
+    /// machines): two copies with the same hash have the same content. Line
+    /// endings, quoting, a BOM, the column order or `0,10` vs `0,1` do not
+    /// change it (rating.md §1).
     pub fn content_hash(&self) -> i64 {
-        let mut hasher = Sha256::new();
-        let opt = |o: &Option<String>| o.clone().unwrap_or_default();
-        let num = |o: Option<i64>| o.map(|v| v.to_string()).unwrap_or_default();
-        for part in [
-            self.msisdn.clone(),
-            opt(&self.imsi),
-            self.event_type.to_string(),
-            self.start_time.to_string(),
-            opt(&self.called_number),
-            num(self.duration_s),
-            num(self.volume_kb),
-            num(self.units),
-            self.visited_mccmnc.clone(),
-            self.wholesale_micros.to_string(),
-        ] {
-            hasher.update(part.as_bytes());
-            hasher.update([0x1f]);
-        }
-        let digest = hasher.finalize();
-        i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        let text = |h: &mut xxhash_rust::xxh3::Xxh3, v: Option<&str>| {
+            h.update(v.unwrap_or_default().as_bytes());
+            h.update(&[0x1f, v.is_some() as u8]);
+        };
+        let number = |h: &mut xxhash_rust::xxh3::Xxh3, v: Option<i64>| {
+            h.update(&v.unwrap_or(-1).to_le_bytes());
+        };
+        text(&mut hasher, Some(self.msisdn));
+        text(&mut hasher, self.imsi);
+        text(&mut hasher, Some(self.event_type));
+        hasher.update(&self.start_time.to_le_bytes());
+        text(&mut hasher, self.called_number);
+        number(&mut hasher, self.duration_s);
+        number(&mut hasher, self.volume_kb);
+        number(&mut hasher, self.units);
+        text(&mut hasher, Some(self.visited_mccmnc));
+        hasher.update(&self.wholesale_micros.to_le_bytes());
+        hasher.digest() as i64
     }
 
-    pub fn month(&self) -> String {
-        self.local_date.format("%Y-%m").to_string()
+    /// The 128-bit hash that identifies a `cdr_id` in the landing index.
+    pub fn id_hash(&self) -> u128 {
+        id_hash(self.cdr_id)
     }
+}
+
+/// xxh3-128 of a `cdr_id`: two ids colliding among a billion has a
+/// probability below 10^-20.
+pub fn id_hash(cdr_id: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(cdr_id.as_bytes())
 }
 
 fn reason(column: &str, bad: BadValue) -> String {
@@ -102,11 +108,12 @@ fn required<'a>(value: Option<&'a str>, column: &str) -> Result<&'a str, String>
 }
 
 /// Parses one CDR record; `index` maps CDR_COLUMNS to the file's columns.
-pub fn parse_cdr(
-    record: &csv::ByteRecord,
+pub fn parse_cdr<'a>(
+    record: &'a csv::ByteRecord,
     index: &[Option<usize>],
     header_len: usize,
-) -> Result<Cdr, String> {
+    clock: &mut csvfile::ParisClock,
+) -> Result<Cdr<'a>, String> {
     if record.len() != header_len {
         return Err(format!(
             "FIELD_COUNT: the row has {} fields, the header {}",
@@ -116,7 +123,7 @@ pub fn parse_cdr(
     }
     let field =
         |i: usize| csvfile::text_field(record, index[i]).map_err(|b| reason(CDR_COLUMNS[i].0, b));
-    let cdr_id = required(field(0)?, "cdr_id")?.to_string();
+    let cdr_id = required(field(0)?, "cdr_id")?;
     let msisdn = required(field(1)?, "msisdn")?;
     csvfile::check_digits(msisdn, 8, 15).map_err(|b| reason("msisdn", b))?;
     let imsi = field(2)?;
@@ -134,7 +141,8 @@ pub fn parse_cdr(
                 EVENT_TYPES.join(", ")
             )
         })?;
-    let start = csvfile::parse_paris_timestamp(required(field(4)?, "start_time")?)
+    let (start_time, local_date) = clock
+        .parse(required(field(4)?, "start_time")?)
         .map_err(|b| reason("start_time", b))?;
     let called_number = field(5)?;
     if let Some(number) = called_number {
@@ -171,27 +179,27 @@ pub fn parse_cdr(
     }
     let visited = required(field(9)?, "visited_mccmnc")?;
     csvfile::check_digits(visited, 5, 6).map_err(|b| reason("visited_mccmnc", b))?;
-    let wholesale =
-        csvfile::parse_decimal(required(field(10)?, "wholesale_eur")?, DecimalMark::Comma)
-            .map_err(|b| reason("wholesale_eur", b))?;
-    if wholesale.is_sign_negative() && !wholesale.is_zero() {
+    let wholesale_text = required(field(10)?, "wholesale_eur")?;
+    let wholesale_micros = csvfile::parse_micros(wholesale_text, DecimalMark::Comma)
+        .map_err(|b| reason("wholesale_eur", b))?;
+    if wholesale_micros < 0 {
         return Err(format!(
-            "OUT_OF_RANGE: wholesale_eur: '{wholesale}' is negative"
+            "OUT_OF_RANGE: wholesale_eur: '{wholesale_text}' is negative"
         ));
     }
     Ok(Cdr {
         cdr_id,
-        msisdn: msisdn.to_string(),
-        imsi: imsi.map(str::to_string),
+        msisdn,
+        imsi,
         event_type,
-        start_time: start.timestamp_micros(),
-        local_date: csvfile::paris_date(start),
-        called_number: called_number.map(str::to_string),
+        start_time,
+        local_date,
+        called_number,
         duration_s,
         volume_kb,
         units,
-        visited_mccmnc: visited.to_string(),
-        wholesale_micros: to_micros(wholesale),
+        visited_mccmnc: visited,
+        wholesale_micros,
     })
 }
 
@@ -236,6 +244,14 @@ pub fn cdr_schema(with_first_source: bool) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// The month of a day counted from 1970-01-01, as a number: 202610.
+pub fn month_number(epoch_days: i32) -> u32 {
+    use chrono::Datelike;
+    let date = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")
+        + chrono::Duration::days(epoch_days as i64);
+    date.year() as u32 * 100 + date.month()
+}
+
 pub fn epoch_days(date: NaiveDate) -> i32 {
     (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
 }
@@ -257,12 +273,11 @@ pub struct CdrBuilder {
     source_file: StringBuilder,
     source_line: Int64Builder,
     content_hash: Int64Builder,
-    first_source: Option<StringBuilder>,
     rows: usize,
 }
 
-impl CdrBuilder {
-    pub fn new(with_first_source: bool) -> Self {
+impl Default for CdrBuilder {
+    fn default() -> Self {
         CdrBuilder {
             cdr_id: StringBuilder::new(),
             msisdn: StringBuilder::new(),
@@ -281,11 +296,12 @@ impl CdrBuilder {
             source_file: StringBuilder::new(),
             source_line: Int64Builder::new(),
             content_hash: Int64Builder::new(),
-            first_source: with_first_source.then(StringBuilder::new),
             rows: 0,
         }
     }
+}
 
+impl CdrBuilder {
     pub fn len(&self) -> usize {
         self.rows
     }
@@ -294,39 +310,27 @@ impl CdrBuilder {
         self.rows == 0
     }
 
-    pub fn push(
-        &mut self,
-        cdr: &Cdr,
-        source_file: &str,
-        line: u64,
-        hash: i64,
-        first_source: Option<&str>,
-    ) {
-        self.cdr_id.append_value(&cdr.cdr_id);
-        self.msisdn.append_value(&cdr.msisdn);
-        self.imsi.append_option(cdr.imsi.as_deref());
+    pub fn push(&mut self, cdr: &Cdr<'_>, source_file: &str, line: u64, hash: i64) {
+        self.cdr_id.append_value(cdr.cdr_id);
+        self.msisdn.append_value(cdr.msisdn);
+        self.imsi.append_option(cdr.imsi);
         self.event_type.append_value(cdr.event_type);
         self.start_time.append_value(cdr.start_time);
         self.local_date.append_value(epoch_days(cdr.local_date));
-        self.called_number
-            .append_option(cdr.called_number.as_deref());
+        self.called_number.append_option(cdr.called_number);
         self.duration_s.append_option(cdr.duration_s);
         self.volume_kb.append_option(cdr.volume_kb);
         self.units.append_option(cdr.units);
-        self.visited.append_value(&cdr.visited_mccmnc);
+        self.visited.append_value(cdr.visited_mccmnc);
         self.wholesale.append_value(cdr.wholesale_micros);
         self.source_file.append_value(source_file);
         self.source_line.append_value(line as i64);
         self.content_hash.append_value(hash);
-        if let Some(b) = self.first_source.as_mut() {
-            b.append_value(first_source.unwrap_or_default());
-        }
         self.rows += 1;
     }
 
     pub fn finish(mut self) -> RecordBatch {
-        let with_first = self.first_source.is_some();
-        let mut columns: Vec<ArrayRef> = vec![
+        let columns: Vec<ArrayRef> = vec![
             Arc::new(self.cdr_id.finish()),
             Arc::new(self.msisdn.finish()),
             Arc::new(self.imsi.finish()),
@@ -343,10 +347,7 @@ impl CdrBuilder {
             Arc::new(self.source_line.finish()),
             Arc::new(self.content_hash.finish()),
         ];
-        if let Some(mut b) = self.first_source.take() {
-            columns.push(Arc::new(b.finish()));
-        }
-        RecordBatch::try_new(cdr_schema(with_first), columns).expect("columns match the CDR schema")
+        RecordBatch::try_new(cdr_schema(false), columns).expect("columns match the CDR schema")
     }
 }
 
@@ -461,14 +462,19 @@ mod tests {
         (0..CDR_COLUMNS.len()).map(Some).collect()
     }
 
-    #[test]
-    fn a_valid_voice_row() {
-        let cdr = parse_cdr(
-            &record("R1;33612345678;208010612345678;VOICE;25/10/2026 02:30:00;33698765432;61;;;20801;0,0125"),
+    fn parse(record: &csv::ByteRecord) -> Result<Cdr<'_>, String> {
+        parse_cdr(
+            record,
             &all_columns(),
             11,
+            &mut csvfile::ParisClock::default(),
         )
-        .unwrap();
+    }
+
+    #[test]
+    fn a_valid_voice_row() {
+        let cdr_record = record("R1;33612345678;208010612345678;VOICE;25/10/2026 02:30:00;33698765432;61;;;20801;0,0125");
+        let cdr = parse(&cdr_record).unwrap();
         assert_eq!(cdr.wholesale_micros, 12_500);
         assert_eq!(cdr.local_date.to_string(), "2026-10-25");
         assert_eq!(cdr.start_time, 1_792_888_200_000_000);
@@ -519,31 +525,20 @@ mod tests {
             ),
         ];
         for (row, expected) in cases {
-            let err = parse_cdr(&record(row), &all_columns(), 11).unwrap_err();
+            let rec = record(row);
+            let err = parse(&rec).unwrap_err();
             assert!(err.starts_with(expected), "{row} gave {err}");
         }
     }
 
     #[test]
     fn same_content_same_hash() {
-        let a = parse_cdr(
-            &record("R1;33612345678;;SMS;01/10/2026 10:00:00;336;;;1;20801;0,10"),
-            &all_columns(),
-            11,
-        )
-        .unwrap();
-        let b = parse_cdr(
-            &record("R1;33612345678;;SMS;01/10/2026 10:00:00;336;;;1;20801;0,1"),
-            &all_columns(),
-            11,
-        )
-        .unwrap();
-        let c = parse_cdr(
-            &record("R1;33612345678;;SMS;01/10/2026 10:00:00;336;;;2;20801;0,1"),
-            &all_columns(),
-            11,
-        )
-        .unwrap();
+        let a_record = record("R1;33612345678;;SMS;01/10/2026 10:00:00;336;;;1;20801;0,10");
+        let a = parse(&a_record).unwrap();
+        let b_record = record("R1;33612345678;;SMS;01/10/2026 10:00:00;336;;;1;20801;0,1");
+        let b = parse(&b_record).unwrap();
+        let c_record = record("R1;33612345678;;SMS;01/10/2026 10:00:00;336;;;2;20801;0,1");
+        let c = parse(&c_record).unwrap();
         assert_eq!(a.content_hash(), b.content_hash());
         assert_ne!(a.content_hash(), c.content_hash());
     }

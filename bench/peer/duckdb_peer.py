@@ -59,10 +59,6 @@ STATUS_COLUMNS = [
     ("status_since", True), ("activation_date", False),
 ]
 
-# Whitespace stripped from every field (the pipeline trims fields).
-WS = "' ' || chr(9) || chr(10) || chr(13)"
-
-
 def sql_str(text):
     return "'" + text.replace("'", "''") + "'"
 
@@ -84,65 +80,70 @@ def header_of(path):
     return tuple(name.strip().strip('"').strip() for name in text.split(";"))
 
 
-def read_csv_call(files, rejects):
+def read_csv_call(files, header, rejects):
     """read_csv over a list of files that share one header, every column as
-    text. Rows the CSV reader cannot take (wrong field count, bad UTF-8,
-    broken quoting) go to the rejects tables and are counted as quarantine."""
+    text (the header's names, in its order). Rows the CSV reader cannot take
+    (wrong field count, bad UTF-8, broken quoting) go to the rejects tables
+    and are counted as quarantine."""
     file_list = "[" + ", ".join(sql_str(f) for f in files) + "]"
+    columns = "{" + ", ".join(f"{sql_str(name)}: 'VARCHAR'" for name in header) + "}"
     return (
         f"read_csv({file_list}, delim=';', header=true, quote='\"', escape='\"', "
-        f"all_varchar=true, filename=true, auto_detect=false, "
+        f"columns={columns}, auto_detect=false, filename=true, "
         f"store_rejects=true, rejects_table='{rejects}_errors', rejects_scan='{rejects}_scans')"
     )
 
 
-def land_folder(con, folder, wanted, table):
-    """Reads every CSV of `folder` (in file-name order) into `table`, one text
-    column per wanted column (NULL when absent or empty) plus `file`; the
-    table's rowid follows the files' order, then the rows' order. Files are
-    grouped by header so that columns are matched by name. Returns (rows_in,
-    rows rejected by the reader or refused with their file, file count)."""
+def land_folder(con, folder, wanted, view, target, typing):
+    """Lands every CSV of `folder`, in file-name order, into table `target`.
+
+    Files are grouped by header so that columns are matched by name; for each
+    group, view `view` shows the wanted columns as trimmed text (NULL when
+    empty, or absent from an optional column) plus `file`, and `typing` (a
+    SELECT over that view) types and checks the rows into `target`. The
+    target's rowid follows the files' order, then the rows' order. Returns
+    (rows_in, rows quarantined before typing, file count): rows the CSV
+    reader rejects (field count, encoding, quoting) and rows of refused files.
+    """
     files = sorted(
         os.path.join(folder, name)
         for name in os.listdir(folder)
         if name.lower().endswith(".csv")
     ) if os.path.isdir(folder) else []
-    cols = ", ".join(f"{name} VARCHAR" for name, _ in wanted)
-    con.execute(f"CREATE OR REPLACE TABLE {table} ({cols}, file VARCHAR)")
+    empty = ", ".join(f"NULL::VARCHAR AS {name}" for name, _ in wanted)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {empty}, NULL::VARCHAR AS file WHERE false")
+    con.execute(f"CREATE OR REPLACE TABLE {target} AS {typing}")
     groups = {}
     for path in files:
         groups.setdefault(header_of(path), []).append(path)
     rows_in = 0
     rejected = 0
     for n, (header, group) in enumerate(groups.items()):
-        rejects = f"{table}_rejects_{n}"
-        refused = (
-            header is None
-            or len(set(header)) != len(header)
-            or any(req and name not in header for name, req in wanted)
-        )
+        rejects = f"{view}_rejects_{n}"
         if header is None or len(set(header)) != len(header):
-            # Empty file, header not UTF-8, a column named twice: refused,
-            # counted as one quarantined row (as the pipeline does).
+            # Empty file, header not UTF-8, a column named twice: the file is
+            # refused, counted as one quarantined row (as the pipeline does).
             rows_in += len(group)
             rejected += len(group)
             continue
-        source = read_csv_call(group, rejects)
+        source = read_csv_call(group, header, rejects)
+        refused = any(req and name not in header for name, req in wanted)
         if refused:
             # A required column is missing: every row of the file is quarantined.
             count = con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
         else:
             select = ", ".join(
-                f"NULLIF(trim({name}, {WS}), '') AS {name}" if name in header
-                else f"NULL::VARCHAR AS {name}"
+                f"clean({name}) AS {name}" if name in header else f"NULL::VARCHAR AS {name}"
                 for name, _ in wanted
             )
-            count = con.execute(
-                f"INSERT INTO {table} SELECT {select}, filename AS file FROM {source}"
-            ).fetchone()[0]
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {select}, filename AS file FROM {source}")
+            count = con.execute(f"INSERT INTO {target} {typing}").fetchone()[0]
+        has_rejects = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [f"{rejects}_errors"]
+        ).fetchone()[0]
         bad = con.execute(
             f"SELECT count(*) FROM (SELECT DISTINCT scan_id, file_id, line FROM {rejects}_errors)"
-        ).fetchone()[0]
+        ).fetchone()[0] if has_rejects else 0
         rows_in += count + bad
         rejected += (count + bad) if refused else bad
     return rows_in, rejected, len(files)
@@ -153,14 +154,16 @@ def land_folder(con, folder, wanted, table):
 # ---------------------------------------------------------------------------
 
 MACROS = r"""
--- A value made of digits only, of lo to hi characters (MSISDN, IMSI, MCC-MNC,
--- called numbers, counts).
-CREATE OR REPLACE MACRO is_digits(s, lo, hi) AS
-    length(s) BETWEEN lo AND hi AND ltrim(s, '0123456789') = '';
+-- A field as the pipeline reads it: surrounding whitespace trimmed, empty =
+-- NULL (trim only when needed: trim with a character list is slow).
+CREATE OR REPLACE MACRO clean(s) AS
+    NULLIF(CASE WHEN s LIKE ' %' OR s LIKE '% ' OR s LIKE E'\t%' OR s LIKE E'%\t'
+                  OR s LIKE E'\r%' OR s LIKE E'%\r' OR s LIKE E'\n%' OR s LIKE E'%\n'
+                THEN trim(s, E' \t\r\n') ELSE s END, '');
 
--- A whole number >= 0, as BIGINT; NULL when the text is not one.
+-- A whole number >= 0 (digits only, at most 18), as BIGINT; NULL otherwise.
 CREATE OR REPLACE MACRO to_count(s) AS
-    CASE WHEN is_digits(s, 1, 18) THEN CAST(s AS BIGINT) END;
+    CASE WHEN regexp_full_match(s, '[0-9]{1,18}') THEN CAST(s AS BIGINT) END;
 
 -- An upstream timestamp DD/MM/YYYY HH:MM:SS as a naive local timestamp.
 CREATE OR REPLACE MACRO local_ts(s) AS
@@ -175,16 +178,21 @@ CREATE OR REPLACE MACRO last_sunday(y, m) AS
     last_day(make_date(y, m, 1)) - CAST(dayofweek(last_day(make_date(y, m, 1))) AS INTEGER);
 
 -- Europe/Paris local time -> UTC (EU rule: summer time from the last Sunday
--- of March to the last Sunday of October). formats.md: a time in the hour
--- repeated in October (02:00-02:59) is the EARLIER instant (UTC+2); a time
--- in the hour skipped in March (02:00-02:59) moves one hour forward, i.e.
--- 02:30 -> 03:30 UTC+2 = 01:30 UTC = 02:30 read at UTC+1. So: UTC+2 from the
--- March Sunday 03:00 local up to (not including) the October Sunday 03:00
--- local, UTC+1 otherwise.
+-- of March to the last Sunday of October, at 01:00 UTC). formats.md: a time
+-- in the hour repeated in October (02:00-02:59) is the EARLIER instant
+-- (UTC+2); a time in the hour skipped in March (02:00-02:59) moves one hour
+-- forward: 02:30 -> 03:30 UTC+2 = 01:30 UTC, i.e. 02:30 read at UTC+1. So:
+-- UTC+2 from the March Sunday 03:00 local up to (not including) the October
+-- Sunday 03:00 local, UTC+1 otherwise. (DuckDB's timezone('Europe/Paris', ts)
+-- gives the LATER instant for the repeated hour: not used.) The two local
+-- boundaries of each year 1970-2100 are looked up in lists (cheaper than
+-- computing them on every row).
+SET VARIABLE summer_from = (SELECT list(last_sunday(y::INTEGER, 3) + INTERVAL 3 HOUR ORDER BY y) FROM range(1970, 2101) t(y));
+SET VARIABLE summer_to = (SELECT list(last_sunday(y::INTEGER, 10) + INTERVAL 3 HOUR ORDER BY y) FROM range(1970, 2101) t(y));
 CREATE OR REPLACE MACRO paris_to_utc(ts) AS
     ts - CASE
-        WHEN ts >= last_sunday(year(ts), 3) + INTERVAL 3 HOUR
-         AND ts <  last_sunday(year(ts), 10) + INTERVAL 3 HOUR
+        WHEN ts >= getvariable('summer_from')[year(ts) - 1969]
+         AND ts <  getvariable('summer_to')[year(ts) - 1969]
         THEN INTERVAL 2 HOUR ELSE INTERVAL 1 HOUR END;
 
 -- round(x / d, 6) and round(x / d, 2), half away from zero, exact: x is a
@@ -210,7 +218,7 @@ CREATE OR REPLACE MACRO div_round2(x, d) AS
 REFERENCE = r"""
 CREATE OR REPLACE MACRO ref(name) AS TABLE
     SELECT * FROM read_csv(getvariable('refdir') || '/' || name || '.csv',
-        delim=';', header=true, quote='"', escape='"', all_varchar=true, auto_detect=false);
+        delim=';', header=true, quote='"', escape='"', all_varchar=true);
 
 CREATE OR REPLACE MACRO txt(s) AS NULLIF(trim(s, ' ' || chr(9) || chr(10) || chr(13)), '');
 
@@ -296,36 +304,22 @@ SELECT txt(sale_id) AS sale_id,
 FROM ref('handset_sales');
 """
 
-# Landing (formats.md "RatedCDRs", docs/FORMATS.md): type every row, the
-# rows that break a rule are quarantine; then de-duplicate by cdr_id in file
-# name order (rating.md §1).
-LAND = r"""
-CREATE OR REPLACE TABLE cdr_typed AS
-WITH parsed AS (
-    SELECT
-        rowid AS rid, file,
-        cdr_id, msisdn, imsi, event_type, called_number, visited_mccmnc,
-        start_time AS start_text,
-        local_ts(start_time) AS start_local,
-        duration_s AS duration_text, to_count(duration_s) AS duration_s,
-        volume_kb AS volume_text, to_count(volume_kb) AS volume_kb,
-        units AS units_text, to_count(units) AS units,
-        CASE WHEN regexp_full_match(wholesale_eur, '-?[0-9]+(,[0-9]{1,6})?')
-             THEN TRY_CAST(replace(wholesale_eur, ',', '.') AS DECIMAL(18, 6)) END AS wholesale_eur
-    FROM cdr_raw
-)
+# Landing (formats.md "RatedCDRs", docs/FORMATS.md): every row typed and
+# checked, straight from the CSV reader (view cdr_src, one header group at a
+# time); a row that breaks a rule has ok = false: quarantine.
+CDR_TYPING = r"""
 SELECT
-    rid, file, cdr_id, msisdn, imsi, event_type,
+    file, cdr_id, msisdn, imsi, event_type,
     paris_to_utc(start_local) AS start_utc,
     CAST(start_local AS DATE) AS local_date,       -- the Paris local date
     called_number, duration_s, volume_kb, units, visited_mccmnc, wholesale_eur,
     COALESCE(
         cdr_id IS NOT NULL
-        AND is_digits(msisdn, 8, 15)
-        AND (imsi IS NULL OR is_digits(imsi, 15, 15))
+        AND regexp_full_match(msisdn, '[0-9]{8,15}')
+        AND (imsi IS NULL OR regexp_full_match(imsi, '[0-9]{15}'))
         AND event_type IN ('VOICE', 'VOICE_IN', 'SMS', 'SMS_IN', 'MMS', 'DATA')
         AND start_local IS NOT NULL
-        AND (called_number IS NULL OR is_digits(called_number, 1, 20))
+        AND (called_number IS NULL OR regexp_full_match(called_number, '[0-9]{1,20}'))
         AND (called_number IS NOT NULL OR event_type NOT IN ('VOICE', 'SMS', 'MMS'))
         -- any quantity given must be a whole number >= 0 ...
         AND (duration_text IS NULL OR duration_s IS NOT NULL)
@@ -337,38 +331,55 @@ SELECT
                 WHEN event_type = 'DATA' THEN volume_kb IS NOT NULL
                 ELSE units >= 1
             END
-        AND is_digits(visited_mccmnc, 5, 6)
+        AND regexp_full_match(visited_mccmnc, '[0-9]{5,6}')
+        -- decimal comma, at most 6 decimals, >= 0
         AND wholesale_eur >= 0,
     false) AS ok
-FROM parsed;
+FROM (
+    SELECT
+        file, cdr_id, msisdn, imsi, event_type, called_number, visited_mccmnc,
+        local_ts(start_time) AS start_local,
+        duration_s AS duration_text, to_count(duration_s) AS duration_s,
+        volume_kb AS volume_text, to_count(volume_kb) AS volume_kb,
+        units AS units_text, to_count(units) AS units,
+        CASE WHEN regexp_full_match(wholesale_eur, '-?[0-9]+(,[0-9]{1,6})?')
+             THEN TRY_CAST(replace(wholesale_eur, ',', '.') AS DECIMAL(18, 6)) END AS wholesale_eur
+    FROM cdr_src
+)
+"""
 
--- De-duplication by cdr_id: files in name order, rows in file order; the
--- first copy is the one billed. A later copy with the same parsed values is
--- dropped; with other values it is a conflicting copy.
-CREATE OR REPLACE TABLE dup_ids AS
-SELECT cdr_id FROM cdr_typed WHERE ok GROUP BY cdr_id HAVING count(*) > 1;
-
+# De-duplication by cdr_id (rating.md §1): files in name order, rows in file
+# order (cdr_typed's rowid); the first copy is the one billed. A later copy
+# with the same parsed values is dropped; with other values it is a
+# conflicting copy. Only the ids seen more than once are sorted.
+DEDUP = r"""
 CREATE OR REPLACE TABLE dup_copies AS
-SELECT t.*, row_number() OVER (PARTITION BY t.cdr_id ORDER BY t.file, t.rid) AS copy_no
-FROM cdr_typed t SEMI JOIN dup_ids d ON d.cdr_id = t.cdr_id
-WHERE t.ok;
+SELECT t.rowid AS rid, t.*,
+       row_number() OVER (PARTITION BY t.cdr_id ORDER BY t.file, t.rowid) AS copy_no
+FROM cdr_typed t
+WHERE t.ok AND t.cdr_id IN (SELECT cdr_id FROM cdr_typed WHERE ok GROUP BY cdr_id HAVING count(*) > 1);
 
 CREATE OR REPLACE TABLE cdr_conflicts AS
 SELECT l.*
 FROM dup_copies l
 JOIN dup_copies f ON f.cdr_id = l.cdr_id AND f.copy_no = 1
 WHERE l.copy_no > 1
-  AND (l.msisdn, l.imsi, l.event_type, l.start_utc, l.called_number, l.duration_s,
-       l.volume_kb, l.units, l.visited_mccmnc, l.wholesale_eur)
-      IS DISTINCT FROM
-      (f.msisdn, f.imsi, f.event_type, f.start_utc, f.called_number, f.duration_s,
-       f.volume_kb, f.units, f.visited_mccmnc, f.wholesale_eur);
+  AND (l.msisdn IS DISTINCT FROM f.msisdn
+       OR l.imsi IS DISTINCT FROM f.imsi
+       OR l.event_type IS DISTINCT FROM f.event_type
+       OR l.start_utc IS DISTINCT FROM f.start_utc
+       OR l.called_number IS DISTINCT FROM f.called_number
+       OR l.duration_s IS DISTINCT FROM f.duration_s
+       OR l.volume_kb IS DISTINCT FROM f.volume_kb
+       OR l.units IS DISTINCT FROM f.units
+       OR l.visited_mccmnc IS DISTINCT FROM f.visited_mccmnc
+       OR l.wholesale_eur IS DISTINCT FROM f.wholesale_eur);
 
-CREATE OR REPLACE TABLE cdrs AS
-SELECT * EXCLUDE (rid, ok) FROM cdr_typed t
-WHERE t.ok AND NOT EXISTS (SELECT 1 FROM dup_ids d WHERE d.cdr_id = t.cdr_id)
-UNION ALL
-SELECT * EXCLUDE (rid, ok, copy_no) FROM dup_copies WHERE copy_no = 1;
+-- The landed CDRs: valid rows minus later copies.
+CREATE OR REPLACE VIEW cdrs AS
+SELECT t.* EXCLUDE (ok)
+FROM cdr_typed t
+WHERE t.ok AND t.rowid NOT IN (SELECT rid FROM dup_copies WHERE copy_no > 1);
 """
 
 LAND_PARQUET = r"""
@@ -381,35 +392,39 @@ COPY (
 ) TO '{path}' (FORMAT parquet, COMPRESSION zstd)
 """
 
-# AccountStatus: the day each line became TERMINATED (docs/FORMATS.md): the
-# Paris date of the earliest status_since among the valid snapshot rows that
-# report it TERMINATED, the snapshot's own day when status_since is empty.
-# Snapshot day from the file name AccountStatus_<YYYYMMDD>_<HH>.csv.
+# AccountStatus (docs/FORMATS.md): the rows checked as the pipeline lands
+# them (view status_src); the snapshot's day from the file name
+# AccountStatus_<YYYYMMDD>_<HH>.csv (a file not so named lands nothing).
+STATUS_TYPING = r"""
+SELECT file, msisdn, status, since, snapshot_day,
+       COALESCE(
+           snapshot_day IS NOT NULL
+           AND regexp_full_match(msisdn, '[0-9]{8,15}')
+           AND (iccid IS NULL OR regexp_full_match(iccid, '[0-9]{19,20}'))
+           AND status IN ('ACTIVE', 'SUSPENDED', 'TERMINATED')
+           AND (status_since IS NULL OR since IS NOT NULL)
+           AND (activation_date IS NULL OR local_date(activation_date) IS NOT NULL),
+       false) AS ok
+FROM (
+    SELECT *, local_ts(status_since) AS since,
+           CASE WHEN snap.day <> '' AND TRY_CAST(snap.hour AS INTEGER) BETWEEN 0 AND 23
+                THEN CAST(try_strptime(snap.day, '%Y%m%d') AS DATE) END AS snapshot_day
+    FROM (
+        SELECT *, regexp_extract(parse_filename(file), '^AccountStatus_([0-9]{8})_([0-9]+)[.]',
+                                 ['day', 'hour']) AS snap
+        FROM status_src
+    )
+)
+"""
+
+# The day each line became TERMINATED: the Paris date of the earliest
+# status_since among the snapshot rows that report it TERMINATED, the
+# snapshot's own day when status_since is empty.
 TERMINATIONS = r"""
 CREATE OR REPLACE TABLE terminations AS
-WITH rows AS (
-    SELECT
-        msisdn, iccid, status, status_since, activation_date,
-        regexp_extract(parse_filename(file), '^AccountStatus_([0-9]{8})_([0-9]+)[.]', ['day', 'hour']) AS snap
-    FROM status_raw
-),
-typed AS (
-    SELECT msisdn, status,
-           local_ts(status_since) AS since,
-           status_since, activation_date,
-           CASE WHEN snap.day <> '' AND TRY_CAST(snap.hour AS INTEGER) BETWEEN 0 AND 23
-                THEN CAST(try_strptime(snap.day, '%Y%m%d') AS DATE) END AS snapshot_day,
-           iccid
-    FROM rows
-)
 SELECT msisdn, min(COALESCE(CAST(since AS DATE), snapshot_day)) AS terminated_on
-FROM typed
-WHERE snapshot_day IS NOT NULL
-  AND is_digits(msisdn, 8, 15)
-  AND (iccid IS NULL OR is_digits(iccid, 19, 20))
-  AND (status_since IS NULL OR since IS NOT NULL)
-  AND (activation_date IS NULL OR local_date(activation_date) IS NOT NULL)
-  AND status = 'TERMINATED'
+FROM status_typed
+WHERE ok AND status = 'TERMINATED'
 GROUP BY msisdn;
 """
 
@@ -593,12 +608,14 @@ BILL = r"""
 -- §6.1 billable days: inside [start, end] and the month, up to and including
 -- the day the line became TERMINATED.
 CREATE OR REPLACE TABLE billable AS
-SELECT m.*, b.billable_end, b.billable_end - m.period_start + 1 AS billable_days
-FROM month_subs m
-LEFT JOIN terminations t ON t.msisdn = m.msisdn
-CROSS JOIN LATERAL (SELECT CASE WHEN t.terminated_on < m.period_end THEN t.terminated_on
-                                ELSE m.period_end END AS billable_end) b
-WHERE b.billable_end >= m.period_start;
+SELECT *, billable_end - period_start + 1 AS billable_days
+FROM (
+    SELECT m.*,
+           CASE WHEN t.terminated_on < m.period_end THEN t.terminated_on ELSE m.period_end END AS billable_end
+    FROM month_subs m
+    LEFT JOIN terminations t ON t.msisdn = m.msisdn
+)
+WHERE billable_end >= period_start;
 
 CREATE OR REPLACE TABLE invoice_lines AS
 -- §6.1 subscription: round(fee x days / days_in_month, 2), the plan_fees
@@ -755,11 +772,11 @@ def main():
     # --- land: CSV -> typed, validated, de-duplicated CDRs -> Parquet ----------
     t = time.perf_counter()
     rows_in, rejected, files = land_folder(
-        con, os.path.join(root, "ftp", "RatedCDRs"), CDR_COLUMNS, "cdr_raw")
-    run_script(con, LAND)
-    con.execute("DROP TABLE cdr_raw")
+        con, os.path.join(root, "ftp", "RatedCDRs"), CDR_COLUMNS, "cdr_src", "cdr_typed", CDR_TYPING)
+    run_script(con, DEDUP)
     con.execute(LAND_PARQUET.format(path=os.path.join(out, "cdrs.parquet").replace("'", "''")))
-    land_folder(con, os.path.join(root, "ftp", "AccountStatus"), STATUS_COLUMNS, "status_raw")
+    land_folder(con, os.path.join(root, "ftp", "AccountStatus"), STATUS_COLUMNS,
+                "status_src", "status_typed", STATUS_TYPING)
     run_script(con, TERMINATIONS)
     seconds["land"] = time.perf_counter() - t
 
