@@ -458,6 +458,8 @@ fn decode_status(decoded: &mut Decoded, csv: &CsvFile<'_>, index_of: &[Option<us
     };
     let columns = upstream::STATUS_COLUMNS;
     let mut snapshot_col = TimestampMicrosecondBuilder::new().with_timezone("UTC");
+    let mut snapshot_date = Date32Builder::new();
+    let snapshot_day = upstream::epoch_days(csvfile::paris_date(snapshot));
     let mut msisdn = StringBuilder::new();
     let mut iccid = StringBuilder::new();
     let mut imsi = StringBuilder::new();
@@ -507,6 +509,7 @@ fn decode_status(decoded: &mut Decoded, csv: &CsvFile<'_>, index_of: &[Option<us
                 decoded.counts.landed += 1;
                 decoded.counts.new_rows += 1;
                 snapshot_col.append_value(snapshot.timestamp_micros());
+                snapshot_date.append_value(snapshot_day);
                 msisdn.append_value(line);
                 iccid.append_option(card);
                 imsi.append_option(sim);
@@ -522,6 +525,7 @@ fn decode_status(decoded: &mut Decoded, csv: &CsvFile<'_>, index_of: &[Option<us
     }
     let columns: Vec<ArrayRef> = vec![
         Arc::new(snapshot_col.finish()),
+        Arc::new(snapshot_date.finish()),
         Arc::new(msisdn.finish()),
         Arc::new(iccid.finish()),
         Arc::new(imsi.finish()),

@@ -415,6 +415,7 @@ pub const STATUSES: &[&str] = &["ACTIVE", "SUSPENDED", "TERMINATED"];
 pub fn status_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("snapshot_time", utc_micros(), false),
+        Field::new("snapshot_date", DataType::Date32, false),
         Field::new("msisdn", DataType::Utf8, false),
         Field::new("iccid", DataType::Utf8, true),
         Field::new("imsi", DataType::Utf8, true),

@@ -2,7 +2,8 @@
 """The benchmark peer of mvnobill: the same month of invoices, the way an
 analyst would compute it with DuckDB instead of running the pipeline.
 
-    python3 bench/peer/duckdb_peer.py DIR 2026-10 [--check-csv FILE] [--check-expected FILE]
+    python3 bench/peer/duckdb_peer.py DIR 2026-10 [--out DIR/peer] [--threads N]
+                                      [--check-csv FILE] [--check-expected FILE]
 
 DIR is a folder laid out as `mvnobill gen --out DIR` writes it (and as the
 contract's sample dataset is): `DIR/reference/*.csv`, `DIR/ftp/RatedCDRs/*.csv`,
@@ -12,7 +13,7 @@ Everything that turns files into figures is DuckDB SQL (below, in order:
 landing, rating, billing). Python only lists the files, reads their header
 line to match columns by name, runs the statements, and prints the summary.
 
-Outputs:
+Outputs (in DIR/peer, or --out):
   DIR/peer/cdrs.parquet   the typed, de-duplicated CDRs (zstd): the landing
   DIR/peer/invoices.csv   customer_id;subscription_ht;options_ht;usage_ht;
                           equipment_ht;total_ht;vat;total_ttc (2 decimals)
@@ -45,11 +46,11 @@ from decimal import Decimal
 
 import duckdb
 
-# Columns of the MVNE files: (name, required in the header). formats.md;
-# mvnobill requires every CDR column in the header, and msisdn, status,
-# status_since in an AccountStatus header (docs/FORMATS.md, upstream.rs).
+# Columns of the MVNE files: (name, required in the header), as mvnobill
+# has them (pipeline/upstream.rs): a CDR file may lack only `imsi` (a value
+# no row requires); an AccountStatus file needs msisdn, status, status_since.
 CDR_COLUMNS = [
-    ("cdr_id", True), ("msisdn", True), ("imsi", True), ("event_type", True),
+    ("cdr_id", True), ("msisdn", True), ("imsi", False), ("event_type", True),
     ("start_time", True), ("called_number", True), ("duration_s", True),
     ("volume_kb", True), ("units", True), ("visited_mccmnc", True),
     ("wholesale_eur", True),
@@ -150,7 +151,8 @@ def land_folder(con, folder, wanted, view, target, typing):
 
 
 # ---------------------------------------------------------------------------
-# SQL. Macros first: digits check, Paris local time -> UTC, exact divisions.
+# SQL. Macros first: field cleaning, counts, Paris local time -> UTC, exact
+# divisions.
 # ---------------------------------------------------------------------------
 
 MACROS = r"""
@@ -190,9 +192,9 @@ CREATE OR REPLACE MACRO last_sunday(y, m) AS
 SET VARIABLE summer_from = (SELECT list(last_sunday(y::INTEGER, 3) + INTERVAL 3 HOUR ORDER BY y) FROM range(1970, 2101) t(y));
 SET VARIABLE summer_to = (SELECT list(last_sunday(y::INTEGER, 10) + INTERVAL 3 HOUR ORDER BY y) FROM range(1970, 2101) t(y));
 CREATE OR REPLACE MACRO paris_to_utc(ts) AS
-    ts - CASE
-        WHEN ts >= getvariable('summer_from')[year(ts) - 1969]
-         AND ts <  getvariable('summer_to')[year(ts) - 1969]
+    CAST(ts AS TIMESTAMP) - CASE
+        WHEN CAST(ts AS TIMESTAMP) >= getvariable('summer_from')[year(CAST(ts AS TIMESTAMP)) - 1969]
+         AND CAST(ts AS TIMESTAMP) <  getvariable('summer_to')[year(CAST(ts AS TIMESTAMP)) - 1969]
         THEN INTERVAL 2 HOUR ELSE INTERVAL 1 HOUR END;
 
 -- round(x / d, 6) and round(x / d, 2), half away from zero, exact: x is a
@@ -220,72 +222,70 @@ CREATE OR REPLACE MACRO ref(name) AS TABLE
     SELECT * FROM read_csv(getvariable('refdir') || '/' || name || '.csv',
         delim=';', header=true, quote='"', escape='"', all_varchar=true);
 
-CREATE OR REPLACE MACRO txt(s) AS NULLIF(trim(s, ' ' || chr(9) || chr(10) || chr(13)), '');
-
 CREATE OR REPLACE TABLE plans AS
-SELECT txt(plan_code) AS plan_code,
-       CAST(txt(voice_fr_min) AS BIGINT) AS voice_fr_min,
-       CAST(txt(sms_fr) AS BIGINT) AS sms_fr,
-       CAST(txt(mms_fr) AS BIGINT) AS mms_fr,
-       CAST(txt(data_fr_mb) AS BIGINT) AS data_fr_mb
+SELECT clean(plan_code) AS plan_code,
+       CAST(clean(voice_fr_min) AS BIGINT) AS voice_fr_min,
+       CAST(clean(sms_fr) AS BIGINT) AS sms_fr,
+       CAST(clean(mms_fr) AS BIGINT) AS mms_fr,
+       CAST(clean(data_fr_mb) AS BIGINT) AS data_fr_mb
 FROM ref('plans');
 
 CREATE OR REPLACE TABLE plan_fees AS
-SELECT txt(plan_code) AS plan_code,
-       CAST(txt(commitment_months) AS INTEGER) AS commitment_months,
-       txt(with_handset) = 'true' AS with_handset,
-       CAST(txt(monthly_fee) AS DECIMAL(18, 6)) AS monthly_fee,
-       CAST(txt(valid_from) AS DATE) AS valid_from
+SELECT clean(plan_code) AS plan_code,
+       CAST(clean(commitment_months) AS INTEGER) AS commitment_months,
+       clean(with_handset) = 'true' AS with_handset,
+       CAST(clean(monthly_fee) AS DECIMAL(18, 6)) AS monthly_fee,
+       CAST(clean(valid_from) AS DATE) AS valid_from
 FROM ref('plan_fees');
 
 CREATE OR REPLACE TABLE options AS
-SELECT txt(option_code) AS option_code,
-       CAST(txt(monthly_fee) AS DECIMAL(18, 6)) AS monthly_fee,
+SELECT clean(option_code) AS option_code,
+       CAST(clean(monthly_fee) AS DECIMAL(18, 6)) AS monthly_fee,
        -- empty fee with handset = the plain fee (formats.md)
-       CAST(COALESCE(txt(monthly_fee_with_handset), txt(monthly_fee)) AS DECIMAL(18, 6)) AS monthly_fee_with_handset,
-       txt(allowance_group) AS allowance_group,
-       CAST(txt(allowance_qty) AS BIGINT) AS allowance_qty,
-       CAST(txt(valid_from) AS DATE) AS valid_from
+       CAST(COALESCE(clean(monthly_fee_with_handset), clean(monthly_fee)) AS DECIMAL(18, 6)) AS monthly_fee_with_handset,
+       clean(allowance_group) AS allowance_group,
+       CAST(clean(allowance_qty) AS BIGINT) AS allowance_qty,
+       CAST(clean(valid_from) AS DATE) AS valid_from
 FROM ref('options');
 
 CREATE OR REPLACE TABLE rate_grids AS
-SELECT CAST(txt(grid) AS INTEGER) AS grid,
-       txt(zone) AS zone,
-       txt(event_type) AS event_type,
-       CAST(txt(price) AS DECIMAL(18, 6)) AS price,
-       CAST(COALESCE(txt(connect_fee), '0') AS DECIMAL(18, 6)) AS connect_fee,
-       CAST(txt(first_increment) AS BIGINT) AS first_increment,
-       CAST(txt(next_increment) AS BIGINT) AS next_increment,
-       CAST(txt(valid_from) AS DATE) AS valid_from
+SELECT CAST(clean(grid) AS INTEGER) AS grid,
+       clean(zone) AS zone,
+       clean(event_type) AS event_type,
+       CAST(clean(price) AS DECIMAL(18, 6)) AS price,
+       CAST(COALESCE(clean(connect_fee), '0') AS DECIMAL(18, 6)) AS connect_fee,
+       CAST(clean(first_increment) AS BIGINT) AS first_increment,
+       CAST(clean(next_increment) AS BIGINT) AS next_increment,
+       CAST(clean(valid_from) AS DATE) AS valid_from
 FROM ref('rate_grids');
 
 CREATE OR REPLACE TABLE destinations AS
-SELECT txt(prefix) AS prefix, txt(zone) AS zone FROM ref('destinations');
+SELECT clean(prefix) AS prefix, clean(zone) AS zone FROM ref('destinations');
 
 CREATE OR REPLACE TABLE roaming_zones AS
-SELECT txt(mcc) AS mcc, txt(roaming_zone) AS roaming_zone FROM ref('roaming_zones');
+SELECT clean(mcc) AS mcc, clean(roaming_zone) AS roaming_zone FROM ref('roaming_zones');
 
 CREATE OR REPLACE TABLE handsets AS
-SELECT txt(model) AS model,
-       txt(plan_code) AS plan_code,
-       CAST(txt(commitment_months) AS INTEGER) AS commitment_months,
-       CAST(txt(price) AS DECIMAL(18, 6)) AS price,
-       CAST(txt(valid_from) AS DATE) AS valid_from
+SELECT clean(model) AS model,
+       clean(plan_code) AS plan_code,
+       CAST(clean(commitment_months) AS INTEGER) AS commitment_months,
+       CAST(clean(price) AS DECIMAL(18, 6)) AS price,
+       CAST(clean(valid_from) AS DATE) AS valid_from
 FROM ref('handsets');
 
 CREATE OR REPLACE TABLE customers AS
-SELECT txt(customer_id) AS customer_id FROM ref('customers');
+SELECT clean(customer_id) AS customer_id FROM ref('customers');
 
 CREATE OR REPLACE TABLE subscriptions AS
-SELECT txt(msisdn) AS msisdn,
-       txt(customer_id) AS customer_id,
-       txt(plan_code) AS plan_code,
-       CAST(txt(commitment_months) AS INTEGER) AS commitment_months,
-       txt(with_handset) = 'true' AS with_handset,
-       CAST(txt(rate_grid) AS INTEGER) AS rate_grid,
-       txt(options) AS options,
-       CAST(txt(start_date) AS DATE) AS start_date,
-       CAST(txt(end_date) AS DATE) AS end_date
+SELECT clean(msisdn) AS msisdn,
+       clean(customer_id) AS customer_id,
+       clean(plan_code) AS plan_code,
+       CAST(clean(commitment_months) AS INTEGER) AS commitment_months,
+       clean(with_handset) = 'true' AS with_handset,
+       CAST(clean(rate_grid) AS INTEGER) AS rate_grid,
+       clean(options) AS options,
+       CAST(clean(start_date) AS DATE) AS start_date,
+       CAST(clean(end_date) AS DATE) AS end_date
 FROM ref('subscriptions');
 
 -- subscriptions.options: codes separated by ','.
@@ -296,11 +296,11 @@ FROM (SELECT msisdn, start_date, trim(unnest(string_split(options, ','))) AS opt
 WHERE option_code <> '';
 
 CREATE OR REPLACE TABLE handset_sales AS
-SELECT txt(sale_id) AS sale_id,
-       txt(customer_id) AS customer_id,
-       txt(msisdn) AS msisdn,
-       txt(model) AS model,
-       CAST(txt(sale_date) AS DATE) AS sale_date
+SELECT clean(sale_id) AS sale_id,
+       clean(customer_id) AS customer_id,
+       clean(msisdn) AS msisdn,
+       clean(model) AS model,
+       CAST(clean(sale_date) AS DATE) AS sale_date
 FROM ref('handset_sales');
 """
 
@@ -445,6 +445,10 @@ LEFT JOIN subscriptions s
 LEFT JOIN roaming_zones r ON r.mcc = left(c.visited_mccmnc, 3)
 WHERE c.local_date BETWEEN getvariable('month_start') AND getvariable('month_end');
 
+-- The landed rows are not needed any more (memory).
+DROP VIEW cdrs;
+DROP TABLE cdr_typed;
+
 -- §2: zone of a called number = its LONGEST prefix in destinations.csv. Each
 -- distinct number longer than 6 digits is cut at every prefix length in use
 -- and equi-joined with the prefixes.
@@ -461,8 +465,14 @@ JOIN lengths l ON l.n <= length(n.called_number)
 JOIN destinations d ON d.prefix = left(n.called_number, l.n)
 GROUP BY n.called_number;
 
+-- A price row applies from its valid_from to the next version's (an equi-join
+-- plus a range test is much faster here than an ASOF join).
+CREATE OR REPLACE TABLE grid_versions AS
+SELECT *, lead(valid_from) OVER (PARTITION BY grid, zone, event_type ORDER BY valid_from) AS valid_to
+FROM rate_grids;
+
 -- §2: context, rating zone and allowance group; price row of the line's grid
--- for the zone and event type with the latest valid_from <= local date (ASOF);
+-- for the zone and event type with the latest valid_from <= local date;
 -- exception (first that applies); §3 billed quantity.
 CREATE OR REPLACE TABLE priced AS
 WITH zoned AS (
@@ -509,9 +519,11 @@ SELECT g.*, p.price, p.connect_fee, p.first_increment AS f, p.next_increment AS 
              + ((g.raw_qty - p.first_increment + p.next_increment - 1) // p.next_increment) * p.next_increment
     END AS billed_qty
 FROM grouped g
-ASOF LEFT JOIN rate_grids p
+LEFT JOIN grid_versions p
        ON p.grid = g.rate_grid AND p.zone = g.zone AND p.event_type = g.event_type
-      AND g.local_date >= p.valid_from;
+      AND g.local_date >= p.valid_from AND (p.valid_to IS NULL OR g.local_date < p.valid_to);
+
+DROP TABLE events;
 
 -- Subscription rows overlapping the month; period_start = max(start_date,
 -- month start) picks the fee, option and allowance versions of the row.
@@ -748,13 +760,14 @@ def main():
     parser.add_argument("month", help="billing month YYYY-MM")
     parser.add_argument("--check-csv", help="mvnobill's invoices (query --format csv) to compare with")
     parser.add_argument("--check-expected", help="an expected.json to compare with")
+    parser.add_argument("--out", help="output folder (default: DIR/peer)")
     parser.add_argument("--threads", type=int, help="DuckDB threads (default: all cores)")
     args = parser.parse_args()
 
     year, month = (int(part) for part in args.month.split("-"))
     days_in_month = calendar.monthrange(year, month)[1]
     root = os.path.abspath(args.dir)
-    out = os.path.join(root, "peer")
+    out = os.path.abspath(args.out) if args.out else os.path.join(root, "peer")
     os.makedirs(out, exist_ok=True)
 
     started = time.perf_counter()
@@ -779,6 +792,9 @@ def main():
                 "status_src", "status_typed", STATUS_TYPING)
     run_script(con, TERMINATIONS)
     seconds["land"] = time.perf_counter() - t
+    invalid, landed, unique_cdrs, conflicts = con.execute(
+        """SELECT (SELECT count(*) FROM cdr_typed WHERE NOT ok), (SELECT count(*) FROM cdr_typed WHERE ok),
+                  (SELECT count(*) FROM cdrs), (SELECT count(*) FROM cdr_conflicts)""").fetchone()
 
     # --- rate --------------------------------------------------------------------
     t = time.perf_counter()
@@ -794,10 +810,6 @@ def main():
     seconds["bill"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - started
 
-    invalid = scalar(con, "SELECT count(*) FROM cdr_typed WHERE NOT ok")
-    landed = scalar(con, "SELECT count(*) FROM cdr_typed WHERE ok")
-    unique_cdrs = scalar(con, "SELECT count(*) FROM cdrs")
-    conflicts = scalar(con, "SELECT count(*) FROM cdr_conflicts")
     exceptions = dict(con.execute(
         "SELECT reason, count(*) FROM exceptions GROUP BY reason ORDER BY reason").fetchall())
     totals = con.execute(
@@ -813,7 +825,7 @@ def main():
         "duplicates": landed - unique_cdrs - conflicts,
         "conflicts": conflicts,
         "unique_cdrs": unique_cdrs,
-        "month_cdrs": scalar(con, "SELECT count(*) FROM events"),
+        "month_cdrs": scalar(con, "SELECT count(*) FROM priced"),
         "rated": rated[0],
         "amount": str(rated[1]),
         "wholesale": str(rated[2]),

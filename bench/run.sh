@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The performance benchmark of docs/PERFORMANCE.md (not a test).
+#
+# Generates a month once with `mvnobill gen`, then runs, alternately
+# (A/B/A/B), mvnobill's land + rate + bill and the DuckDB peer
+# (bench/peer/duckdb_peer.py: the same rules in DuckDB SQL, on the same CSV
+# files), each from a cold lake. Prints wall time, CPU time and peak RSS per
+# run and stage, the ratios, and checks that both give the same totals.
+#
+# Usage: bench/run.sh [CDRS] [ROUNDS]      (default 10000000 2)
+# Needs: a release build (cargo build --release), python3 with venv.
+set -euo pipefail
+cdrs=${1:-10000000}
+rounds=${2:-2}
+here=$(cd "$(dirname "$0")" && pwd)
+bin=${MVNOBILL:-${CARGO_TARGET_DIR:-$here/../target}/release/mvnobill}
+work=${BENCH_DIR:-/var/tmp/mvnobill-bench}
+month=2026-10
+customers=$((cdrs / 1100))
+
+venv="$work/venv"
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet -r "$here/peer/requirements.txt"
+fi
+
+data="$work/data-$cdrs"
+if [ ! -f "$data/.complete" ]; then
+    rm -rf "$data"
+    "$bin" gen --out "$data" --cdrs "$cdrs" --customers "$customers" --seed 7 > /dev/null
+    touch "$data/.complete"
+fi
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r)"
+echo "data: $cdrs CDRs, $customers customers, RatedCDRs $(du -sh "$data/ftp/RatedCDRs" | cut -f1)"
+echo "mvnobill: $bin; duckdb $("$venv/bin/python" -c 'import duckdb; print(duckdb.__version__)')"
+
+# Reads /usr/bin/time's output: "wall user system peak_kb".
+timed() {
+    local out=$1
+    shift
+    /usr/bin/time -f "%e %U %S %M" -o "$out" "$@"
+}
+
+run_mvnobill() {
+    local lake="$work/lake-run"
+    rm -rf "$lake"
+    sed "s#^url = \"file://.*/lake\"#url = \"file://$lake\"#" "$data/mvnobill.toml" > "$work/bench.toml"
+    "$bin" --config "$work/bench.toml" sync > /dev/null
+    local total_wall=0
+    for stage in land "rate --month $month" "bill --month $month"; do
+        # shellcheck disable=SC2086
+        timed "$work/t" "$bin" --config "$work/bench.toml" --json $stage > "$work/last.json"
+        read -r wall user sys peak < "$work/t"
+        printf '  mvnobill %-22s %7.2f s wall %7.2f s CPU %6d MB peak\n' "$stage" "$wall" "$(echo "$user + $sys" | bc)" "$((peak / 1024))"
+        total_wall=$(echo "$total_wall + $wall" | bc)
+    done
+    echo "$total_wall" > "$work/mvnobill.wall"
+    "$bin" --config "$work/bench.toml" query --format csv "SELECT SUM(total_ht) AS ht, SUM(total_ttc) AS ttc, COUNT(*) AS n FROM invoices" | tail -1 > "$work/mvnobill.totals"
+}
+
+run_peer() {
+    rm -rf "$data/peer"
+    timed "$work/t" "$venv/bin/python" "$here/peer/duckdb_peer.py" "$data" "$month" > "$work/peer.json"
+    read -r wall user sys peak < "$work/t"
+    printf '  duckdb   %-22s %7.2f s wall %7.2f s CPU %6d MB peak\n' "land+rate+bill" "$wall" "$(echo "$user + $sys" | bc)" "$((peak / 1024))"
+    echo "$wall" > "$work/peer.wall"
+    "$venv/bin/python" -c "import json,sys; d=json.load(open('$work/peer.json')); print(f\"{d['total_ht']},{d['total_ttc']},{d['invoice_count']}\")" > "$work/peer.totals"
+}
+
+for round in $(seq 1 "$rounds"); do
+    echo "round $round"
+    run_mvnobill
+    m=$(cat "$work/mvnobill.wall")
+    run_peer
+    p=$(cat "$work/peer.wall")
+    printf '  ratio mvnobill / duckdb: %.3f\n' "$(echo "$m / $p" | bc -l)"
+done
+echo "totals (HT, TTC, invoices): mvnobill $(cat "$work/mvnobill.totals"), duckdb $(cat "$work/peer.totals")"
+if [ "$(cat "$work/mvnobill.totals")" != "$(cat "$work/peer.totals")" ]; then
+    echo "MISMATCH: the two implementations disagree" >&2
+    exit 1
+fi
