@@ -44,18 +44,19 @@ timed() {
 run_mvnobill() {
     local lake="$work/lake-run"
     rm -rf "$lake"
-    sed "s#^url = \"file://.*/lake\"#url = \"file://$lake\"#" "$data/mvnobill.toml" > "$work/bench.toml"
-    "$bin" --config "$work/bench.toml" sync > /dev/null
+    # Beside the generated config, so that its relative paths still hold.
+    sed "s#^url = \"file://.*/lake\"#url = \"file://$lake\"#" "$data/mvnobill.toml" > "$data/bench.toml"
+    "$bin" --config "$data/bench.toml" sync > /dev/null
     local total_wall=0
     for stage in land "rate --month $month" "bill --month $month"; do
         # shellcheck disable=SC2086
-        timed "$work/t" "$bin" --config "$work/bench.toml" --json $stage > "$work/last.json"
+        timed "$work/t" "$bin" --config "$data/bench.toml" --json $stage > "$work/last.json"
         read -r wall user sys peak < "$work/t"
         printf '  mvnobill %-22s %7.2f s wall %7.2f s CPU %6d MB peak\n' "$stage" "$wall" "$(echo "$user + $sys" | bc)" "$((peak / 1024))"
         total_wall=$(echo "$total_wall + $wall" | bc)
     done
     echo "$total_wall" > "$work/mvnobill.wall"
-    "$bin" --config "$work/bench.toml" query --format csv "SELECT SUM(total_ht) AS ht, SUM(total_ttc) AS ttc, COUNT(*) AS n FROM invoices" | tail -1 > "$work/mvnobill.totals"
+    "$bin" --config "$data/bench.toml" query --format csv "SELECT SUM(total_ht) AS ht, SUM(total_ttc) AS ttc, COUNT(*) AS n FROM invoices" | tail -1 > "$work/mvnobill.totals"
 }
 
 run_peer() {

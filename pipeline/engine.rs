@@ -20,16 +20,22 @@ use futures::TryStreamExt;
 use crate::lake::{Lake, LakeError};
 
 /// Memory DataFusion's operators may hold before sorts, windows and
-/// aggregations spill to disk. The process's peak is this plus Parquet
+/// aggregations spill to disk, when the configuration does not say
+/// (`[engine] memory_pool_mb`). The process's peak is this plus Parquet
 /// buffers and the runtime (docs/PERFORMANCE.md).
-pub const MEMORY_POOL_BYTES: usize = 1 << 30;
+pub const DEFAULT_MEMORY_POOL_BYTES: usize = 2 << 30;
+
+/// A session configured for exact money, with the default memory pool.
+pub fn session() -> SessionContext {
+    session_with_pool(DEFAULT_MEMORY_POOL_BYTES)
+}
 
 /// A session configured for exact money and bounded memory.
-pub fn session() -> SessionContext {
+pub fn session_with_pool(pool_bytes: usize) -> SessionContext {
     let mut config = SessionConfig::new().with_information_schema(true);
     config.options_mut().sql_parser.parse_float_as_decimal = true;
     let runtime = RuntimeEnvBuilder::new()
-        .with_memory_pool(Arc::new(FairSpillPool::new(MEMORY_POOL_BYTES)))
+        .with_memory_pool(Arc::new(FairSpillPool::new(pool_bytes)))
         .build_arc()
         .expect("a runtime with the default disk manager");
     SessionContext::new_with_config_rt(config, runtime)

@@ -16,9 +16,10 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
 use object_store::buffered::BufWriter;
+pub use object_store::buffered::BufWriter as StoreWriter;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use parquet::arrow::async_writer::AsyncArrowWriter;
+pub use parquet::arrow::async_writer::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
@@ -181,7 +182,9 @@ impl Lake {
         Ok(rows)
     }
 
-    fn parquet_writer(
+    /// A Parquet writer for one file; the file appears, whole, when the
+    /// writer is closed (see [`Lake::close_parquet`]).
+    pub fn parquet_writer(
         &self,
         key: &str,
         schema: SchemaRef,
@@ -195,6 +198,29 @@ impl Lake {
         let object = BufWriter::new(self.store.clone(), StorePath::from(key));
         AsyncArrowWriter::try_new(object, schema, Some(properties))
             .map_err(|e| self.parquet_err(key, e))
+    }
+
+    /// Writes a batch to an open writer.
+    pub async fn write_batch(
+        &self,
+        key: &str,
+        writer: &mut AsyncArrowWriter<BufWriter>,
+        batch: &RecordBatch,
+    ) -> Result<(), LakeError> {
+        writer
+            .write(batch)
+            .await
+            .map_err(|e| self.parquet_err(key, e))
+    }
+
+    /// Completes a file started with [`Lake::parquet_writer`].
+    pub async fn close_parquet(
+        &self,
+        key: &str,
+        writer: AsyncArrowWriter<BufWriter>,
+    ) -> Result<(), LakeError> {
+        writer.close().await.map_err(|e| self.parquet_err(key, e))?;
+        Ok(())
     }
 
     fn parquet_err(&self, key: &str, source: parquet::errors::ParquetError) -> LakeError {

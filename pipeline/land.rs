@@ -38,7 +38,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::csvfile::{self, CsvFile, CsvReader};
-use crate::lake::{datasets, Lake, LakeError};
+use crate::lake::{datasets, AsyncArrowWriter, Lake, LakeError, StoreWriter};
 use crate::ledger::{FetchedFile, LandedCounts, Ledger, LedgerError};
 use crate::settings::Settings;
 use crate::sync::{self, SyncError};
@@ -135,13 +135,14 @@ pub async fn land(
             raws.push(sync::read_raw(settings, lake, &file.raw_key).await?);
         }
         let decoded = decode_all(chunk, &raws, threads);
-        for (file, decoded) in chunk.iter().zip(decoded) {
+        for (i, (file, decoded)) in chunk.iter().zip(decoded).enumerate() {
             let file_report = commit(
                 settings,
                 lake,
                 &mut index,
                 file,
                 decoded,
+                &raws[i],
                 &mut report.warnings,
             )
             .await?;
@@ -211,6 +212,8 @@ enum Rows {
         batch: RecordBatch,
         ids: Vec<u128>,
     },
+    /// A large CDR file, decoded chunk by chunk while it is committed.
+    Streamed,
     Status {
         month: String,
         batch: RecordBatch,
@@ -330,49 +333,89 @@ fn all_records(reader: &mut CsvReader<'_>) -> Vec<(u64, Vec<u8>)> {
     records
 }
 
+/// Files above this size are landed in chunks of rows, so that memory does
+/// not grow with the file (the monthly BilledCDRs file holds the month).
+const STREAMED_FILE_BYTES: usize = 64 << 20;
+const ROWS_PER_CHUNK: usize = 256 * 1024;
+
 fn decode_cdrs(decoded: &mut Decoded, bytes: &[u8]) -> Result<(), Refusal> {
-    let mut reader = CsvReader::open(&decoded.name, bytes).map_err(|error| Refusal {
-        error,
-        records: Vec::new(),
-    })?;
-    decoded.unknown_columns = reader.unknown_columns(upstream::CDR_COLUMNS);
-    let index_of = match reader.columns(upstream::CDR_COLUMNS) {
-        Ok(index_of) => index_of,
-        Err(error) => {
-            let records = all_records(&mut reader);
-            return Err(Refusal { error, records });
-        }
-    };
-    let header_len = reader.header.len();
-    let mut clock = csvfile::ParisClock::default();
-    let mut rows = CdrBuilder::default();
-    let mut ids = Vec::new();
-    let name = decoded.name.clone();
-    while let Some(record) = reader.next_record() {
-        let record = record.map_err(|error| Refusal {
+    if bytes.len() > STREAMED_FILE_BYTES {
+        decoded.rows = Rows::Streamed;
+        return Ok(());
+    }
+    let mut chunker = CdrChunker::open(decoded, bytes)?;
+    let (batch, ids) = chunker
+        .next_chunk(decoded, usize::MAX)?
+        .unwrap_or_else(|| (CdrBuilder::default().finish(), Vec::new()));
+    decoded.rows = Rows::Cdrs { batch, ids };
+    Ok(())
+}
+
+/// Reads a CDR file a chunk of rows at a time.
+struct CdrChunker<'a> {
+    reader: CsvReader<'a>,
+    index_of: Vec<Option<usize>>,
+    clock: csvfile::ParisClock,
+}
+
+impl<'a> CdrChunker<'a> {
+    fn open(decoded: &mut Decoded, bytes: &'a [u8]) -> Result<CdrChunker<'a>, Refusal> {
+        let mut reader = CsvReader::open(&decoded.name, bytes).map_err(|error| Refusal {
             error,
             records: Vec::new(),
         })?;
-        decoded.counts.rows_in += 1;
-        match upstream::parse_cdr(record.fields, &index_of, header_len, &mut clock) {
-            Ok(cdr) => {
-                decoded.counts.landed += 1;
-                ids.push(cdr.id_hash());
-                rows.push(&cdr, &name, record.line, cdr.content_hash());
+        decoded.unknown_columns = reader.unknown_columns(upstream::CDR_COLUMNS);
+        let index_of = match reader.columns(upstream::CDR_COLUMNS) {
+            Ok(index_of) => index_of,
+            Err(error) => {
+                let records = all_records(&mut reader);
+                return Err(Refusal { error, records });
             }
-            Err(reason) => {
-                decoded.counts.quarantined += 1;
-                decoded
-                    .quarantine
-                    .push(&name, record.line, record.raw, &reason);
+        };
+        Ok(CdrChunker {
+            reader,
+            index_of,
+            clock: csvfile::ParisClock::default(),
+        })
+    }
+
+    /// The next rows (at most `max_rows` read), with the hash of each
+    /// `cdr_id`; bad rows go to `decoded`'s quarantine. `None` at the end.
+    fn next_chunk(
+        &mut self,
+        decoded: &mut Decoded,
+        max_rows: usize,
+    ) -> Result<Option<(RecordBatch, Vec<u128>)>, Refusal> {
+        let header_len = self.reader.header.len();
+        let mut rows = CdrBuilder::default();
+        let mut ids = Vec::new();
+        let mut read = 0;
+        while read < max_rows {
+            let Some(record) = self.reader.next_record() else {
+                break;
+            };
+            let record = record.map_err(|error| Refusal {
+                error,
+                records: Vec::new(),
+            })?;
+            read += 1;
+            decoded.counts.rows_in += 1;
+            match upstream::parse_cdr(record.fields, &self.index_of, header_len, &mut self.clock) {
+                Ok(cdr) => {
+                    decoded.counts.landed += 1;
+                    ids.push(cdr.id_hash());
+                    rows.push(&cdr, &decoded.name, record.line, cdr.content_hash());
+                }
+                Err(reason) => {
+                    decoded.counts.quarantined += 1;
+                    decoded
+                        .quarantine
+                        .push(&decoded.name, record.line, record.raw, &reason);
+                }
             }
         }
+        Ok((read > 0).then(|| (rows.finish(), ids)))
     }
-    decoded.rows = Rows::Cdrs {
-        batch: rows.finish(),
-        ids,
-    };
-    Ok(())
 }
 
 /// A small table file (status snapshot, SIM order): read whole, then each
@@ -715,47 +758,79 @@ async fn commit(
     lake: &Lake,
     index: &mut CdrIndex,
     file: &FetchedFile,
-    decoded: Decoded,
+    mut decoded: Decoded,
+    bytes: &[u8],
     warnings: &mut Vec<String>,
 ) -> Result<FileReport, LandError> {
-    let Decoded {
-        name,
-        mut counts,
-        quarantine,
-        refused,
-        unknown_columns,
-        rows,
-    } = decoded;
-    if !unknown_columns.is_empty() {
-        warnings.push(format!(
-            "{name}: unknown columns ignored: {}",
-            unknown_columns.join(", ")
-        ));
-    }
+    let rows = std::mem::replace(&mut decoded.rows, Rows::None);
     match rows {
         Rows::None => {}
-        Rows::Cdrs { batch, ids } if file.folder == "RatedCDRs" => {
-            deduplicate_and_write(lake, index, &name, batch, &ids, &mut counts).await?;
-        }
-        Rows::Cdrs { batch, .. } => {
-            counts.new_rows = counts.landed;
-            write_by_month(lake, datasets::BILLED_CDRS, &name, &batch).await?;
+        Rows::Cdrs { .. } | Rows::Streamed => {
+            let rated = file.folder == "RatedCDRs";
+            let dataset = if rated {
+                datasets::CDRS
+            } else {
+                datasets::BILLED_CDRS
+            };
+            let mut rows_out = MonthWriters::new(lake, dataset, &decoded.name);
+            let mut conflicts_out = MonthWriters::new(lake, datasets::CDR_CONFLICTS, &decoded.name);
+            let index = rated.then_some(&mut *index);
+            if let Rows::Cdrs { batch, ids } = rows {
+                commit_cdrs(
+                    index,
+                    &mut decoded,
+                    batch,
+                    &ids,
+                    &mut rows_out,
+                    &mut conflicts_out,
+                )
+                .await?;
+            } else {
+                stream_cdrs(
+                    index,
+                    &mut decoded,
+                    bytes,
+                    &mut rows_out,
+                    &mut conflicts_out,
+                )
+                .await?;
+            }
+            if decoded.refused.is_none() {
+                rows_out.close().await?;
+                conflicts_out.close().await?;
+            }
+            decoded.counts.new_rows =
+                decoded.counts.landed - decoded.counts.duplicates - decoded.counts.conflicts;
         }
         Rows::Status { month, batch } => {
             let key = format!(
                 "{}/month={month}/{}.parquet",
                 datasets::ACCOUNT_STATUS,
-                stem(&name)
+                stem(&decoded.name)
             );
             lake.write_parquet(&key, batch.schema(), &[batch]).await?;
         }
         Rows::Sim { batch, puks } => {
             store_puks(settings, &puks)?;
             if batch.num_rows() > 0 {
-                let key = format!("{}/{}.parquet", datasets::SIM_CARDS, stem(&name));
+                let key = format!("{}/{}.parquet", datasets::SIM_CARDS, stem(&decoded.name));
                 lake.write_parquet(&key, batch.schema(), &[batch]).await?;
             }
         }
+    }
+    let Decoded {
+        name,
+        counts,
+        quarantine,
+        refused,
+        unknown_columns,
+        ..
+    } = decoded;
+    if !unknown_columns.is_empty() {
+        warnings.push(format!(
+            "{name}: unknown columns ignored: {}",
+            unknown_columns.join(", ")
+        ));
     }
     let quarantine_key = format!(
         "{}/source={}/{}.parquet",
@@ -781,18 +856,60 @@ async fn commit(
     })
 }
 
+/// Lands a large CDR file a chunk of rows at a time.
+async fn stream_cdrs(
+    mut index: Option<&mut CdrIndex>,
+    decoded: &mut Decoded,
+    bytes: &[u8],
+    rows_out: &mut MonthWriters<'_>,
+    conflicts_out: &mut MonthWriters<'_>,
+) -> Result<(), LandError> {
+    let folder = "RatedCDRs";
+    let mut chunker = match CdrChunker::open(decoded, bytes) {
+        Ok(chunker) => chunker,
+        Err(refusal) => {
+            refuse(decoded, folder, refusal);
+            return Ok(());
+        }
+    };
+    loop {
+        match chunker.next_chunk(decoded, ROWS_PER_CHUNK) {
+            Ok(Some((batch, ids))) => {
+                commit_cdrs(
+                    index.as_deref_mut(),
+                    decoded,
+                    batch,
+                    &ids,
+                    rows_out,
+                    conflicts_out,
+                )
+                .await?;
+            }
+            Ok(None) => return Ok(()),
+            Err(refusal) => {
+                refuse(decoded, folder, refusal);
+                return Ok(());
+            }
+        }
+    }
+}
+
 /// rating.md §1: the first copy of a `cdr_id` lands in `cdrs`; a later copy
 /// with the same content counts as a duplicate; one with other content goes
-/// to `cdr_conflicts`, with the file of the first copy.
-async fn deduplicate_and_write(
-    lake: &Lake,
-    index: &mut CdrIndex,
-    name: &str,
+/// to `cdr_conflicts`, with the file of the first copy. Without an index
+/// (BilledCDRs), every row lands as it is.
+async fn commit_cdrs(
+    index: Option<&mut CdrIndex>,
+    decoded: &mut Decoded,
     batch: RecordBatch,
     ids: &[u128],
-    counts: &mut LandedCounts,
+    rows_out: &mut MonthWriters<'_>,
+    conflicts_out: &mut MonthWriters<'_>,
 ) -> Result<(), LandError> {
-    let this_file = index.file_id(name);
+    let Some(index) = index else {
+        return rows_out.write(&batch).await;
+    };
+    let this_file = index.file_id(&decoded.name);
     let hashes = batch
         .column_by_name("content_hash")
         .expect("the CDR schema has content_hash")
@@ -810,72 +927,106 @@ async fn deduplicate_and_write(
                 conflict.push(false);
             }
             Some((seen_hash, _)) if *seen_hash == hash => {
-                counts.duplicates += 1;
+                decoded.counts.duplicates += 1;
                 new.push(false);
                 conflict.push(false);
             }
             Some((_, first)) => {
-                counts.conflicts += 1;
+                decoded.counts.conflicts += 1;
                 first_sources.push(index.files[*first as usize].clone());
                 new.push(false);
                 conflict.push(true);
             }
         }
     }
-    counts.new_rows = counts.landed - counts.duplicates - counts.conflicts;
-    let fresh = filter_record_batch(&batch, &BooleanArray::from(new))?;
-    write_by_month(lake, datasets::CDRS, name, &fresh).await?;
-    if counts.conflicts > 0 {
+    rows_out
+        .write(&filter_record_batch(&batch, &BooleanArray::from(new))?)
+        .await?;
+    if !first_sources.is_empty() {
         let copies = filter_record_batch(&batch, &BooleanArray::from(conflict))?;
         let mut columns = copies.columns().to_vec();
         columns.push(Arc::new(StringArray::from(first_sources)));
-        let copies = RecordBatch::try_new(upstream::cdr_schema(true), columns)?;
-        write_by_month(lake, datasets::CDR_CONFLICTS, name, &copies).await?;
+        conflicts_out
+            .write(&RecordBatch::try_new(upstream::cdr_schema(true), columns)?)
+            .await?;
     }
     Ok(())
 }
 
-/// Writes CDR rows as one file per month of their local date:
-/// `<dataset>/month=YYYY-MM/<file stem>.parquet`.
-async fn write_by_month(
-    lake: &Lake,
-    dataset: &str,
-    name: &str,
-    batch: &RecordBatch,
-) -> Result<(), LandError> {
-    let dates = batch
-        .column_by_name("local_date")
-        .expect("the CDR schema has local_date")
-        .as_primitive::<Date32Type>()
-        .clone();
-    // Month of each row as a number (202610), computed once per distinct day.
-    let mut last: Option<(i32, u32)> = None;
-    let mut month_of = |days: i32| match last {
-        Some((d, m)) if d == days => m,
-        _ => {
-            let m = upstream::month_number(days);
-            last = Some((days, m));
-            m
+/// One file's CDR rows, written as one Parquet file per month of their local
+/// date: `<dataset>/month=YYYY-MM/<file stem>.parquet`. Each file appears
+/// whole when closed.
+struct MonthWriters<'l> {
+    lake: &'l Lake,
+    dataset: &'static str,
+    stem: String,
+    open: std::collections::BTreeMap<u32, (String, AsyncArrowWriter<StoreWriter>)>,
+}
+
+impl<'l> MonthWriters<'l> {
+    fn new(lake: &'l Lake, dataset: &'static str, name: &str) -> Self {
+        MonthWriters {
+            lake,
+            dataset,
+            stem: stem(name).to_string(),
+            open: Default::default(),
         }
-    };
-    let months: Vec<u32> = dates.values().iter().map(|d| month_of(*d)).collect();
-    let distinct: BTreeSet<u32> = months.iter().copied().collect();
-    for month in distinct {
-        let rows = if distinct_is_one(&months, month) {
-            batch.clone()
-        } else {
-            let in_month: BooleanArray = months.iter().map(|m| Some(*m == month)).collect();
-            filter_record_batch(batch, &in_month)?
-        };
-        let key = format!(
-            "{dataset}/month={:04}-{:02}/{}.parquet",
-            month / 100,
-            month % 100,
-            stem(name)
-        );
-        lake.write_parquet(&key, rows.schema(), &[rows]).await?;
     }
-    Ok(())
+
+    async fn write(&mut self, batch: &RecordBatch) -> Result<(), LandError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let dates = batch
+            .column_by_name("local_date")
+            .expect("the CDR schema has local_date")
+            .as_primitive::<Date32Type>()
+            .clone();
+        // Month of each row as a number (202610), computed once per distinct day.
+        let mut last: Option<(i32, u32)> = None;
+        let months: Vec<u32> = dates
+            .values()
+            .iter()
+            .map(|days| match last {
+                Some((d, m)) if d == *days => m,
+                _ => {
+                    let m = upstream::month_number(*days);
+                    last = Some((*days, m));
+                    m
+                }
+            })
+            .collect();
+        let distinct: BTreeSet<u32> = months.iter().copied().collect();
+        for month in distinct {
+            let rows = if distinct_is_one(&months, month) {
+                batch.clone()
+            } else {
+                let in_month: BooleanArray = months.iter().map(|m| Some(*m == month)).collect();
+                filter_record_batch(batch, &in_month)?
+            };
+            if !self.open.contains_key(&month) {
+                let key = format!(
+                    "{}/month={:04}-{:02}/{}.parquet",
+                    self.dataset,
+                    month / 100,
+                    month % 100,
+                    self.stem
+                );
+                let writer = self.lake.parquet_writer(&key, rows.schema())?;
+                self.open.insert(month, (key, writer));
+            }
+            let (key, writer) = self.open.get_mut(&month).expect("just opened");
+            self.lake.write_batch(key, writer, &rows).await?;
+        }
+        Ok(())
+    }
+
+    async fn close(self) -> Result<(), LandError> {
+        for (_, (key, writer)) in self.open {
+            self.lake.close_parquet(&key, writer).await?;
+        }
+        Ok(())
+    }
 }
 
 fn distinct_is_one(months: &[u32], month: u32) -> bool {

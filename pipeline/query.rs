@@ -54,7 +54,7 @@ pub async fn analyst_session(
     settings: &Settings,
     lake: &Lake,
 ) -> Result<datafusion::prelude::SessionContext, QueryError> {
-    let ctx = engine::session();
+    let ctx = engine::session_with_pool(settings.memory_pool_bytes);
     for (name, partition) in datasets::ALL {
         engine::register_dataset(&ctx, lake, name, *partition).await?;
     }

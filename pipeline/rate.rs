@@ -84,7 +84,7 @@ pub async fn prepare_session(
     dates: Option<(chrono::NaiveDate, chrono::NaiveDate)>,
 ) -> Result<SessionContext, RateError> {
     let reference = Reference::load(&settings.reference_dir)?;
-    let ctx = engine::session();
+    let ctx = engine::session_with_pool(settings.memory_pool_bytes);
     reference.register(&ctx)?;
     engine::register_batch(&ctx, "params", engine::params_batch(month, dates))?;
     Ok(ctx)

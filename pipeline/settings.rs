@@ -38,6 +38,7 @@ struct ConfigFile {
     reference: ReferenceSection,
     lake: LakeSection,
     state: Option<StateSection>,
+    engine: Option<EngineSection>,
     /// Read by the document stage (invoice templates); accepted here so that
     /// a configuration written for it loads.
     #[allow(dead_code)]
@@ -71,6 +72,12 @@ struct StateSection {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct EngineSection {
+    memory_pool_mb: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct TemplatesSection {
     #[allow(dead_code)]
     dir: Option<String>,
@@ -95,6 +102,9 @@ pub struct Settings {
     /// Local folder for the ledger and the secrets store (never in the lake
     /// datasets). Defaults to `<lake>/_state` for a local lake.
     pub state_dir: PathBuf,
+    /// Memory the query engine's operators may hold before sorts and
+    /// aggregations spill to disk (`[engine] memory_pool_mb`, default 2048).
+    pub memory_pool_bytes: usize,
 }
 
 pub mod url_string {
@@ -192,7 +202,17 @@ impl Settings {
                 .map(|p| p.join("_state"))
                 .unwrap_or_else(|| base.join(".mvnobill-state")),
         };
+        let memory_pool_mb = file.engine.and_then(|e| e.memory_pool_mb).unwrap_or(2048);
+        if memory_pool_mb < 64 {
+            return Err(SettingsError::Key {
+                path: path_text,
+                section: "engine",
+                key: "memory_pool_mb",
+                message: format!("{memory_pool_mb} MB is too little: give at least 64"),
+            });
+        }
         Ok(Settings {
+            memory_pool_bytes: memory_pool_mb << 20,
             config_path: config_path.clone(),
             source,
             reference_dir: resolve(&file.reference.dir),
