@@ -23,3 +23,4 @@ pub mod settings;
 pub mod sqlfiles;
 pub mod sync;
 pub mod upstream;
+pub mod zones;

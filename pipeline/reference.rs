@@ -684,11 +684,26 @@ impl Reference {
         for table in &self.tables {
             crate::engine::register_batch(ctx, table.spec.name, table.to_batch())?;
         }
+        ctx.register_udf(self.prefix_zones().udf());
         crate::engine::register_batch(
             ctx,
             "subscription_options",
             self.subscription_options.clone(),
         )
+    }
+
+    /// The longest-prefix zone function built from `destinations.csv`.
+    pub fn prefix_zones(&self) -> crate::zones::PrefixZones {
+        let t = self.table("destinations");
+        let entries = (0..t.rows.len())
+            .filter_map(|r| {
+                Some((
+                    t.text(r, "prefix")?.to_string(),
+                    t.text(r, "zone")?.to_string(),
+                ))
+            })
+            .collect();
+        crate::zones::PrefixZones::new(entries)
     }
 
     /// Money value of a column as a decimal string, for reports and tests.

@@ -28,11 +28,10 @@ pub const REFERENCE: &[SqlFile] = &[
 ];
 
 /// rating.md §1–5; `rated_cdrs` and `rating_exceptions` are the outputs.
-/// The month's events stream through views; only the distinct called
-/// numbers' zones and the pools are held in memory.
+/// The month's events stream through views; only the pools are held in
+/// memory.
 pub const RATING: &[SqlFile] = &[
     sql!("rating", "events", Keep::View),
-    sql!("rating", "called_zones"),
     sql!("rating", "priced_events", Keep::View),
     sql!("rating", "pools"),
     sql!("rating", "rated_cdrs", Keep::View),

@@ -2,8 +2,9 @@
 -- exception reason and billed quantity of every event.
 --
 -- Domestic context (roaming zone HOME or EU, "roam like at home"):
---   VOICE, SMS, MMS are rated in the zone of the called number (FR_SHORT for
---   6 digits or fewer; no matching prefix: NO_DESTINATION); DATA in HOME;
+--   VOICE, SMS, MMS are rated in the zone of the called number: FR_SHORT for
+--   6 digits or fewer, else the zone of its longest prefix in
+--   destinations.csv (no matching prefix: NO_DESTINATION); DATA in HOME;
 --   VOICE_IN and SMS_IN are free (quantity counted, amount 0; this project
 --   records them in zone HOME with their raw quantity, no increments).
 -- Roaming context (ROAM_Z1..3): every event type, incoming included, is
@@ -25,10 +26,12 @@ WITH zoned AS (
             WHEN e.roaming_zone NOT IN ('HOME', 'EU') THEN e.roaming_zone
             WHEN e.event_type IN ('DATA', 'VOICE_IN', 'SMS_IN') THEN 'HOME'
             WHEN length(e.called_number) <= 6 THEN 'FR_SHORT'
-            ELSE z.zone
+            -- The zone of the longest prefix in destinations.csv (NULL when
+            -- none matches): a hash look-up per prefix length, in Rust, see
+            -- pipeline/zones.rs for why and its tests.
+            ELSE longest_prefix_zone(e.called_number)
         END AS zone
     FROM events e
-    LEFT JOIN called_zones z ON z.called_number = e.called_number
 ),
 grouped AS (
     SELECT
