@@ -78,6 +78,24 @@ pub async fn register_path(
     Ok(true)
 }
 
+/// Registers the Parquet files below `path` as `table`, or an empty table of
+/// `schema` when there is none yet.
+pub async fn register_path_or_empty(
+    ctx: &SessionContext,
+    lake: &Lake,
+    table: &str,
+    path: &str,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+) -> Result<(), LakeError> {
+    if !register_path(ctx, lake, table, path, None).await? {
+        register_batch(ctx, table, empty(schema)).map_err(|source| LakeError::Query {
+            url: lake.url().join(path),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
 /// Registers record batches as an in-memory table.
 pub fn register_batch(
     ctx: &SessionContext,

@@ -106,32 +106,23 @@ pub async fn rate(
     }
     let ctx = prepare_session(settings, month, None).await?;
     let partition = format!("month={month}");
-    if !engine::register_path(
+    // A month without any CDR (or conflict) yet rates to empty outputs.
+    engine::register_path_or_empty(
         &ctx,
         lake,
         "cdrs",
         &format!("{}/{partition}", datasets::CDRS),
-        None,
+        upstream::cdr_schema(false),
     )
-    .await?
-    {
-        engine::register_batch(&ctx, "cdrs", engine::empty(upstream::cdr_schema(false)))?;
-    }
-    if !engine::register_path(
+    .await?;
+    engine::register_path_or_empty(
         &ctx,
         lake,
         "cdr_conflicts",
         &format!("{}/{partition}", datasets::CDR_CONFLICTS),
-        None,
+        upstream::cdr_schema(true),
     )
-    .await?
-    {
-        engine::register_batch(
-            &ctx,
-            "cdr_conflicts",
-            engine::empty(upstream::cdr_schema(true)),
-        )?;
-    }
+    .await?;
     engine::run_layer(&ctx, sqlfiles::REFERENCE).await?;
     engine::run_layer(&ctx, sqlfiles::RATING).await?;
 
