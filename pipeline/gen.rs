@@ -516,26 +516,8 @@ const GRIDS: [(u64, Increments, Increments); 5] = [
     (150, (60, 30), (1024, 1024)),
 ];
 
-const INTEGRATOR_TOML: &str = r#"name = "Telco Exemple SAS"
-brand = "ExempleMobile"
-legal_form = "SAS au capital de 10 000 €"
-address = ["12 avenue des Lilas", "69003 Lyon"]
-siret = "12345678200010"
-vat_number = "FR11123456782"
-customer_service_phone = "09 70 00 00 00"
-customer_service_cost = "appel non surtaxé"
-customer_service_email = "support@exemple-mobile.fr"
-billing_email = "facturation@exemple-mobile.fr"
-technical_email = "technique@exemple-mobile.fr"
-technical_contact = "Camille Martin"
-sepa_ics = "FR72ZZZ123456"
-payment_terms_days = 15
-invoice_prefix = "EXM"
-bank_iban = "FR7630006000011234567890189"
-bank_bic = "AGRIFRPPXXX"
-logo = "logo.png"
-footer_banner = "banner.png"
-"#;
+/// The demo integrator's identity (`data/integrator.toml`).
+const INTEGRATOR_TOML: &str = include_str!("../data/integrator.toml");
 const LOGO_PNG: &[u8] = include_bytes!("../data/logo.png");
 const BANNER_PNG: &[u8] = include_bytes!("../data/banner.png");
 
