@@ -128,31 +128,50 @@ pub async fn land(
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    // A few files at a time: decoded together, committed in order.
-    for chunk in files.chunks(threads * 2) {
-        let mut raws = Vec::with_capacity(chunk.len());
-        for file in chunk {
-            raws.push(sync::read_raw(settings, lake, &file.raw_key).await?);
-        }
-        let decoded = decode_all(chunk, &raws, threads);
-        for (i, (file, decoded)) in chunk.iter().zip(decoded).enumerate() {
-            let file_report = commit(
-                settings,
-                lake,
-                &mut index,
-                file,
-                decoded,
-                &raws[i],
-                &mut report.warnings,
-            )
-            .await?;
-            if let Some(reason) = &file_report.refused {
-                tracing::warn!("file refused, its rows are in quarantine: {reason}");
+    // A few files at a time are decoded together on a blocking thread pool
+    // while the previous few are committed (written) in order: decoding and
+    // Parquet encoding overlap.
+    let chunks: Vec<Vec<FetchedFile>> = files
+        .chunks(threads * 2)
+        .map(<[FetchedFile]>::to_vec)
+        .collect();
+    let mut pending: Option<tokio::task::JoinHandle<DecodedChunk>> = None;
+    for chunk in chunks.into_iter().map(Some).chain(std::iter::once(None)) {
+        let next = match chunk {
+            Some(chunk) => {
+                let mut raws = Vec::with_capacity(chunk.len());
+                for file in &chunk {
+                    raws.push(sync::read_raw(settings, lake, &file.raw_key).await?);
+                }
+                Some(tokio::task::spawn_blocking(move || {
+                    let decoded = decode_all(&chunk, &raws, threads);
+                    (chunk, raws, decoded)
+                }))
             }
-            ledger.record_landed(file.id, &file_report.counts)?;
-            add_counts(&mut report.totals, &file_report.counts);
-            report.files.push(file_report);
+            None => None,
+        };
+        if let Some(previous) = pending.take() {
+            let (chunk, raws, decoded) = previous.await.expect("decoding does not panic");
+            for (i, (file, decoded)) in chunk.iter().zip(decoded).enumerate() {
+                let file_report = commit(
+                    settings,
+                    lake,
+                    &mut index,
+                    file,
+                    decoded,
+                    &raws[i],
+                    &mut report.warnings,
+                )
+                .await?;
+                if let Some(reason) = &file_report.refused {
+                    tracing::warn!("file refused, its rows are in quarantine: {reason}");
+                }
+                ledger.record_landed(file.id, &file_report.counts)?;
+                add_counts(&mut report.totals, &file_report.counts);
+                report.files.push(file_report);
+            }
         }
+        pending = next;
     }
     Ok(report)
 }
@@ -194,6 +213,9 @@ fn quarantine_source(folder: &str) -> &'static str {
 
 // ---------------------------------------------------------------------------
 // Decode: bytes to columns, no I/O.
+
+/// A chunk of files, their bytes and what decoding them gave.
+type DecodedChunk = (Vec<FetchedFile>, Vec<Vec<u8>>, Vec<Decoded>);
 
 /// What decoding one file gives.
 struct Decoded {
