@@ -148,12 +148,9 @@ impl Stages {
     /// Records a stage run in the ledger around its work.
     fn record<R: Serialize, E: Into<AppError>>(
         &self,
-        stage: &str,
-        month: Option<Month>,
         run_id: i64,
         result: Result<R, E>,
     ) -> Result<R, AppError> {
-        let _ = month;
         match result {
             Ok(report) => {
                 let json = serde_json::to_string(&report).unwrap_or_default();
@@ -164,7 +161,6 @@ impl Stages {
                 let e = e.into();
                 self.ledger
                     .end_run(run_id, "failed", &one_line(&e.to_string()))?;
-                tracing::debug!("stage {stage} failed");
                 Err(e)
             }
         }
@@ -173,25 +169,25 @@ impl Stages {
     async fn sync(&self) -> Result<SyncReport, AppError> {
         let id = self.ledger.start_run("sync", None)?;
         let result = sync::sync(&self.settings, &self.lake, &self.ledger).await;
-        self.record("sync", None, id, result)
+        self.record(id, result)
     }
 
     async fn land(&self) -> Result<LandReport, AppError> {
         let id = self.ledger.start_run("land", None)?;
         let result = land::land(&self.settings, &self.lake, &self.ledger).await;
-        self.record("land", None, id, result)
+        self.record(id, result)
     }
 
     async fn rate(&self, month: Month) -> Result<RateReport, AppError> {
         let id = self.ledger.start_run("rate", Some(&month.to_string()))?;
         let result = rate::rate(&self.settings, &self.lake, &self.ledger, month).await;
-        self.record("rate", Some(month), id, result)
+        self.record(id, result)
     }
 
     async fn bill(&mut self, month: Month) -> Result<BillReport, AppError> {
         let id = self.ledger.start_run("bill", Some(&month.to_string()))?;
         let result = bill::bill(&self.settings, &self.lake, &mut self.ledger, month).await;
-        self.record("bill", Some(month), id, result)
+        self.record(id, result)
     }
 
     async fn run(&mut self, month: Month) -> Result<RunReport, AppError> {

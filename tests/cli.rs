@@ -88,21 +88,18 @@ fn bill_before_rate_says_what_to_do() {
 
 #[test]
 fn demo_runs_the_whole_pipeline_and_counts_reconcile() {
+    const DEMO: [&str; 8] = [
+        "--json",
+        "demo",
+        "--out",
+        "d",
+        "--customers",
+        "20",
+        "--cdrs",
+        "3000",
+    ];
     let dir = tempfile::tempdir().unwrap();
-    let out = mvnobill(
-        &[
-            "--json",
-            "demo",
-            "--out",
-            "d",
-            "--customers",
-            "20",
-            "--cdrs",
-            "3000",
-        ],
-        dir.path(),
-    )
-    .ok();
+    let out = mvnobill(&DEMO, dir.path()).ok();
     let report = out.json();
     let run = &report["run"];
     assert!(report["generated"]["cdrs"].as_u64().unwrap() >= 3000);
@@ -121,20 +118,7 @@ fn demo_runs_the_whole_pipeline_and_counts_reconcile() {
     assert_eq!(run["land"]["totals"]["duplicates"], 3);
     assert!(run["bill"]["invoices"].as_u64().unwrap() >= 15);
     // Demo again: the previous demo folder is replaced, the figures are the same.
-    let again = mvnobill(
-        &[
-            "--json",
-            "demo",
-            "--out",
-            "d",
-            "--customers",
-            "20",
-            "--cdrs",
-            "3000",
-        ],
-        dir.path(),
-    )
-    .ok();
+    let again = mvnobill(&DEMO, dir.path()).ok();
     assert_eq!(
         again.json()["run"]["bill"]["total_ttc"],
         run["bill"]["total_ttc"]
