@@ -157,6 +157,20 @@ pub async fn run_layer(ctx: &SessionContext, files: &[SqlFile]) -> Result<(), Da
     Ok(())
 }
 
+/// Runs one SQL file as the query itself, its ORDER BY included, and
+/// streams its result.
+pub async fn stream_file(
+    ctx: &SessionContext,
+    file: &SqlFile,
+) -> Result<datafusion::execution::SendableRecordBatchStream, DataFusionError> {
+    ctx.sql(file.sql)
+        .await
+        .map_err(|e| e.context(format!("in sql file {}", file.name)))?
+        .execute_stream()
+        .await
+        .map_err(|e| e.context(format!("in sql file {}", file.name)))
+}
+
 /// The values of a text column (Utf8, LargeUtf8 or Utf8View) as strings;
 /// null as "".
 pub fn strings(array: &ArrayRef) -> Vec<String> {

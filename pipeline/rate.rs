@@ -7,8 +7,10 @@
 //! changes nothing (corrections are credit notes).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use datafusion::prelude::SessionContext;
+use futures::StreamExt;
 use serde::Serialize;
 
 use crate::engine;
@@ -30,6 +32,8 @@ pub enum RateError {
     Ledger(#[from] LedgerError),
     #[error("rating failed: {0}")]
     Query(#[from] datafusion::error::DataFusionError),
+    #[error("rating failed: {0}")]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
     #[error("rating {month} accounted for {accounted} events of {cdrs}: a rule matched an event twice or not at all (overlapping reference rows?)")]
     Lost {
         month: String,
@@ -74,6 +78,47 @@ impl std::fmt::Display for RateReport {
         }
         Ok(())
     }
+}
+
+/// Where `rate` sets a month's excepted events aside, below the lake.
+const WORK_DIR: &str = "_work/rate";
+
+/// Runs rated_events.sql once and routes each event by its `exception`
+/// column: NULL to the `rated_cdrs` file (without that column), otherwise
+/// to the work file `excepted_key` (every column). Routing only: every rule
+/// is in the SQL.
+async fn split_outcomes(
+    ctx: &SessionContext,
+    lake: &Lake,
+    rated_key: &str,
+    excepted_key: &str,
+) -> Result<(), RateError> {
+    use datafusion::arrow::compute::{filter_record_batch, is_null, not};
+    let mut stream = engine::stream_file(ctx, &sqlfiles::RATED_EVENTS).await?;
+    let schema = stream.schema();
+    let exception = schema.index_of("exception")?;
+    let rated_columns: Vec<usize> = (0..schema.fields().len())
+        .filter(|&i| i != exception)
+        .collect();
+    let mut rated = lake.parquet_writer(rated_key, Arc::new(schema.project(&rated_columns)?))?;
+    let mut excepted = lake.parquet_writer(excepted_key, schema.clone())?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let is_rated = is_null(batch.column(exception))?;
+        if is_rated.true_count() == batch.num_rows() {
+            lake.write_batch(rated_key, &mut rated, &batch.project(&rated_columns)?)
+                .await?;
+            continue;
+        }
+        let kept = filter_record_batch(&batch, &is_rated)?.project(&rated_columns)?;
+        lake.write_batch(rated_key, &mut rated, &kept).await?;
+        let set_aside = filter_record_batch(&batch, &not(&is_rated)?)?;
+        lake.write_batch(excepted_key, &mut excepted, &set_aside)
+            .await?;
+    }
+    lake.close_parquet(rated_key, rated).await?;
+    lake.close_parquet(excepted_key, excepted).await?;
+    Ok(())
 }
 
 /// Registers the reference tables, `params` and the derived reference
@@ -126,11 +171,26 @@ pub async fn rate(
     engine::run_layer(&ctx, sqlfiles::REFERENCE).await?;
     engine::run_layer(&ctx, sqlfiles::RATING).await?;
 
-    for dataset in [datasets::RATED_CDRS, datasets::RATING_EXCEPTIONS] {
-        let stream = ctx.table(dataset).await?.execute_stream().await?;
-        lake.write_stream(&format!("{dataset}/{partition}/part-0.parquet"), stream)
-            .await?;
-    }
+    // One pass over the month: the rated events go to `rated_cdrs`, the
+    // others to a work file that rating_exceptions.sql orders with the
+    // conflicting duplicates.
+    let work = format!("{WORK_DIR}/{partition}");
+    let excepted_key = format!("{work}/excepted.parquet");
+    split_outcomes(
+        &ctx,
+        lake,
+        &format!("{}/{partition}/part-0.parquet", datasets::RATED_CDRS),
+        &excepted_key,
+    )
+    .await?;
+    engine::register_path(&ctx, lake, "excepted_events", &work, None).await?;
+    let stream = engine::stream_file(&ctx, &sqlfiles::RATING_EXCEPTIONS).await?;
+    lake.write_stream(
+        &format!("{}/{partition}/part-0.parquet", datasets::RATING_EXCEPTIONS),
+        stream,
+    )
+    .await?;
+    lake.delete(&excepted_key).await?;
 
     // The figures of the report come from the files just written: reading
     // them back is cheaper than running the plan again.

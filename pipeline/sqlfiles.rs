@@ -27,16 +27,22 @@ pub const REFERENCE: &[SqlFile] = &[
     sql!("reference", "month_subscriptions"),
 ];
 
-/// rating.md §1–5; `rated_cdrs` and `rating_exceptions` are the outputs.
-/// The month's events stream through views; only the pools are held in
-/// memory.
+/// rating.md §1–5, up to the priced events. The month's events stream
+/// through views; only the pools are held in memory.
 pub const RATING: &[SqlFile] = &[
     sql!("rating", "events", Keep::View),
     sql!("rating", "priced_events", Keep::View),
     sql!("rating", "pools"),
-    sql!("rating", "rated_cdrs", Keep::View),
-    sql!("rating", "rating_exceptions", Keep::View),
 ];
+
+/// Every event of the month, rated or with its exception, in order: run
+/// as the query itself (a view's ORDER BY does not survive being selected
+/// from).
+pub const RATED_EVENTS: SqlFile = sql!("rating", "rated_events", Keep::View);
+
+/// The `rating_exceptions` dataset, from the events `rate` set aside
+/// (`excepted_events`) and the conflicting duplicates.
+pub const RATING_EXCEPTIONS: SqlFile = sql!("rating", "rating_exceptions", Keep::View);
 
 /// rating.md §6: invoice lines and totals before numbering.
 pub const BILLING_DRAFT: &[SqlFile] = &[
@@ -55,3 +61,10 @@ pub const BILLING_OUTPUT: &[SqlFile] = &[
     sql!("billing", "invoices"),
     sql!("billing", "invoice_lines"),
 ];
+
+/// What the invoice documents show (`render`): the invoices with their
+/// customers, their lines in print order, and the annex.
+pub const DOCUMENT_INVOICES: SqlFile = sql!("documents", "invoices");
+pub const DOCUMENT_LINES: SqlFile = sql!("documents", "lines");
+pub const ANNEX_SUMMARY: SqlFile = sql!("documents", "annex_summary");
+pub const ANNEX_CHARGED: SqlFile = sql!("documents", "annex_charged");

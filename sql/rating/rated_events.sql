@@ -1,5 +1,9 @@
 -- rating.md §4 and §5: allowances consumed in chronological order, then the
--- amount of each event. Output: the `rated_cdrs` dataset.
+-- amount of each event. Every event of the month comes out once, with its
+-- `exception` (NULL for a rated event): `rate` writes the rated ones to the
+-- `rated_cdrs` dataset (this file's columns but `exception`) and passes the
+-- others to rating_exceptions.sql, so the month streams through the plan
+-- once.
 --
 -- Within one pool (line, subscription row, group), events are taken by
 -- start_time as an instant, then cdr_id in byte order; what the events
@@ -14,28 +18,31 @@
 --   data: price x overage / 1024
 --   messages: price x overage
 -- margin = amount - wholesale.
+--
+-- The output is ordered like the pools' running sums (line, subscription
+-- row, group, instant, cdr_id), so the one sort of the plan serves both.
 WITH consumed AS (
     SELECT
         e.*,
         p.allowance_group AS pool_group,
         p.unlimited,
         p.quantity AS pool_quantity,
-        SUM(e.billed_qty) OVER (
+        SUM(CASE WHEN e.exception IS NULL THEN e.billed_qty ELSE 0 END) OVER (
             PARTITION BY e.msisdn, e.subscription_start, e.allowance_group
             ORDER BY e.start_time, e.cdr_id
             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-        ) - e.billed_qty AS used_before
+        ) - CASE WHEN e.exception IS NULL THEN e.billed_qty ELSE 0 END AS used_before
     FROM priced_events e
     LEFT JOIN pools p
         ON p.msisdn = e.msisdn
        AND p.subscription_start = e.subscription_start
        AND p.allowance_group = e.allowance_group
-    WHERE e.exception IS NULL
 ),
 covered AS (
     SELECT
         *,
         CASE
+            WHEN exception IS NOT NULL THEN NULL
             WHEN pool_group IS NULL THEN 0
             WHEN unlimited THEN billed_qty
             WHEN pool_quantity - used_before <= 0 THEN 0
@@ -62,6 +69,7 @@ SELECT
     cdr_id,
     msisdn,
     customer_id,
+    subscription_start,
     event_type,
     start_time,
     local_date,
@@ -74,6 +82,7 @@ SELECT
     amount,
     wholesale_eur AS wholesale,
     CAST(amount - wholesale_eur AS DECIMAL(18, 6)) AS margin,
-    source_file
+    source_file,
+    exception
 FROM amounts
-ORDER BY msisdn, start_time, cdr_id
+ORDER BY msisdn, subscription_start, allowance_group, start_time, cdr_id
