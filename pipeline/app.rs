@@ -14,6 +14,7 @@ use crate::ledger::{Ledger, LedgerError};
 use crate::month::Month;
 use crate::query::{self, QueryError, QueryReport};
 use crate::rate::{self, RateError, RateReport};
+use crate::render::{self, RenderError, RenderOptions, RenderReport};
 use crate::settings::{Settings, SettingsError};
 use crate::sync::{self, SyncError, SyncReport};
 
@@ -34,6 +35,8 @@ pub enum AppError {
     Rate(#[from] RateError),
     #[error(transparent)]
     Bill(#[from] BillError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
     #[error(transparent)]
     Query(#[from] QueryError),
     #[error(transparent)]
@@ -56,6 +59,7 @@ pub enum Report {
     Land(LandReport),
     Rate(RateReport),
     Bill(BillReport),
+    Render(RenderReport),
     Run(RunReport),
     Query(QueryReport),
     Gen(GenReport),
@@ -69,6 +73,7 @@ impl std::fmt::Display for Report {
             Report::Land(r) => r.fmt(f),
             Report::Rate(r) => r.fmt(f),
             Report::Bill(r) => r.fmt(f),
+            Report::Render(r) => r.fmt(f),
             Report::Run(r) => r.fmt(f),
             Report::Query(r) => r.fmt(f),
             Report::Gen(r) => write!(
@@ -88,6 +93,7 @@ pub struct RunReport {
     pub land: LandReport,
     pub rate: RateReport,
     pub bill: BillReport,
+    pub render: RenderReport,
 }
 
 impl std::fmt::Display for RunReport {
@@ -95,7 +101,11 @@ impl std::fmt::Display for RunReport {
         if let Some(sync) = &self.sync {
             writeln!(f, "{sync}")?;
         }
-        write!(f, "{}\n{}\n{}", self.land, self.rate, self.bill)
+        write!(
+            f,
+            "{}\n{}\n{}\n{}",
+            self.land, self.rate, self.bill, self.render
+        )
     }
 }
 
@@ -106,6 +116,8 @@ pub struct DemoReport {
     pub run: RunReport,
     pub invoices: String,
     pub invoice_lines: String,
+    /// Why the PDFs were not printed, when Chromium is missing.
+    pub pdf_missing: Option<String>,
 }
 
 impl std::fmt::Display for DemoReport {
@@ -118,9 +130,17 @@ impl std::fmt::Display for DemoReport {
         writeln!(f, "{}", self.run)?;
         writeln!(f, "invoices:      {}", self.invoices)?;
         writeln!(f, "invoice lines: {}", self.invoice_lines)?;
+        writeln!(
+            f,
+            "documents:     {} (open any .pdf or .html)",
+            self.run.render.folder
+        )?;
+        if let Some(why) = &self.pdf_missing {
+            writeln!(f, "PDFs not printed: {why}")?;
+        }
         write!(
             f,
-            "look at them:  mvnobill --config {} query \"SELECT invoice_number, customer_id, total_ht, vat, total_ttc FROM invoices ORDER BY invoice_number\"",
+            "query them:    mvnobill --config {} query \"SELECT invoice_number, customer_id, total_ht, vat, total_ttc FROM invoices ORDER BY invoice_number\"",
             self.config
         )
     }
@@ -190,7 +210,13 @@ impl Stages {
         self.record(id, result)
     }
 
-    async fn run(&mut self, month: Month) -> Result<RunReport, AppError> {
+    async fn render(&self, month: Month, options: RenderOptions) -> Result<RenderReport, AppError> {
+        let id = self.ledger.start_run("render", Some(&month.to_string()))?;
+        let result = render::render(&self.settings, &self.lake, &self.ledger, month, options).await;
+        self.record(id, result)
+    }
+
+    async fn run(&mut self, month: Month, options: RenderOptions) -> Result<RunReport, AppError> {
         let sync = match self.settings.source {
             Some(_) => Some(self.sync().await?),
             None => None,
@@ -201,6 +227,7 @@ impl Stages {
             land: self.land().await?,
             rate: self.rate(month).await?,
             bill: self.bill(month).await?,
+            render: self.render(month, options).await?,
         })
     }
 }
@@ -216,7 +243,16 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
         Command::Land => Ok(Report::Land(Stages::open(&cli.config)?.land().await?)),
         Command::Rate { month } => Ok(Report::Rate(Stages::open(&cli.config)?.rate(month).await?)),
         Command::Bill { month } => Ok(Report::Bill(Stages::open(&cli.config)?.bill(month).await?)),
-        Command::Run { month } => Ok(Report::Run(Stages::open(&cli.config)?.run(month).await?)),
+        Command::Render { month, html_only } => Ok(Report::Render(
+            Stages::open(&cli.config)?
+                .render(month, RenderOptions { pdf: !html_only })
+                .await?,
+        )),
+        Command::Run { month, html_only } => Ok(Report::Run(
+            Stages::open(&cli.config)?
+                .run(month, RenderOptions { pdf: !html_only })
+                .await?,
+        )),
         Command::Query { sql, format } => {
             let settings = Settings::load(&cli.config)?;
             let lake = Lake::open(&settings.lake_url)?;
@@ -275,7 +311,14 @@ async fn demo(out: &Path, customers: u32, cdrs: u64) -> Result<DemoReport, AppEr
     )?;
     let config = std::path::absolute(out.join("mvnobill.toml")).map_err(io)?;
     let mut stages = Stages::open(&config)?;
-    let run = stages.run(month).await?;
+    // Without Chromium the demo still shows the invoices, as HTML pages.
+    let pdf_missing = render::chromium_available(&stages.settings)
+        .err()
+        .map(|e| e.to_string());
+    let options = RenderOptions {
+        pdf: pdf_missing.is_none(),
+    };
+    let run = stages.run(month, options).await?;
     let lake = stages.settings.lake_url.clone();
     Ok(DemoReport {
         generated,
@@ -283,5 +326,6 @@ async fn demo(out: &Path, customers: u32, cdrs: u64) -> Result<DemoReport, AppEr
         run,
         invoices: lake.join(&format!("invoices/month={month}/")),
         invoice_lines: lake.join(&format!("invoice_lines/month={month}/")),
+        pdf_missing,
     })
 }

@@ -46,11 +46,23 @@ pub enum Command {
         #[arg(long)]
         month: Month,
     },
-    /// sync, land, rate and bill, in order.
+    /// Write each issued invoice of the month as HTML and PDF (Chromium).
+    Render {
+        /// The billing month, YYYY-MM.
+        #[arg(long)]
+        month: Month,
+        /// Write the HTML pages only, no PDF (no Chromium needed).
+        #[arg(long)]
+        html_only: bool,
+    },
+    /// sync, land, rate, bill and render, in order.
     Run {
         /// The billing month, YYYY-MM.
         #[arg(long)]
         month: Month,
+        /// Render the HTML pages only, no PDF (no Chromium needed).
+        #[arg(long)]
+        html_only: bool,
     },
     /// SQL over the lake's datasets and the reference tables.
     Query {

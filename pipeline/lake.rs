@@ -115,6 +115,27 @@ impl Lake {
         Ok(bytes.to_vec())
     }
 
+    /// The bytes at `key`, or None when there is no such object.
+    pub async fn get_if_exists(&self, key: &str) -> Result<Option<Vec<u8>>, LakeError> {
+        match self.store.get(&StorePath::from(key)).await {
+            Ok(result) => {
+                let bytes = result.bytes().await.map_err(|e| self.store_err(key, e))?;
+                Ok(Some(bytes.to_vec()))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.store_err(key, e)),
+        }
+    }
+
+    /// Whether an object exists at `key`.
+    pub async fn exists(&self, key: &str) -> Result<bool, LakeError> {
+        match self.store.head(&StorePath::from(key)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.store_err(key, e)),
+        }
+    }
+
     /// Keys below a prefix (recursively), sorted.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, LakeError> {
         let prefix_path = StorePath::from(prefix);

@@ -1,16 +1,20 @@
 //! mvnobill: the billing pipeline of an MVNO on an MVNE's network.
 //!
 //! Stages (one module each, one entry point returning a typed report):
-//! `sync` → `land` → `rate` → `bill`. Data lives in a Parquet lake behind
+//! `sync` → `land` → `rate` → `bill` → `render`. Data lives in a Parquet lake behind
 //! `object_store`; the SQL of `sql/` runs in DataFusion; an SQLite ledger
 //! records what was done so that every stage can be re-run safely.
 
 pub mod app;
 pub mod bill;
+pub mod chrome;
 pub mod cli;
 pub mod csvfile;
+pub mod document;
 pub mod engine;
+pub mod facturx;
 pub mod gen;
+pub mod images;
 pub mod integrator;
 pub mod lake;
 pub mod land;
@@ -19,6 +23,7 @@ pub mod month;
 pub mod query;
 pub mod rate;
 pub mod reference;
+pub mod render;
 pub mod settings;
 pub mod sqlfiles;
 pub mod sync;

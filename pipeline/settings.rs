@@ -39,10 +39,8 @@ struct ConfigFile {
     lake: LakeSection,
     state: Option<StateSection>,
     engine: Option<EngineSection>,
-    /// Read by the document stage (invoice templates); accepted here so that
-    /// a configuration written for it loads.
-    #[allow(dead_code)]
     templates: Option<TemplatesSection>,
+    render: Option<RenderSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,8 +77,14 @@ struct EngineSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TemplatesSection {
-    #[allow(dead_code)]
     dir: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenderSection {
+    chromium: Option<String>,
+    tabs: Option<usize>,
 }
 
 /// Where upstream files come from.
@@ -105,6 +109,14 @@ pub struct Settings {
     /// Memory the query engine's operators may hold before sorts and
     /// aggregations spill to disk (`[engine] memory_pool_mb`, default 2048).
     pub memory_pool_bytes: usize,
+    /// The integrator's own invoice templates (`[templates] dir`); any file
+    /// not there comes from the defaults embedded in the binary.
+    pub templates_dir: Option<PathBuf>,
+    /// The Chromium binary for PDFs (`[render] chromium`), else
+    /// `$MVNOBILL_CHROMIUM`, else `chromium` on the PATH.
+    pub chromium: Option<PathBuf>,
+    /// Chrome tabs printing at once (`[render] tabs`, default 4).
+    pub render_tabs: usize,
 }
 
 pub mod url_string {
@@ -211,8 +223,23 @@ impl Settings {
                 message: format!("{memory_pool_mb} MB is too little: give at least 64"),
             });
         }
+        let render_tabs = file.render.as_ref().and_then(|r| r.tabs).unwrap_or(4);
+        if !(1..=16).contains(&render_tabs) {
+            return Err(SettingsError::Key {
+                path: path_text,
+                section: "render",
+                key: "tabs",
+                message: format!("{render_tabs} tabs: give 1 to 16"),
+            });
+        }
         Ok(Settings {
             memory_pool_bytes: memory_pool_mb << 20,
+            templates_dir: file.templates.and_then(|t| t.dir).map(|dir| resolve(&dir)),
+            chromium: file
+                .render
+                .and_then(|r| r.chromium)
+                .map(|path| resolve(&path)),
+            render_tabs,
             config_path: config_path.clone(),
             source,
             reference_dir: resolve(&file.reference.dir),

@@ -1,41 +1,11 @@
 //! The lake as analysts read it: PyArrow, Polars and DuckDB (from PyPI) read
 //! the datasets directly, see Decimal money and microsecond UTC time, and
-//! find the same totals as `mvnobill`. The test keeps its own Python virtual
-//! environment under cargo's target folder (created on first run).
+//! find the same totals as `mvnobill` (Python from `common::python`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use crate::common::{fixtures, Workspace};
-
-fn python() -> PathBuf {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("analyst-venv");
-    let python = venv.join("bin/python");
-    let requirements = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/requirements.txt");
-    let ready = venv.join(".ready");
-    if !ready.exists() {
-        let status = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .expect("python3 -m venv");
-        assert!(
-            status.success(),
-            "cannot create a virtual environment with python3 -m venv"
-        );
-        let status = Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "-r"])
-            .arg(&requirements)
-            .status()
-            .expect("pip install");
-        assert!(
-            status.success(),
-            "pip install -r tests/python/requirements.txt failed"
-        );
-        std::fs::write(&ready, "").unwrap();
-    }
-    python
-}
+use crate::common::{fixtures, python, Workspace};
 
 #[test]
 fn duckdb_polars_and_pyarrow_read_the_lake() {
@@ -45,7 +15,7 @@ fn duckdb_polars_and_pyarrow_read_the_lake() {
         &samples.join("reference"),
         &samples.join("integrator.toml"),
     );
-    ws.run(&["run", "--month", "2026-10"]).ok();
+    ws.run(&["run", "--month", "2026-10", "--html-only"]).ok();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/read_lake.py");
     let out = Command::new(python())
         .arg(&script)

@@ -110,3 +110,40 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The Python of the tests' own virtual environment, under cargo's target
+/// folder, with `tests/python/requirements.txt` installed (again whenever
+/// that file changes).
+pub fn python() -> PathBuf {
+    static READY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = READY.lock().unwrap_or_else(|e| e.into_inner());
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("analyst-venv");
+    let python = venv.join("bin/python");
+    let requirements = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements).expect("tests/python/requirements.txt");
+    let ready = venv.join(".ready");
+    if std::fs::read_to_string(&ready).ok().as_deref() != Some(wanted.as_str()) {
+        if !python.exists() {
+            let status = Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .status()
+                .expect("python3 -m venv");
+            assert!(
+                status.success(),
+                "cannot create a virtual environment with python3 -m venv"
+            );
+        }
+        let status = Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "-r"])
+            .arg(&requirements)
+            .status()
+            .expect("pip install");
+        assert!(
+            status.success(),
+            "pip install -r tests/python/requirements.txt failed"
+        );
+        std::fs::write(&ready, &wanted).unwrap();
+    }
+    python
+}

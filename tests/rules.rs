@@ -77,7 +77,7 @@ fn run_case(case_dir: &Path, failures: &mut Vec<String>) {
         &reference,
         &base.join("integrator.toml"),
     );
-    let out = ws.run(&["--json", "run", "--month", &month]);
+    let out = ws.run(&["--json", "run", "--month", &month, "--html-only"]);
     if out.status != 0 {
         failures.push(format!("{case}: run failed: {}", out.stderr.trim()));
         return;

@@ -4,6 +4,7 @@
 mod analysts;
 mod cli;
 mod common;
+mod documents;
 mod golden;
 mod land_files;
 mod rules;

@@ -1,5 +1,6 @@
 -- The lines of the month's invoices in the order the document prints
--- them: per invoice, subscriptions, options, usage, equipment.
+-- them: per invoice and mobile line, subscriptions and options by period,
+-- usage by event type and zone, equipment.
 SELECT
     invoice_number,
     kind,
@@ -16,9 +17,9 @@ SELECT
 FROM invoice_lines
 ORDER BY
     invoice_number,
-    CASE kind WHEN 'SUBSCRIPTION' THEN 1 WHEN 'OPTION' THEN 2 WHEN 'USAGE' THEN 3 ELSE 4 END,
     msisdn,
-    period_start,
-    code,
+    CASE kind WHEN 'SUBSCRIPTION' THEN 1 WHEN 'OPTION' THEN 2 WHEN 'USAGE' THEN 3 ELSE 4 END,
+    CASE WHEN kind = 'USAGE' THEN NULL ELSE period_start END,
     event_type,
-    zone
+    zone,
+    code

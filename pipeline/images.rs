@@ -1,0 +1,208 @@
+//! The integrator's logo and footer banner: checked when `render` loads
+//! them (format and pixel size, formats.md: jpg/png, 95×95 px and 760×95 px
+//! at 300 dpi), then inlined in each page as a `data:` URI, so the printed
+//! page needs no file and no network.
+//!
+//! Only the headers are read (PNG's IHDR, JPEG's start-of-frame): no image
+//! is decoded or re-encoded, the PDF carries the integrator's own bytes.
+
+use std::path::Path;
+
+use base64::Engine;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("cannot read the {role} {path}: {source}")]
+    Read {
+        role: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the {role} {path} is not a PNG or JPEG image")]
+    Format { role: &'static str, path: String },
+    #[error("the {role} {path} is {width}×{height} px; it must be {want_width}×{want_height} px ({want_mm} at 300 dpi)")]
+    Size {
+        role: &'static str,
+        path: String,
+        width: u32,
+        height: u32,
+        want_width: u32,
+        want_height: u32,
+        want_mm: &'static str,
+    },
+}
+
+/// What the invoice needs of an image: the bytes as a `data:` URI.
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub mime: &'static str,
+    pub width: u32,
+    pub height: u32,
+    pub data_uri: String,
+}
+
+/// Which image, with the size formats.md requires.
+#[derive(Debug, Clone, Copy)]
+pub struct Slot {
+    pub role: &'static str,
+    pub width: u32,
+    pub height: u32,
+    /// The printed size, for the error message.
+    pub mm: &'static str,
+}
+
+pub const LOGO: Slot = Slot {
+    role: "logo",
+    width: 95,
+    height: 95,
+    mm: "8.0 × 8.0 mm",
+};
+
+pub const BANNER: Slot = Slot {
+    role: "footer banner",
+    width: 760,
+    height: 95,
+    mm: "64.3 × 8.0 mm",
+};
+
+/// Reads and checks an image file for a slot.
+pub fn load(path: &Path, slot: Slot) -> Result<Image, ImageError> {
+    let bytes = std::fs::read(path).map_err(|source| ImageError::Read {
+        role: slot.role,
+        path: path.display().to_string(),
+        source,
+    })?;
+    check(&bytes, &path.display().to_string(), slot)
+}
+
+/// Checks image bytes for a slot (`name` only for messages).
+pub fn check(bytes: &[u8], name: &str, slot: Slot) -> Result<Image, ImageError> {
+    let (mime, width, height) = dimensions(bytes).ok_or_else(|| ImageError::Format {
+        role: slot.role,
+        path: name.to_string(),
+    })?;
+    if (width, height) != (slot.width, slot.height) {
+        return Err(ImageError::Size {
+            role: slot.role,
+            path: name.to_string(),
+            width,
+            height,
+            want_width: slot.width,
+            want_height: slot.height,
+            want_mm: slot.mm,
+        });
+    }
+    let data_uri = format!(
+        "data:{mime};base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    );
+    Ok(Image {
+        mime,
+        width,
+        height,
+        data_uri,
+    })
+}
+
+/// The MIME type and pixel size of a PNG or JPEG, from its header.
+pub fn dimensions(bytes: &[u8]) -> Option<(&'static str, u32, u32)> {
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n";
+    if bytes.starts_with(PNG) {
+        // The first chunk is IHDR: length, "IHDR", width, height (big endian).
+        if bytes.len() < 24 || &bytes[12..16] != b"IHDR" {
+            return None;
+        }
+        let width = u32::from_be_bytes(bytes[16..20].try_into().ok()?);
+        let height = u32::from_be_bytes(bytes[20..24].try_into().ok()?);
+        return Some(("image/png", width, height));
+    }
+    if bytes.starts_with(&[0xFF, 0xD8]) {
+        return jpeg_dimensions(bytes).map(|(w, h)| ("image/jpeg", w, h));
+    }
+    None
+}
+
+/// Walks a JPEG's markers to its start-of-frame.
+fn jpeg_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    let mut at = 2;
+    while at + 4 <= bytes.len() {
+        if bytes[at] != 0xFF {
+            return None;
+        }
+        let marker = bytes[at + 1];
+        if marker == 0xFF {
+            at += 1;
+            continue;
+        }
+        // Markers without a length: TEM and the restart markers.
+        if marker == 0x01 || (0xD0..=0xD7).contains(&marker) {
+            at += 2;
+            continue;
+        }
+        let length = u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]) as usize;
+        // SOF0..SOF15 but DHT (C4), JPG (C8) and DAC (CC).
+        let is_frame = (0xC0..=0xCF).contains(&marker) && ![0xC4, 0xC8, 0xCC].contains(&marker);
+        if is_frame {
+            let frame = bytes.get(at + 4..at + 9)?;
+            let height = u16::from_be_bytes([frame[1], frame[2]]) as u32;
+            let width = u16::from_be_bytes([frame[3], frame[4]]) as u32;
+            return Some((width, height));
+        }
+        at += 2 + length;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png_header(width: u32, height: u32) -> Vec<u8> {
+        let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+        bytes.extend(width.to_be_bytes());
+        bytes.extend(height.to_be_bytes());
+        bytes.extend([8, 2, 0, 0, 0]);
+        bytes
+    }
+
+    fn jpeg_header(width: u16, height: u16) -> Vec<u8> {
+        let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10];
+        bytes.extend(b"JFIF\0\x01\x01\x01\x01\x2c\x01\x2c\0\0");
+        bytes.extend([0xFF, 0xC0, 0x00, 0x11, 0x08]);
+        bytes.extend(height.to_be_bytes());
+        bytes.extend(width.to_be_bytes());
+        bytes.extend([3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1]);
+        bytes
+    }
+
+    #[test]
+    fn reads_png_and_jpeg_sizes() {
+        assert_eq!(dimensions(&png_header(95, 95)), Some(("image/png", 95, 95)));
+        assert_eq!(
+            dimensions(&jpeg_header(760, 95)),
+            Some(("image/jpeg", 760, 95))
+        );
+        assert_eq!(dimensions(b"GIF89a...."), None);
+    }
+
+    #[test]
+    fn refuses_a_wrong_size_in_one_line() {
+        let err = check(&png_header(100, 95), "logo.png", LOGO).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the logo logo.png is 100×95 px; it must be 95×95 px (8.0 × 8.0 mm at 300 dpi)"
+        );
+        let err = check(b"not an image", "banner.bmp", BANNER).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the footer banner banner.bmp is not a PNG or JPEG image"
+        );
+    }
+
+    #[test]
+    fn inlines_a_checked_image() {
+        let image = check(&jpeg_header(95, 95), "logo.jpg", LOGO).unwrap();
+        assert!(image.data_uri.starts_with("data:image/jpeg;base64,/9j/"));
+    }
+}

@@ -1,0 +1,851 @@
+//! `render`: each invoice of an issued month as an HTML page (minijinja,
+//! `templates/`) and a PDF (headless Chromium, `chrome.rs`), with Factur-X
+//! (`facturx.rs`) for business customers.
+//!
+//! Output: `<lake>/documents/YYYY-MM/<invoice_number>.html` and `.pdf`.
+//! A month is rendered only once it is issued (`bill`), so the numbers and
+//! amounts are final. Re-rendering compares each page with the one already
+//! in the lake: an unchanged invoice whose PDF exists is not printed or
+//! written again, so a re-run rewrites nothing that did not change.
+//!
+//! Everything a template shows is gathered first (`document.rs`) by the
+//! SQL of `sql/documents/`; the templates only lay it out. Money is
+//! formatted from the exact decimals (`1 234,56 €`), never through a float.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use chrono::NaiveDate;
+use minijinja::{Environment, Value};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::chrome::{self, ChromeError, Printer, PrinterOptions};
+use crate::document::{
+    self, ChargedEvent, Customer, InvoiceDocument, InvoiceLine, LineUsage, Payment, UsageSummary,
+    VatAmount,
+};
+use crate::engine;
+use crate::facturx::{self, FacturxError};
+use crate::images::{self, ImageError};
+use crate::integrator::{Integrator, IntegratorError};
+use crate::lake::{datasets, Lake, LakeError};
+use crate::ledger::{Ledger, LedgerError};
+use crate::month::Month;
+use crate::rate::{self, RateError};
+use crate::settings::Settings;
+use crate::sqlfiles;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("render {0}: the month has no issued invoices yet (run `bill --month {0}` first)")]
+    NotIssued(String),
+    #[error("{0}")]
+    Template(String),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Integrator(#[from] IntegratorError),
+    #[error(transparent)]
+    Session(#[from] RateError),
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("render: reading the invoices failed: {0}")]
+    Query(#[from] datafusion::error::DataFusionError),
+    #[error("render: invoice {invoice}: {message}")]
+    Data { invoice: String, message: String },
+    #[error(transparent)]
+    Chrome(#[from] ChromeError),
+    #[error("render: invoice {invoice}: {source}")]
+    Facturx {
+        invoice: String,
+        #[source]
+        source: FacturxError,
+    },
+}
+
+/// What `render` did.
+#[derive(Debug, Default, Serialize)]
+pub struct RenderReport {
+    pub month: String,
+    pub invoices: u64,
+    pub html_written: u64,
+    pub pdf_written: u64,
+    /// Invoices whose page and PDF were already in the lake, unchanged.
+    pub unchanged: u64,
+    /// PDFs carrying Factur-X (business customers).
+    pub facturx: u64,
+    /// Times Chromium was restarted after a crash.
+    pub chrome_restarts: u64,
+    /// False when only the HTML pages were asked for.
+    pub pdf: bool,
+    /// The folder of the month's documents.
+    pub folder: String,
+}
+
+impl std::fmt::Display for RenderReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "render {}: {} invoices, {} HTML and {} PDF written ({} with Factur-X), {} unchanged",
+            self.month,
+            self.invoices,
+            self.html_written,
+            self.pdf_written,
+            self.facturx,
+            self.unchanged
+        )?;
+        if self.chrome_restarts > 0 {
+            write!(f, ", Chromium restarted {} times", self.chrome_restarts)?;
+        }
+        if !self.pdf {
+            write!(f, " (HTML only)")?;
+        }
+        write!(f, "\n  documents: {}", self.folder)
+    }
+}
+
+/// What to produce.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderOptions {
+    /// Print PDFs (needs Chromium); false writes the HTML pages only.
+    pub pdf: bool,
+}
+
+/// The templates every invoice is laid out with, and their file names.
+const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
+    ("invoice.html", include_str!("../templates/invoice.html")),
+    ("invoice.css", include_str!("../templates/invoice.css")),
+];
+
+/// The invoice templates: the integrator's own files where its `[templates]
+/// dir` has them, the embedded defaults otherwise, with the filters that
+/// format French amounts, dates, numbers and quantities.
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl Templates {
+    pub fn load(dir: Option<&Path>) -> Result<Templates, RenderError> {
+        let mut env = Environment::new();
+        for (name, default) in DEFAULT_TEMPLATES {
+            let source = match dir.map(|d| d.join(name)) {
+                Some(path) if path.exists() => std::fs::read_to_string(&path).map_err(|e| {
+                    RenderError::Template(format!("template {}: cannot read: {e}", path.display()))
+                })?,
+                _ => default.to_string(),
+            };
+            env.add_template_owned(name.to_string(), source)
+                .map_err(template_error)?;
+        }
+        env.add_filter("eur", eur);
+        env.add_filter("eur_unit", eur_unit);
+        env.add_filter("date_fr", date_fr);
+        env.add_filter("msisdn_fr", |v: String| msisdn_fr(&v));
+        env.add_filter("qty", quantity);
+        env.add_filter("event_label", |v: String| event_label(&v).to_string());
+        env.add_filter("zone_label", |v: String| zone_label(&v));
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        Ok(Templates { env })
+    }
+
+    /// The HTML page of one invoice.
+    pub fn invoice_html(
+        &self,
+        invoice: &InvoiceDocument,
+        logo: Option<&str>,
+        banner: Option<&str>,
+    ) -> Result<String, RenderError> {
+        let template = self
+            .env
+            .get_template("invoice.html")
+            .map_err(template_error)?;
+        template
+            .render(minijinja::context! {
+                invoice => Value::from_serialize(invoice),
+                sections => Value::from_serialize(sections(invoice)),
+                logo => logo,
+                banner => banner,
+            })
+            .map_err(template_error)
+    }
+}
+
+/// A template error on one line, naming the template and the line.
+fn template_error(error: minijinja::Error) -> RenderError {
+    let mut text = String::from("template");
+    if let Some(name) = error.name() {
+        text.push_str(&format!(" {name}"));
+    }
+    if let Some(line) = error.line() {
+        text.push_str(&format!(" line {line}"));
+    }
+    text.push_str(&format!(": {}", error.kind()));
+    if let Some(detail) = error.detail() {
+        text.push_str(&format!(": {detail}"));
+    }
+    RenderError::Template(crate::app::one_line(&text))
+}
+
+/// The lines of an invoice grouped by mobile line, in invoice order.
+#[derive(Debug, Serialize)]
+struct Section<'a> {
+    title: String,
+    short: String,
+    lines: Vec<&'a InvoiceLine>,
+    subtotal: Decimal,
+}
+
+fn sections(invoice: &InvoiceDocument) -> Vec<Section<'_>> {
+    let mut order: Vec<&str> = Vec::new();
+    let mut by_line: BTreeMap<&str, Vec<&InvoiceLine>> = BTreeMap::new();
+    for line in &invoice.lines {
+        if !by_line.contains_key(line.msisdn.as_str()) {
+            order.push(&line.msisdn);
+        }
+        by_line.entry(&line.msisdn).or_default().push(line);
+    }
+    order
+        .into_iter()
+        .map(|msisdn| {
+            let lines = by_line.remove(msisdn).unwrap_or_default();
+            let subtotal = lines.iter().map(|l| l.amount_ht).sum();
+            let (title, short) = if msisdn.is_empty() {
+                ("Autres prestations".to_string(), "autres".to_string())
+            } else {
+                let number = msisdn_fr(msisdn);
+                (format!("Ligne {number}"), format!("ligne {number}"))
+            };
+            Section {
+                title,
+                short,
+                lines,
+                subtotal,
+            }
+        })
+        .collect()
+}
+
+// ---- French formatting (filters) -------------------------------------
+
+/// The exact decimal a template value holds (decimals are serialised as
+/// their text, integers as numbers).
+fn decimal_of(value: &Value) -> Result<Decimal, minijinja::Error> {
+    let text = value.to_string();
+    Decimal::from_str(&text).map_err(|_| {
+        minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("'{text}' is not an amount"),
+        )
+    })
+}
+
+/// `1234.5` → `1 234,50 €` (narrow no-break space between thousands,
+/// no-break space before the sign, as French typography has them).
+fn eur(value: Value) -> Result<Value, minijinja::Error> {
+    Ok(Value::from_safe_string(format_eur(decimal_of(&value)?, 2)))
+}
+
+/// A unit price: at least 2 decimals, up to the 6 the tariff tables allow.
+fn eur_unit(value: Value) -> Result<Value, minijinja::Error> {
+    let price = decimal_of(&value)?.normalize();
+    Ok(Value::from_safe_string(format_eur(
+        price,
+        price.scale().max(2),
+    )))
+}
+
+pub fn format_eur(amount: Decimal, decimals: u32) -> String {
+    format!("{}\u{a0}€", format_decimal_fr(amount, decimals))
+}
+
+/// A decimal in French notation with `decimals` digits (rounded half away
+/// from zero when it has more).
+pub fn format_decimal_fr(value: Decimal, decimals: u32) -> String {
+    let rounded = value.round_dp_with_strategy(
+        decimals,
+        rust_decimal::RoundingStrategy::MidpointAwayFromZero,
+    );
+    let text = format!("{:.*}", decimals as usize, rounded.abs());
+    let (int_part, frac_part) = match text.split_once('.') {
+        Some((i, f)) => (i.to_string(), Some(f.to_string())),
+        None => (text.clone(), None),
+    };
+    let mut grouped = String::new();
+    for (i, digit) in int_part.chars().enumerate() {
+        if i > 0 && (int_part.len() - i) % 3 == 0 {
+            grouped.push('\u{202f}');
+        }
+        grouped.push(digit);
+    }
+    let sign = if rounded.is_sign_negative() && !rounded.is_zero() {
+        "-"
+    } else {
+        ""
+    };
+    match frac_part {
+        Some(frac) => format!("{sign}{grouped},{frac}"),
+        None => format!("{sign}{grouped}"),
+    }
+}
+
+/// `2026-10-31` → `31/10/2026`. The filters that format numbers and dates
+/// return markup-safe text: it is made of digits and punctuation only.
+fn date_fr(value: Value) -> Result<Value, minijinja::Error> {
+    let text = value.to_string();
+    NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+        .map(|d| Value::from_safe_string(d.format("%d/%m/%Y").to_string()))
+        .map_err(|_| {
+            minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("'{text}' is not a date"),
+            )
+        })
+}
+
+/// `33612345678` → `06 12 34 56 78`; other numbers as they are.
+pub fn msisdn_fr(msisdn: &str) -> String {
+    match msisdn.strip_prefix("33") {
+        Some(national) if national.len() == 9 && national.bytes().all(|b| b.is_ascii_digit()) => {
+            let digits = format!("0{national}");
+            digits
+                .as_bytes()
+                .chunks(2)
+                .map(|pair| String::from_utf8_lossy(pair).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+        _ => msisdn.to_string(),
+    }
+}
+
+/// A billed quantity in its unit: seconds as `1 h 02 min 05 s`, KB as
+/// megabytes (`12,50 Mo`), messages as a count.
+fn quantity(value: Value, event_type: String) -> Result<Value, minijinja::Error> {
+    let amount = decimal_of(&value)?;
+    Ok(Value::from_safe_string(format_quantity(
+        amount,
+        &event_type,
+    )))
+}
+
+pub fn format_quantity(amount: Decimal, event_type: &str) -> String {
+    match event_type {
+        "VOICE" | "VOICE_IN" => {
+            let seconds = amount.trunc().to_string().parse::<i64>().unwrap_or(0);
+            let (h, m, s) = (seconds / 3600, seconds % 3600 / 60, seconds % 60);
+            match (h, m) {
+                (0, 0) => format!("{s} s"),
+                (0, _) => format!("{m} min {s:02} s"),
+                _ => format!("{h} h {m:02} min {s:02} s"),
+            }
+        }
+        "DATA" => format!("{} Mo", format_decimal_fr(amount / Decimal::from(1024), 2)),
+        "SMS" | "SMS_IN" => format!("{} SMS", format_decimal_fr(amount, 0)),
+        "MMS" => format!("{} MMS", format_decimal_fr(amount, 0)),
+        _ => format_decimal_fr(amount, 0),
+    }
+}
+
+pub fn event_label(event_type: &str) -> &str {
+    match event_type {
+        "VOICE" => "Appels",
+        "VOICE_IN" => "Appels reçus",
+        "SMS" => "SMS",
+        "SMS_IN" => "SMS reçus",
+        "MMS" => "MMS",
+        "DATA" => "Internet mobile",
+        other => other,
+    }
+}
+
+pub fn zone_label(zone: &str) -> String {
+    match zone {
+        "HOME" => "France".into(),
+        "FR_MOBILE" => "Mobiles France".into(),
+        "FR_FIXED" => "Fixes France".into(),
+        "FR_SPECIAL" => "Numéros spéciaux".into(),
+        "FR_SHORT" => "Numéros courts".into(),
+        "DOM" => "Outre-mer".into(),
+        "EU" => "Union européenne".into(),
+        "EUROPE_OTHER" => "Europe hors UE".into(),
+        "WORLD" => "International".into(),
+        "MAGHREB" => "Maghreb".into(),
+        "NORTH_AMERICA" => "Amérique du Nord".into(),
+        "ROAM_Z1" => "Itinérance zone 1".into(),
+        "ROAM_Z2" => "Itinérance zone 2".into(),
+        "ROAM_Z3" => "Itinérance zone 3".into(),
+        other => other.to_string(),
+    }
+}
+
+// ---- Gathering the documents -----------------------------------------
+
+/// Rows of a query as text, with their column names.
+struct Rows {
+    columns: BTreeMap<String, usize>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Rows {
+    async fn query(
+        ctx: &datafusion::prelude::SessionContext,
+        file: &crate::engine::SqlFile,
+    ) -> Result<Rows, RenderError> {
+        let frame = ctx
+            .sql(file.sql)
+            .await
+            .map_err(|e| e.context(format!("in sql file {}", file.name)))?;
+        let columns = frame
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name().clone(), i))
+            .collect();
+        let mut rows = Vec::new();
+        for batch in frame.collect().await? {
+            for row in 0..batch.num_rows() {
+                rows.push(
+                    batch
+                        .columns()
+                        .iter()
+                        .map(|c| engine::value_string(c, row))
+                        .collect::<Result<Vec<_>, _>>()?,
+                );
+            }
+        }
+        Ok(Rows { columns, rows })
+    }
+
+    fn get<'r>(&self, row: &'r [String], column: &str) -> &'r str {
+        self.columns
+            .get(column)
+            .map(|&i| row[i].as_str())
+            .unwrap_or("")
+    }
+}
+
+/// Reads a value the SQL guarantees, naming the invoice when it does not
+/// parse.
+fn parse<T: FromStr>(invoice: &str, column: &str, text: &str) -> Result<T, RenderError> {
+    text.parse().map_err(|_| RenderError::Data {
+        invoice: invoice.to_string(),
+        message: format!("{column} '{text}' does not parse"),
+    })
+}
+
+fn parse_date(invoice: &str, column: &str, text: &str) -> Result<NaiveDate, RenderError> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| RenderError::Data {
+        invoice: invoice.to_string(),
+        message: format!("{column} '{text}' is not a date"),
+    })
+}
+
+fn optional_date(
+    invoice: &str,
+    column: &str,
+    text: &str,
+) -> Result<Option<NaiveDate>, RenderError> {
+    if text.is_empty() {
+        Ok(None)
+    } else {
+        parse_date(invoice, column, text).map(Some)
+    }
+}
+
+/// The VAT rate of rating.md §6, in percent.
+const VAT_RATE_PERCENT: u32 = 20;
+
+/// Every invoice of the month, gathered for its document.
+pub async fn gather(
+    settings: &Settings,
+    lake: &Lake,
+    month: Month,
+) -> Result<Vec<InvoiceDocument>, RenderError> {
+    let integrator = Integrator::load(&settings.integrator_path)?;
+    let ctx = rate::prepare_session(settings, month, None).await?;
+    let partition = format!("month={month}");
+    for (table, dataset) in [
+        ("invoices", datasets::INVOICES),
+        ("invoice_lines", datasets::INVOICE_LINES),
+        ("rated_cdrs", datasets::RATED_CDRS),
+        ("cdrs", datasets::CDRS),
+    ] {
+        engine::register_path(&ctx, lake, table, &format!("{dataset}/{partition}"), None).await?;
+    }
+    let invoices = Rows::query(&ctx, &sqlfiles::DOCUMENT_INVOICES).await?;
+    let lines = Rows::query(&ctx, &sqlfiles::DOCUMENT_LINES).await?;
+    let summary = Rows::query(&ctx, &sqlfiles::ANNEX_SUMMARY).await?;
+    let charged = Rows::query(&ctx, &sqlfiles::ANNEX_CHARGED).await?;
+
+    let mut lines_of: BTreeMap<String, Vec<InvoiceLine>> = BTreeMap::new();
+    for row in &lines.rows {
+        let number = lines.get(row, "invoice_number");
+        let unit_price = lines.get(row, "unit_price");
+        lines_of
+            .entry(number.to_string())
+            .or_default()
+            .push(InvoiceLine {
+                kind: lines.get(row, "kind").to_string(),
+                msisdn: lines.get(row, "msisdn").to_string(),
+                label: lines.get(row, "label").to_string(),
+                code: lines.get(row, "code").to_string(),
+                event_type: lines.get(row, "event_type").to_string(),
+                zone: lines.get(row, "zone").to_string(),
+                quantity: parse(number, "quantity", lines.get(row, "quantity"))?,
+                unit_price: if unit_price.is_empty() {
+                    None
+                } else {
+                    Some(parse(number, "unit_price", unit_price)?)
+                },
+                amount_ht: parse(number, "amount_ht", lines.get(row, "amount_ht"))?,
+                period_start: optional_date(
+                    number,
+                    "period_start",
+                    lines.get(row, "period_start"),
+                )?,
+                period_end: optional_date(number, "period_end", lines.get(row, "period_end"))?,
+            });
+    }
+
+    // The annex, per customer then line.
+    let mut annex_of: BTreeMap<String, BTreeMap<String, LineUsage>> = BTreeMap::new();
+    let usage = |customer: &str,
+                 msisdn: &str,
+                 annex_of: &mut BTreeMap<String, BTreeMap<String, LineUsage>>| {
+        annex_of
+            .entry(customer.to_string())
+            .or_default()
+            .entry(msisdn.to_string())
+            .or_insert_with(|| LineUsage {
+                msisdn: msisdn.to_string(),
+                summary: Vec::new(),
+                charged: Vec::new(),
+                charged_not_listed: 0,
+            })
+            .summary
+            .len()
+    };
+    for row in &summary.rows {
+        let customer = summary.get(row, "customer_id");
+        let msisdn = summary.get(row, "msisdn");
+        usage(customer, msisdn, &mut annex_of);
+        let entry = annex_of
+            .get_mut(customer)
+            .and_then(|m| m.get_mut(msisdn))
+            .expect("inserted above");
+        entry.summary.push(UsageSummary {
+            event_type: summary.get(row, "event_type").to_string(),
+            zone: summary.get(row, "zone").to_string(),
+            events: parse(customer, "events", summary.get(row, "events"))?,
+            billed_qty: parse(customer, "billed_qty", summary.get(row, "billed_qty"))?,
+            covered_qty: parse(customer, "covered_qty", summary.get(row, "covered_qty"))?,
+            amount: parse(customer, "amount", summary.get(row, "amount"))?,
+        });
+    }
+    let paris = chrono_tz::Europe::Paris;
+    for row in &charged.rows {
+        let customer = charged.get(row, "customer_id");
+        let msisdn = charged.get(row, "msisdn");
+        usage(customer, msisdn, &mut annex_of);
+        let entry = annex_of
+            .get_mut(customer)
+            .and_then(|m| m.get_mut(msisdn))
+            .expect("inserted above");
+        let total: u64 = parse(
+            customer,
+            "charged_events",
+            charged.get(row, "charged_events"),
+        )?;
+        let start = charged.get(row, "start_time");
+        let local_time = chrono::NaiveDateTime::parse_from_str(
+            start.trim_end_matches('Z'),
+            "%Y-%m-%dT%H:%M:%S%.f",
+        )
+        .map(|utc| {
+            utc.and_utc()
+                .with_timezone(&paris)
+                .format("%d/%m/%Y %H:%M")
+                .to_string()
+        })
+        .unwrap_or_else(|_| start.to_string());
+        entry.charged.push(ChargedEvent {
+            local_time,
+            event_type: charged.get(row, "event_type").to_string(),
+            zone: charged.get(row, "zone").to_string(),
+            called_number: document::mask_called_number(charged.get(row, "called_number")),
+            billed_qty: parse(customer, "billed_qty", charged.get(row, "billed_qty"))?,
+            amount: parse(customer, "amount", charged.get(row, "amount"))?,
+        });
+        entry.charged_not_listed = total.saturating_sub(entry.charged.len() as u64);
+    }
+
+    let mut documents = Vec::with_capacity(invoices.rows.len());
+    for row in &invoices.rows {
+        let get = |column: &str| invoices.get(row, column);
+        let number = get("invoice_number");
+        let customer_id = get("customer_id");
+        let total_ht: Decimal = parse(number, "total_ht", get("total_ht"))?;
+        let vat: Decimal = parse(number, "vat", get("vat"))?;
+        let due_date = parse_date(number, "due_date", get("due_date"))?;
+        let payment = Payment {
+            method: get("payment_method").to_string(),
+            creditor_id: integrator.sepa_ics.clone().unwrap_or_default(),
+            mandate_rum: get("mandate_rum").to_string(),
+            mandate_date: optional_date(number, "mandate_date", get("mandate_date"))?,
+            iban_masked: if get("iban").is_empty() {
+                String::new()
+            } else {
+                document::mask_iban(get("iban"))
+            },
+            debit_date: due_date,
+            bank_iban: integrator.bank_iban.clone().unwrap_or_default(),
+            bank_bic: integrator.bank_bic.clone().unwrap_or_default(),
+        };
+        documents.push(InvoiceDocument {
+            invoice_number: number.to_string(),
+            month: month.to_string(),
+            issue_date: parse_date(number, "issue_date", get("issue_date"))?,
+            due_date,
+            period_start: parse_date(number, "period_start", get("period_start"))?,
+            period_end: parse_date(number, "period_end", get("period_end"))?,
+            integrator: integrator.clone(),
+            customer: Customer {
+                customer_id: customer_id.to_string(),
+                kind: get("kind").to_string(),
+                name: get("name").to_string(),
+                address1: get("address1").to_string(),
+                address2: get("address2").to_string(),
+                postcode: get("postcode").to_string(),
+                city: get("city").to_string(),
+                country: get("country").to_string(),
+                email: get("email").to_string(),
+                vat_number: get("vat_number").to_string(),
+                siret: get("siret").to_string(),
+            },
+            lines: lines_of.remove(number).unwrap_or_default(),
+            subscription_ht: parse(number, "subscription_ht", get("subscription_ht"))?,
+            options_ht: parse(number, "options_ht", get("options_ht"))?,
+            usage_ht: parse(number, "usage_ht", get("usage_ht"))?,
+            equipment_ht: parse(number, "equipment_ht", get("equipment_ht"))?,
+            total_ht,
+            vat: vec![VatAmount {
+                rate: Decimal::from(VAT_RATE_PERCENT),
+                base_ht: total_ht,
+                amount: vat,
+            }],
+            total_vat: vat,
+            total_ttc: parse(number, "total_ttc", get("total_ttc"))?,
+            payment,
+            annex: annex_of
+                .remove(customer_id)
+                .map(|lines| lines.into_values().collect())
+                .unwrap_or_default(),
+        });
+    }
+    Ok(documents)
+}
+
+// ---- The stage -------------------------------------------------------
+
+/// The integrator's logo and banner as `data:` URIs, checked.
+fn branding(
+    settings: &Settings,
+    integrator: &Integrator,
+) -> Result<(Option<String>, Option<String>), RenderError> {
+    let base = settings
+        .integrator_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let load = |path: &Option<PathBuf>, slot| -> Result<Option<String>, RenderError> {
+        match path {
+            None => Ok(None),
+            Some(p) => Ok(Some(images::load(&base.join(p), slot)?.data_uri)),
+        }
+    };
+    Ok((
+        load(&integrator.logo, images::LOGO)?,
+        load(&integrator.footer_banner, images::BANNER)?,
+    ))
+}
+
+pub async fn render(
+    settings: &Settings,
+    lake: &Lake,
+    ledger: &Ledger,
+    month: Month,
+    options: RenderOptions,
+) -> Result<RenderReport, RenderError> {
+    let mut report = RenderReport {
+        month: month.to_string(),
+        pdf: options.pdf,
+        folder: lake.url().join(&format!("documents/{month}/")),
+        ..Default::default()
+    };
+    if !ledger.is_issued(&report.month)? {
+        return Err(RenderError::NotIssued(report.month));
+    }
+    // Templates and images first: a mistake there is reported before any
+    // work.
+    let templates = Templates::load(settings.templates_dir.as_deref())?;
+    let integrator = Integrator::load(&settings.integrator_path)?;
+    let (logo, banner) = branding(settings, &integrator)?;
+    let documents = gather(settings, lake, month).await?;
+    report.invoices = documents.len() as u64;
+
+    // The pages first; which PDFs are to print. Their pages are made again
+    // as Chromium pulls them, so that a month of invoices is never held in
+    // memory.
+    let page = |invoice: &InvoiceDocument| {
+        templates.invoice_html(invoice, logo.as_deref(), banner.as_deref())
+    };
+    let mut to_print: Vec<usize> = Vec::new();
+    for (index, invoice) in documents.iter().enumerate() {
+        let html = page(invoice)?;
+        let html_key = document_key(month, &invoice.invoice_number, "html");
+        let pdf_key = document_key(month, &invoice.invoice_number, "pdf");
+        let same_page = lake.get_if_exists(&html_key).await?.as_deref() == Some(html.as_bytes());
+        if same_page && (!options.pdf || lake.exists(&pdf_key).await?) {
+            report.unchanged += 1;
+            continue;
+        }
+        if !same_page {
+            lake.put(&html_key, html.into_bytes()).await?;
+            report.html_written += 1;
+        }
+        if options.pdf {
+            to_print.push(index);
+        }
+    }
+    if to_print.is_empty() {
+        return Ok(report);
+    }
+
+    let mut printer = Printer::launch(&PrinterOptions {
+        chromium: settings.chromium.clone(),
+        tabs: settings.render_tabs,
+    })?;
+    let runtime = tokio::runtime::Handle::current();
+    let mut failure: Option<RenderError> = None;
+    let pages = to_print.into_iter().map(|index| {
+        // The same template and data gave this page a moment ago.
+        let html = page(&documents[index]).unwrap_or_default();
+        (index.to_string(), html)
+    });
+    let mut facturx_count = 0;
+    let mut written = 0;
+    let printed = tokio::task::block_in_place(|| {
+        printer.print_all(pages, |key, pdf| {
+            let index: usize = key.parse().map_err(|_| format!("unknown page {key}"))?;
+            let invoice = &documents[index];
+            let bytes = if invoice.customer.is_business() {
+                let xml = facturx::cii_xml(invoice);
+                match facturx::embed(&pdf, &xml, invoice) {
+                    Ok(bytes) => {
+                        facturx_count += 1;
+                        bytes
+                    }
+                    Err(source) => {
+                        let message = source.to_string();
+                        failure = Some(RenderError::Facturx {
+                            invoice: invoice.invoice_number.clone(),
+                            source,
+                        });
+                        return Err(message);
+                    }
+                }
+            } else {
+                pdf
+            };
+            let key = document_key(month, &invoice.invoice_number, "pdf");
+            runtime
+                .block_on(lake.put(&key, bytes))
+                .map_err(|e| e.to_string())?;
+            written += 1;
+            Ok(())
+        })
+    });
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    let printed = printed?;
+    report.pdf_written = written;
+    report.facturx = facturx_count;
+    report.chrome_restarts = printed.restarts as u64;
+    Ok(report)
+}
+
+/// `documents/2026-10/EXM-2026-000001.pdf`.
+pub fn document_key(month: Month, invoice_number: &str, extension: &str) -> String {
+    format!("documents/{month}/{invoice_number}.{extension}")
+}
+
+/// Whether Chromium can be found, for `demo` (which writes the HTML pages
+/// only when it cannot, and says how to get it).
+pub fn chromium_available(settings: &Settings) -> Result<(), ChromeError> {
+    chrome::chromium_path(&PrinterOptions {
+        chromium: settings.chromium.clone(),
+        tabs: settings.render_tabs,
+    })
+    .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_amounts_the_french_way() {
+        let d = |s: &str| Decimal::from_str(s).unwrap();
+        assert_eq!(format_eur(d("1234.56"), 2), "1\u{202f}234,56\u{a0}€");
+        assert_eq!(format_eur(d("0.5"), 2), "0,50\u{a0}€");
+        assert_eq!(
+            format_eur(d("1234567.005"), 2),
+            "1\u{202f}234\u{202f}567,01\u{a0}€"
+        );
+        assert_eq!(format_eur(d("-40"), 2), "-40,00\u{a0}€");
+        assert_eq!(format_decimal_fr(d("999"), 0), "999");
+    }
+
+    #[test]
+    fn formats_quantities_numbers_and_dates() {
+        assert_eq!(format_quantity(Decimal::from(195), "VOICE"), "3 min 15 s");
+        assert_eq!(
+            format_quantity(Decimal::from(3725), "VOICE"),
+            "1 h 02 min 05 s"
+        );
+        assert_eq!(format_quantity(Decimal::from(45), "VOICE"), "45 s");
+        assert_eq!(format_quantity(Decimal::from(1536), "DATA"), "1,50 Mo");
+        assert_eq!(format_quantity(Decimal::from(2), "SMS"), "2 SMS");
+        assert_eq!(msisdn_fr("33612345678"), "06 12 34 56 78");
+        assert_eq!(msisdn_fr("447700900123"), "447700900123");
+        assert_eq!(
+            date_fr(Value::from("2026-10-31")).unwrap().to_string(),
+            "31/10/2026"
+        );
+    }
+
+    #[test]
+    fn a_template_error_names_the_template_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("invoice.html"),
+            "<p>ok</p>\n<p>{{ invoice.number | eur }</p>\n",
+        )
+        .unwrap();
+        let Err(err) = Templates::load(Some(dir.path())) else {
+            panic!("a broken template loads");
+        };
+        let text = err.to_string();
+        assert!(
+            text.starts_with("template invoice.html line 2: syntax error"),
+            "{text}"
+        );
+        assert!(!text.contains('\n'));
+    }
+}

@@ -1,0 +1,268 @@
+//! Invoice documents: the samples month rendered through Debian's Chromium,
+//! read back with poppler (pdftotext, pdfimages) and the `factur-x` package
+//! from PyPI, as a customer, an accountant and a tax platform would.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::{copy_dir, fixtures, python, text, Workspace};
+
+const MONTH: &str = "2026-10";
+
+/// The samples in a scratch copy (so a test can change a table).
+fn samples_copy() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("samples");
+    copy_dir(&fixtures().join("samples"), &copy);
+    (dir, copy)
+}
+
+fn workspace(samples: &Path) -> Workspace {
+    Workspace::new(
+        &samples.join("ftp"),
+        &samples.join("reference"),
+        &samples.join("integrator.toml"),
+    )
+}
+
+fn documents(ws: &Workspace) -> PathBuf {
+    ws.lake().join("documents").join(MONTH)
+}
+
+/// A poppler tool's stdout on a file.
+fn poppler(tool: &str, args: &[&str], file: &Path) -> String {
+    let out = Command::new(tool)
+        .args(args)
+        .arg(file)
+        .args(if tool == "pdftotext" {
+            &["-"][..]
+        } else {
+            &[][..]
+        })
+        .output()
+        .unwrap_or_else(|e| panic!("{tool} (poppler-utils) cannot run: {e}"));
+    assert!(out.status.success(), "{tool} failed on {}", file.display());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Text with French typographic spaces turned into plain spaces.
+fn plain(text: &str) -> String {
+    text.replace(['\u{202f}', '\u{a0}'], " ")
+}
+
+/// `1234.5` as French money, written independently of the renderer.
+fn french_eur(amount: &str) -> String {
+    let (int_part, frac) = amount.split_once('.').unwrap_or((amount, "00"));
+    let (sign, digits) = match int_part.strip_prefix('-') {
+        Some(d) => ("-", d),
+        None => ("", int_part),
+    };
+    let mut groups: Vec<String> = Vec::new();
+    let mut rest = digits;
+    while rest.len() > 3 {
+        groups.insert(0, rest[rest.len() - 3..].to_string());
+        rest = &rest[..rest.len() - 3];
+    }
+    groups.insert(0, rest.to_string());
+    format!("{sign}{},{:0<2} €", groups.join(" "), frac)
+}
+
+#[test]
+fn invoices_print_as_branded_pdfs_with_facturx_for_businesses() {
+    let (_keep, samples) = samples_copy();
+    // A customer whose name is markup: it must print as text.
+    let customers = samples.join("reference/customers.csv");
+    let table = std::fs::read_to_string(&customers).unwrap();
+    let hostile = table.replacen(
+        "SARL Dupont & Fils",
+        "\"<script>alert(1)</script> & \"\"Fils\"\"\"",
+        1,
+    );
+    assert_ne!(hostile, table, "the samples changed: C00001's name");
+    std::fs::write(&customers, hostile).unwrap();
+
+    let ws = workspace(&samples);
+    let report = ws.run(&["--json", "run", "--month", MONTH]).ok().json();
+    let render = &report["render"];
+    let invoices = ws.query("SELECT * FROM invoices ORDER BY invoice_number");
+    assert_eq!(render["invoices"], invoices.len() as u64);
+    assert_eq!(render["pdf_written"], invoices.len() as u64);
+    let businesses = invoices
+        .iter()
+        .filter(|r| text(r, "customer_kind") == "B2B")
+        .count();
+    assert!(businesses > 0);
+    assert_eq!(render["facturx"], businesses as u64);
+
+    // The first invoice: a business, by direct debit.
+    let first = &invoices[0];
+    let number = text(first, "invoice_number");
+    assert_eq!(text(first, "customer_kind"), "B2B");
+    let pdf = documents(&ws).join(format!("{number}.pdf"));
+    let page = plain(&poppler("pdftotext", &["-layout"], &pdf));
+    assert!(page.contains(&number), "{page}");
+    assert!(
+        page.contains("<script>alert(1)</script> & \"Fils\""),
+        "{page}"
+    );
+    for line in ws.query(&format!(
+        "SELECT amount_ht FROM invoice_lines WHERE invoice_number = '{number}'"
+    )) {
+        let amount = french_eur(&text(&line, "amount_ht"));
+        assert!(
+            page.contains(&amount),
+            "line amount {amount} missing:\n{page}"
+        );
+    }
+    let ttc = french_eur(&text(first, "total_ttc"));
+    assert!(page.contains(&ttc), "TTC {ttc} missing:\n{page}");
+    let due = text(first, "due_date");
+    let due_fr = format!("{}/{}/{}", &due[8..10], &due[5..7], &due[..4]);
+    assert!(page.contains(&due_fr), "due date {due_fr} missing");
+    // Legal mentions for a business, the SEPA mandate, the IBAN masked.
+    assert!(page.contains("40 €") && page.contains("L441-10"), "{page}");
+    assert!(page.contains("RUM-C00001-001"));
+    assert!(
+        !page.contains("FR3014170753645568151884472"),
+        "IBAN in clear"
+    );
+    assert!(page.contains("4472"), "IBAN's last 4 characters");
+    // The annex masks called numbers on their last 4 digits.
+    assert!(page.contains("Annexe"));
+    assert!(page.contains("XXXX"), "no masked called number:\n{page}");
+
+    // Logo (95×95) and footer banner (760×95), the banner on every page.
+    let images = poppler("pdfimages", &["-list"], &pdf);
+    let pages: usize = poppler("pdfinfo", &[], &pdf)
+        .lines()
+        .find_map(|l| l.strip_prefix("Pages:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap();
+    let sized = |w: &str, h: &str| {
+        images
+            .lines()
+            .filter(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() > 4 && f[3] == w && f[4] == h
+            })
+            .count()
+    };
+    assert_eq!(sized("95", "95"), 1, "{images}");
+    assert_eq!(sized("760", "95"), pages, "{images}");
+
+    // Factur-X: the XML inside validates against the EN 16931 schema.
+    let check = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/check_facturx.py");
+    let out = Command::new(python())
+        .arg(&check)
+        .arg(&pdf)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A consumer's invoice is a plain PDF, without Factur-X.
+    let consumer = invoices
+        .iter()
+        .find(|r| text(r, "customer_kind") == "B2C")
+        .unwrap();
+    let consumer_pdf = documents(&ws).join(format!("{}.pdf", text(consumer, "invoice_number")));
+    assert!(!std::fs::read(&consumer_pdf)
+        .unwrap()
+        .windows(12)
+        .any(|w| w == b"factur-x.xml"));
+
+    // The page is markup-safe: the hostile name is escaped in the HTML.
+    let html = std::fs::read_to_string(documents(&ws).join(format!("{number}.html"))).unwrap();
+    assert!(!html.contains("<script>"));
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt; &amp; &quot;Fils&quot;"),
+        "{html}"
+    );
+
+    // Rendering the closed month again rewrites nothing.
+    let before = std::fs::read(&pdf).unwrap();
+    let again = ws.run(&["--json", "render", "--month", MONTH]).ok().json();
+    assert_eq!(again["unchanged"], invoices.len() as u64);
+    assert_eq!(again["pdf_written"], 0);
+    assert_eq!(std::fs::read(&pdf).unwrap(), before);
+}
+
+#[test]
+fn the_html_of_an_invoice_is_stable() {
+    let samples = fixtures().join("samples");
+    let ws = workspace(&samples);
+    ws.run(&["run", "--month", MONTH, "--html-only"]).ok();
+    // A consumer's invoice, by direct debit, with usage and an annex.
+    let html = std::fs::read_to_string(documents(&ws).join("EXM-2026-000002.html")).unwrap();
+    // The images are the integrator's bytes: checked by the PDF test.
+    let mut stable = String::new();
+    for line in html.lines() {
+        match line.find("data:image") {
+            Some(at) => {
+                let end = line[at..].find('"').map(|e| at + e).unwrap_or(line.len());
+                stable.push_str(&line[..at]);
+                stable.push_str("data:image…");
+                stable.push_str(&line[end..]);
+            }
+            None => stable.push_str(line),
+        }
+        stable.push('\n');
+    }
+    let snapshot = fixtures().join("documents/EXM-2026-000002.html");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(snapshot.parent().unwrap()).unwrap();
+        std::fs::write(&snapshot, &stable).unwrap();
+    }
+    let wanted = std::fs::read_to_string(&snapshot)
+        .expect("snapshot missing: run with UPDATE_SNAPSHOTS=1 once and review it");
+    assert!(
+        stable == wanted,
+        "the page differs from {} (UPDATE_SNAPSHOTS=1 rewrites it; review the diff)",
+        snapshot.display()
+    );
+}
+
+#[test]
+fn template_and_image_mistakes_are_one_clear_line() {
+    let (_keep, samples) = samples_copy();
+    let ws = workspace(&samples);
+    ws.run(&["run", "--month", MONTH, "--html-only"]).ok();
+
+    // An integrator's template with a syntax error on its line 3.
+    let templates = ws.dir.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    std::fs::write(
+        templates.join("invoice.html"),
+        "<html>\n<body>\n<p>{{ invoice.invoice_number }</p>\n</body>\n</html>\n",
+    )
+    .unwrap();
+    let config = ws.dir.path().join("mvnobill.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[templates]\ndir = \"templates\"\n");
+    std::fs::write(&config, &text).unwrap();
+    let out = ws.run(&["render", "--month", MONTH]);
+    assert_eq!(out.status, 1);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("error: template invoice.html line 3: syntax error"),
+        "{}",
+        out.stderr
+    );
+
+    // A logo of the wrong size.
+    std::fs::remove_file(templates.join("invoice.html")).unwrap();
+    std::fs::copy(samples.join("banner.png"), samples.join("logo.png")).unwrap();
+    let out = ws.run(&["render", "--month", MONTH]);
+    assert_eq!(out.status, 1);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("logo.png is 760×95 px; it must be 95×95 px"),
+        "{}",
+        out.stderr
+    );
+}
