@@ -148,6 +148,12 @@ impl Ledger {
     }
 
     /// The fetched file with this folder, name and checksum, if any.
+    /// The SQLite connection, for a stage that keeps its own table in the
+    /// ledger (it creates it with `CREATE TABLE IF NOT EXISTS`).
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
     pub fn find_fetched(
         &self,
         folder: &str,

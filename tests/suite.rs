@@ -5,6 +5,8 @@ mod analysts;
 mod cli;
 mod common;
 mod documents;
+mod ftp;
 mod golden;
 mod land_files;
+mod mail;
 mod rules;

@@ -1,0 +1,1 @@
+//! Sync and publish over a real FTP/FTPS server (being written).
