@@ -12,6 +12,7 @@ use crate::lake::{Lake, LakeError};
 use crate::land::{self, LandError, LandReport};
 use crate::ledger::{Ledger, LedgerError};
 use crate::month::Month;
+use crate::publish::{self, PublishError, PublishRunReport};
 use crate::query::{self, QueryError, QueryReport};
 use crate::rate::{self, RateError, RateReport};
 use crate::render::{self, RenderError, RenderOptions, RenderReport};
@@ -38,6 +39,8 @@ pub enum AppError {
     #[error(transparent)]
     Render(#[from] RenderError),
     #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error(transparent)]
     Query(#[from] QueryError),
     #[error(transparent)]
     Gen(#[from] GenError),
@@ -60,6 +63,7 @@ pub enum Report {
     Rate(RateReport),
     Bill(BillReport),
     Render(RenderReport),
+    Publish(PublishRunReport),
     Run(RunReport),
     Query(QueryReport),
     Gen(GenReport),
@@ -74,6 +78,7 @@ impl std::fmt::Display for Report {
             Report::Rate(r) => r.fmt(f),
             Report::Bill(r) => r.fmt(f),
             Report::Render(r) => r.fmt(f),
+            Report::Publish(r) => r.fmt(f),
             Report::Run(r) => r.fmt(f),
             Report::Query(r) => r.fmt(f),
             Report::Gen(r) => write!(
@@ -94,6 +99,8 @@ pub struct RunReport {
     pub rate: RateReport,
     pub bill: BillReport,
     pub render: RenderReport,
+    /// None with `--html-only` (no PDF to publish).
+    pub publish: Option<PublishRunReport>,
 }
 
 impl std::fmt::Display for RunReport {
@@ -105,7 +112,11 @@ impl std::fmt::Display for RunReport {
             f,
             "{}\n{}\n{}\n{}",
             self.land, self.rate, self.bill, self.render
-        )
+        )?;
+        if let Some(publish) = &self.publish {
+            write!(f, "\n{publish}")?;
+        }
+        Ok(())
     }
 }
 
@@ -156,7 +167,7 @@ struct Stages {
 impl Stages {
     fn open(config: &Path) -> Result<Stages, AppError> {
         let settings = Settings::load(config)?;
-        let lake = Lake::open(&settings.lake_url)?;
+        let lake = Lake::open(&settings.lake_url, &settings.lake_s3)?;
         let ledger = Ledger::open(&settings.state_dir)?;
         Ok(Stages {
             settings,
@@ -216,6 +227,12 @@ impl Stages {
         self.record(id, result)
     }
 
+    async fn publish(&self, month: Month) -> Result<PublishRunReport, AppError> {
+        let id = self.ledger.start_run("publish", Some(&month.to_string()))?;
+        let result = publish::publish(&self.settings, &self.lake, &self.ledger, month).await;
+        self.record(id, result)
+    }
+
     async fn run(&mut self, month: Month, options: RenderOptions) -> Result<RunReport, AppError> {
         let sync = match self.settings.source {
             Some(_) => Some(self.sync().await?),
@@ -228,6 +245,10 @@ impl Stages {
             rate: self.rate(month).await?,
             bill: self.bill(month).await?,
             render: self.render(month, options).await?,
+            publish: match (options.pdf, &self.settings.source) {
+                (true, Some(_)) => Some(self.publish(month).await?),
+                _ => None,
+            },
         })
     }
 }
@@ -248,6 +269,9 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
                 .render(month, RenderOptions { pdf: !html_only })
                 .await?,
         )),
+        Command::Publish { month } => Ok(Report::Publish(
+            Stages::open(&cli.config)?.publish(month).await?,
+        )),
         Command::Run { month, html_only } => Ok(Report::Run(
             Stages::open(&cli.config)?
                 .run(month, RenderOptions { pdf: !html_only })
@@ -255,7 +279,7 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
         )),
         Command::Query { sql, format } => {
             let settings = Settings::load(&cli.config)?;
-            let lake = Lake::open(&settings.lake_url)?;
+            let lake = Lake::open(&settings.lake_url, &settings.lake_s3)?;
             Ok(Report::Query(
                 query::query(&settings, &lake, &sql, format).await?,
             ))

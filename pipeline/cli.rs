@@ -55,12 +55,20 @@ pub enum Command {
         #[arg(long)]
         html_only: bool,
     },
-    /// sync, land, rate, bill and render, in order.
+    /// Upload the month's PDFs to Factures/Clients/YYYY-MM/ on the source
+    /// and mail each customer that its invoice is available ([mail]).
+    Publish {
+        /// The billing month, YYYY-MM.
+        #[arg(long)]
+        month: Month,
+    },
+    /// sync, land, rate, bill, render and publish, in order.
     Run {
         /// The billing month, YYYY-MM.
         #[arg(long)]
         month: Month,
-        /// Render the HTML pages only, no PDF (no Chromium needed).
+        /// Render the HTML pages only, no PDF (no Chromium needed), and so
+        /// publish nothing.
         #[arg(long)]
         html_only: bool,
     },

@@ -64,6 +64,7 @@ pub async fn register_path(
     if !files.iter().any(|f| f.ends_with(".parquet")) {
         return Ok(false);
     }
+    lake.register_with(ctx);
     let url = lake.url().join(&format!("{path}/"));
     let partitions: Vec<(String, DataType)> = partition
         .map(|p| vec![(p.to_string(), DataType::Utf8)])

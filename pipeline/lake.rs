@@ -1,5 +1,7 @@
-//! The lake: Parquet datasets in Hive-style partitions behind `object_store`
-//! (a local folder here; the same calls work against S3).
+//! The lake: Parquet datasets in Hive-style partitions behind `object_store`:
+//! a local folder (`file://`) or an S3 bucket and prefix (`s3://`), the same
+//! calls for both. DataFusion reads an S3 lake through the same store
+//! (`Lake::register_with`).
 //!
 //! Every file is written whole or not at all: object stores make a `put` and
 //! a completed multipart upload atomic, and the local store writes to a
@@ -52,16 +54,24 @@ pub enum LakeError {
 /// Handle on the lake's object store.
 #[derive(Clone)]
 pub struct Lake {
+    /// Rooted at the lake: keys are relative to its URL.
     store: Arc<dyn ObjectStore>,
     url: LakeUrl,
+    /// For DataFusion: an S3 bucket's store (rooted at the bucket) and its
+    /// `s3://bucket` URL. None for a local lake (DataFusion reads `file://`
+    /// URLs by itself).
+    bucket: Option<(url::Url, Arc<dyn ObjectStore>)>,
 }
 
 impl Lake {
-    pub fn open(url: &LakeUrl) -> Result<Lake, LakeError> {
+    pub fn open(url: &LakeUrl, s3: &crate::settings::S3Options) -> Result<Lake, LakeError> {
+        if url.as_str().starts_with("s3://") {
+            return Lake::open_s3(url, s3);
+        }
         let Some(dir) = url.local_path() else {
             return Err(LakeError::Other {
                 url: url.as_str().to_string(),
-                message: "only file:// lakes are supported by this build".into(),
+                message: "not a file:// or s3:// lake".into(),
             });
         };
         std::fs::create_dir_all(&dir).map_err(|e| LakeError::Other {
@@ -78,7 +88,60 @@ impl Lake {
         Ok(Lake {
             store: Arc::new(store),
             url: url.clone(),
+            bucket: None,
         })
+    }
+
+    /// An S3 lake: `s3://bucket/prefix/`, with the `[lake]` options and the
+    /// standard AWS environment variables for what they do not give.
+    fn open_s3(url: &LakeUrl, s3: &crate::settings::S3Options) -> Result<Lake, LakeError> {
+        let other = |message: String| LakeError::Other {
+            url: url.as_str().to_string(),
+            message,
+        };
+        let rest = url.as_str().trim_start_matches("s3://");
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let mut builder = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_virtual_hosted_style_request(s3.virtual_hosted_style)
+            .with_allow_http(s3.allow_http);
+        if let Some(endpoint) = &s3.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        if let Some(region) = &s3.region {
+            builder = builder.with_region(region);
+        }
+        if let Some(key) = &s3.access_key_id {
+            builder = builder.with_access_key_id(key);
+        }
+        let bucket_store: Arc<dyn ObjectStore> = Arc::new(
+            builder
+                .build()
+                .map_err(|e| other(crate::app::one_line(&e.to_string())))?,
+        );
+        let prefix = prefix.trim_end_matches('/');
+        let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            bucket_store.clone()
+        } else {
+            Arc::new(object_store::prefix::PrefixStore::new(
+                bucket_store.clone(),
+                prefix,
+            ))
+        };
+        let bucket_url = url::Url::parse(&format!("s3://{bucket}"))
+            .map_err(|e| other(format!("bad bucket name: {e}")))?;
+        Ok(Lake {
+            store,
+            url: url.clone(),
+            bucket: Some((bucket_url, bucket_store)),
+        })
+    }
+
+    /// Lets a DataFusion session read this lake (needed for S3).
+    pub fn register_with(&self, ctx: &datafusion::prelude::SessionContext) {
+        if let Some((url, store)) = &self.bucket {
+            ctx.register_object_store(url, store.clone());
+        }
     }
 
     pub fn url(&self) -> &LakeUrl {

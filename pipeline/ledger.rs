@@ -8,6 +8,11 @@
 //! - `runs`: each stage run (stage, month, start, end, status, JSON report).
 //! - `invoice_numbers` and `issued_months`: the invoice numbering and which
 //!   months are closed.
+//! - `remote_files`: each (folder, name, size, modification time) listed by
+//!   an FTP source and fetched, so that a later sync skips it without
+//!   downloading it again.
+//! - `published_files`: each invoice document published, with its size and
+//!   sha256, so that a re-run of `publish` uploads nothing twice.
 //!
 //! Writes that must agree go in one transaction. The database is the only
 //! local state: the lake itself can live on an object store.
@@ -104,6 +109,26 @@ CREATE TABLE IF NOT EXISTS issued_months (
     issued_at TEXT NOT NULL,
     invoice_count INTEGER NOT NULL,
     total_ttc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS remote_files (
+    source TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    modified TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    seen_at TEXT NOT NULL,
+    PRIMARY KEY (source, folder, name, size, modified)
+);
+CREATE TABLE IF NOT EXISTS published_files (
+    target TEXT NOT NULL,
+    month TEXT NOT NULL,
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    remote_path TEXT NOT NULL,
+    published_at TEXT NOT NULL,
+    PRIMARY KEY (target, month, name)
 );
 CREATE TABLE IF NOT EXISTS invoice_numbers (
     invoice_number TEXT PRIMARY KEY,
@@ -321,6 +346,104 @@ impl Ledger {
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+}
+
+/// A file listed by an FTP source: what identifies its bytes without
+/// downloading them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteFile {
+    /// The source's URL, without credentials.
+    pub source: String,
+    pub folder: String,
+    pub name: String,
+    pub size: u64,
+    /// The server's modification time (`MLSD` `modify` fact).
+    pub modified: String,
+}
+
+/// A document published to the source's `Factures/Clients/` folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedFile {
+    /// Where: the source's URL, without credentials.
+    pub target: String,
+    pub month: String,
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+    /// The path on the target (`Factures/Clients/2026-10/EXM-….pdf`).
+    pub remote_path: String,
+}
+
+impl Ledger {
+    /// The checksum of a listed remote file fetched before, if any.
+    pub fn remote_file_sha256(&self, file: &RemoteFile) -> Result<Option<String>, LedgerError> {
+        self.connection
+            .query_row(
+                "SELECT sha256 FROM remote_files
+                 WHERE source = ?1 AND folder = ?2 AND name = ?3 AND size = ?4 AND modified = ?5",
+                params![
+                    file.source,
+                    file.folder,
+                    file.name,
+                    file.size as i64,
+                    file.modified
+                ],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Remembers a listed remote file whose bytes (`sha256`) are fetched.
+    pub fn record_remote_file(&self, file: &RemoteFile, sha256: &str) -> Result<(), LedgerError> {
+        self.connection
+            .execute(
+                "INSERT OR REPLACE INTO remote_files (source, folder, name, size, modified, sha256, seen_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![file.source, file.folder, file.name, file.size as i64, file.modified, sha256, now()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The last publication of a month's document to a target, if any.
+    pub fn find_published(
+        &self,
+        target: &str,
+        month: &str,
+        name: &str,
+    ) -> Result<Option<PublishedFile>, LedgerError> {
+        self.connection
+            .query_row(
+                "SELECT target, month, name, size, sha256, remote_path FROM published_files
+                 WHERE target = ?1 AND month = ?2 AND name = ?3",
+                params![target, month, name],
+                |r| {
+                    Ok(PublishedFile {
+                        target: r.get(0)?,
+                        month: r.get(1)?,
+                        name: r.get(2)?,
+                        size: r.get::<_, i64>(3)? as u64,
+                        sha256: r.get(4)?,
+                        remote_path: r.get(5)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records (or replaces) the publication of a document.
+    pub fn record_published(&self, file: &PublishedFile) -> Result<(), LedgerError> {
+        self.connection
+            .execute(
+                "INSERT OR REPLACE INTO published_files (target, month, name, size, sha256, remote_path, published_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![file.target, file.month, file.name, file.size as i64, file.sha256, file.remote_path, now()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
     }
 }
 

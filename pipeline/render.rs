@@ -650,6 +650,41 @@ pub async fn gather(
     Ok(documents)
 }
 
+/// The "invoice available" mail of each invoice of an issued month, without
+/// its PDF (`publish` reads the PDFs one at a time as it mails).
+pub async fn notices(
+    settings: &Settings,
+    lake: &Lake,
+    month: Month,
+) -> Result<Vec<crate::mail::Notice>, RenderError> {
+    let ctx = rate::prepare_session(settings, month, None).await?;
+    engine::register_path(
+        &ctx,
+        lake,
+        "invoices",
+        &format!("{}/month={month}", datasets::INVOICES),
+        None,
+    )
+    .await?;
+    let invoices = Rows::query(&ctx, &sqlfiles::DOCUMENT_INVOICES).await?;
+    let mut notices = Vec::with_capacity(invoices.rows.len());
+    for row in &invoices.rows {
+        let get = |column: &str| invoices.get(row, column);
+        let number = get("invoice_number");
+        notices.push(crate::mail::Notice {
+            invoice_number: number.to_string(),
+            customer_id: get("customer_id").to_string(),
+            customer_name: get("name").to_string(),
+            to: get("email").to_string(),
+            amount_ttc: parse(number, "total_ttc", get("total_ttc"))?,
+            due_date: parse_date(number, "due_date", get("due_date"))?,
+            payment_method: get("payment_method").to_string(),
+            pdf: None,
+        });
+    }
+    Ok(notices)
+}
+
 // ---- The stage -------------------------------------------------------
 
 /// The integrator's logo and banner as `data:` URIs, checked.

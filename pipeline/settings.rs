@@ -41,12 +41,25 @@ struct ConfigFile {
     engine: Option<EngineSection>,
     templates: Option<TemplatesSection>,
     render: Option<RenderSection>,
+    mail: Option<crate::mail::MailSection>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SourceSection {
     url: String,
+    /// FTP: a file holding the password, readable by its owner only.
+    password_file: Option<String>,
+    /// FTPS: PEM certificates to trust besides the public roots.
+    ca_file: Option<String>,
+    /// FTPS: accept any certificate (tests, self-signed servers of last resort).
+    insecure_tls: Option<bool>,
+    /// FTP: seconds to connect, and for each read or write (default 30).
+    timeout_s: Option<u64>,
+    /// FTP: retries of an operation after the first attempt (default 3).
+    retries: Option<u32>,
+    /// FTP: milliseconds before the first retry, doubled each time (default 1000).
+    backoff_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,6 +73,17 @@ struct ReferenceSection {
 #[serde(deny_unknown_fields)]
 struct LakeSection {
     url: String,
+    /// S3: an S3-compatible endpoint (MinIO, Ceph, …); default AWS.
+    endpoint: Option<String>,
+    /// S3: the region (default `$AWS_DEFAULT_REGION`, else us-east-1).
+    region: Option<String>,
+    /// S3: `bucket.host` URLs instead of `host/bucket` (path style).
+    virtual_hosted_style: Option<bool>,
+    /// S3: allow an `http://` endpoint (a local test server).
+    allow_http: Option<bool>,
+    /// S3: the access key id; the secret comes from
+    /// `AWS_SECRET_ACCESS_KEY`, never from this file.
+    access_key_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,6 +116,8 @@ struct RenderSection {
 pub enum Source {
     /// A local folder laid out like the MVNE's FTP tree.
     Folder(PathBuf),
+    /// The MVNE's FTP server (`ftp://` or `ftps://`, explicit TLS).
+    Ftp(crate::ftp::FtpSettings),
 }
 
 /// Everything a stage needs, resolved and absolute.
@@ -103,6 +129,8 @@ pub struct Settings {
     pub integrator_path: PathBuf,
     /// The lake's URL, always with a trailing `/` (`file:///abs/lake/`).
     pub lake_url: url_string::LakeUrl,
+    /// How to reach an `s3://` lake (`[lake]` keys beside `url`).
+    pub lake_s3: S3Options,
     /// Local folder for the ledger and the secrets store (never in the lake
     /// datasets). Defaults to `<lake>/_state` for a local lake.
     pub state_dir: PathBuf,
@@ -117,6 +145,33 @@ pub struct Settings {
     pub chromium: Option<PathBuf>,
     /// Chrome tabs printing at once (`[render] tabs`, default 4).
     pub render_tabs: usize,
+    /// The SMTP relay for "invoice available" mails (`[mail]`), when set.
+    pub mail: Option<crate::mail::MailSettings>,
+}
+
+/// The `[lake]` keys of an `s3://` lake. Credentials not given here come
+/// from the standard AWS environment variables (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_DEFAULT_REGION`,
+/// `AWS_ENDPOINT`).
+#[derive(Clone, Default)]
+pub struct S3Options {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub virtual_hosted_style: bool,
+    pub allow_http: bool,
+    pub access_key_id: Option<String>,
+}
+
+impl std::fmt::Debug for S3Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Options")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("virtual_hosted_style", &self.virtual_hosted_style)
+            .field("allow_http", &self.allow_http)
+            .field("access_key_id", &self.access_key_id.as_ref().map(|_| "…"))
+            .finish()
+    }
 }
 
 pub mod url_string {
@@ -177,35 +232,42 @@ impl Settings {
         };
         let source = match file.source {
             None => None,
-            Some(s) => {
-                if s.url.starts_with("file://") || !s.url.contains("://") {
-                    Some(Source::Folder(resolve(&s.url)))
-                } else {
-                    return Err(SettingsError::Key {
-                        path: path_text,
-                        section: "source",
-                        key: "url",
-                        message: format!(
-                            "'{}' is not supported by this build: use file:// (a local folder laid out like the FTP)",
-                            redact_url(&s.url)
-                        ),
-                    });
-                }
-            }
+            Some(s) => Some(source_settings(s, &path_text, &resolve)?),
         };
         let lake_url = if file.lake.url.starts_with("file://") || !file.lake.url.contains("://") {
             let dir = resolve(&file.lake.url);
             url_string::LakeUrl::new(&format!("file://{}", dir.display()))
+        } else if let Some(rest) = file.lake.url.strip_prefix("s3://") {
+            let bucket = rest.split('/').next().unwrap_or("");
+            if bucket.is_empty() || rest.contains('@') {
+                return Err(SettingsError::Key {
+                    path: path_text,
+                    section: "lake",
+                    key: "url",
+                    message: format!(
+                        "'{}' is not an S3 URL: use s3://bucket/prefix (credentials never in the URL)",
+                        redact_url(&file.lake.url)
+                    ),
+                });
+            }
+            url_string::LakeUrl::new(&file.lake.url)
         } else {
             return Err(SettingsError::Key {
                 path: path_text,
                 section: "lake",
                 key: "url",
                 message: format!(
-                    "'{}' is not supported by this build: use file:// (a local folder)",
+                    "'{}' is not supported: use file:// (a local folder) or s3://bucket/prefix",
                     redact_url(&file.lake.url)
                 ),
             });
+        };
+        let lake_s3 = S3Options {
+            endpoint: file.lake.endpoint.clone(),
+            region: file.lake.region.clone(),
+            virtual_hosted_style: file.lake.virtual_hosted_style.unwrap_or(false),
+            allow_http: file.lake.allow_http.unwrap_or(false),
+            access_key_id: file.lake.access_key_id.clone(),
         };
         let state_dir = match file.state {
             Some(s) => resolve(&s.dir),
@@ -232,6 +294,17 @@ impl Settings {
                 message: format!("{render_tabs} tabs: give 1 to 16"),
             });
         }
+        let mail = match &file.mail {
+            None => None,
+            Some(section) => Some(
+                crate::mail::MailSettings::from_section(section, &base).map_err(|e| {
+                    SettingsError::Parse {
+                        path: path_text.clone(),
+                        message: e.to_string(),
+                    }
+                })?,
+            ),
+        };
         Ok(Settings {
             memory_pool_bytes: memory_pool_mb << 20,
             templates_dir: file.templates.and_then(|t| t.dir).map(|dir| resolve(&dir)),
@@ -240,14 +313,69 @@ impl Settings {
                 .and_then(|r| r.chromium)
                 .map(|path| resolve(&path)),
             render_tabs,
+            mail,
             config_path: config_path.clone(),
             source,
             reference_dir: resolve(&file.reference.dir),
             integrator_path: resolve(&file.reference.integrator),
             lake_url,
+            lake_s3,
             state_dir,
         })
     }
+}
+
+/// The `[source]` section: a local folder or the MVNE's FTP server.
+fn source_settings(
+    s: SourceSection,
+    path_text: &str,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Result<Source, SettingsError> {
+    let error = |key: &'static str, message: String| SettingsError::Key {
+        path: path_text.to_string(),
+        section: "source",
+        key,
+        message,
+    };
+    if s.url.starts_with("file://") || !s.url.contains("://") {
+        return Ok(Source::Folder(resolve(&s.url)));
+    }
+    if !(s.url.starts_with("ftp://") || s.url.starts_with("ftps://")) {
+        return Err(error(
+            "url",
+            format!(
+                "'{}' is not supported: use file:// (a local folder laid out like the FTP), ftp:// or ftps://",
+                redact_url(&s.url)
+            ),
+        ));
+    }
+    let mut ftp = crate::ftp::FtpSettings::from_url(&s.url)
+        .map_err(|message| error("url", format!("'{}': {message}", redact_url(&s.url))))?;
+    ftp.password_file = s.password_file.as_deref().map(resolve);
+    ftp.ca_file = s.ca_file.as_deref().map(resolve);
+    ftp.insecure_tls = s.insecure_tls.unwrap_or(false);
+    if let Some(timeout) = s.timeout_s {
+        if !(1..=3600).contains(&timeout) {
+            return Err(error("timeout_s", format!("{timeout} s: give 1 to 3600")));
+        }
+        ftp.timeout = std::time::Duration::from_secs(timeout);
+    }
+    if let Some(retries) = s.retries {
+        if retries > 20 {
+            return Err(error("retries", format!("{retries}: give 0 to 20")));
+        }
+        ftp.retries = retries;
+    }
+    if let Some(backoff) = s.backoff_ms {
+        if backoff > 600_000 {
+            return Err(error(
+                "backoff_ms",
+                format!("{backoff} ms: give at most 600000"),
+            ));
+        }
+        ftp.backoff = std::time::Duration::from_millis(backoff);
+    }
+    Ok(Source::Ftp(ftp))
 }
 
 /// A URL with any `user:password@` part removed, for messages.

@@ -56,6 +56,31 @@ pub struct Workspace {
 impl Workspace {
     pub fn new(source: &Path, reference: &Path, integrator: &Path) -> Workspace {
         let dir = tempfile::tempdir().expect("temp dir");
+        Workspace::in_dir(dir, source, reference, integrator)
+    }
+
+    /// The contract's samples, with their FTP tree copied into the
+    /// workspace: a `run` with PDFs publishes them into the source tree
+    /// (`Factures/Clients/`), never into the fixtures.
+    pub fn samples() -> Workspace {
+        let samples = fixtures().join("samples");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let source = dir.path().join("ftp");
+        copy_dir(&samples.join("ftp"), &source);
+        Workspace::in_dir(
+            dir,
+            &source,
+            &samples.join("reference"),
+            &samples.join("integrator.toml"),
+        )
+    }
+
+    fn in_dir(
+        dir: tempfile::TempDir,
+        source: &Path,
+        reference: &Path,
+        integrator: &Path,
+    ) -> Workspace {
         let config = format!(
             "[source]\nurl = \"file://{}\"\n\n[reference]\ndir = \"{}\"\nintegrator = \"{}\"\n\n[lake]\nurl = \"file://{}/lake\"\n",
             source.display(),

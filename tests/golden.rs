@@ -23,11 +23,7 @@ fn samples_reproduce_expected_json_to_the_cent() {
         serde_json::from_str(&std::fs::read_to_string(samples.join("expected.json")).unwrap())
             .unwrap();
     let month = expected["month"].as_str().unwrap();
-    let ws = Workspace::new(
-        &samples.join("ftp"),
-        &samples.join("reference"),
-        &samples.join("integrator.toml"),
-    );
+    let ws = Workspace::samples();
 
     let report = ws.run(&["--json", "run", "--month", month]).ok().json();
     let land = &report["land"];

@@ -125,11 +125,7 @@ fn redelivery_same_bytes_is_a_no_op_and_other_bytes_a_new_version() {
 #[test]
 fn puk_codes_stay_out_of_the_lake_and_the_reports() {
     let samples = fixtures().join("samples");
-    let ws = Workspace::new(
-        &samples.join("ftp"),
-        &samples.join("reference"),
-        &samples.join("integrator.toml"),
-    );
+    let ws = Workspace::samples();
     let out = ws.run(&["--json", "run", "--month", "2026-10"]).ok();
     let sim = std::fs::read_to_string(samples.join("ftp/Cartes SIM/SIM_CMD2026.csv")).unwrap();
     let puks: Vec<String> = sim

@@ -10,3 +10,4 @@ mod golden;
 mod land_files;
 mod mail;
 mod rules;
+mod s3;
