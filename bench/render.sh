@@ -22,12 +22,18 @@ printf '\n[render]\ntabs = %s\n' "$tabs" >> "$work/g/mvnobill.toml"
 # The pages are written by this run; the timed `render` prints every PDF.
 "$bin" --config "$work/g/mvnobill.toml" run --month "$month" --html-only > /dev/null
 
-# Sum of the RSS of mvnobill and its Chromium, every 0.2 s.
+# Memory of mvnobill and its Chromium together, every 0.2 s: the sum of
+# their proportional set sizes (PSS: a page shared by several Chromium
+# processes counts once, split between them), in KB.
 sample() {
     local peak=0
     while kill -0 "$1" 2>/dev/null; do
-        local now
-        now=$(ps -eo rss=,comm= | awk '/mvnobill|chrom/ {s += $1} END {print s + 0}')
+        local now=0
+        for pid in $(pgrep -f 'mvnobill|chromium'); do
+            local pss
+            pss=$(awk '/^Pss:/ {print $2}' "/proc/$pid/smaps_rollup" 2>/dev/null || true)
+            now=$((now + ${pss:-0}))
+        done
         [ "$now" -gt "$peak" ] && peak=$now
         echo "$peak" > "$work/peak"
         sleep 0.2
@@ -43,4 +49,4 @@ read -r wall user sys peak < "$work/t"
 pdfs=$(python3 -c "import json; print(json.load(open('$work/report.json'))['pdf_written'])")
 together=$(cat "$work/peak")
 echo "render: $pdfs PDFs in $wall s wall ($(echo "$user + $sys" | bc) s CPU of mvnobill), $(echo "scale=1; $pdfs / $wall" | bc) PDFs/s, tabs $tabs"
-echo "peak RSS: mvnobill $((peak / 1024)) MB; mvnobill + Chromium together $((together / 1024)) MB"
+echo "peak RSS of mvnobill: $((peak / 1024)) MB; peak PSS of mvnobill and Chromium together: $((together / 1024)) MB"

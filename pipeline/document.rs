@@ -170,6 +170,26 @@ fn iso_date_opt<S: serde::Serializer>(date: &Option<NaiveDate>, s: S) -> Result<
     }
 }
 
+/// Escapes text for XML and HTML, content and attribute values alike, and
+/// drops the characters XML 1.0 does not allow (the Factur-X XML and the
+/// mails' HTML part use it; the invoice page is escaped by its templates).
+pub fn escape_markup(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Masks the last 4 characters of a called number, as French rules require
 /// by default on itemised bills.
 pub fn mask_called_number(number: &str) -> String {

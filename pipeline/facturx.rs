@@ -537,26 +537,10 @@ fn percent(value: Decimal) -> String {
     value.normalize().to_string()
 }
 
-/// Escapes text for XML content and attribute values, and drops the
-/// characters XML 1.0 does not allow at all.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
+use crate::document::escape_markup as escape;
 
-/// An indented XML writer: every text and attribute goes through [`escape`].
+/// An indented XML writer: every text and attribute goes through
+/// [`escape_markup`](crate::document::escape_markup).
 #[derive(Default)]
 struct Xml {
     buf: String,
@@ -1201,7 +1185,7 @@ mod tests {
             "<ram:Name>&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;Fils&quot;</ram:Name>"
         ));
         assert!(!xml.contains("<script>"));
-        assert!(xml.contains("<ram:Name>Appels vers l&apos;international (33612345678)</ram:Name>"));
+        assert!(xml.contains("<ram:Name>Appels vers l&#39;international (33612345678)</ram:Name>"));
         // The checker itself catches what escaping prevents.
         assert!(well_formed("<?xml version=\"1.0\" encoding=\"UTF-8\"?><a>&</a>").is_err());
         assert!(well_formed("<?xml version=\"1.0\" encoding=\"UTF-8\"?><a><b></a></b>").is_err());

@@ -581,21 +581,6 @@ struct Content {
     attach: bool,
 }
 
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 fn content(
     settings: &MailSettings,
     integrator: &Integrator,
@@ -715,10 +700,10 @@ fn content(
             .iter()
             .map(|line| {
                 if link.as_deref() == Some(line.as_str()) {
-                    let url = escape_html(line);
+                    let url = crate::document::escape_markup(line);
                     format!("<a href=\"{url}\">{url}</a>")
                 } else {
-                    escape_html(line)
+                    crate::document::escape_markup(line)
                 }
             })
             .collect();
@@ -726,7 +711,7 @@ fn content(
     }
     html.push_str(&format!(
         "<p style=\"color: #777; font-size: 12px;\">{}</p>\n</body></html>\n",
-        escape_html(&footer)
+        crate::document::escape_markup(&footer)
     ));
 
     Content {

@@ -457,6 +457,24 @@ fn optional_date(
     }
 }
 
+/// The annex entry of a customer's line, made empty on first use.
+fn line_usage<'a>(
+    annex_of: &'a mut BTreeMap<String, BTreeMap<String, LineUsage>>,
+    customer: &str,
+    msisdn: &str,
+) -> &'a mut LineUsage {
+    annex_of
+        .entry(customer.to_string())
+        .or_default()
+        .entry(msisdn.to_string())
+        .or_insert_with(|| LineUsage {
+            msisdn: msisdn.to_string(),
+            summary: Vec::new(),
+            charged: Vec::new(),
+            charged_not_listed: 0,
+        })
+}
+
 /// The VAT rate of rating.md §6, in percent.
 const VAT_RATE_PERCENT: u32 = 20;
 
@@ -514,30 +532,9 @@ pub async fn gather(
 
     // The annex, per customer then line.
     let mut annex_of: BTreeMap<String, BTreeMap<String, LineUsage>> = BTreeMap::new();
-    let usage = |customer: &str,
-                 msisdn: &str,
-                 annex_of: &mut BTreeMap<String, BTreeMap<String, LineUsage>>| {
-        annex_of
-            .entry(customer.to_string())
-            .or_default()
-            .entry(msisdn.to_string())
-            .or_insert_with(|| LineUsage {
-                msisdn: msisdn.to_string(),
-                summary: Vec::new(),
-                charged: Vec::new(),
-                charged_not_listed: 0,
-            })
-            .summary
-            .len()
-    };
     for row in &summary.rows {
         let customer = summary.get(row, "customer_id");
-        let msisdn = summary.get(row, "msisdn");
-        usage(customer, msisdn, &mut annex_of);
-        let entry = annex_of
-            .get_mut(customer)
-            .and_then(|m| m.get_mut(msisdn))
-            .expect("inserted above");
+        let entry = line_usage(&mut annex_of, customer, summary.get(row, "msisdn"));
         entry.summary.push(UsageSummary {
             event_type: summary.get(row, "event_type").to_string(),
             zone: summary.get(row, "zone").to_string(),
@@ -550,12 +547,7 @@ pub async fn gather(
     let paris = chrono_tz::Europe::Paris;
     for row in &charged.rows {
         let customer = charged.get(row, "customer_id");
-        let msisdn = charged.get(row, "msisdn");
-        usage(customer, msisdn, &mut annex_of);
-        let entry = annex_of
-            .get_mut(customer)
-            .and_then(|m| m.get_mut(msisdn))
-            .expect("inserted above");
+        let entry = line_usage(&mut annex_of, customer, charged.get(row, "msisdn"));
         let total: u64 = parse(
             customer,
             "charged_events",
