@@ -114,7 +114,12 @@ pub async fn land(
     lake: &Lake,
     ledger: &Ledger,
 ) -> Result<LandReport, LandError> {
-    let files = ledger.unlanded_files()?;
+    // The MVNE's invoices are kept as fetched, not landed.
+    let files: Vec<_> = ledger
+        .unlanded_files()?
+        .into_iter()
+        .filter(|f| crate::sync::LANDED_FOLDERS.contains(&f.folder.as_str()))
+        .collect();
     let mut report = LandReport::default();
     if files.is_empty() {
         return Ok(report);

@@ -2,8 +2,9 @@
 //!
 //! The source is the MVNE's FTP server (`ftp://`, or `ftps://` with explicit
 //! TLS; `ftp.rs`) or a local folder laid out like it (`file://`), formats.md:
-//! `RatedCDRs/`, `BilledCDRs/`, `AccountStatus/` and `Cartes SIM/` are read;
-//! other folders are not ours to land. Both kinds only list a folder (name,
+//! `RatedCDRs/`, `BilledCDRs/`, `AccountStatus/` and `Cartes SIM/` are read
+//! and landed; `Factures/Intégrateur/` (the MVNE's invoices, PDF) is fetched
+//! and kept in the raw zone for finance; other folders are not ours. Both kinds only list a folder (name,
 //! size) and fetch a file's bytes; everything after the fetch is one code
 //! path. A file is new when the ledger has not seen its (folder, name,
 //! sha256); a re-delivered identical file is a no-op, the same name with
@@ -33,7 +34,20 @@ use crate::ledger::{FetchedFile, Ledger, LedgerError, RemoteFile};
 use crate::settings::{Settings, Source};
 
 /// The upstream folders that the pipeline lands.
-pub const FOLDERS: &[&str] = &["RatedCDRs", "BilledCDRs", "AccountStatus", "Cartes SIM"];
+pub const FOLDERS: &[&str] = &[
+    "RatedCDRs",
+    "BilledCDRs",
+    "AccountStatus",
+    "Cartes SIM",
+    INTEGRATOR_INVOICES,
+];
+
+/// The MVNE's own invoices to the integrator (PDF): fetched and kept in the
+/// raw zone for finance (`raw/Factures/Intégrateur/`), not landed.
+pub const INTEGRATOR_INVOICES: &str = "Factures/Intégrateur";
+
+/// The folders whose files `land` turns into datasets.
+pub const LANDED_FOLDERS: &[&str] = &["RatedCDRs", "BilledCDRs", "AccountStatus", "Cartes SIM"];
 
 /// The folder whose files carry secrets (PUK codes).
 pub const SIM_FOLDER: &str = "Cartes SIM";

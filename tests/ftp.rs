@@ -139,10 +139,13 @@ fn served_tree() -> tempfile::TempDir {
 }
 
 /// Files that sync lands from a tree.
-fn landed_files(tree: &Path) -> u64 {
-    ["RatedCDRs", "BilledCDRs", "AccountStatus", "Cartes SIM"]
+/// The files `sync` fetches from a tree: those it lands and the MVNE's own
+/// invoices (`Factures/Intégrateur/`, kept in the raw zone).
+fn fetched_files(tree: &Path) -> u64 {
+    mvnobill::sync::FOLDERS
         .iter()
-        .map(|f| std::fs::read_dir(tree.join(f)).unwrap().count() as u64)
+        .filter_map(|f| std::fs::read_dir(tree.join(f)).ok())
+        .map(|entries| entries.count() as u64)
         .sum()
 }
 
@@ -260,7 +263,7 @@ fn a_month_from_the_ftp_server_bills_like_the_local_folder_and_resyncs_nothing()
     )
     .ok()
     .json();
-    let files = landed_files(tree.path());
+    let files = fetched_files(tree.path());
     assert_eq!(report["sync"]["files_fetched"], files, "{report}");
     assert_eq!(report["sync"]["source"], url.as_str());
     assert_eq!(report["sync"]["files_refused"], 0);
@@ -366,7 +369,7 @@ fn ftps_with_the_servers_ca_syncs_publishes_and_verifies_by_default() {
     )
     .ok()
     .json();
-    assert_eq!(first["sync"]["files_fetched"], landed_files(tree.path()));
+    assert_eq!(first["sync"]["files_fetched"], fetched_files(tree.path()));
     let again = run(&ws, &["--json", "sync"], &[]).ok().json();
     assert_eq!(again["files_fetched"], 0);
     let commands = server.commands();
@@ -405,7 +408,7 @@ fn ftps_with_the_servers_ca_syncs_publishes_and_verifies_by_default() {
     );
     let insecure = ftp_workspace(&url, &format!("{QUICK}insecure_tls = true\n"));
     let report = run(&insecure, &["--json", "sync"], CREDENTIALS).ok().json();
-    assert_eq!(report["files_fetched"], landed_files(tree.path()));
+    assert_eq!(report["files_fetched"], fetched_files(tree.path()));
 }
 
 #[test]
@@ -420,12 +423,12 @@ fn a_server_without_mlsd_is_listed_with_nlst_and_size() {
     );
     let ws = ftp_workspace(&format!("ftp://127.0.0.1:{}/", server.port), QUICK);
     let first = run(&ws, &["--json", "sync"], CREDENTIALS).ok().json();
-    assert_eq!(first["files_fetched"], landed_files(tree.path()));
+    assert_eq!(first["files_fetched"], fetched_files(tree.path()));
     // Without modification times, files are downloaded again, and known by
     // their checksum.
     let again = run(&ws, &["--json", "sync"], CREDENTIALS).ok().json();
     assert_eq!(again["files_fetched"], 0);
-    assert_eq!(again["already_fetched"], landed_files(tree.path()));
+    assert_eq!(again["already_fetched"], fetched_files(tree.path()));
     let commands = server.commands();
     assert!(
         commands.iter().any(|c| c.starts_with("NLST")),
@@ -482,7 +485,7 @@ fn a_download_cut_mid_file_is_never_landed_and_the_next_sync_resumes_it() {
     );
     assert!(walk(&state.join("incoming")).is_empty());
     let fetched = ledger.unlanded_files().unwrap();
-    assert_eq!(fetched.len() as u64, landed_files(tree.path()));
+    assert_eq!(fetched.len() as u64, fetched_files(tree.path()));
     let cut = fetched
         .iter()
         .find(|f| f.name == "RatedCDRs_20261003_104200.csv")
@@ -500,7 +503,7 @@ fn a_download_cut_mid_file_is_never_landed_and_the_next_sync_resumes_it() {
     );
     let ws = ftp_workspace(&format!("ftp://127.0.0.1:{}/", server.port), QUICK);
     let report = run(&ws, &["--json", "sync"], CREDENTIALS).ok().json();
-    assert_eq!(report["files_fetched"], landed_files(tree.path()));
+    assert_eq!(report["files_fetched"], fetched_files(tree.path()));
     assert_eq!(report["resumed"][0], CUT);
     assert_eq!(
         std::fs::read(ws.lake().join("raw").join(CUT)).unwrap(),
@@ -558,7 +561,7 @@ fn credentials_mistakes_are_one_line_without_the_password() {
     );
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let report = run(&ws, &["--json", "sync"], &[]).ok().json();
-    assert_eq!(report["files_fetched"], landed_files(tree.path()));
+    assert_eq!(report["files_fetched"], fetched_files(tree.path()));
     assert_no_secret_in(&ws.lake());
 }
 
@@ -625,7 +628,7 @@ fn a_file_the_server_refuses_fails_the_sync_after_fetching_the_others() {
     );
     let ws = ftp_workspace(&format!("ftp://127.0.0.1:{}/", server.port), QUICK);
     let error = one_line_error(&run(&ws, &["sync"], CREDENTIALS));
-    let others = landed_files(tree.path()) - 1;
+    let others = fetched_files(tree.path()) - 1;
     assert!(
         error.contains(&format!(
             "1 file(s) refused by the server, not fetched (first: {REFUSED}: server answered 550 Permission denied.); {others} other(s) fetched"
@@ -656,7 +659,7 @@ fn unsafe_remote_names_are_refused_and_reported() {
     let ws = ftp_workspace(&format!("ftp://127.0.0.1:{}/", server.port), QUICK);
     let report = run(&ws, &["--json", "sync"], CREDENTIALS).ok().json();
     assert_eq!(report["files_refused"], 4, "{report}");
-    assert_eq!(report["files_fetched"], landed_files(tree.path()));
+    assert_eq!(report["files_fetched"], fetched_files(tree.path()));
     let refused: Vec<&str> = report["refused"]
         .as_array()
         .unwrap()
