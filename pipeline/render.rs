@@ -483,8 +483,8 @@ pub async fn gather(
     settings: &Settings,
     lake: &Lake,
     month: Month,
+    integrator: &Integrator,
 ) -> Result<Vec<InvoiceDocument>, RenderError> {
-    let integrator = Integrator::load(&settings.integrator_path)?;
     let ctx = rate::prepare_session(settings, month, None).await?;
     let partition = format!("month={month}");
     for (table, dataset) in [
@@ -722,7 +722,7 @@ pub async fn render(
     let templates = Templates::load(settings.templates_dir.as_deref())?;
     let integrator = Integrator::load(&settings.integrator_path)?;
     let (logo, banner) = branding(settings, &integrator)?;
-    let documents = gather(settings, lake, month).await?;
+    let documents = gather(settings, lake, month, &integrator).await?;
     report.invoices = documents.len() as u64;
 
     // The pages first; which PDFs are to print. Their pages are made again

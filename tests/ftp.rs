@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{copy_dir, fixtures, python, Output, Workspace};
+use crate::common::{copy_dir, fixtures, python, walk, Output, Workspace};
 
 /// The test server's password: it must never show anywhere.
 const PASSWORD: &str = "Pw-7f3c9a1e-Zq";
@@ -205,19 +205,6 @@ fn one_line_error(out: &Output) -> String {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with("error: "), "{stderr}");
     stderr.to_string()
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 /// No byte of the lake (datasets, raw zone, state folder with the ledger)

@@ -2,7 +2,7 @@
 //! without a required column refused whole, nothing lost (rows in = landed
 //! + quarantined), and re-delivery rules.
 
-use crate::common::{fixtures, Workspace};
+use crate::common::{fixtures, walk, Workspace};
 
 const HEADER: &str = "cdr_id;msisdn;imsi;event_type;start_time;called_number;duration_s;volume_kb;units;visited_mccmnc;wholesale_eur";
 
@@ -165,17 +165,4 @@ fn puk_codes_stay_out_of_the_lake_and_the_reports() {
         std::fs::metadata(&store).unwrap().permissions().mode() & 0o077,
         0
     );
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
