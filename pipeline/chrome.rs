@@ -816,6 +816,9 @@ impl PrintTab {
             prefer_css_page_size: Some(true),
             paper_width: Some(A4_INCHES.0),
             paper_height: Some(A4_INCHES.1),
+            // No structure tree: Chromium's tagged PDF doubles the CPU of a
+            // page and multiplies its size by 12 (docs/DOCUMENTS.md).
+            generate_tagged_pdf: Some(false),
             ..PrintToPdfOptions::default()
         };
         self.tab
