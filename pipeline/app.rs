@@ -238,9 +238,9 @@ impl Stages {
         self.record(id, result)
     }
 
-    async fn sepa(&self, month: Month) -> Result<SepaReport, AppError> {
+    async fn sepa(&self, month: Month, format: sepa::Format) -> Result<SepaReport, AppError> {
         let id = self.ledger.start_run("sepa", Some(&month.to_string()))?;
-        let result = sepa::sepa(&self.settings, &self.lake, &self.ledger, month).await;
+        let result = sepa::sepa(&self.settings, &self.lake, &self.ledger, month, format).await;
         self.record(id, result)
     }
 
@@ -283,7 +283,9 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
         Command::Publish { month } => Ok(Report::Publish(
             Stages::open(&cli.config)?.publish(month).await?,
         )),
-        Command::Sepa { month } => Ok(Report::Sepa(Stages::open(&cli.config)?.sepa(month).await?)),
+        Command::Sepa { month, format } => Ok(Report::Sepa(
+            Stages::open(&cli.config)?.sepa(month, format).await?,
+        )),
         Command::Run { month, html_only } => Ok(Report::Run(
             Stages::open(&cli.config)?
                 .run(month, RenderOptions { pdf: !html_only })

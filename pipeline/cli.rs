@@ -69,6 +69,10 @@ pub enum Command {
         /// The billing month, YYYY-MM.
         #[arg(long)]
         month: Month,
+        /// The schema version: pain.008.001.08 is written beside, as
+        /// sepa-YYYY-MM.pain.008.001.08.xml.
+        #[arg(long, value_enum, default_value = "pain.008.001.02")]
+        format: crate::sepa::Format,
     },
     /// sync, land, rate, bill, render and publish, in order.
     Run {

@@ -89,7 +89,14 @@ pub async fn publish(
     ledger: &Ledger,
     month: Month,
 ) -> Result<PublishRunReport, PublishError> {
-    let sepa = crate::sepa::sepa(settings, lake, ledger, month).await?;
+    let sepa = crate::sepa::sepa(
+        settings,
+        lake,
+        ledger,
+        month,
+        crate::sepa::Format::default(),
+    )
+    .await?;
     let documents = publish_documents(settings, lake, ledger, month).await?;
     let Some(mail) = &settings.mail else {
         return Ok(PublishRunReport {

@@ -327,23 +327,36 @@ const REMITTANCE_MAX: usize = 140;
 
 // ---- the file ---------------------------------------------------------------
 
-/// The schema version of the file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// The schema version of the file. Both say the same; only the namespace
+/// and the name of the BIC element (`BIC`, `BICFI`) differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
-    /// `pain.008.001.02`, the version of the SEPA rulebooks since 2009 and
-    /// the one every bank takes.
-    #[serde(rename = "pain.008.001.02")]
+    /// `pain.008.001.02`: the version every French bank takes, and the
+    /// contract's `sepa-YYYY-MM.xml`.
+    #[default]
+    #[value(name = "pain.008.001.02")]
     Pain00800102,
+    /// `pain.008.001.08` (ISO 20022 of 2019), the version of the EPC's
+    /// newer implementation guidelines, for a bank that asks for it.
+    #[value(name = "pain.008.001.08")]
+    Pain00800108,
 }
 
 impl Format {
     pub fn name(self) -> &'static str {
         match self {
             Format::Pain00800102 => "pain.008.001.02",
+            Format::Pain00800108 => "pain.008.001.08",
         }
     }
     fn namespace(self) -> String {
         format!("urn:iso:std:iso:20022:tech:xsd:{}", self.name())
+    }
+    fn bic_element(self) -> &'static str {
+        match self {
+            Format::Pain00800102 => "BIC",
+            Format::Pain00800108 => "BICFI",
+        }
     }
 }
 
@@ -418,6 +431,7 @@ fn amount_text(amount: Decimal) -> String {
 /// Writes elements one event at a time.
 struct Xml {
     writer: quick_xml::Writer<Vec<u8>>,
+    format: Format,
 }
 
 impl Xml {
@@ -455,7 +469,7 @@ impl Xml {
     fn agent(&mut self, element: &str, bic: Option<&str>) -> std::io::Result<()> {
         self.start(element)?;
         match bic {
-            Some(bic) => self.path(&["FinInstnId", "BIC"], bic)?,
+            Some(bic) => self.path(&["FinInstnId", self.format.bic_element()], bic)?,
             None => self.path(&["FinInstnId", "Othr", "Id"], "NOTPROVIDED")?,
         }
         self.end(element)
@@ -466,6 +480,7 @@ impl Xml {
 pub fn write_xml(file: &DebitFile) -> std::io::Result<Vec<u8>> {
     let mut x = Xml {
         writer: quick_xml::Writer::new_with_indent(Vec::new(), b' ', 2),
+        format: file.format,
     };
     x.writer
         .write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
@@ -733,9 +748,14 @@ impl std::fmt::Display for SepaReport {
     }
 }
 
-/// The key of a month's SEPA file in the lake.
-pub fn file_key(month: Month) -> String {
-    format!("documents/{month}/sepa-{month}.xml")
+/// The key of a month's SEPA file in the lake: the contract's
+/// `sepa-YYYY-MM.xml` for pain.008.001.02, and beside it
+/// `sepa-YYYY-MM.pain.008.001.08.xml` for the other version.
+pub fn file_key(month: Month, format: Format) -> String {
+    match format {
+        Format::Pain00800102 => format!("documents/{month}/sepa-{month}.xml"),
+        other => format!("documents/{month}/sepa-{month}.{}.xml", other.name()),
+    }
 }
 
 /// One row of `sql/finance/sepa_debits.sql`, as text.
@@ -758,6 +778,60 @@ impl Row<'_> {
     }
 }
 
+/// The debit of one invoice row of `sepa_debits.sql` (its sequence type
+/// still to decide: FRST), or None when its total is zero or less: such an
+/// invoice is not collected.
+fn read_debit(row: &Row<'_>) -> Result<Option<Debit>, SepaError> {
+    let invoice = row.get("invoice_number");
+    let customer = row.get("customer_id");
+    let fail = |message: String| SepaError::Debit {
+        invoice: invoice.to_string(),
+        customer: customer.to_string(),
+        message,
+    };
+    let date = |column: &str| {
+        NaiveDate::parse_from_str(row.get(column), "%Y-%m-%d")
+            .map_err(|_| fail(format!("its {column} '{}' is not a date", row.get(column))))
+    };
+    let amount: Decimal = row.get("total_ttc").parse().map_err(|_| {
+        fail(format!(
+            "its total_ttc '{}' is not a number",
+            row.get("total_ttc")
+        ))
+    })?;
+    if amount <= Decimal::ZERO {
+        return Ok(None);
+    }
+    if amount.round_dp(2) != amount || amount > Decimal::new(99_999_999_999, 2) {
+        return Err(fail(format!(
+            "its total {amount} is not an amount a direct debit can collect (2 decimals, at most 999999999.99)"
+        )));
+    }
+    let mandate = |column: &str| {
+        row.optional(column).ok_or_else(|| {
+            fail(format!(
+                "customers.csv has no {column} for the customer (its mandate)"
+            ))
+        })
+    };
+    let iban = compact_iban(&mandate("iban")?);
+    let rum = mandate("mandate_rum")?;
+    mandate("mandate_date")?;
+    Ok(Some(Debit {
+        invoice_number: invoice.to_string(),
+        customer_id: customer.to_string(),
+        issue_date: date("issue_date")?,
+        due_date: date("due_date")?,
+        amount,
+        debtor_name: row.get("name").to_string(),
+        iban,
+        bic: row.optional("bic"),
+        rum,
+        mandate_date: date("mandate_date")?,
+        sequence: SequenceType::First,
+    }))
+}
+
 /// Writes the month's SEPA direct-debit file in the lake (unless the same
 /// bytes are there) and records its mandates' first collections.
 pub async fn sepa(
@@ -765,6 +839,7 @@ pub async fn sepa(
     lake: &Lake,
     ledger: &Ledger,
     month: Month,
+    format: Format,
 ) -> Result<SepaReport, SepaError> {
     let month_text = month.to_string();
     if !ledger.is_issued(&month_text)? {
@@ -774,7 +849,7 @@ pub async fn sepa(
     let reference = Reference::load(&settings.reference_dir)?;
     let mut report = SepaReport {
         month: month_text.clone(),
-        format: Format::Pain00800102.name().to_string(),
+        format: format.name().to_string(),
         message_id: message_id(&integrator.invoice_prefix, month),
         control_sum: Decimal::new(0, 2),
         ..Default::default()
@@ -846,58 +921,16 @@ pub async fn sepa(
     let mut debits = Vec::with_capacity(rows.len());
     let mut issue_dates = HashMap::new();
     for row in &rows {
-        let invoice = row.get("invoice_number");
-        let customer = row.get("customer_id");
-        let fail = |message: String| SepaError::Debit {
-            invoice: invoice.to_string(),
-            customer: customer.to_string(),
-            message,
-        };
-        let date = |column: &str| {
-            NaiveDate::parse_from_str(row.get(column), "%Y-%m-%d")
-                .map_err(|_| fail(format!("its {column} '{}' is not a date", row.get(column))))
-        };
-        let amount: Decimal = row.get("total_ttc").parse().map_err(|_| {
-            fail(format!(
-                "its total_ttc '{}' is not a number",
-                row.get("total_ttc")
-            ))
-        })?;
-        if amount <= Decimal::ZERO {
-            report.not_collected.push(invoice.to_string());
-            continue;
+        match read_debit(row)? {
+            None => report
+                .not_collected
+                .push(row.get("invoice_number").to_string()),
+            Some(mut debit) => {
+                debit.sequence = sequence_type(ledger, &ics, &debit.rum, month)?;
+                issue_dates.insert(debit.customer_id.clone(), debit.issue_date);
+                debits.push(debit);
+            }
         }
-        if amount.round_dp(2) != amount || amount > Decimal::new(99_999_999_999, 2) {
-            return Err(fail(format!(
-                "its total {amount} is not an amount a direct debit can collect (2 decimals, at most 999999999.99)"
-            )));
-        }
-        let no_mandate = |column: &str| {
-            fail(format!(
-                "customers.csv has no {column} for the customer (its mandate)"
-            ))
-        };
-        let issue_date = date("issue_date")?;
-        let rum = row
-            .optional("mandate_rum")
-            .ok_or_else(|| no_mandate("mandate_rum"))?;
-        issue_dates.insert(customer.to_string(), issue_date);
-        debits.push(Debit {
-            invoice_number: invoice.to_string(),
-            customer_id: customer.to_string(),
-            issue_date,
-            due_date: date("due_date")?,
-            amount,
-            debtor_name: row.get("name").to_string(),
-            iban: compact_iban(&row.optional("iban").ok_or_else(|| no_mandate("iban"))?),
-            bic: row.optional("bic"),
-            sequence: sequence_type(ledger, &ics, &rum, month)?,
-            rum,
-            mandate_date: row
-                .optional("mandate_date")
-                .ok_or_else(|| no_mandate("mandate_date"))
-                .and_then(|_| date("mandate_date"))?,
-        });
     }
     // A mandate signed after the invoice it would collect is a mistake in
     // the customers table: say which row.
@@ -907,7 +940,7 @@ pub async fn sepa(
     }
 
     let file = DebitFile {
-        format: Format::Pain00800102,
+        format,
         message_id: report.message_id.clone(),
         created: debits
             .iter()
@@ -918,7 +951,7 @@ pub async fn sepa(
         debits,
     };
     let bytes = write_xml(&file)?;
-    let key = file_key(month);
+    let key = file_key(month, format);
     if lake.get_if_exists(&key).await?.as_deref() != Some(bytes.as_slice()) {
         lake.put(&key, bytes).await?;
         report.written = true;
@@ -1091,6 +1124,80 @@ mod tests {
             ]
         );
         assert!(xml.ends_with("</Document>\n"));
+    }
+
+    #[test]
+    fn invoices_of_zero_or_less_are_not_collected() {
+        let names = [
+            "invoice_number",
+            "customer_id",
+            "issue_date",
+            "due_date",
+            "total_ttc",
+            "name",
+            "iban",
+            "bic",
+            "mandate_rum",
+            "mandate_date",
+        ];
+        let columns: HashMap<String, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.to_string(), i))
+            .collect();
+        let row = |total: &str, iban: &str| Row {
+            columns: &columns,
+            values: [
+                "EXM-2026-000007",
+                "C7",
+                "2026-11-01",
+                "2026-11-16",
+                total,
+                "Jean Dupont",
+                iban,
+                "",
+                "RUM-7",
+                "2025-06-01",
+            ]
+            .map(str::to_string)
+            .to_vec(),
+        };
+        let iban = "FR76 3000 6000 0112 3456 7890 189";
+        assert!(read_debit(&row("0.00", iban)).unwrap().is_none());
+        assert!(read_debit(&row("-12.40", iban)).unwrap().is_none());
+        let debit = read_debit(&row("0.01", iban)).unwrap().unwrap();
+        assert_eq!(debit.amount, Decimal::new(1, 2));
+        assert_eq!(debit.iban, "FR7630006000011234567890189");
+        assert_eq!(debit.bic, None);
+        assert_eq!(debit.due_date, date("2026-11-16"));
+        assert_eq!(
+            read_debit(&row("10.00", "")).unwrap_err().to_string(),
+            "invoice EXM-2026-000007 (customer C7) is paid by SEPA_DD but customers.csv has no iban for the customer (its mandate)"
+        );
+        assert!(read_debit(&row("1.005", iban)).is_err());
+    }
+
+    #[test]
+    fn version_08_differs_by_its_namespace_and_bicfi() {
+        let debits = vec![debit(
+            "EXM-2026-000001",
+            "RUM-1",
+            "83.86",
+            SequenceType::First,
+        )];
+        let mut eight = file(debits.clone());
+        eight.format = Format::Pain00800108;
+        let two = String::from_utf8(write_xml(&file(debits)).unwrap()).unwrap();
+        let eight = String::from_utf8(write_xml(&eight).unwrap()).unwrap();
+        assert_eq!(
+            two.replace("pain.008.001.02", "pain.008.001.08")
+                .replace("<BIC>AGRIFRPPXXX</BIC>", "<BICFI>AGRIFRPPXXX</BICFI>"),
+            eight
+        );
+        assert_eq!(
+            file_key("2026-10".parse().unwrap(), Format::Pain00800108),
+            "documents/2026-10/sepa-2026-10.pain.008.001.08.xml"
+        );
     }
 
     #[test]

@@ -232,8 +232,31 @@ fn the_samples_month_collects_every_direct_debit_invoice() {
         )
     );
 
+    // pain.008.001.08 on request, beside: the same content, valid against
+    // its own schema.
+    let eight = ws
+        .run(&[
+            "--json",
+            "sepa",
+            "--month",
+            MONTH,
+            "--format",
+            "pain.008.001.08",
+        ])
+        .ok();
+    let eight_file = ws.lake().join(format!(
+        "documents/{MONTH}/sepa-{MONTH}.pain.008.001.08.xml"
+    ));
+    assert_eq!(eight.json()["format"], "pain.008.001.08");
+    let said_eight = check(&eight_file);
+    assert_eq!(said_eight["format"], "pain.008.001.08");
+    let mut same = said.clone();
+    same["format"] = "pain.008.001.08".into();
+    assert_eq!(said_eight, same);
+    assert_eq!(std::fs::read(&file).unwrap(), bytes);
+
     // The IBANs are in the file, never in a report or a log.
-    for output in [&run, &again, &text] {
+    for output in [&run, &again, &text, &eight] {
         for customer in customers.values().filter(|c| !c.iban.is_empty()) {
             assert!(!output.stdout.contains(&customer.iban));
             assert!(!output.stderr.contains(&customer.iban));
@@ -242,7 +265,9 @@ fn the_samples_month_collects_every_direct_debit_invoice() {
 }
 
 #[test]
-fn sepa_needs_a_billed_month() {
+fn sepa_is_in_help_and_needs_a_billed_month() {
+    let help = crate::common::mvnobill(&["--help"], &fixtures()).ok();
+    assert!(help.stdout.contains("  sepa "), "{}", help.stdout);
     let ws = Workspace::samples();
     let out = ws.run(&["sepa", "--month", MONTH]);
     assert_eq!(out.status, 1);

@@ -54,8 +54,11 @@ def check(path):
         return None if found is None else found.text
 
     def bic(element, agent):
-        return text(element, f"p:{agent}/p:FinInstnId/p:BIC") or text(
-            element, f"p:{agent}/p:FinInstnId/p:Othr/p:Id"
+        # BIC in pain.008.001.02, BICFI in later versions.
+        return (
+            text(element, f"p:{agent}/p:FinInstnId/p:BIC")
+            or text(element, f"p:{agent}/p:FinInstnId/p:BICFI")
+            or text(element, f"p:{agent}/p:FinInstnId/p:Othr/p:Id")
         )
 
     header = root.find("p:CstmrDrctDbtInitn/p:GrpHdr", ns)
