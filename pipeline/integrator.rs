@@ -90,7 +90,9 @@ impl Integrator {
                 ),
             });
         }
-        let checks: [(&'static str, Option<&String>, fn(&str) -> Option<String>); 3] = [
+        // The bank details the SEPA file names (sepa.rs has the rules).
+        type Check = fn(&str) -> Option<String>;
+        let checks: [(&'static str, Option<&String>, Check); 3] = [
             (
                 "sepa_ics",
                 integrator.sepa_ics.as_ref(),
