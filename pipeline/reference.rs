@@ -3,7 +3,8 @@
 //!
 //! Each table is described once (`TABLES`: column names and types); a
 //! generic reader checks the header and every value, then table-specific
-//! rules check the meaning (enumerations, IBAN check digits, overlapping
+//! rules check the meaning (enumerations, a direct-debit customer's IBAN,
+//! BIC and mandate reference by the SEPA rules of `sepa.rs`, overlapping
 //! subscriptions, unknown codes). Any problem stops the stage with one line
 //! naming the file, the line and the column: a wrong price list must never
 //! produce invoices.
