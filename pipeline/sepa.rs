@@ -36,7 +36,7 @@ use std::io::Write as _;
 use chrono::NaiveDate;
 use quick_xml::escape::partial_escape;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
@@ -602,30 +602,30 @@ fn ledger_error(e: rusqlite::Error) -> SepaError {
     SepaError::Ledger(e.to_string())
 }
 
-/// The sequence type of a collection under mandate `rum` in `month`: FRST
-/// unless the ledger records a file of an earlier month collecting it.
-pub fn sequence_type(
-    ledger: &Ledger,
-    ics: &str,
-    rum: &str,
-    month: Month,
-) -> Result<SequenceType, SepaError> {
+/// The first month a file collected each mandate (RUM) of a creditor
+/// identifier, as the ledger records it.
+pub fn first_collections(ledger: &Ledger, ics: &str) -> Result<HashMap<String, String>, SepaError> {
     let connection = ledger.connection();
     connection
         .execute_batch(SEPA_MANDATES)
         .map_err(ledger_error)?;
-    let first: Option<String> = connection
-        .query_row(
-            "SELECT first_month FROM sepa_mandates WHERE ics = ?1 AND rum = ?2",
-            params![ics, rum],
-            |r| r.get(0),
-        )
-        .optional()
+    let mut statement = connection
+        .prepare("SELECT rum, first_month FROM sepa_mandates WHERE ics = ?1")
         .map_err(ledger_error)?;
-    Ok(match first {
-        Some(first) if first < month.to_string() => SequenceType::Recurrent,
+    let rows = statement
+        .query_map(params![ics], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(ledger_error)?;
+    rows.collect::<Result<HashMap<_, _>, _>>()
+        .map_err(ledger_error)
+}
+
+/// The sequence type of a collection under mandate `rum` in `month`: FRST
+/// unless a file of an earlier month collected it (`first_collections`).
+pub fn sequence_type(first: &HashMap<String, String>, rum: &str, month: Month) -> SequenceType {
+    match first.get(rum) {
+        Some(first) if *first < month.to_string() => SequenceType::Recurrent,
         _ => SequenceType::First,
-    })
+    }
 }
 
 /// Records that the month's file collects these mandates: a mandate seen
@@ -897,6 +897,26 @@ pub async fn sepa(
         return Ok(report);
     }
 
+    let mut debits = Vec::with_capacity(rows.len());
+    let mut issue_dates = HashMap::new();
+    for row in &rows {
+        match read_debit(row)? {
+            None => report
+                .not_collected
+                .push(row.get("invoice_number").to_string()),
+            Some(debit) => {
+                issue_dates.insert(debit.customer_id.clone(), debit.issue_date);
+                debits.push(debit);
+            }
+        }
+    }
+    // A mandate signed after the invoice it would collect is a mistake in
+    // the customers table: say which row.
+    reference.check_mandates_signed(&issue_dates)?;
+    if debits.is_empty() {
+        return Ok(report);
+    }
+
     let path = settings.integrator_path.display().to_string();
     let missing = |key| SepaError::Integrator {
         path: path.clone(),
@@ -917,26 +937,9 @@ pub async fn sepa(
         bic: integrator.bank_bic.clone(),
         ics: ics.clone(),
     };
-
-    let mut debits = Vec::with_capacity(rows.len());
-    let mut issue_dates = HashMap::new();
-    for row in &rows {
-        match read_debit(row)? {
-            None => report
-                .not_collected
-                .push(row.get("invoice_number").to_string()),
-            Some(mut debit) => {
-                debit.sequence = sequence_type(ledger, &ics, &debit.rum, month)?;
-                issue_dates.insert(debit.customer_id.clone(), debit.issue_date);
-                debits.push(debit);
-            }
-        }
-    }
-    // A mandate signed after the invoice it would collect is a mistake in
-    // the customers table: say which row.
-    reference.check_mandates_signed(&issue_dates)?;
-    if debits.is_empty() {
-        return Ok(report);
+    let first = first_collections(ledger, &ics)?;
+    for debit in &mut debits {
+        debit.sequence = sequence_type(&first, &debit.rum, month);
     }
 
     let file = DebitFile {
@@ -1208,7 +1211,8 @@ mod tests {
         let november: Month = "2026-11".parse().unwrap();
         let september: Month = "2026-09".parse().unwrap();
         let ics = "FR72ZZZ123456";
-        let first = |month| sequence_type(&ledger, ics, "RUM-1", month).unwrap();
+        let first =
+            |month| sequence_type(&first_collections(&ledger, ics).unwrap(), "RUM-1", month);
         assert_eq!(first(october), SequenceType::First);
         record_collected(
             &ledger,
@@ -1221,8 +1225,9 @@ mod tests {
         assert_eq!(first(october), SequenceType::First);
         assert_eq!(first(november), SequenceType::Recurrent);
         // Another creditor identifier, another mandate.
+        let other = first_collections(&ledger, "DE98ZZZ09999999999").unwrap();
         assert_eq!(
-            sequence_type(&ledger, "DE98ZZZ09999999999", "RUM-1", november).unwrap(),
+            sequence_type(&other, "RUM-1", november),
             SequenceType::First
         );
         // November's file recorded after October's changes nothing.
