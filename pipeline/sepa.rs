@@ -1,7 +1,8 @@
 //! `sepa`: the SEPA direct-debit file of an issued month, ISO 20022
 //! `pain.008.001.02` (CustomerDirectDebitInitiationV02, SEPA Core), written
 //! to `<lake>/documents/YYYY-MM/sepa-YYYY-MM.xml` (interface.md) for the
-//! integrator to send to its bank. `publish` writes it too.
+//! integrator to send to its bank. `publish` writes it too. On request the
+//! same content as `pain.008.001.08` goes beside it (`Format`).
 //!
 //! - What is collected: each invoice of the month whose payment method is
 //!   `SEPA_DD`, for its TTC total, on its due date (issue date + the
