@@ -16,6 +16,7 @@ use crate::publish::{self, PublishError, PublishRunReport};
 use crate::query::{self, QueryError, QueryReport};
 use crate::rate::{self, RateError, RateReport};
 use crate::render::{self, RenderError, RenderOptions, RenderReport};
+use crate::sepa::{self, SepaError, SepaReport};
 use crate::settings::{Settings, SettingsError};
 use crate::sync::{self, SyncError, SyncReport};
 
@@ -41,6 +42,8 @@ pub enum AppError {
     #[error(transparent)]
     Publish(#[from] PublishError),
     #[error(transparent)]
+    Sepa(#[from] SepaError),
+    #[error(transparent)]
     Query(#[from] QueryError),
     #[error(transparent)]
     Gen(#[from] GenError),
@@ -64,6 +67,7 @@ pub enum Report {
     Bill(BillReport),
     Render(RenderReport),
     Publish(PublishRunReport),
+    Sepa(SepaReport),
     Run(RunReport),
     Query(QueryReport),
     Gen(GenReport),
@@ -79,6 +83,7 @@ impl std::fmt::Display for Report {
             Report::Bill(r) => r.fmt(f),
             Report::Render(r) => r.fmt(f),
             Report::Publish(r) => r.fmt(f),
+            Report::Sepa(r) => r.fmt(f),
             Report::Run(r) => r.fmt(f),
             Report::Query(r) => r.fmt(f),
             Report::Gen(r) => write!(
@@ -233,6 +238,12 @@ impl Stages {
         self.record(id, result)
     }
 
+    async fn sepa(&self, month: Month, format: sepa::Format) -> Result<SepaReport, AppError> {
+        let id = self.ledger.start_run("sepa", Some(&month.to_string()))?;
+        let result = sepa::sepa(&self.settings, &self.lake, &self.ledger, month, format).await;
+        self.record(id, result)
+    }
+
     async fn run(&mut self, month: Month, options: RenderOptions) -> Result<RunReport, AppError> {
         let sync = match self.settings.source {
             Some(_) => Some(self.sync().await?),
@@ -271,6 +282,9 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
         )),
         Command::Publish { month } => Ok(Report::Publish(
             Stages::open(&cli.config)?.publish(month).await?,
+        )),
+        Command::Sepa { month, format } => Ok(Report::Sepa(
+            Stages::open(&cli.config)?.sepa(month, format).await?,
         )),
         Command::Run { month, html_only } => Ok(Report::Run(
             Stages::open(&cli.config)?

@@ -55,12 +55,24 @@ pub enum Command {
         #[arg(long)]
         html_only: bool,
     },
-    /// Upload the month's PDFs to Factures/Clients/YYYY-MM/ on the source
-    /// and mail each customer that its invoice is available ([mail]).
+    /// Write the month's SEPA direct-debit file in the lake, upload the PDFs
+    /// to Factures/Clients/YYYY-MM/ on the source and mail each customer
+    /// that its invoice is available ([mail]).
     Publish {
         /// The billing month, YYYY-MM.
         #[arg(long)]
         month: Month,
+    },
+    /// Write the month's SEPA direct-debit file (pain.008.001.02) to
+    /// <lake>/documents/YYYY-MM/sepa-YYYY-MM.xml (publish writes it too).
+    Sepa {
+        /// The billing month, YYYY-MM.
+        #[arg(long)]
+        month: Month,
+        /// The schema version: pain.008.001.08 is written beside, as
+        /// sepa-YYYY-MM.pain.008.001.08.xml.
+        #[arg(long, value_enum, default_value = "pain.008.001.02")]
+        format: crate::sepa::Format,
     },
     /// sync, land, rate, bill, render and publish, in order.
     Run {

@@ -1,7 +1,8 @@
 //! The integrator's identity, `integrator.toml` (formats.md): company, legal
 //! mentions, customer service, SEPA creditor identifier, invoice numbering
 //! prefix and payment terms. Only what the stages use is required here; the
-//! invoice documents use the rest.
+//! invoice documents use the rest. The SEPA creditor identifier and the bank
+//! account, when given, are checked on load (sepa.rs has the rules).
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,27 @@ pub enum IntegratorError {
     },
     #[error("{path}: {message}")]
     Parse { path: String, message: String },
+    /// A value of a key, named with its line.
+    #[error("{location}, key {key}: {message}")]
+    Value {
+        location: String,
+        key: &'static str,
+        message: String,
+    },
+}
+
+/// `path line N` for the line that sets `key` at the top of a TOML file,
+/// else `path`.
+fn key_location(path: &Path, text: &str, key: &str) -> String {
+    let line = text.lines().position(|line| {
+        line.trim_start()
+            .strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+    });
+    match line {
+        Some(i) => format!("{} line {}", path.display(), i + 1),
+        None => path.display().to_string(),
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -68,6 +90,58 @@ impl Integrator {
                 ),
             });
         }
+        // The bank details the SEPA file names (sepa.rs has the rules).
+        type Check = fn(&str) -> Option<String>;
+        let checks: [(&'static str, Option<&String>, Check); 3] = [
+            (
+                "sepa_ics",
+                integrator.sepa_ics.as_ref(),
+                crate::sepa::ics_problem,
+            ),
+            (
+                "bank_iban",
+                integrator.bank_iban.as_ref(),
+                crate::sepa::iban_problem,
+            ),
+            (
+                "bank_bic",
+                integrator.bank_bic.as_ref(),
+                crate::sepa::bic_problem,
+            ),
+        ];
+        for (key, value, problem) in checks {
+            if let Some(message) = value.and_then(|v| problem(v)) {
+                return Err(IntegratorError::Value {
+                    location: key_location(path, &text, key),
+                    key,
+                    message,
+                });
+            }
+        }
         Ok(integrator)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wrong_creditor_identifier_names_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/samples");
+        let text = std::fs::read_to_string(samples.join("integrator.toml")).unwrap();
+        let path = dir.path().join("integrator.toml");
+        std::fs::write(&path, &text).unwrap();
+        assert!(Integrator::load(&path).is_ok());
+        std::fs::write(&path, text.replace("FR72ZZZ123456", "FR27ZZZ123456")).unwrap();
+        let message = Integrator::load(&path).unwrap_err().to_string();
+        assert_eq!(
+            message,
+            format!(
+                "{} line 13, key sepa_ics: 'FR27ZZZ123456': the check digits are wrong (mod 97-10 of the identifier without its business code gives 72)",
+                path.display()
+            )
+        );
     }
 }

@@ -27,6 +27,7 @@ pub mod query;
 pub mod rate;
 pub mod reference;
 pub mod render;
+pub mod sepa;
 pub mod settings;
 pub mod sqlfiles;
 pub mod sync;

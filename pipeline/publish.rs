@@ -13,7 +13,12 @@
 //!
 //! Then, when the configuration has a `[mail]` relay, each customer is
 //! mailed that its invoice is available (`mail.rs`; the ledger keeps a
-//! re-run from mailing twice). The SEPA file is the finance stage's work.
+//! re-run from mailing twice).
+//!
+//! Before both, the month's SEPA direct-debit file is written in the lake
+//! (`sepa.rs`, `documents/YYYY-MM/sepa-YYYY-MM.xml`): it is for the
+//! integrator's bank, never uploaded to the customers' folder, and a mistake
+//! in a mandate stops `publish` before anything leaves.
 
 use std::path::{Path, PathBuf};
 
@@ -54,19 +59,22 @@ pub enum PublishError {
     Mail(#[from] crate::mail::MailError),
     #[error(transparent)]
     Invoices(#[from] crate::render::RenderError),
+    #[error(transparent)]
+    Sepa(#[from] crate::sepa::SepaError),
 }
 
 /// What `publish` did: the documents uploaded, and the mails when a relay
 /// is configured.
 #[derive(Debug, Serialize)]
 pub struct PublishRunReport {
+    pub sepa: crate::sepa::SepaReport,
     pub documents: PublishReport,
     pub mail: Option<crate::mail::MailReport>,
 }
 
 impl std::fmt::Display for PublishRunReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.documents)?;
+        write!(f, "{}\n{}", self.sepa, self.documents)?;
         match &self.mail {
             Some(mail) => write!(f, "\n{mail}"),
             None => write!(f, "\nmail: no [mail] relay configured, no mail sent"),
@@ -74,16 +82,25 @@ impl std::fmt::Display for PublishRunReport {
     }
 }
 
-/// `publish`: the documents, then the mails.
+/// `publish`: the SEPA file, the documents, then the mails.
 pub async fn publish(
     settings: &Settings,
     lake: &Lake,
     ledger: &Ledger,
     month: Month,
 ) -> Result<PublishRunReport, PublishError> {
+    let sepa = crate::sepa::sepa(
+        settings,
+        lake,
+        ledger,
+        month,
+        crate::sepa::Format::default(),
+    )
+    .await?;
     let documents = publish_documents(settings, lake, ledger, month).await?;
     let Some(mail) = &settings.mail else {
         return Ok(PublishRunReport {
+            sepa,
             documents,
             mail: None,
         });
@@ -105,6 +122,7 @@ pub async fn publish(
         crate::mail::send_notices(mail, &integrator, ledger, &month.to_string(), with_pdfs)
     })?;
     Ok(PublishRunReport {
+        sepa,
         documents,
         mail: Some(report),
     })

@@ -3,7 +3,8 @@
 //!
 //! Each table is described once (`TABLES`: column names and types); a
 //! generic reader checks the header and every value, then table-specific
-//! rules check the meaning (enumerations, IBAN check digits, overlapping
+//! rules check the meaning (enumerations, a direct-debit customer's IBAN,
+//! BIC and mandate reference by the SEPA rules of `sepa.rs`, overlapping
 //! subscriptions, unknown codes). Any problem stops the stage with one line
 //! naming the file, the line and the column: a wrong price list must never
 //! produce invoices.
@@ -24,6 +25,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
 
 use crate::csvfile::{self, CsvFile, DecimalMark};
+use crate::sepa;
 use crate::upstream::{self, MONEY_PRECISION, MONEY_SCALE};
 
 #[derive(Debug, thiserror::Error)]
@@ -586,14 +588,22 @@ impl Reference {
             one_of(t, r, "kind", &["B2C", "B2B"])?;
             one_of(t, r, "payment_method", &["SEPA_DD", "TRANSFER"])?;
             if t.text(r, "payment_method") == Some("SEPA_DD") {
+                // The mandate the SEPA file collects under (sepa.rs).
                 let iban = t
                     .text(r, "iban")
                     .ok_or_else(|| t.error(r, "iban", "required for SEPA_DD"))?;
-                if !iban_is_valid(iban) {
-                    return Err(t.error(r, "iban", "the IBAN's check digits are wrong"));
+                if let Some(problem) = sepa::iban_problem(iban) {
+                    return Err(t.error(r, "iban", problem));
                 }
-                t.text(r, "mandate_rum")
+                if let Some(problem) = t.text(r, "bic").and_then(sepa::bic_problem) {
+                    return Err(t.error(r, "bic", problem));
+                }
+                let rum = t
+                    .text(r, "mandate_rum")
                     .ok_or_else(|| t.error(r, "mandate_rum", "required for SEPA_DD"))?;
+                if let Some(problem) = sepa::rum_problem(rum) {
+                    return Err(t.error(r, "mandate_rum", problem));
+                }
                 t.date(r, "mandate_date")
                     .ok_or_else(|| t.error(r, "mandate_date", "required for SEPA_DD"))?;
             }
@@ -704,6 +714,29 @@ impl Reference {
             })
             .collect();
         crate::zones::PrefixZones::new(entries)
+    }
+
+    /// Checks that each customer's mandate was signed by the issue date of
+    /// the invoice it collects (customer id → issue date); the first row
+    /// that is not is the error.
+    pub fn check_mandates_signed(
+        &self,
+        issue_dates: &HashMap<String, NaiveDate>,
+    ) -> Result<(), ReferenceError> {
+        let t = self.table("customers");
+        for r in 0..t.rows.len() {
+            let issued = t.text(r, "customer_id").and_then(|c| issue_dates.get(c));
+            if let (Some(signed), Some(issued)) = (t.date(r, "mandate_date"), issued) {
+                if signed > *issued {
+                    return Err(t.error(
+                        r,
+                        "mandate_date",
+                        format!("the mandate is signed on {signed}, after {issued}, the issue date of the invoice it would collect"),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Money value of a column as a decimal string, for reports and tests.

@@ -68,3 +68,7 @@ pub const DOCUMENT_INVOICES: SqlFile = sql!("documents", "invoices");
 pub const DOCUMENT_LINES: SqlFile = sql!("documents", "lines");
 pub const ANNEX_SUMMARY: SqlFile = sql!("documents", "annex_summary");
 pub const ANNEX_CHARGED: SqlFile = sql!("documents", "annex_charged");
+
+/// The SEPA direct-debit file (`sepa`): the month's invoices paid by
+/// `SEPA_DD`, with their customers' mandates.
+pub const SEPA_DEBITS: SqlFile = sql!("finance", "sepa_debits");

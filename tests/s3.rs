@@ -126,6 +126,14 @@ fn a_month_on_an_s3_lake_gives_the_same_invoices() {
         );
     }
 
+    // The SEPA file goes to the bucket as well.
+    let sepa = mvnobill(dir.path(), &["sepa", "--month", "2026-10"]);
+    assert!(
+        sepa.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sepa.stderr)
+    );
+
     // Everything is in the bucket, nothing in a local lake folder.
     let list = Command::new(python())
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/s3_list.py"))
@@ -139,6 +147,7 @@ fn a_month_on_an_s3_lake_gives_the_same_invoices() {
         "mvnobill/rated_cdrs/month=2026-10/part-0.parquet",
         "mvnobill/invoices/month=2026-10/part-0.parquet",
         "mvnobill/documents/2026-10/EXM-2026-000001.html",
+        "mvnobill/documents/2026-10/sepa-2026-10.xml",
     ] {
         assert!(keys.contains(key), "{key} not in the bucket:\n{keys}");
     }

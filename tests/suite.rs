@@ -11,3 +11,4 @@ mod land_files;
 mod mail;
 mod rules;
 mod s3;
+mod sepa;
