@@ -26,11 +26,12 @@
 //!   the printer relaunches it and prints the pages in flight again, at most
 //!   two retries a page, and counts the restarts.
 //!
-//! Speed: `headless_chrome`'s WebSocket reader holds the connection's lock
-//! while it waits (reads of up to 100 ms), so a DevTools call may wait that
-//! long to be sent: a tab is latency-bound (about 4 one-page invoices a
-//! second), and more tabs hide it. Measured on 2 cores: 2 tabs about 10
-//! pages/s, 4 tabs about 27 pages/s.
+//! Speed: the published `headless_chrome`'s WebSocket reader holds the
+//! connection's lock while it waits (reads of up to 100 ms), so every
+//! DevTools call waited up to 200 ms; the vendored copy waits 2 ms
+//! (`vendor/README.md`). Chromium prints untagged PDFs (a tagged one costs
+//! twice the CPU), and a tab is replaced every [`RECYCLE_AFTER`] pages, since
+//! its renderer keeps memory from every document.
 
 use std::collections::VecDeque;
 use std::ffi::OsStr;
@@ -80,6 +81,11 @@ const WATCHDOG_TICK: Duration = Duration::from_millis(200);
 
 /// A4 in inches, the paper when a page's CSS gives no `@page` size.
 const A4_INCHES: (f64, f64) = (210.0 / 25.4, 297.0 / 25.4);
+
+/// Pages a tab prints before it is replaced by a fresh one: a renderer
+/// grew by about 15 MB a multi-page invoice, past 1 GB a tab after 70 of
+/// them (docs/PERFORMANCE.md).
+pub const RECYCLE_AFTER: usize = 50;
 
 /// Attempts at one page: the first one and two retries.
 const MAX_ATTEMPTS: u32 = 3;
@@ -136,6 +142,9 @@ pub struct PrinterOptions {
     pub chromium: Option<PathBuf>,
     /// How many tabs print in parallel (at least one).
     pub tabs: usize,
+    /// Pages a tab prints before it is replaced by a fresh one (0: never).
+    /// A Chromium renderer keeps memory from every document it printed.
+    pub recycle_after: usize,
 }
 
 impl Default for PrinterOptions {
@@ -143,6 +152,7 @@ impl Default for PrinterOptions {
         PrinterOptions {
             chromium: None,
             tabs: 2,
+            recycle_after: RECYCLE_AFTER,
         }
     }
 }
@@ -154,6 +164,8 @@ pub struct PrintReport {
     pub pages: usize,
     /// Times Chromium was relaunched after a crash.
     pub restarts: usize,
+    /// Tabs replaced by fresh ones (see [`PrinterOptions::recycle_after`]).
+    pub tabs_replaced: usize,
 }
 
 /// The Chromium binary the options name (see [`PrinterOptions::chromium`]).
@@ -214,6 +226,7 @@ fn is_executable(path: &Path) -> bool {
 pub struct Printer {
     chromium: PathBuf,
     tabs: usize,
+    recycle_after: usize,
     session: Option<Session>,
     last_used: Instant,
     restarts: usize,
@@ -231,6 +244,7 @@ impl Printer {
         Ok(Printer {
             chromium,
             tabs,
+            recycle_after: options.recycle_after,
             session: Some(session),
             last_used: Instant::now(),
             restarts: 0,
@@ -296,7 +310,13 @@ impl Printer {
                 Some(session) => session,
                 None => Session::launch(&self.chromium, self.tabs, &self.blocked)?,
             };
-            let round = session.round(&mut source, &mut retry, &mut on_pdf, &mut report);
+            let round = session.round(
+                &mut source,
+                &mut retry,
+                &mut on_pdf,
+                &mut report,
+                self.recycle_after,
+            );
             self.last_used = Instant::now();
             match round {
                 Round::Finished => {
@@ -360,7 +380,9 @@ struct Session {
     /// `None` once killed.
     browser: Mutex<Option<Browser>>,
     pid: Option<u32>,
-    tabs: Vec<PrintTab>,
+    /// One slot a worker; its tab is replaced every [`RECYCLE_AFTER`]
+    /// pages.
+    tabs: Vec<Mutex<Arc<PrintTab>>>,
     /// Dropped after the browser (fields drop in order).
     _profile: Profile,
 }
@@ -433,7 +455,7 @@ impl Session {
         for _ in 0..tabs {
             let tab = PrintTab::open(&browser, Arc::clone(blocked))
                 .map_err(|e| launch_failed(format!("opening a tab: {e}")))?;
-            opened.push(tab);
+            opened.push(Mutex::new(Arc::new(tab)));
         }
         Ok(Session {
             pid: browser.get_process_id(),
@@ -448,6 +470,23 @@ impl Session {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Replaces a slot's tab by a new one and closes the old one (see
+    /// [`PrinterOptions::recycle_after`]). False (the old tab kept) if no new
+    /// tab could be opened.
+    fn recycle(&self, slot: &Mutex<Arc<PrintTab>>, old: &Arc<PrintTab>) -> bool {
+        let Some(browser) = self.browser() else {
+            return false;
+        };
+        match PrintTab::open(&browser, Arc::clone(&old.blocked)) {
+            Ok(new) => {
+                *slot.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
+                let _ = old.tab.close(false);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Whether the browser still answers.
@@ -472,8 +511,8 @@ impl Session {
             kill_process(pid);
         }
         drop(browser);
-        for tab in &self.tabs {
-            tab.watch.mark_crashed();
+        for slot in &self.tabs {
+            slot_tab(slot).watch.mark_crashed();
         }
     }
 
@@ -486,19 +525,24 @@ impl Session {
         retry: &mut VecDeque<Job>,
         on_pdf: &mut F,
         report: &mut PrintReport,
+        recycle_after: usize,
     ) -> Round
     where
         I: Iterator<Item = (String, String)>,
         F: FnMut(&str, Vec<u8>) -> Result<(), String>,
     {
-        std::thread::scope(|scope| {
+        let replaced = AtomicUsize::new(0);
+        let round = std::thread::scope(|scope| {
             let (done_tx, done_rx) = mpsc::channel::<Done>();
             let mut workers = Vec::with_capacity(self.tabs.len());
-            for (worker, tab) in self.tabs.iter().enumerate() {
+            for (worker, slot) in self.tabs.iter().enumerate() {
                 let (job_tx, job_rx) = mpsc::channel::<Job>();
                 let done_tx = done_tx.clone();
+                let replaced = &replaced;
                 scope.spawn(move || {
+                    let mut printed = 0usize;
                     for job in job_rx {
+                        let tab = slot_tab(slot);
                         // headless_chrome has its own unwraps: a panic there
                         // is a failed page on a browser not to be trusted.
                         let result =
@@ -509,6 +553,15 @@ impl Session {
                                         reason: "headless_chrome panicked".to_string(),
                                     })
                                 });
+                        printed += 1;
+                        if result.is_ok()
+                            && recycle_after > 0
+                            && printed >= recycle_after
+                            && self.recycle(slot, &tab)
+                        {
+                            printed = 0;
+                            replaced.fetch_add(1, Ordering::SeqCst);
+                        }
                         if done_tx
                             .send(Done {
                                 worker,
@@ -567,7 +620,8 @@ impl Session {
                 let done = match done_rx.recv_timeout(WATCHDOG_TICK) {
                     Ok(done) => done,
                     Err(mpsc::RecvTimeoutError::Timeout) => {
-                        let tab_crashed = self.tabs.iter().any(|tab| tab.watch.crashed());
+                        let tab_crashed =
+                            self.tabs.iter().any(|slot| slot_tab(slot).watch.crashed());
                         let hung = started
                             .iter()
                             .flatten()
@@ -641,7 +695,9 @@ impl Session {
                 None if crashed => Round::Crashed,
                 None => Round::Finished,
             }
-        })
+        });
+        report.tabs_replaced += replaced.into_inner();
+        round
     }
 }
 
@@ -732,16 +788,25 @@ impl Watch {
     }
 }
 
+/// The tab of a worker's slot, for one page (the slot's lock is not held
+/// while printing, so that the watchdog can mark the tab crashed).
+fn slot_tab(slot: &Mutex<Arc<PrintTab>>) -> Arc<PrintTab> {
+    Arc::clone(&slot.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
 /// A tab set up for printing: scripts off, network blocked.
 struct PrintTab {
     tab: Arc<Tab>,
     frame_id: String,
     watch: Arc<Watch>,
+    /// The count of blocked requests, shared by the printer's tabs.
+    blocked: Arc<AtomicUsize>,
 }
 
 impl PrintTab {
     fn open(browser: &Browser, blocked: Arc<AtomicUsize>) -> Result<PrintTab, String> {
         let tab = browser.new_tab().map_err(|e| format!("{e:#}"))?;
+        let counter = Arc::clone(&blocked);
         tab.enable_request_interception(Arc::new(
             move |_transport, _session, paused: Fetch::events::RequestPausedEvent| {
                 blocked.fetch_add(1, Ordering::SeqCst);
@@ -778,6 +843,7 @@ impl PrintTab {
             tab,
             frame_id,
             watch,
+            blocked: counter,
         })
     }
 
@@ -863,6 +929,8 @@ mod tests {
         let options = PrinterOptions {
             chromium: None,
             tabs,
+            // Every 4 pages, so that the tests replace tabs too.
+            recycle_after: 4,
         };
         let printer = Printer::launch(&options).expect("launch chromium");
         (guard, printer)
@@ -1151,13 +1219,10 @@ mod tests {
                 Ok(())
             })
             .expect("print_all");
-        assert_eq!(
-            report,
-            PrintReport {
-                pages: 20,
-                restarts: 0
-            }
-        );
+        assert_eq!((report.pages, report.restarts), (20, 0));
+        // A tab is replaced after every 4th page it printed: 4 times for
+        // 10 + 10 (or 11 + 9, 13 + 7), 5 times for 12 + 8 or 16 + 4.
+        assert!((4..=5).contains(&report.tabs_replaced), "{report:?}");
         assert_eq!(pdfs.len(), 20);
         for (i, (key, pdf)) in pdfs.iter().enumerate() {
             assert_eq!(key, &format!("EXM-2026-{i:06}"));
@@ -1189,7 +1254,7 @@ mod tests {
     fn missing_chromium_says_how_to_install_it() {
         let options = PrinterOptions {
             chromium: Some(PathBuf::from("/nonexistent/chromium")),
-            tabs: 1,
+            ..PrinterOptions::default()
         };
         let error = chromium_path(&options).expect_err("no such binary");
         let message = error.to_string();

@@ -756,6 +756,7 @@ pub async fn render(
     let mut printer = Printer::launch(&PrinterOptions {
         chromium: settings.chromium.clone(),
         tabs: settings.render_tabs,
+        ..PrinterOptions::default()
     })?;
     let runtime = tokio::runtime::Handle::current();
     let mut failure: Option<RenderError> = None;
@@ -818,6 +819,7 @@ pub fn chromium_available(settings: &Settings) -> Result<(), ChromeError> {
     chrome::chromium_path(&PrinterOptions {
         chromium: settings.chromium.clone(),
         tabs: settings.render_tabs,
+        ..PrinterOptions::default()
     })
     .map(|_| ())
 }
