@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::assure::{self, AssureError, AssureReport};
 use crate::bill::{self, BillError, BillReport};
 use crate::cli::{Cli, Command};
 use crate::gen::{self, GenError, GenOptions, GenReport};
@@ -41,6 +42,8 @@ pub enum AppError {
     #[error(transparent)]
     Publish(#[from] PublishError),
     #[error(transparent)]
+    Assure(#[from] AssureError),
+    #[error(transparent)]
     Query(#[from] QueryError),
     #[error(transparent)]
     Gen(#[from] GenError),
@@ -64,6 +67,7 @@ pub enum Report {
     Bill(BillReport),
     Render(RenderReport),
     Publish(PublishRunReport),
+    Assure(AssureReport),
     Run(RunReport),
     Query(QueryReport),
     Gen(GenReport),
@@ -79,6 +83,7 @@ impl std::fmt::Display for Report {
             Report::Bill(r) => r.fmt(f),
             Report::Render(r) => r.fmt(f),
             Report::Publish(r) => r.fmt(f),
+            Report::Assure(r) => r.fmt(f),
             Report::Run(r) => r.fmt(f),
             Report::Query(r) => r.fmt(f),
             Report::Gen(r) => write!(
@@ -101,6 +106,7 @@ pub struct RunReport {
     pub render: RenderReport,
     /// None with `--html-only` (no PDF to publish).
     pub publish: Option<PublishRunReport>,
+    pub assure: AssureReport,
 }
 
 impl std::fmt::Display for RunReport {
@@ -116,7 +122,7 @@ impl std::fmt::Display for RunReport {
         if let Some(publish) = &self.publish {
             write!(f, "\n{publish}")?;
         }
-        Ok(())
+        write!(f, "\n{}", self.assure)
     }
 }
 
@@ -233,6 +239,12 @@ impl Stages {
         self.record(id, result)
     }
 
+    async fn assure(&self, month: Month) -> Result<AssureReport, AppError> {
+        let id = self.ledger.start_run("assure", Some(&month.to_string()))?;
+        let result = assure::assure(&self.settings, &self.lake, &self.ledger, month).await;
+        self.record(id, result)
+    }
+
     async fn run(&mut self, month: Month, options: RenderOptions) -> Result<RunReport, AppError> {
         let sync = match self.settings.source {
             Some(_) => Some(self.sync().await?),
@@ -249,6 +261,7 @@ impl Stages {
                 (true, Some(_)) => Some(self.publish(month).await?),
                 _ => None,
             },
+            assure: self.assure(month).await?,
         })
     }
 }
@@ -271,6 +284,9 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
         )),
         Command::Publish { month } => Ok(Report::Publish(
             Stages::open(&cli.config)?.publish(month).await?,
+        )),
+        Command::Assure { month } => Ok(Report::Assure(
+            Stages::open(&cli.config)?.assure(month).await?,
         )),
         Command::Run { month, html_only } => Ok(Report::Run(
             Stages::open(&cli.config)?

@@ -68,3 +68,22 @@ pub const DOCUMENT_INVOICES: SqlFile = sql!("documents", "invoices");
 pub const DOCUMENT_LINES: SqlFile = sql!("documents", "lines");
 pub const ANNEX_SUMMARY: SqlFile = sql!("documents", "annex_summary");
 pub const ANNEX_CHARGED: SqlFile = sql!("documents", "annex_charged");
+
+/// rating.md §8: revenue assurance (`assure`). The findings of each kind,
+/// as views over the month's CDRs, the MVNE's BilledCDRs, the status
+/// snapshots, the subscriptions and the rating outputs.
+pub const ASSURANCE: &[SqlFile] = &[
+    sql!("reference", "terminations"),
+    sql!("assurance", "billed_not_landed", Keep::View),
+    sql!("assurance", "landed_not_billed", Keep::View),
+    sql!("assurance", "amount_mismatch", Keep::View),
+    sql!("assurance", "unbilled_active_lines", Keep::View),
+    sql!("assurance", "terminated_line_subscriptions", Keep::View),
+    sql!("assurance", "exception_leakage", Keep::View),
+    sql!("assurance", "late_cdrs", Keep::View),
+];
+
+/// The `assurance` dataset (every finding, in order) and its summary per
+/// kind, read back from the written findings.
+pub const ASSURANCE_FINDINGS: SqlFile = sql!("assurance", "findings", Keep::View);
+pub const ASSURANCE_SUMMARY: SqlFile = sql!("assurance", "summary", Keep::View);
