@@ -15,7 +15,7 @@
 //! Both are replaced whole on re-run; nothing else changes, so `assure` can
 //! run on a closed month, as often as wanted. The month must be rated. The
 //! MVNE's statement for the month is the BilledCDRs file named for it
-//! (`BilledCDRs_YYYYMM…`); until it has landed the three CDR comparisons
+//! (`BilledCDRs_YYYYMM…`); until it has landed the CDR comparisons
 //! are not checked (and the report says so), the other findings are.
 //! docs/ASSURANCE.md defines each finding and what to do about it.
 
@@ -61,6 +61,7 @@ pub mod kinds {
     pub const BILLED_NOT_LANDED: &str = "BILLED_NOT_LANDED";
     pub const LANDED_NOT_BILLED: &str = "LANDED_NOT_BILLED";
     pub const AMOUNT_MISMATCH: &str = "AMOUNT_MISMATCH";
+    pub const BILLED_TWICE: &str = "BILLED_TWICE";
     pub const UNBILLED_ACTIVE_LINE: &str = "UNBILLED_ACTIVE_LINE";
     pub const TERMINATED_LINE_SUBSCRIPTION: &str = "TERMINATED_LINE_SUBSCRIPTION";
     pub const RATING_EXCEPTION: &str = "RATING_EXCEPTION";
@@ -92,8 +93,7 @@ pub struct AssureReport {
     /// True when the month's invoices were issued.
     pub issued: bool,
     /// The MVNE's BilledCDRs files for the month found in the lake. Empty:
-    /// the three comparisons with it were not checked (their counts are
-    /// null).
+    /// the comparisons with it were not checked (their counts are null).
     pub billed_statement: Vec<String>,
     /// The month's unique landed CDRs, and the MVNE's billed ones.
     pub landed_cdrs: u64,
@@ -102,6 +102,7 @@ pub struct AssureReport {
     pub billed_not_landed: Option<u64>,
     pub landed_not_billed: Option<u64>,
     pub amount_mismatch: Option<u64>,
+    pub billed_twice: Option<u64>,
     pub unbilled_active_lines: u64,
     pub terminated_line_subscriptions: u64,
     pub rating_exceptions: u64,
@@ -202,6 +203,14 @@ impl std::fmt::Display for AssureReport {
                     euros(&t.billed_wholesale),
                     euros(&t.landed_wholesale)
                 ),
+            )?;
+        }
+        if let Some(t) = self.total(BILLED_TWICE) {
+            line(
+                f,
+                "billed more than once by the MVNE",
+                plural(t.findings, "CDR", "CDRs"),
+                format!("{} billed wholesale of the extra copies", euros(&t.amount)),
             )?;
         }
         if let Some(t) = self.total(UNBILLED_ACTIVE_LINE) {
@@ -418,6 +427,7 @@ pub async fn assure(
     report.billed_not_landed = report.count(BILLED_NOT_LANDED);
     report.landed_not_billed = report.count(LANDED_NOT_BILLED);
     report.amount_mismatch = report.count(AMOUNT_MISMATCH);
+    report.billed_twice = report.count(BILLED_TWICE);
     report.unbilled_active_lines = report.count(UNBILLED_ACTIVE_LINE).unwrap_or_default();
     report.terminated_line_subscriptions = report
         .count(TERMINATED_LINE_SUBSCRIPTION)

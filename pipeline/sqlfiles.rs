@@ -69,18 +69,22 @@ pub const DOCUMENT_LINES: SqlFile = sql!("documents", "lines");
 pub const ANNEX_SUMMARY: SqlFile = sql!("documents", "annex_summary");
 pub const ANNEX_CHARGED: SqlFile = sql!("documents", "annex_charged");
 
-/// rating.md §8: revenue assurance (`assure`). The findings of each kind,
-/// as views over the month's CDRs, the MVNE's BilledCDRs, the status
-/// snapshots, the subscriptions and the rating outputs.
+/// rating.md §8: revenue assurance (`assure`): the findings of each kind,
+/// from the month's CDRs, the MVNE's BilledCDRs, the status snapshots, the
+/// subscriptions and the rating outputs. Each file runs on its own and
+/// keeps only its findings (few, normally), so that the month's big joins
+/// never run at once.
 pub const ASSURANCE: &[SqlFile] = &[
     sql!("reference", "terminations"),
-    sql!("assurance", "billed_not_landed", Keep::View),
-    sql!("assurance", "landed_not_billed", Keep::View),
-    sql!("assurance", "amount_mismatch", Keep::View),
-    sql!("assurance", "unbilled_active_lines", Keep::View),
-    sql!("assurance", "terminated_line_subscriptions", Keep::View),
-    sql!("assurance", "exception_leakage", Keep::View),
-    sql!("assurance", "late_cdrs", Keep::View),
+    sql!("assurance", "cdr_comparison"),
+    sql!("assurance", "billed_not_landed"),
+    sql!("assurance", "landed_not_billed"),
+    sql!("assurance", "amount_mismatch"),
+    sql!("assurance", "billed_twice"),
+    sql!("assurance", "unbilled_active_lines"),
+    sql!("assurance", "terminated_line_subscriptions"),
+    sql!("assurance", "exception_leakage"),
+    sql!("assurance", "late_cdrs"),
 ];
 
 /// The `assurance` dataset (every finding, in order) and its summary per

@@ -116,6 +116,7 @@ fn samples_findings_match_expected_json_and_the_files_read_by_hand() {
     );
     assert_eq!(assure["landed_cdrs"], expected["month_cdrs"]);
     assert_eq!(assure["billed_cdrs"], 3951);
+    assert_eq!(assure["billed_twice"], 0);
     assert_eq!(assure["terminated_line_subscriptions"], 5);
     assert_eq!(assure["late_cdrs"], 0);
     let exceptions: u64 = expected["exceptions"]
@@ -143,10 +144,11 @@ fn samples_findings_match_expected_json_and_the_files_read_by_hand() {
     let all = summary(&ws);
     let s = |kind: &str, reason: &str| all[&(kind.to_string(), reason.to_string())].clone();
     let pair = |n: &str, amount: &str| (n.to_string(), amount.to_string());
-    assert_eq!(all.len(), 10, "{all:?}");
+    assert_eq!(all.len(), 11, "{all:?}");
     assert_eq!(s("BILLED_NOT_LANDED", ""), pair("1", "0.266500"));
     assert_eq!(s("LANDED_NOT_BILLED", ""), pair("1", "0.220100"));
     assert_eq!(s("AMOUNT_MISMATCH", ""), pair("1", "1.098400"));
+    assert_eq!(s("BILLED_TWICE", ""), pair("0", "0.000000"));
     assert_eq!(s("UNBILLED_ACTIVE_LINE", ""), pair("3", "6.013700"));
     assert_eq!(
         s("TERMINATED_LINE_SUBSCRIPTION", ""),
@@ -331,17 +333,36 @@ fn a_month_without_billed_cdrs_says_so_then_checks_it_once_it_lands() {
     );
     assert!(text_report.contains("lines active without a subscription      3 lines"));
 
-    // The statement arrives: the next assure compares it.
-    crate::common::copy_dir(
-        &fixtures().join("samples/ftp/BilledCDRs"),
-        &ftp.join("BilledCDRs"),
-    );
+    // The statement arrives, this time with one event billed twice (its
+    // row repeated at the end): the next assure compares it.
+    let statement = fixtures().join("samples/ftp/BilledCDRs/BilledCDRs_202610.csv");
+    let mut bytes = std::fs::read_to_string(statement).unwrap();
+    let repeated = "R20260001205;33632260634;208010632260634;SMS;01/10/2026 08:04:18;33650787289;;;1;20820;0,2627\n";
+    assert!(bytes.contains(repeated));
+    bytes.push_str(repeated);
+    std::fs::create_dir(ftp.join("BilledCDRs")).unwrap();
+    std::fs::write(ftp.join("BilledCDRs/BilledCDRs_202610.csv"), bytes).unwrap();
     ws.run(&["sync"]).ok();
     ws.run(&["land"]).ok();
     let assure = ws.run(&["--json", "assure", "--month", MONTH]).ok().json();
+    assert_eq!(assure["billed_cdrs"], 3952);
     assert_eq!(assure["billed_not_landed"], 1);
     assert_eq!(assure["landed_not_billed"], 1);
     assert_eq!(assure["amount_mismatch"], 1);
+    assert_eq!(assure["billed_twice"], 1);
+    assert_eq!(
+        findings(
+            &ws,
+            "BILLED_TWICE",
+            "cdr_id, msisdn, billed_wholesale, amount"
+        ),
+        vec![row(&[
+            "R20260001205",
+            "33632260634",
+            "0.262700",
+            "0.262700"
+        ])]
+    );
 }
 
 #[test]

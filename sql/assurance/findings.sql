@@ -1,7 +1,7 @@
 -- rating.md §8: the `assurance` dataset, one row per finding, every kind
 -- with the same columns (NULL where a column does not apply):
 --   kind            BILLED_NOT_LANDED, LANDED_NOT_BILLED, AMOUNT_MISMATCH,
---                   UNBILLED_ACTIVE_LINE, TERMINATED_LINE_SUBSCRIPTION,
+--                   BILLED_TWICE, UNBILLED_ACTIVE_LINE, TERMINATED_LINE_SUBSCRIPTION,
 --                   RATING_EXCEPTION, LATE_CDR
 --   reason          the rating exception's reason
 --   cdr_id, event_type, start_time, source_file   for findings on a CDR
@@ -16,6 +16,7 @@ WITH all_findings AS (
     SELECT * FROM billed_not_landed
     UNION ALL SELECT * FROM landed_not_billed
     UNION ALL SELECT * FROM amount_mismatch
+    UNION ALL SELECT * FROM billed_twice
     UNION ALL SELECT * FROM unbilled_active_lines
     UNION ALL SELECT * FROM terminated_line_subscriptions
     UNION ALL SELECT * FROM exception_leakage

@@ -1,8 +1,14 @@
 -- CDRs of the month that landed after the month was last rated: in `cdrs`
--- but neither in `rated_cdrs` nor in `rating_exceptions`. Once the month is
--- issued it is never rated again, so these are the events delivered late:
--- never invoiced, their wholesale cost paid. (On a month not issued yet:
--- run `rate` and `bill` again.) The amount is their landed wholesale_eur.
+-- but neither in `rated_cdrs` nor in `rating_exceptions` (every CDR a
+-- rating saw is in one of them). Once the month is issued it is never rated
+-- again, so these are the events delivered late: never invoiced, their
+-- wholesale cost paid. (On a month not issued yet: run `rate` and `bill`
+-- again.) The amount is their landed wholesale_eur.
+WITH rated AS (
+    SELECT cdr_id FROM rated_cdrs
+    UNION ALL
+    SELECT cdr_id FROM rating_exceptions
+)
 SELECT
     'LATE_CDR' AS kind,
     NULL AS reason,
@@ -21,5 +27,4 @@ SELECT
     NULL AS days,
     c.source_file
 FROM cdrs c
-WHERE NOT EXISTS (SELECT 1 FROM rated_cdrs r WHERE r.cdr_id = c.cdr_id)
-  AND NOT EXISTS (SELECT 1 FROM rating_exceptions e WHERE e.cdr_id = c.cdr_id)
+WHERE NOT EXISTS (SELECT 1 FROM rated r WHERE r.cdr_id = c.cdr_id)

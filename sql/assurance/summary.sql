@@ -6,7 +6,7 @@
 --   amount            sum of each finding's amount (see findings.sql)
 --   cdrs, days        sums of those columns (active lines' CDRs, days of
 --                     subscriptions after a termination)
--- Every kind has a row, 0 when nothing was found, except the three
+-- Every kind has a row, 0 when nothing was found, except the four
 -- comparisons with the MVNE's BilledCDRs when no statement for the month
 -- has landed: those were not checked, and have no row.
 WITH kinds (position, kind, needs_statement) AS (
@@ -14,10 +14,11 @@ WITH kinds (position, kind, needs_statement) AS (
         (1, 'BILLED_NOT_LANDED', true),
         (2, 'LANDED_NOT_BILLED', true),
         (3, 'AMOUNT_MISMATCH', true),
-        (4, 'UNBILLED_ACTIVE_LINE', false),
-        (5, 'TERMINATED_LINE_SUBSCRIPTION', false),
-        (6, 'RATING_EXCEPTION', false),
-        (7, 'LATE_CDR', false)
+        (4, 'BILLED_TWICE', true),
+        (5, 'UNBILLED_ACTIVE_LINE', false),
+        (6, 'TERMINATED_LINE_SUBSCRIPTION', false),
+        (7, 'RATING_EXCEPTION', false),
+        (8, 'LATE_CDR', false)
 ),
 checked AS (
     SELECT k.*
