@@ -471,3 +471,16 @@ fn totals(batches: &[RecordBatch]) -> Result<Vec<FindingTotal>, AssureError> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_keep_their_decimals_in_french_notation() {
+        assert_eq!(euros("0.266500"), "0,2665\u{a0}€");
+        assert_eq!(euros("61.960000"), "61,96\u{a0}€");
+        assert_eq!(euros("0.000000"), "0,00\u{a0}€");
+        assert_eq!(euros("-1234.5"), "-1\u{202f}234,50\u{a0}€");
+    }
+}
