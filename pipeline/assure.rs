@@ -318,7 +318,11 @@ async fn billed_statement(lake: &Lake, month: Month) -> Result<Vec<String>, Lake
         .iter()
         .filter_map(|key| key.rsplit('/').next())
         .filter_map(|name| name.strip_suffix(".parquet"))
-        .filter(|stem| stem.starts_with(&prefix))
+        .filter(|stem| {
+            // BilledCDRs_202610 and its versions (.v2), not BilledCDRs_2026101…
+            stem.strip_prefix(&prefix)
+                .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_digit()))
+        })
         .map(|stem| format!("{stem}.csv"))
         .collect();
     files.sort();
