@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::assure::{self, AssureError, AssureReport};
 use crate::bill::{self, BillError, BillReport};
 use crate::cli::{Cli, Command};
 use crate::gen::{self, GenError, GenOptions, GenReport};
@@ -44,6 +45,8 @@ pub enum AppError {
     #[error(transparent)]
     Sepa(#[from] SepaError),
     #[error(transparent)]
+    Assure(#[from] AssureError),
+    #[error(transparent)]
     Query(#[from] QueryError),
     #[error(transparent)]
     Gen(#[from] GenError),
@@ -68,6 +71,7 @@ pub enum Report {
     Render(RenderReport),
     Publish(PublishRunReport),
     Sepa(SepaReport),
+    Assure(AssureReport),
     Run(RunReport),
     Query(QueryReport),
     Gen(GenReport),
@@ -84,6 +88,7 @@ impl std::fmt::Display for Report {
             Report::Render(r) => r.fmt(f),
             Report::Publish(r) => r.fmt(f),
             Report::Sepa(r) => r.fmt(f),
+            Report::Assure(r) => r.fmt(f),
             Report::Run(r) => r.fmt(f),
             Report::Query(r) => r.fmt(f),
             Report::Gen(r) => write!(
@@ -106,6 +111,7 @@ pub struct RunReport {
     pub render: RenderReport,
     /// None with `--html-only` (no PDF to publish).
     pub publish: Option<PublishRunReport>,
+    pub assure: AssureReport,
 }
 
 impl std::fmt::Display for RunReport {
@@ -121,7 +127,7 @@ impl std::fmt::Display for RunReport {
         if let Some(publish) = &self.publish {
             write!(f, "\n{publish}")?;
         }
-        Ok(())
+        write!(f, "\n{}", self.assure)
     }
 }
 
@@ -244,6 +250,12 @@ impl Stages {
         self.record(id, result)
     }
 
+    async fn assure(&self, month: Month) -> Result<AssureReport, AppError> {
+        let id = self.ledger.start_run("assure", Some(&month.to_string()))?;
+        let result = assure::assure(&self.settings, &self.lake, &self.ledger, month).await;
+        self.record(id, result)
+    }
+
     async fn run(&mut self, month: Month, options: RenderOptions) -> Result<RunReport, AppError> {
         let sync = match self.settings.source {
             Some(_) => Some(self.sync().await?),
@@ -260,6 +272,7 @@ impl Stages {
                 (true, Some(_)) => Some(self.publish(month).await?),
                 _ => None,
             },
+            assure: self.assure(month).await?,
         })
     }
 }
@@ -285,6 +298,9 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
         )),
         Command::Sepa { month, format } => Ok(Report::Sepa(
             Stages::open(&cli.config)?.sepa(month, format).await?,
+        )),
+        Command::Assure { month } => Ok(Report::Assure(
+            Stages::open(&cli.config)?.assure(month).await?,
         )),
         Command::Run { month, html_only } => Ok(Report::Run(
             Stages::open(&cli.config)?

@@ -74,13 +74,20 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "pain.008.001.02")]
         format: crate::sepa::Format,
     },
-    /// sync, land, rate, bill, render and publish, in order.
+    /// Revenue assurance: the MVNE's billing against our CDRs, lines active
+    /// or terminated at the MVNE against the subscriptions, leakage.
+    Assure {
+        /// The billing month, YYYY-MM.
+        #[arg(long)]
+        month: Month,
+    },
+    /// sync, land, rate, bill, render, publish and assure, in order.
     Run {
         /// The billing month, YYYY-MM.
         #[arg(long)]
         month: Month,
         /// Render the HTML pages only, no PDF (no Chromium needed), and so
-        /// publish nothing.
+        /// publish nothing (assure still runs).
         #[arg(long)]
         html_only: bool,
     },

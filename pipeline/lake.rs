@@ -327,6 +327,8 @@ pub mod datasets {
     pub const RATING_EXCEPTIONS: &str = "rating_exceptions";
     pub const INVOICE_LINES: &str = "invoice_lines";
     pub const INVOICES: &str = "invoices";
+    pub const ASSURANCE: &str = "assurance";
+    pub const ASSURANCE_SUMMARY: &str = "assurance_summary";
 
     /// Every dataset `query` registers, with its partition column.
     pub const ALL: &[(&str, Option<&str>)] = &[
@@ -340,5 +342,7 @@ pub mod datasets {
         (RATING_EXCEPTIONS, Some("month")),
         (INVOICE_LINES, Some("month")),
         (INVOICES, Some("month")),
+        (ASSURANCE, Some("month")),
+        (ASSURANCE_SUMMARY, Some("month")),
     ];
 }

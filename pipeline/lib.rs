@@ -1,11 +1,13 @@
 //! mvnobill: the billing pipeline of an MVNO on an MVNE's network.
 //!
 //! Stages (one module each, one entry point returning a typed report):
-//! `sync` → `land` → `rate` → `bill` → `render`. Data lives in a Parquet lake behind
-//! `object_store`; the SQL of `sql/` runs in DataFusion; an SQLite ledger
-//! records what was done so that every stage can be re-run safely.
+//! `sync` → `land` → `rate` → `bill` → `render` → `publish` → `assure`.
+//! Data lives in a Parquet lake behind `object_store`; the SQL of `sql/`
+//! runs in DataFusion; an SQLite ledger records what was done so that every
+//! stage can be re-run safely.
 
 pub mod app;
+pub mod assure;
 pub mod bill;
 pub mod chrome;
 pub mod cli;

@@ -72,3 +72,25 @@ pub const ANNEX_CHARGED: SqlFile = sql!("documents", "annex_charged");
 /// The SEPA direct-debit file (`sepa`): the month's invoices paid by
 /// `SEPA_DD`, with their customers' mandates.
 pub const SEPA_DEBITS: SqlFile = sql!("finance", "sepa_debits");
+/// rating.md §8: revenue assurance (`assure`): the findings of each kind,
+/// from the month's CDRs, the MVNE's BilledCDRs, the status snapshots, the
+/// subscriptions and the rating outputs. Each file runs on its own and
+/// keeps only its findings (few, normally), so that the month's big joins
+/// never run at once.
+pub const ASSURANCE: &[SqlFile] = &[
+    sql!("reference", "terminations"),
+    sql!("assurance", "cdr_comparison"),
+    sql!("assurance", "billed_not_landed"),
+    sql!("assurance", "landed_not_billed"),
+    sql!("assurance", "amount_mismatch"),
+    sql!("assurance", "billed_twice"),
+    sql!("assurance", "unbilled_active_lines"),
+    sql!("assurance", "terminated_line_subscriptions"),
+    sql!("assurance", "exception_leakage"),
+    sql!("assurance", "late_cdrs"),
+];
+
+/// The `assurance` dataset (every finding, in order) and its summary per
+/// kind, read back from the written findings.
+pub const ASSURANCE_FINDINGS: SqlFile = sql!("assurance", "findings", Keep::View);
+pub const ASSURANCE_SUMMARY: SqlFile = sql!("assurance", "summary", Keep::View);

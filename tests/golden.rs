@@ -54,6 +54,13 @@ fn samples_reproduce_expected_json_to_the_cent() {
         serde_json::from_value(expected["exceptions"].clone()).unwrap();
     assert_eq!(exceptions, expected_exceptions, "exceptions by reason");
 
+    // Revenue assurance (`run` ends with assure; tests/assure.rs has the
+    // amounts and the CDRs and lines behind these counts).
+    let assurance = expected["revenue_assurance"].as_object().unwrap();
+    for (kind, count) in assurance {
+        assert_eq!(&report["assure"][kind], count, "revenue_assurance {kind}");
+    }
+
     let bill = &report["bill"];
     assert_eq!(
         bill["invoices"].as_u64().unwrap(),

@@ -2,6 +2,7 @@
 //! real `mvnobill` binary on fixture folders (see `common`).
 
 mod analysts;
+mod assure;
 mod cli;
 mod common;
 mod documents;
