@@ -55,6 +55,13 @@ pub enum Command {
         #[arg(long)]
         html_only: bool,
     },
+    /// Write the month's margin, sales journal (Parquet and CSV) and B2C
+    /// e-reporting totals, from its issued invoices.
+    Finance {
+        /// The billing month, YYYY-MM.
+        #[arg(long)]
+        month: Month,
+    },
     /// Upload the month's PDFs to Factures/Clients/YYYY-MM/ on the source
     /// and mail each customer that its invoice is available ([mail]).
     Publish {
@@ -62,7 +69,7 @@ pub enum Command {
         #[arg(long)]
         month: Month,
     },
-    /// sync, land, rate, bill, render and publish, in order.
+    /// sync, land, rate, bill, finance, render and publish, in order.
     Run {
         /// The billing month, YYYY-MM.
         #[arg(long)]

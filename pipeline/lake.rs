@@ -327,6 +327,9 @@ pub mod datasets {
     pub const RATING_EXCEPTIONS: &str = "rating_exceptions";
     pub const INVOICE_LINES: &str = "invoice_lines";
     pub const INVOICES: &str = "invoices";
+    pub const MARGIN: &str = "margin";
+    pub const SALES_JOURNAL: &str = "sales_journal";
+    pub const E_REPORTING: &str = "e_reporting";
 
     /// Every dataset `query` registers, with its partition column.
     pub const ALL: &[(&str, Option<&str>)] = &[
@@ -340,5 +343,8 @@ pub mod datasets {
         (RATING_EXCEPTIONS, Some("month")),
         (INVOICE_LINES, Some("month")),
         (INVOICES, Some("month")),
+        (MARGIN, Some("month")),
+        (SALES_JOURNAL, Some("month")),
+        (E_REPORTING, Some("month")),
     ];
 }
