@@ -639,7 +639,11 @@ mod tests {
     fn a_credit_note_swaps_sides_and_keeps_amounts_positive() {
         let csv = write_journal_csv(&[row("CREDIT_NOTE", -1)]).unwrap();
         let lines = lines(&csv);
-        assert!(lines[1].contains(";Avoir EXM-2026-000001 "));
+        assert!(
+            lines[1].contains("\"Avoir EXM-2026-000001 "),
+            "{}",
+            lines[1]
+        );
         assert!(lines[1].ends_with(";0,00;63,00;;;;;"), "{}", lines[1]);
         assert!(lines[2].ends_with(";52,50;0,00;;;;;"), "{}", lines[2]);
         assert!(lines[3].ends_with(";10,50;0,00;;;;;"), "{}", lines[3]);

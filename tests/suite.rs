@@ -5,6 +5,7 @@ mod analysts;
 mod cli;
 mod common;
 mod documents;
+mod finance;
 mod ftp;
 mod golden;
 mod land_files;
