@@ -152,6 +152,7 @@ impl std::fmt::Display for DemoReport {
             "documents:     {} (open any .pdf or .html)",
             self.run.render.folder
         )?;
+        writeln!(f, "journal:       {}", self.run.finance.journal_csv)?;
         if let Some(why) = &self.pdf_missing {
             writeln!(f, "PDFs not printed: {why}")?;
         }

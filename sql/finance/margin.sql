@@ -29,6 +29,7 @@ WITH fixed_charges AS (
     FROM invoice_lines l
     LEFT JOIN subscriptions s
         ON s.msisdn = l.msisdn
+       AND s.customer_id = l.customer_id
        AND l.period_start >= s.start_date
        AND (s.end_date IS NULL OR l.period_start <= s.end_date)
     WHERE l.kind <> 'USAGE'
@@ -36,7 +37,10 @@ WITH fixed_charges AS (
 usage_by_plan AS (
     SELECT r.customer_id, r.msisdn, s.plan_code, r.event_type, r.zone, SUM(r.amount) AS amount
     FROM rated_cdrs r
-    JOIN subscriptions s ON s.msisdn = r.msisdn AND s.start_date = r.subscription_start
+    JOIN subscriptions s
+        ON s.msisdn = r.msisdn
+       AND s.customer_id = r.customer_id
+       AND s.start_date = r.subscription_start
     GROUP BY r.customer_id, r.msisdn, s.plan_code, r.event_type, r.zone
 ),
 usage_cumulated AS (
@@ -49,9 +53,9 @@ usage_cumulated AS (
         CAST(
             l.amount_ht
             * SUM(u.amount) OVER (
-                PARTITION BY l.msisdn, l.event_type, l.zone ORDER BY u.plan_code
+                PARTITION BY l.customer_id, l.msisdn, l.event_type, l.zone ORDER BY u.plan_code
                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-            / SUM(u.amount) OVER (PARTITION BY l.msisdn, l.event_type, l.zone)
+            / SUM(u.amount) OVER (PARTITION BY l.customer_id, l.msisdn, l.event_type, l.zone)
             AS DECIMAL(18, 2)
         ) AS cumulated
     FROM invoice_lines l
@@ -69,7 +73,7 @@ usage_charges AS (
         plan_code,
         'USAGE' AS kind,
         cumulated - COALESCE(
-            LAG(cumulated) OVER (PARTITION BY msisdn, event_type, zone ORDER BY plan_code),
+            LAG(cumulated) OVER (PARTITION BY customer_id, msisdn, event_type, zone ORDER BY plan_code),
             CAST(0 AS DECIMAL(18, 2))
         ) AS amount_ht
     FROM usage_cumulated
@@ -101,7 +105,10 @@ costs AS (
         CAST(0 AS BIGINT) AS excepted_cdrs,
         CAST(0 AS DECIMAL(18, 6)) AS wholesale_excepted
     FROM rated_cdrs r
-    JOIN subscriptions s ON s.msisdn = r.msisdn AND s.start_date = r.subscription_start
+    JOIN subscriptions s
+        ON s.msisdn = r.msisdn
+       AND s.customer_id = r.customer_id
+       AND s.start_date = r.subscription_start
     GROUP BY r.customer_id, r.msisdn, s.plan_code
     UNION ALL
     SELECT
@@ -114,8 +121,8 @@ costs AS (
         SUM(e.wholesale) AS wholesale_excepted
     FROM rating_exceptions e
     LEFT JOIN subscriptions s
-        ON e.customer_id IS NOT NULL
-       AND s.msisdn = e.msisdn
+        ON s.msisdn = e.msisdn
+       AND s.customer_id = e.customer_id
        AND e.local_date >= s.start_date
        AND (s.end_date IS NULL OR e.local_date <= s.end_date)
     WHERE e.reason <> 'CONFLICTING_DUPLICATE'
