@@ -54,6 +54,13 @@ pub enum FinanceError {
         month: String,
         dataset: &'static str,
     },
+    #[error("margin {month}: {what} adds up to {margin} €, its source to {source_total} €: a charge or a CDR matched no subscription row, or two")]
+    Unbalanced {
+        month: String,
+        what: &'static str,
+        margin: String,
+        source_total: String,
+    },
     #[error("sales journal {month}: {message}")]
     Journal { month: String, message: String },
 }
@@ -307,6 +314,7 @@ pub async fn finance(
     }
     engine::register_batch(&ctx, "accounting", settings.accounting.batch())?;
     engine::run_layer(&ctx, sqlfiles::FINANCE).await?;
+    check_margin(&ctx, &month_text).await?;
 
     for dataset in [
         datasets::MARGIN,
@@ -340,6 +348,38 @@ pub async fn finance(
     };
     summarise(&ctx, &mut report).await?;
     Ok(report)
+}
+
+/// The margin shares the month out, it neither loses nor counts twice: its
+/// retail adds up to the invoices' total HT, its wholesale to that of the
+/// rated CDRs and the exceptions but the conflicting duplicates.
+async fn check_margin(ctx: &SessionContext, month: &str) -> Result<(), FinanceError> {
+    let sums = engine::row_strings(
+        ctx,
+        "SELECT
+            (SELECT COALESCE(SUM(retail_ht), 0) FROM margin),
+            (SELECT COALESCE(SUM(total_ht), 0) FROM invoices),
+            (SELECT COALESCE(SUM(wholesale), 0) FROM margin),
+            (SELECT COALESCE(SUM(wholesale), 0) FROM rated_cdrs)
+              + (SELECT COALESCE(SUM(wholesale), 0) FROM rating_exceptions
+                 WHERE reason <> 'CONFLICTING_DUPLICATE')",
+    )
+    .await?;
+    let value = |text: &str| text.parse::<Decimal>().ok();
+    for (what, margin, source_total) in [
+        ("retail HT", &sums[0], &sums[1]),
+        ("wholesale", &sums[2], &sums[3]),
+    ] {
+        if value(margin).is_none() || value(margin) != value(source_total) {
+            return Err(FinanceError::Unbalanced {
+                month: month.to_string(),
+                what,
+                margin: margin.clone(),
+                source_total: source_total.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 async fn summarise(ctx: &SessionContext, report: &mut FinanceReport) -> Result<(), FinanceError> {
