@@ -46,6 +46,13 @@ pub enum Command {
         #[arg(long)]
         month: Month,
     },
+    /// Write the month's margin, sales journal (Parquet and CSV) and B2C
+    /// e-reporting totals, from its issued invoices.
+    Finance {
+        /// The billing month, YYYY-MM.
+        #[arg(long)]
+        month: Month,
+    },
     /// Write each issued invoice of the month as HTML and PDF (Chromium).
     Render {
         /// The billing month, YYYY-MM.
@@ -54,13 +61,6 @@ pub enum Command {
         /// Write the HTML pages only, no PDF (no Chromium needed).
         #[arg(long)]
         html_only: bool,
-    },
-    /// Write the month's margin, sales journal (Parquet and CSV) and B2C
-    /// e-reporting totals, from its issued invoices.
-    Finance {
-        /// The billing month, YYYY-MM.
-        #[arg(long)]
-        month: Month,
     },
     /// Upload the month's PDFs to Factures/Clients/YYYY-MM/ on the source
     /// and mail each customer that its invoice is available ([mail]).

@@ -260,7 +260,7 @@ impl std::fmt::Display for FinanceReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "finance {}: margin on {} lines (retail {} € HT, wholesale {} €, margin {} €); \
+            "finance {}: margin {} rows (retail {} € HT, wholesale {} €, margin {} €); \
              sales journal {} rows (HT {} €, VAT {} €, TTC {} €) and {}; \
              B2C e-reporting {} rows (HT {} €, VAT {} €)",
             self.month,
