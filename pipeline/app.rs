@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::assure::{self, AssureError, AssureReport};
 use crate::bill::{self, BillError, BillReport};
 use crate::cli::{Cli, Command};
+use crate::finance::{self, FinanceError, FinanceReport};
 use crate::gen::{self, GenError, GenOptions, GenReport};
 use crate::lake::{Lake, LakeError};
 use crate::land::{self, LandError, LandReport};
@@ -39,6 +40,8 @@ pub enum AppError {
     #[error(transparent)]
     Bill(#[from] BillError),
     #[error(transparent)]
+    Finance(#[from] FinanceError),
+    #[error(transparent)]
     Render(#[from] RenderError),
     #[error(transparent)]
     Publish(#[from] PublishError),
@@ -68,6 +71,7 @@ pub enum Report {
     Land(LandReport),
     Rate(RateReport),
     Bill(BillReport),
+    Finance(FinanceReport),
     Render(RenderReport),
     Publish(PublishRunReport),
     Sepa(SepaReport),
@@ -85,6 +89,7 @@ impl std::fmt::Display for Report {
             Report::Land(r) => r.fmt(f),
             Report::Rate(r) => r.fmt(f),
             Report::Bill(r) => r.fmt(f),
+            Report::Finance(r) => r.fmt(f),
             Report::Render(r) => r.fmt(f),
             Report::Publish(r) => r.fmt(f),
             Report::Sepa(r) => r.fmt(f),
@@ -108,6 +113,7 @@ pub struct RunReport {
     pub land: LandReport,
     pub rate: RateReport,
     pub bill: BillReport,
+    pub finance: FinanceReport,
     pub render: RenderReport,
     /// None with `--html-only` (no PDF to publish).
     pub publish: Option<PublishRunReport>,
@@ -121,8 +127,8 @@ impl std::fmt::Display for RunReport {
         }
         write!(
             f,
-            "{}\n{}\n{}\n{}",
-            self.land, self.rate, self.bill, self.render
+            "{}\n{}\n{}\n{}\n{}",
+            self.land, self.rate, self.bill, self.finance, self.render
         )?;
         if let Some(publish) = &self.publish {
             write!(f, "\n{publish}")?;
@@ -157,6 +163,7 @@ impl std::fmt::Display for DemoReport {
             "documents:     {} (open any .pdf or .html)",
             self.run.render.folder
         )?;
+        writeln!(f, "journal:       {}", self.run.finance.journal_csv)?;
         if let Some(why) = &self.pdf_missing {
             writeln!(f, "PDFs not printed: {why}")?;
         }
@@ -232,6 +239,12 @@ impl Stages {
         self.record(id, result)
     }
 
+    async fn finance(&self, month: Month) -> Result<FinanceReport, AppError> {
+        let id = self.ledger.start_run("finance", Some(&month.to_string()))?;
+        let result = finance::finance(&self.settings, &self.lake, &self.ledger, month).await;
+        self.record(id, result)
+    }
+
     async fn render(&self, month: Month, options: RenderOptions) -> Result<RenderReport, AppError> {
         let id = self.ledger.start_run("render", Some(&month.to_string()))?;
         let result = render::render(&self.settings, &self.lake, &self.ledger, month, options).await;
@@ -267,6 +280,7 @@ impl Stages {
             land: self.land().await?,
             rate: self.rate(month).await?,
             bill: self.bill(month).await?,
+            finance: self.finance(month).await?,
             render: self.render(month, options).await?,
             publish: match (options.pdf, &self.settings.source) {
                 (true, Some(_)) => Some(self.publish(month).await?),
@@ -288,6 +302,9 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
         Command::Land => Ok(Report::Land(Stages::open(&cli.config)?.land().await?)),
         Command::Rate { month } => Ok(Report::Rate(Stages::open(&cli.config)?.rate(month).await?)),
         Command::Bill { month } => Ok(Report::Bill(Stages::open(&cli.config)?.bill(month).await?)),
+        Command::Finance { month } => Ok(Report::Finance(
+            Stages::open(&cli.config)?.finance(month).await?,
+        )),
         Command::Render { month, html_only } => Ok(Report::Render(
             Stages::open(&cli.config)?
                 .render(month, RenderOptions { pdf: !html_only })

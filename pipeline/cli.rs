@@ -46,6 +46,13 @@ pub enum Command {
         #[arg(long)]
         month: Month,
     },
+    /// Write the month's margin, sales journal (Parquet and CSV) and B2C
+    /// e-reporting totals, from its issued invoices.
+    Finance {
+        /// The billing month, YYYY-MM.
+        #[arg(long)]
+        month: Month,
+    },
     /// Write each issued invoice of the month as HTML and PDF (Chromium).
     Render {
         /// The billing month, YYYY-MM.
@@ -81,7 +88,7 @@ pub enum Command {
         #[arg(long)]
         month: Month,
     },
-    /// sync, land, rate, bill, render, publish and assure, in order.
+    /// sync, land, rate, bill, finance, render, publish and assure, in order.
     Run {
         /// The billing month, YYYY-MM.
         #[arg(long)]

@@ -329,6 +329,9 @@ pub mod datasets {
     pub const INVOICES: &str = "invoices";
     pub const ASSURANCE: &str = "assurance";
     pub const ASSURANCE_SUMMARY: &str = "assurance_summary";
+    pub const MARGIN: &str = "margin";
+    pub const SALES_JOURNAL: &str = "sales_journal";
+    pub const E_REPORTING: &str = "e_reporting";
 
     /// Every dataset `query` registers, with its partition column.
     pub const ALL: &[(&str, Option<&str>)] = &[
@@ -344,5 +347,8 @@ pub mod datasets {
         (INVOICES, Some("month")),
         (ASSURANCE, Some("month")),
         (ASSURANCE_SUMMARY, Some("month")),
+        (MARGIN, Some("month")),
+        (SALES_JOURNAL, Some("month")),
+        (E_REPORTING, Some("month")),
     ];
 }

@@ -15,6 +15,7 @@ pub mod csvfile;
 pub mod document;
 pub mod engine;
 pub mod facturx;
+pub mod finance;
 pub mod ftp;
 pub mod gen;
 pub mod images;

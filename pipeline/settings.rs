@@ -42,6 +42,7 @@ struct ConfigFile {
     templates: Option<TemplatesSection>,
     render: Option<RenderSection>,
     mail: Option<crate::mail::MailSection>,
+    accounting: Option<crate::finance::AccountingSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,6 +148,9 @@ pub struct Settings {
     pub render_tabs: usize,
     /// The SMTP relay for "invoice available" mails (`[mail]`), when set.
     pub mail: Option<crate::mail::MailSettings>,
+    /// Journal, accounts and e-reporting period of the finance outputs
+    /// (`[accounting]`, French PCG defaults; docs/ACCOUNTING.md).
+    pub accounting: crate::finance::AccountingSettings,
 }
 
 /// The `[lake]` keys of an `s3://` lake. Credentials not given here come
@@ -305,7 +309,16 @@ impl Settings {
                 })?,
             ),
         };
+        let accounting =
+            crate::finance::AccountingSettings::from_section(file.accounting.unwrap_or_default())
+                .map_err(|(key, message)| SettingsError::Key {
+                path: path_text.clone(),
+                section: "accounting",
+                key,
+                message,
+            })?;
         Ok(Settings {
+            accounting,
             memory_pool_bytes: memory_pool_mb << 20,
             templates_dir: file.templates.and_then(|t| t.dir).map(|dir| resolve(&dir)),
             chromium: file

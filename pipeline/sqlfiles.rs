@@ -62,6 +62,14 @@ pub const BILLING_OUTPUT: &[SqlFile] = &[
     sql!("billing", "invoice_lines"),
 ];
 
+/// What the finance team takes from an issued month (`finance`): the
+/// `margin`, `sales_journal` and `e_reporting` datasets.
+pub const FINANCE: &[SqlFile] = &[
+    sql!("finance", "margin"),
+    sql!("finance", "sales_journal"),
+    sql!("finance", "e_reporting"),
+];
+
 /// What the invoice documents show (`render`): the invoices with their
 /// customers, their lines in print order, and the annex.
 pub const DOCUMENT_INVOICES: SqlFile = sql!("documents", "invoices");

@@ -148,6 +148,10 @@ fn a_month_on_an_s3_lake_gives_the_same_invoices() {
         "mvnobill/invoices/month=2026-10/part-0.parquet",
         "mvnobill/documents/2026-10/EXM-2026-000001.html",
         "mvnobill/documents/2026-10/sepa-2026-10.xml",
+        "mvnobill/margin/month=2026-10/part-0.parquet",
+        "mvnobill/sales_journal/month=2026-10/part-0.parquet",
+        "mvnobill/e_reporting/month=2026-10/part-0.parquet",
+        "mvnobill/documents/2026-10/journal-2026-10.csv",
     ] {
         assert!(keys.contains(key), "{key} not in the bucket:\n{keys}");
     }

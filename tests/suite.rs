@@ -6,6 +6,7 @@ mod assure;
 mod cli;
 mod common;
 mod documents;
+mod finance;
 mod ftp;
 mod golden;
 mod land_files;
