@@ -327,6 +327,7 @@ pub mod datasets {
     pub const RATING_EXCEPTIONS: &str = "rating_exceptions";
     pub const INVOICE_LINES: &str = "invoice_lines";
     pub const INVOICES: &str = "invoices";
+    pub const CREDIT_NOTES: &str = "credit_notes";
 
     /// Every dataset `query` registers, with its partition column.
     pub const ALL: &[(&str, Option<&str>)] = &[
@@ -340,5 +341,6 @@ pub mod datasets {
         (RATING_EXCEPTIONS, Some("month")),
         (INVOICE_LINES, Some("month")),
         (INVOICES, Some("month")),
+        (CREDIT_NOTES, Some("month")),
     ];
 }

@@ -9,6 +9,7 @@ pub mod app;
 pub mod bill;
 pub mod chrome;
 pub mod cli;
+pub mod credit;
 pub mod csvfile;
 pub mod document;
 pub mod engine;
