@@ -4,6 +4,7 @@
 mod analysts;
 mod cli;
 mod common;
+mod credit;
 mod documents;
 mod ftp;
 mod golden;
