@@ -460,6 +460,12 @@ fn issue(
         });
     }
     let year = issue_date.year();
+    if !(1000..=9999).contains(&year) {
+        return Err(CreditError::Data {
+            number: number.to_string(),
+            message: format!("date {issue_date} is out of range (years 1000 to 9999)"),
+        });
+    }
     let last: Option<(i64, String, String)> = tx
         .query_row(
             "SELECT seq, credit_note_number, issue_date FROM credit_notes
@@ -623,9 +629,10 @@ async fn read_invoice(
         .enumerate()
         .map(|(i, f)| (f.name().clone(), i))
         .collect();
+    let number_column = columns.get("invoice_number").copied().unwrap_or_default();
     let mut found: Option<BTreeMap<&str, String>> = None;
     for batch in frame.collect().await? {
-        let numbers = batch.column(columns["invoice_number"]);
+        let numbers = batch.column(number_column);
         for row in 0..batch.num_rows() {
             if engine::value_string(numbers, row)? != number {
                 continue;
