@@ -69,6 +69,8 @@ pub enum CreditError {
     },
     #[error("credit: invoice {invoice} is credited in full already ({notes})")]
     FullyCredited { invoice: String, notes: String },
+    #[error("credit: invoice {invoice} has nothing to credit (total HT {total} €)")]
+    NothingToCredit { invoice: String, total: Decimal },
     #[error("credit: date {date} is before {invoice}'s issue date {invoice_date}")]
     BeforeInvoice {
         date: NaiveDate,
@@ -430,6 +432,12 @@ fn issue(
     let credited: Decimal = earlier.iter().map(|note| note.total_ht).sum();
     let total = invoice.summary.total_ht;
     let remaining = total - credited;
+    if total <= Decimal::ZERO {
+        return Err(CreditError::NothingToCredit {
+            invoice: number.to_string(),
+            total: with_cents(total),
+        });
+    }
     if remaining <= Decimal::ZERO {
         return Err(CreditError::FullyCredited {
             invoice: number.to_string(),
