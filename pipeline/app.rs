@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::assure::{self, AssureError, AssureReport};
 use crate::bill::{self, BillError, BillReport};
 use crate::cli::{Cli, Command};
+use crate::credit::{self, CreditError, CreditReport, CreditRequest};
 use crate::finance::{self, FinanceError, FinanceReport};
 use crate::gen::{self, GenError, GenOptions, GenReport};
 use crate::lake::{Lake, LakeError};
@@ -52,6 +53,8 @@ pub enum AppError {
     #[error(transparent)]
     Query(#[from] QueryError),
     #[error(transparent)]
+    Credit(#[from] CreditError),
+    #[error(transparent)]
     Gen(#[from] GenError),
     #[error("demo folder {0} exists and is not a previous demo: choose another --out")]
     DemoFolder(String),
@@ -78,6 +81,7 @@ pub enum Report {
     Assure(AssureReport),
     Run(RunReport),
     Query(QueryReport),
+    Credit(CreditReport),
     Gen(GenReport),
     Demo(DemoReport),
 }
@@ -96,6 +100,7 @@ impl std::fmt::Display for Report {
             Report::Assure(r) => r.fmt(f),
             Report::Run(r) => r.fmt(f),
             Report::Query(r) => r.fmt(f),
+            Report::Credit(r) => r.fmt(f),
             Report::Gen(r) => write!(
                 f,
                 "gen: {} customers, {} lines, {} CDRs in {} files ({} bytes) in {}",
@@ -269,6 +274,17 @@ impl Stages {
         self.record(id, result)
     }
 
+    async fn credit(
+        &self,
+        request: &CreditRequest,
+        options: RenderOptions,
+    ) -> Result<CreditReport, AppError> {
+        let id = self.ledger.start_run("credit", None)?;
+        let result =
+            credit::credit(&self.settings, &self.lake, &self.ledger, request, options).await;
+        self.record(id, result)
+    }
+
     async fn run(&mut self, month: Month, options: RenderOptions) -> Result<RunReport, AppError> {
         let sync = match self.settings.source {
             Some(_) => Some(self.sync().await?),
@@ -324,6 +340,27 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
                 .run(month, RenderOptions { pdf: !html_only })
                 .await?,
         )),
+        Command::Credit {
+            invoice,
+            reason,
+            amount_ht,
+            date,
+            again,
+            html_only,
+        } => {
+            let request = CreditRequest {
+                invoice_number: invoice,
+                reason,
+                amount_ht,
+                date,
+                again,
+            };
+            Ok(Report::Credit(
+                Stages::open(&cli.config)?
+                    .credit(&request, RenderOptions { pdf: !html_only })
+                    .await?,
+            ))
+        }
         Command::Query { sql, format } => {
             let settings = Settings::load(&cli.config)?;
             let lake = Lake::open(&settings.lake_url, &settings.lake_s3)?;

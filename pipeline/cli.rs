@@ -98,6 +98,29 @@ pub enum Command {
         #[arg(long)]
         html_only: bool,
     },
+    /// Issue a credit note (avoir) on an issued invoice, whole or partial:
+    /// its own number, its HTML and PDF (docs/CREDIT_NOTES.md).
+    Credit {
+        /// The invoice to credit, e.g. EXM-2026-000015.
+        #[arg(long, value_name = "NUMBER")]
+        invoice: String,
+        /// Why (printed on the note and kept in the ledger).
+        #[arg(long)]
+        reason: String,
+        /// Credit this amount HT in euros (e.g. 12.50) instead of all that
+        /// remains creditable on the invoice.
+        #[arg(long, value_name = "EUR", value_parser = crate::credit::parse_amount_ht)]
+        amount_ht: Option<rust_decimal::Decimal>,
+        /// Issue date, YYYY-MM-DD (default: today in Europe/Paris).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<chrono::NaiveDate>,
+        /// Issue a note even if the same one (invoice, reason, amount) exists.
+        #[arg(long)]
+        again: bool,
+        /// Write the HTML page only, no PDF (no Chromium needed).
+        #[arg(long)]
+        html_only: bool,
+    },
     /// SQL over the lake's datasets and the reference tables.
     Query {
         /// The SQL statement, e.g. "SELECT * FROM invoices".

@@ -159,7 +159,7 @@ pub struct ChargedEvent {
 
 /// Dates as `2026-10-31` for the templates (chrono's own serde support
 /// would change the feature set every Arrow crate is built with).
-fn iso_date<S: serde::Serializer>(date: &NaiveDate, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn iso_date<S: serde::Serializer>(date: &NaiveDate, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&date.format("%Y-%m-%d"))
 }
 

@@ -58,8 +58,29 @@ pub enum FacturxError {
 // ---------------------------------------------------------------------------
 // The CII XML
 
+/// The invoice a credit note credits: BT-25, its number, and BT-26, its
+/// issue date.
+#[derive(Debug, Clone, Copy)]
+pub struct CreditedInvoice<'a> {
+    pub number: &'a str,
+    pub issue_date: NaiveDate,
+}
+
 /// The Factur-X (ZUGFeRD 2) CII XML of an invoice, profile EN 16931.
 pub fn cii_xml(doc: &InvoiceDocument) -> String {
+    cross_industry_invoice(doc, None)
+}
+
+/// The CII XML of a credit note (UNTDID 1001 type 381): `doc` is the note
+/// laid out as a document (its own number and date, its lines, its
+/// positive totals: EN 16931 states a credit note's amounts as positive),
+/// referring to the invoice it credits. It carries no payment means and no
+/// due date: the seller refunds, and the terms (BT-20) say how.
+pub fn credit_note_xml(doc: &InvoiceDocument, credited: CreditedInvoice<'_>) -> String {
+    cross_industry_invoice(doc, Some(credited))
+}
+
+fn cross_industry_invoice(doc: &InvoiceDocument, credited: Option<CreditedInvoice<'_>>) -> String {
     let mut x = Xml::default();
     x.buf
         .push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -97,7 +118,10 @@ pub fn cii_xml(doc: &InvoiceDocument) -> String {
 
     x.open("rsm:ExchangedDocument");
     x.leaf("ram:ID", &doc.invoice_number);
-    x.leaf("ram:TypeCode", "380");
+    x.leaf(
+        "ram:TypeCode",
+        if credited.is_some() { "381" } else { "380" },
+    );
     x.date("ram:IssueDateTime", doc.issue_date);
     for (subject, content) in legal_notes(&doc.customer) {
         x.open("ram:IncludedNote");
@@ -162,7 +186,7 @@ pub fn cii_xml(doc: &InvoiceDocument) -> String {
     x.close("ram:ApplicableHeaderTradeDelivery");
 
     x.open("ram:ApplicableHeaderTradeSettlement");
-    settlement(&mut x, doc);
+    settlement(&mut x, doc, credited);
     x.close("ram:ApplicableHeaderTradeSettlement");
 
     x.close("rsm:SupplyChainTradeTransaction");
@@ -227,10 +251,10 @@ fn buyer(x: &mut Xml, customer: &Customer) {
     x.close("ram:BuyerTradeParty");
 }
 
-fn settlement(x: &mut Xml, doc: &InvoiceDocument) {
+fn settlement(x: &mut Xml, doc: &InvoiceDocument, credited: Option<CreditedInvoice<'_>>) {
     let payment = &doc.payment;
     let org = &doc.integrator;
-    let direct_debit = payment.method == "SEPA_DD";
+    let direct_debit = payment.method == "SEPA_DD" && credited.is_none();
     if direct_debit {
         // BT-90, the creditor identifier (ICS).
         let ics = first_filled(&payment.creditor_id, opt(&org.sepa_ics));
@@ -240,6 +264,64 @@ fn settlement(x: &mut Xml, doc: &InvoiceDocument) {
     x.leaf("ram:PaymentReference", &doc.invoice_number);
     x.leaf("ram:InvoiceCurrencyCode", "EUR");
 
+    if credited.is_none() {
+        payment_means(x, doc);
+    }
+
+    for vat in vat_breakdown(doc) {
+        x.open("ram:ApplicableTradeTax");
+        x.leaf("ram:CalculatedAmount", &amount(vat.amount));
+        x.leaf("ram:TypeCode", "VAT");
+        x.leaf("ram:BasisAmount", &amount(vat.base_ht));
+        x.leaf("ram:CategoryCode", "S");
+        x.leaf("ram:RateApplicablePercent", &percent(vat.rate));
+        x.close("ram:ApplicableTradeTax");
+    }
+
+    x.period(doc.period_start, doc.period_end);
+
+    x.open("ram:SpecifiedTradePaymentTerms");
+    match credited {
+        None => x.date("ram:DueDateDateTime", doc.due_date),
+        Some(invoice) => x.leaf("ram:Description", &refund_terms(doc, invoice)),
+    }
+    if direct_debit {
+        x.leaf_opt("ram:DirectDebitMandateID", payment.mandate_rum.trim());
+    }
+    x.close("ram:SpecifiedTradePaymentTerms");
+
+    let line_total: Decimal = doc.lines.iter().map(|line| line.amount_ht).sum();
+    x.open("ram:SpecifiedTradeSettlementHeaderMonetarySummation");
+    x.leaf("ram:LineTotalAmount", &amount(line_total));
+    x.leaf("ram:TaxBasisTotalAmount", &amount(doc.total_ht));
+    x.leaf_with(
+        "ram:TaxTotalAmount",
+        &[("currencyID", "EUR")],
+        &amount(doc.total_vat),
+    );
+    x.leaf("ram:GrandTotalAmount", &amount(doc.total_ttc));
+    x.leaf("ram:DuePayableAmount", &amount(doc.total_ttc));
+    x.close("ram:SpecifiedTradeSettlementHeaderMonetarySummation");
+
+    // BG-3, the preceding invoice a credit note corrects.
+    if let Some(invoice) = credited {
+        x.open("ram:InvoiceReferencedDocument");
+        x.leaf("ram:IssuerAssignedID", invoice.number);
+        x.open("ram:FormattedIssueDateTime");
+        x.leaf_with(
+            "qdt:DateTimeString",
+            &[("format", "102")],
+            &invoice.issue_date.format("%Y%m%d").to_string(),
+        );
+        x.close("ram:FormattedIssueDateTime");
+        x.close("ram:InvoiceReferencedDocument");
+    }
+}
+
+/// BT-81 to BT-87 of an invoice: how it is paid.
+fn payment_means(x: &mut Xml, doc: &InvoiceDocument) {
+    let payment = &doc.payment;
+    let org = &doc.integrator;
     x.open("ram:SpecifiedTradeSettlementPaymentMeans");
     match payment.method.as_str() {
         "SEPA_DD" => {
@@ -275,38 +357,21 @@ fn settlement(x: &mut Xml, doc: &InvoiceDocument) {
         _ => x.leaf("ram:TypeCode", "1"),
     }
     x.close("ram:SpecifiedTradeSettlementPaymentMeans");
+}
 
-    for vat in vat_breakdown(doc) {
-        x.open("ram:ApplicableTradeTax");
-        x.leaf("ram:CalculatedAmount", &amount(vat.amount));
-        x.leaf("ram:TypeCode", "VAT");
-        x.leaf("ram:BasisAmount", &amount(vat.base_ht));
-        x.leaf("ram:CategoryCode", "S");
-        x.leaf("ram:RateApplicablePercent", &percent(vat.rate));
-        x.close("ram:ApplicableTradeTax");
+/// BT-20 of a credit note: how the seller gives the amount back, as the
+/// printed note says it.
+fn refund_terms(doc: &InvoiceDocument, invoice: CreditedInvoice<'_>) -> String {
+    let total = amount(doc.total_ttc);
+    if doc.payment.method == "SEPA_DD" {
+        format!("Avoir de {total} EUR TTC remboursé par virement sur le compte prélevé.")
+    } else {
+        format!(
+            "Avoir de {total} EUR TTC à déduire du règlement de la facture {} ; \
+             remboursé par virement si elle est réglée.",
+            invoice.number
+        )
     }
-
-    x.period(doc.period_start, doc.period_end);
-
-    x.open("ram:SpecifiedTradePaymentTerms");
-    x.date("ram:DueDateDateTime", doc.due_date);
-    if direct_debit {
-        x.leaf_opt("ram:DirectDebitMandateID", payment.mandate_rum.trim());
-    }
-    x.close("ram:SpecifiedTradePaymentTerms");
-
-    let line_total: Decimal = doc.lines.iter().map(|line| line.amount_ht).sum();
-    x.open("ram:SpecifiedTradeSettlementHeaderMonetarySummation");
-    x.leaf("ram:LineTotalAmount", &amount(line_total));
-    x.leaf("ram:TaxBasisTotalAmount", &amount(doc.total_ht));
-    x.leaf_with(
-        "ram:TaxTotalAmount",
-        &[("currencyID", "EUR")],
-        &amount(doc.total_vat),
-    );
-    x.leaf("ram:GrandTotalAmount", &amount(doc.total_ttc));
-    x.leaf("ram:DuePayableAmount", &amount(doc.total_ttc));
-    x.close("ram:SpecifiedTradeSettlementHeaderMonetarySummation");
 }
 
 /// BT-23, the French "cadre de facturation" the e-invoicing reform asks
@@ -1234,6 +1299,45 @@ mod tests {
         }
         assert!(!xml.contains("IBANID"), "no debtor IBAN, masked or not");
         assert!(!xml.contains("*189"));
+    }
+
+    #[test]
+    fn a_credit_note_is_type_381_refers_to_its_invoice_and_asks_no_payment() {
+        let mut note = fixture();
+        note.invoice_number = "EXM-AV-2026-000003".to_string();
+        let xml = credit_note_xml(
+            &note,
+            CreditedInvoice {
+                number: "EXM-2026-000042",
+                issue_date: day(2026, 11, 1),
+            },
+        );
+        assert_eq!(well_formed(&xml).unwrap(), "rsm:CrossIndustryInvoice");
+        let referenced = "<ram:InvoiceReferencedDocument>\n        \
+            <ram:IssuerAssignedID>EXM-2026-000042</ram:IssuerAssignedID>\n        \
+            <ram:FormattedIssueDateTime>\n          \
+            <qdt:DateTimeString format=\"102\">20261101</qdt:DateTimeString>";
+        for expected in [
+            "<ram:ID>EXM-AV-2026-000003</ram:ID>",
+            "<ram:TypeCode>381</ram:TypeCode>",
+            referenced,
+            "<ram:Description>Avoir de 42.00 EUR TTC rembours",
+            "<ram:GrandTotalAmount>42.00</ram:GrandTotalAmount>",
+        ] {
+            assert!(xml.contains(expected), "missing {expected}:\n{xml}");
+        }
+        // The buyer pays nothing: no direct debit, no due date.
+        for absent in [
+            "<ram:TypeCode>380</ram:TypeCode>",
+            "SpecifiedTradeSettlementPaymentMeans",
+            "CreditorReferenceID",
+            "DirectDebitMandateID",
+            "DueDateDateTime",
+        ] {
+            assert!(!xml.contains(absent), "{absent} in a credit note");
+        }
+        // The invoice's own XML has no reference to a preceding invoice.
+        assert!(!cii_xml(&fixture()).contains("InvoiceReferencedDocument"));
     }
 
     #[test]

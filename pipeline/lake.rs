@@ -332,6 +332,7 @@ pub mod datasets {
     pub const MARGIN: &str = "margin";
     pub const SALES_JOURNAL: &str = "sales_journal";
     pub const E_REPORTING: &str = "e_reporting";
+    pub const CREDIT_NOTES: &str = "credit_notes";
 
     /// Every dataset `query` registers, with its partition column.
     pub const ALL: &[(&str, Option<&str>)] = &[
@@ -350,5 +351,6 @@ pub mod datasets {
         (MARGIN, Some("month")),
         (SALES_JOURNAL, Some("month")),
         (E_REPORTING, Some("month")),
+        (CREDIT_NOTES, Some("month")),
     ];
 }

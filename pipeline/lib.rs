@@ -11,6 +11,7 @@ pub mod assure;
 pub mod bill;
 pub mod chrome;
 pub mod cli;
+pub mod credit;
 pub mod csvfile;
 pub mod document;
 pub mod engine;

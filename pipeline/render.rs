@@ -119,6 +119,10 @@ pub struct RenderOptions {
 const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
     ("invoice.html", include_str!("../templates/invoice.html")),
     ("invoice.css", include_str!("../templates/invoice.css")),
+    (
+        "credit_note.html",
+        include_str!("../templates/credit_note.html"),
+    ),
 ];
 
 /// The invoice templates: the integrator's own files where its `[templates]
@@ -167,6 +171,28 @@ impl Templates {
             .render(minijinja::context! {
                 invoice => Value::from_serialize(invoice),
                 sections => Value::from_serialize(sections(invoice)),
+                logo => logo,
+                banner => banner,
+            })
+            .map_err(template_error)
+    }
+}
+
+impl Templates {
+    /// The HTML page of one credit note (`credit.rs`).
+    pub fn credit_note_html(
+        &self,
+        note: &crate::credit::CreditNoteDocument,
+        logo: Option<&str>,
+        banner: Option<&str>,
+    ) -> Result<String, RenderError> {
+        let template = self
+            .env
+            .get_template("credit_note.html")
+            .map_err(template_error)?;
+        template
+            .render(minijinja::context! {
+                note => Value::from_serialize(note),
                 logo => logo,
                 banner => banner,
             })
@@ -476,7 +502,7 @@ fn line_usage<'a>(
 }
 
 /// The VAT rate of rating.md §6, in percent.
-const VAT_RATE_PERCENT: u32 = 20;
+pub const VAT_RATE_PERCENT: u32 = 20;
 
 /// Every invoice of the month, gathered for its document.
 pub async fn gather(
@@ -680,7 +706,7 @@ pub async fn notices(
 // ---- The stage -------------------------------------------------------
 
 /// The integrator's logo and banner as `data:` URIs, checked.
-fn branding(
+pub fn branding(
     settings: &Settings,
     integrator: &Integrator,
 ) -> Result<(Option<String>, Option<String>), RenderError> {

@@ -55,9 +55,8 @@ fn help_lists_only_working_commands() {
     let dir = tempfile::tempdir().unwrap();
     let out = mvnobill(&["--help"], dir.path()).ok();
     for command in [
-        "sync", "land", "rate", "bill", "finance", "render", "publish", "sepa", "assure", "run",
-        "query", "gen",
-        "demo",
+        "sync", "land", "rate", "bill", "finance", "render", "publish", "sepa", "assure", "credit",
+        "run", "query", "gen", "demo",
     ] {
         assert!(
             out.stdout.contains(&format!("  {command} ")),

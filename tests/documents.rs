@@ -30,7 +30,7 @@ fn documents(ws: &Workspace) -> PathBuf {
 }
 
 /// A poppler tool's stdout on a file.
-fn poppler(tool: &str, args: &[&str], file: &Path) -> String {
+pub(crate) fn poppler(tool: &str, args: &[&str], file: &Path) -> String {
     let out = Command::new(tool)
         .args(args)
         .arg(file)
@@ -46,12 +46,12 @@ fn poppler(tool: &str, args: &[&str], file: &Path) -> String {
 }
 
 /// Text with French typographic spaces turned into plain spaces.
-fn plain(text: &str) -> String {
+pub(crate) fn plain(text: &str) -> String {
     text.replace(['\u{202f}', '\u{a0}'], " ")
 }
 
 /// `1234.5` as French money, written independently of the renderer.
-fn french_eur(amount: &str) -> String {
+pub(crate) fn french_eur(amount: &str) -> String {
     let (int_part, frac) = amount.split_once('.').unwrap_or((amount, "00"));
     let (sign, digits) = match int_part.strip_prefix('-') {
         Some(d) => ("-", d),
