@@ -282,7 +282,18 @@ impl Stages {
         let id = self.ledger.start_run("credit", None)?;
         let result =
             credit::credit(&self.settings, &self.lake, &self.ledger, request, options).await;
-        self.record(id, result)
+        let mut report = self.record(id, result)?;
+        // The note's row goes into the journal of the billing month whose
+        // invoices were issued in the note's month, once that month is billed.
+        let billing = chrono::NaiveDate::parse_from_str(&report.issue_date, "%Y-%m-%d")
+            .ok()
+            .and_then(|day| Month::of(day).previous());
+        if let Some(billing) = billing {
+            if self.ledger.is_issued(&billing.to_string())? {
+                report.journal = Some(self.finance(billing).await?.journal_csv);
+            }
+        }
+        Ok(report)
     }
 
     async fn run(&mut self, month: Month, options: RenderOptions) -> Result<RunReport, AppError> {

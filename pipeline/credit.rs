@@ -162,6 +162,10 @@ pub struct CreditReport {
     pub facturx: bool,
     /// True when the documents were already in the lake, the same.
     pub documents_unchanged: bool,
+    /// The sales journal rewritten with the note's row: that of the billing
+    /// month whose invoices were issued in the note's month, if it is billed
+    /// (docs/ACCOUNTING.md).
+    pub journal: Option<String>,
 }
 
 impl std::fmt::Display for CreditReport {
@@ -197,6 +201,9 @@ impl std::fmt::Display for CreditReport {
             if self.facturx {
                 write!(f, " (Factur-X)")?;
             }
+        }
+        if let Some(journal) = &self.journal {
+            write!(f, "\n  sales journal: {journal}")?;
         }
         Ok(())
     }
@@ -392,6 +399,7 @@ pub async fn credit(
             .then(|| url(&render::document_key(issue_month, &note.number, "pdf"))),
         facturx: options.pdf && document.customer.is_business(),
         documents_unchanged: !written,
+        journal: None,
     })
 }
 

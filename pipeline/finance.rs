@@ -312,6 +312,27 @@ pub async fn finance(
             });
         }
     }
+    // The credit notes dated in the month the invoices are issued in
+    // (docs/ACCOUNTING.md): the journal of a billing month is that of the
+    // next calendar month. The invoices of every month, for what a note
+    // corrects.
+    let issue_month = Month::of(month.next_first_day());
+    engine::register_path_or_empty(
+        &ctx,
+        lake,
+        "credit_notes",
+        &format!("{}/month={issue_month}", datasets::CREDIT_NOTES),
+        crate::credit::schema(),
+    )
+    .await?;
+    engine::register_path(
+        &ctx,
+        lake,
+        "all_invoices",
+        datasets::INVOICES,
+        Some("month"),
+    )
+    .await?;
     engine::register_batch(&ctx, "accounting", settings.accounting.batch())?;
     engine::run_layer(&ctx, sqlfiles::FINANCE).await?;
     check_margin(&ctx, &month_text).await?;

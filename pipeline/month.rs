@@ -52,6 +52,19 @@ impl Month {
     pub fn year(&self) -> i32 {
         self.first.year()
     }
+    /// The month of a day.
+    pub fn of(day: NaiveDate) -> Month {
+        Month {
+            first: day.with_day(1).expect("every month has a 1st"),
+        }
+    }
+    /// The month before (a credit note of November corrects a billing month
+    /// whose invoices were issued in November: October's).
+    pub fn previous(&self) -> Option<Month> {
+        self.first
+            .checked_sub_months(chrono::Months::new(1))
+            .map(|first| Month { first })
+    }
 }
 
 #[cfg(test)]

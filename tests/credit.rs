@@ -23,6 +23,14 @@ fn expected(customer: &str, field: &str) -> String {
         .to_string()
 }
 
+/// A total of the month in `expected.json`.
+fn expected_total(field: &str) -> rust_decimal::Decimal {
+    let path = fixtures().join("samples/expected.json");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    json[field].as_str().unwrap().parse().unwrap()
+}
+
 /// The number of a customer's invoice of the month.
 fn invoice_of(ws: &Workspace, customer: &str) -> String {
     let rows = ws.query(&format!(
@@ -33,10 +41,13 @@ fn invoice_of(ws: &Workspace, customer: &str) -> String {
 }
 
 /// Every file below the folders, with its bytes.
+/// The files below the folders, the sales journal aside (a credit note adds
+/// its entries to it).
 fn snapshot(ws: &Workspace, folders: &[&str]) -> BTreeMap<PathBuf, Vec<u8>> {
     folders
         .iter()
         .flat_map(|folder| walk(&ws.lake().join(folder)))
+        .filter(|path| !path.to_string_lossy().contains("journal-"))
         .map(|path| {
             let bytes = std::fs::read(&path).unwrap();
             (path, bytes)
@@ -228,6 +239,45 @@ fn credit_notes_on_a_closed_month_have_their_own_numbers_and_documents() {
     );
     assert_eq!(text(&rows[1], "reason"), "Option facturée à tort");
     assert_eq!(text(&rows[1], "total_ttc"), "6.00");
+
+    // Both notes, dated in November when October's invoices were issued,
+    // are in October's sales journal: negative, so that its sum is the net
+    // sales; in the CSV the customer account is credited.
+    let journal = ws.query(
+        "SELECT document_type, document_number, invoice_number, services_ht, equipment_ht,          total_ht, vat, total_ttc FROM sales_journal          WHERE document_type = 'CREDIT_NOTE' ORDER BY document_number",
+    );
+    assert_eq!(journal.len(), 2);
+    let negative = |amount: String| format!("-{amount}");
+    assert_eq!(text(&journal[0], "document_number"), "EXM-AV-2026-000001");
+    assert_eq!(text(&journal[0], "invoice_number"), business);
+    assert_eq!(
+        text(&journal[0], "total_ttc"),
+        negative(expected("C00015", "total_ttc"))
+    );
+    assert_eq!(
+        text(&journal[0], "vat"),
+        negative(expected("C00015", "vat"))
+    );
+    assert_eq!(text(&journal[1], "services_ht"), "-5.00");
+    assert_eq!(text(&journal[1], "equipment_ht"), "0.00");
+    assert_eq!(text(&journal[1], "total_ttc"), "-6.00");
+    let net = ws.query("SELECT CAST(SUM(total_ttc) AS VARCHAR) AS ttc FROM sales_journal");
+    let invoiced: rust_decimal::Decimal = expected_total("total_ttc");
+    let credited: rust_decimal::Decimal = expected("C00015", "total_ttc")
+        .parse::<rust_decimal::Decimal>()
+        .unwrap()
+        + rust_decimal::Decimal::new(600, 2);
+    assert_eq!(text(&net[0], "ttc"), (invoiced - credited).to_string());
+    let csv = String::from_utf8(
+        std::fs::read(ws.lake().join("documents/2026-10/journal-2026-10.csv")).unwrap(),
+    )
+    .unwrap();
+    let entry = csv
+        .lines()
+        .find(|line| line.contains("EXM-AV-2026-000002") && line.contains(";411"))
+        .expect("the customer account's entry of the partial note");
+    // Debit empty (or zero), credit 6,00 €: the customer is owed.
+    assert!(entry.contains(";6,00;"), "{entry}");
 }
 
 #[test]
