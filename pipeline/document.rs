@@ -64,6 +64,26 @@ pub struct Customer {
 }
 
 impl Customer {
+    /// From a query row whose columns carry `customers.csv`'s names (`get`
+    /// gives a column's text).
+    pub fn from_columns<'r>(get: impl Fn(&str) -> &'r str) -> Customer {
+        Customer {
+            customer_id: get("customer_id").to_string(),
+            kind: get("kind").to_string(),
+            name: get("name").to_string(),
+            address1: get("address1").to_string(),
+            address2: get("address2").to_string(),
+            postcode: get("postcode").to_string(),
+            city: get("city").to_string(),
+            country: get("country").to_string(),
+            email: get("email").to_string(),
+            vat_number: get("vat_number").to_string(),
+            siret: get("siret").to_string(),
+        }
+    }
+}
+
+impl Customer {
     pub fn is_business(&self) -> bool {
         self.kind == "B2B"
     }

@@ -119,6 +119,7 @@ pub struct RenderOptions {
 const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
     ("invoice.html", include_str!("../templates/invoice.html")),
     ("invoice.css", include_str!("../templates/invoice.css")),
+    ("parties.html", include_str!("../templates/parties.html")),
     (
         "credit_note.html",
         include_str!("../templates/credit_note.html"),
@@ -632,19 +633,7 @@ pub async fn gather(
             period_start: parse_date(number, "period_start", get("period_start"))?,
             period_end: parse_date(number, "period_end", get("period_end"))?,
             integrator: integrator.clone(),
-            customer: Customer {
-                customer_id: customer_id.to_string(),
-                kind: get("kind").to_string(),
-                name: get("name").to_string(),
-                address1: get("address1").to_string(),
-                address2: get("address2").to_string(),
-                postcode: get("postcode").to_string(),
-                city: get("city").to_string(),
-                country: get("country").to_string(),
-                email: get("email").to_string(),
-                vat_number: get("vat_number").to_string(),
-                siret: get("siret").to_string(),
-            },
+            customer: Customer::from_columns(get),
             lines: lines_of.remove(number).unwrap_or_default(),
             subscription_ht: parse(number, "subscription_ht", get("subscription_ht"))?,
             options_ht: parse(number, "options_ht", get("options_ht"))?,
