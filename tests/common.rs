@@ -34,8 +34,17 @@ impl Output {
     }
 }
 
+/// The binary under test: the one cargo built, or `$MVNOBILL_TEST_BIN`
+/// (a copy, for when several checkouts share one target folder and their
+/// builds replace each other's binary).
+pub fn binary() -> PathBuf {
+    std::env::var_os("MVNOBILL_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mvnobill")))
+}
+
 pub fn mvnobill(args: &[&str], dir: &Path) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_mvnobill"))
+    let out = Command::new(binary())
         .args(args)
         .current_dir(dir)
         .env_remove("RUST_LOG")

@@ -168,7 +168,7 @@ const QUICK: &str = "retries = 1\nbackoff_ms = 100\ntimeout_s = 5\n";
 
 /// Runs the binary with the FTP credentials of `env` (and no others).
 fn run(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_mvnobill"))
+    let out = Command::new(crate::common::binary())
         .args(args)
         .current_dir(ws.dir.path())
         .env_remove("RUST_LOG")

@@ -50,7 +50,7 @@ impl Drop for S3Server {
 }
 
 fn mvnobill(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mvnobill"))
+    Command::new(crate::common::binary())
         .args(args)
         .current_dir(dir)
         .env("AWS_ACCESS_KEY_ID", "test")
