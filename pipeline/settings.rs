@@ -110,6 +110,41 @@ struct TemplatesSection {
 struct RenderSection {
     chromium: Option<String>,
     tabs: Option<usize>,
+    call_detail: Option<String>,
+    call_detail_customers: Option<String>,
+}
+
+/// Which invoices list each line's charged events in their annex
+/// (`[render] call_detail`): rating.md §6 gives the detailed call list on
+/// request, so by default only the customers of `call_detail_customers`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallDetail {
+    /// The customers listed (none when no list is given).
+    OnRequest(std::collections::BTreeSet<String>),
+    /// Every customer.
+    All,
+}
+
+impl CallDetail {
+    pub fn includes(&self, customer_id: &str) -> bool {
+        match self {
+            CallDetail::All => true,
+            CallDetail::OnRequest(listed) => listed.contains(customer_id),
+        }
+    }
+}
+
+/// `call_detail_customers`: one customer id a line; blank lines and lines
+/// starting with `#` are skipped, as is a `customer_id` header.
+fn read_call_detail_customers(path: &Path) -> Result<std::collections::BTreeSet<String>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#') && *line != "customer_id")
+        .map(str::to_string)
+        .collect())
 }
 
 /// Where upstream files come from.
@@ -146,6 +181,8 @@ pub struct Settings {
     pub chromium: Option<PathBuf>,
     /// Chrome tabs printing at once (`[render] tabs`, default 4).
     pub render_tabs: usize,
+    /// Whose annexes list the charged events (`[render] call_detail`).
+    pub call_detail: CallDetail,
     /// The SMTP relay for "invoice available" mails (`[mail]`), when set.
     pub mail: Option<crate::mail::MailSettings>,
     /// Journal, accounts and e-reporting period of the finance outputs
@@ -298,6 +335,32 @@ impl Settings {
                 message: format!("{render_tabs} tabs: give 1 to 16"),
             });
         }
+        let render_key = |key: &'static str, message: String| SettingsError::Key {
+            path: path_text.clone(),
+            section: "render",
+            key,
+            message,
+        };
+        let call_detail = match file.render.as_ref().and_then(|r| r.call_detail.as_deref()) {
+            None | Some("on_request") => CallDetail::OnRequest(
+                match file
+                    .render
+                    .as_ref()
+                    .and_then(|r| r.call_detail_customers.as_deref())
+                {
+                    Some(list) => read_call_detail_customers(&resolve(list))
+                        .map_err(|message| render_key("call_detail_customers", message))?,
+                    None => Default::default(),
+                },
+            ),
+            Some("all") => CallDetail::All,
+            Some(other) => {
+                return Err(render_key(
+                    "call_detail",
+                    format!("'{other}': give on_request or all"),
+                ))
+            }
+        };
         let mail = match &file.mail {
             None => None,
             Some(section) => Some(
@@ -326,6 +389,7 @@ impl Settings {
                 .and_then(|r| r.chromium)
                 .map(|path| resolve(&path)),
             render_tabs,
+            call_detail,
             mail,
             config_path: config_path.clone(),
             source,
@@ -419,6 +483,43 @@ mod tests {
         assert_eq!(s.reference_dir, dir.path().join("ref"));
         assert_eq!(s.lake_url.as_str(), "file:///tmp/lake/");
         assert_eq!(s.state_dir, PathBuf::from("/tmp/lake/_state"));
+    }
+
+    #[test]
+    fn the_call_list_is_on_request_unless_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("mvnobill.toml");
+        let base = "[reference]\ndir = \"ref\"\nintegrator = \"ref/i.toml\"\n[lake]\nurl = \"file:///tmp/lake\"\n";
+        let load = |render: &str| {
+            std::fs::write(&cfg, format!("{base}{render}")).unwrap();
+            Settings::load(&cfg)
+        };
+        assert_eq!(
+            load("").unwrap().call_detail,
+            CallDetail::OnRequest(Default::default())
+        );
+        std::fs::write(
+            dir.path().join("asked.txt"),
+            "customer_id\n# asked in March\nC00007\n\n",
+        )
+        .unwrap();
+        let listed = load("[render]\ncall_detail_customers = \"asked.txt\"\n").unwrap();
+        assert!(listed.call_detail.includes("C00007"));
+        assert!(!listed.call_detail.includes("C00008"));
+        assert!(!listed.call_detail.includes("customer_id"));
+        let all = load("[render]\ncall_detail = \"all\"\n").unwrap();
+        assert!(all.call_detail.includes("C00008"));
+        let wrong = load("[render]\ncall_detail = \"some\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            wrong.contains("call_detail") && wrong.contains("on_request or all"),
+            "{wrong}"
+        );
+        let missing = load("[render]\ncall_detail_customers = \"none.txt\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("none.txt"), "{missing}");
     }
 
     #[test]

@@ -17,12 +17,32 @@ fn samples_copy() -> (tempfile::TempDir, PathBuf) {
     (dir, copy)
 }
 
+/// The samples, with the detailed call list requested by C00001 and C00002
+/// (rating.md §6: on request).
 fn workspace(samples: &Path) -> Workspace {
-    Workspace::new(
+    let ws = Workspace::new(
         &samples.join("ftp"),
         &samples.join("reference"),
         &samples.join("integrator.toml"),
+    );
+    let config = ws.dir.path().join("mvnobill.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[render]\ncall_detail_customers = \"call_detail.txt\"\n");
+    std::fs::write(&config, text).unwrap();
+    std::fs::write(
+        ws.dir.path().join("call_detail.txt"),
+        "# customers who asked for their call list\nC00001\nC00002\n",
     )
+    .unwrap();
+    ws
+}
+
+/// The number of a customer's invoice of the month.
+fn invoice_number_of(ws: &Workspace, customer: &str) -> String {
+    let rows = ws.query(&format!(
+        "SELECT invoice_number FROM invoices WHERE customer_id = '{customer}'"
+    ));
+    text(&rows[0], "invoice_number")
 }
 
 fn documents(ws: &Workspace) -> PathBuf {
@@ -130,6 +150,21 @@ fn invoices_print_as_branded_pdfs_with_facturx_for_businesses() {
     // The annex masks called numbers on their last 4 digits.
     assert!(page.contains("Annexe"));
     assert!(page.contains("XXXX"), "no masked called number:\n{page}");
+    // A customer who did not ask for the call list has the usage summary
+    // alone.
+    let other = plain(&poppler(
+        "pdftotext",
+        &["-layout"],
+        &documents(&ws).join(invoice_number_of(&ws, "C00003") + ".pdf"),
+    ));
+    assert!(
+        other.contains("Annexe") && other.contains("Dont forfait"),
+        "{other}"
+    );
+    assert!(
+        !other.contains("Date et heure") && !other.contains("XXXX"),
+        "{other}"
+    );
 
     // Logo (95×95) and footer banner (760×95), the banner on every page.
     let images = poppler("pdfimages", &["-list"], &pdf);
