@@ -26,18 +26,28 @@ fn main() -> std::process::ExitCode {
     };
     match runtime.block_on(mvnobill::app::execute(cli)) {
         Ok(report) => {
-            if json {
+            let text = if json {
                 match serde_json::to_string_pretty(&report) {
-                    Ok(text) => println!("{text}"),
+                    Ok(text) => text,
                     Err(e) => {
                         eprintln!("error: cannot write the report as JSON: {e}");
                         return std::process::ExitCode::FAILURE;
                     }
                 }
             } else {
-                println!("{report}");
+                report.to_string()
+            };
+            // A reader that stops early (`mvnobill query … | head`) closes
+            // the pipe: the work is done, nothing to report.
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            match writeln!(out, "{text}").and_then(|()| out.flush()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("error: cannot write the report: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+                _ => std::process::ExitCode::SUCCESS,
             }
-            std::process::ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("error: {}", mvnobill::app::one_line(&e.to_string()));

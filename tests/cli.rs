@@ -124,3 +124,22 @@ fn demo_runs_the_whole_pipeline_and_counts_reconcile() {
     assert_eq!(refused.status, 1);
     assert!(refused.stderr.contains("is not a previous demo"));
 }
+
+#[test]
+fn a_reader_that_stops_early_gets_no_panic() {
+    // `mvnobill query … | head -1`: the pipe is closed before the report is
+    // written.
+    let ws = Workspace::samples();
+    let mut child = std::process::Command::new(crate::common::binary())
+        .args(["query", "SELECT value FROM generate_series(1, 200000)"])
+        .current_dir(ws.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{stderr}");
+}
