@@ -26,6 +26,7 @@ fn main() -> std::process::ExitCode {
     };
     match runtime.block_on(mvnobill::app::execute(cli)) {
         Ok(report) => {
+            let passed = report.passed();
             if json {
                 match serde_json::to_string_pretty(&report) {
                     Ok(text) => println!("{text}"),
@@ -37,7 +38,11 @@ fn main() -> std::process::ExitCode {
             } else {
                 println!("{report}");
             }
-            std::process::ExitCode::SUCCESS
+            if passed {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
         Err(e) => {
             eprintln!("error: {}", mvnobill::app::one_line(&e.to_string()));
