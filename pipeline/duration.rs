@@ -4,8 +4,9 @@
 //!
 //! Durations are written `1h02m05s` (also `2m`, `45s`, `1h`, `2min`, and
 //! `1h30` or `2m30`, where a last number without a unit is in the next
-//! smaller unit), `90` (seconds), `hh:mm:ss` or `mm:ss` (minutes and seconds
-//! below 60 after the first field). They are whole seconds, counted exactly
+//! smaller unit), `90` (seconds), `hh:mm:ss` or `mm:ss`; after the first
+//! field or unit, minutes and seconds are below 60 (`90m` and `90:00` are
+//! fine, `1h90m` and `1:90:00` are refused as likely typos). They are whole seconds, counted exactly
 //! in integers; a total beyond [`MAX_SECONDS`] is refused.
 //!
 //! The grids are the `rate_grids.csv` rows of the configuration's
@@ -113,9 +114,7 @@ fn parse_clock(text: &str) -> Result<u64, String> {
 /// `1h02m05s`, `2m`, `45s`, `2min`, `1h30`, `2m30`.
 fn parse_units(text: &str) -> Result<u64, String> {
     let lower = text.to_ascii_lowercase();
-    let shape = || {
-        format!("'{text}' is not a duration (1h02m05s, 2m, 45s, 90, hh:mm:ss or mm:ss)")
-    };
+    let shape = || format!("'{text}' is not a duration (1h02m05s, 2m, 45s, 90, hh:mm:ss or mm:ss)");
     if lower.contains(['.', ',']) {
         return Err(format!("'{text}': whole seconds only, no decimals"));
     }
@@ -155,6 +154,10 @@ fn parse_units(text: &str) -> Result<u64, String> {
             return Err(format!(
                 "'{text}': units go from hours to seconds, each once"
             ));
+        }
+        if next_unit > 0 && value >= 60 {
+            let name = ["hours", "minutes", "seconds"][unit];
+            return Err(format!("'{text}': the {name} ({value}) must be below 60"));
         }
         total = total.saturating_add(value.saturating_mul(UNITS[unit].1));
         next_unit = unit + 1;
@@ -427,17 +430,31 @@ mod tests {
     fn what_is_not_a_duration() {
         for (text, message) in [
             ("", "the duration is empty"),
-            ("1x", "'1x' is not a duration (1h02m05s, 2m, 45s, 90, hh:mm:ss or mm:ss)"),
-            ("h", "'h' is not a duration (1h02m05s, 2m, 45s, 90, hh:mm:ss or mm:ss)"),
-            ("5s3", "'5s3' is not a duration (1h02m05s, 2m, 45s, 90, hh:mm:ss or mm:ss)"),
+            (
+                "1x",
+                "'1x' is not a duration (1h02m05s, 2m, 45s, 90, hh:mm:ss or mm:ss)",
+            ),
+            (
+                "h",
+                "'h' is not a duration (1h02m05s, 2m, 45s, 90, hh:mm:ss or mm:ss)",
+            ),
+            (
+                "5s3",
+                "'5s3' is not a duration (1h02m05s, 2m, 45s, 90, hh:mm:ss or mm:ss)",
+            ),
             ("2m1h", "'2m1h': units go from hours to seconds, each once"),
             ("1h1h", "'1h1h': units go from hours to seconds, each once"),
+            ("1h61", "'1h61': the minutes (61) must be below 60"),
+            ("1h02m60s", "'1h02m60s': the seconds (60) must be below 60"),
             ("1.5h", "'1.5h': whole seconds only, no decimals"),
             ("00:61", "the seconds (61) must be below 60"),
             ("1:60:00", "the minutes (60) must be below 60"),
             ("1:2:3:4", "'1:2:3:4' is not hh:mm:ss or mm:ss"),
             ("1::3", "'1::3' is not hh:mm:ss or mm:ss"),
-            ("-5", "'-5' is not a duration (1h02m05s, 2m, 45s, 90, hh:mm:ss or mm:ss)"),
+            (
+                "-5",
+                "'-5' is not a duration (1h02m05s, 2m, 45s, 90, hh:mm:ss or mm:ss)",
+            ),
             ("99999999999999999999999", "longer than 1000000000000 s"),
             ("1000000000001", "longer than 1000000000000 s"),
             ("300000000h", "longer than 1000000000000 s"),
@@ -454,7 +471,10 @@ mod tests {
             err.to_string(),
             "duration '2x' (argument 2): '2x' is not a duration (1h02m05s, 2m, 45s, 90, hh:mm:ss or mm:ss)"
         );
-        let args: Vec<String> = ["1000000000000", "1"].iter().map(|s| s.to_string()).collect();
+        let args: Vec<String> = ["1000000000000", "1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert!(matches!(sum(&args), Err(DurationError::TooLong)));
     }
 
@@ -479,7 +499,10 @@ mod tests {
         assert_eq!(billed(91, 60, 30), 120);
         assert_eq!(billed(61, 30, 30), 90);
         assert_eq!(billed(61, 1, 1), 61);
-        assert_eq!(billed(MAX_SECONDS, u64::MAX / 2, u64::MAX / 2), u64::MAX / 2);
+        assert_eq!(
+            billed(MAX_SECONDS, u64::MAX / 2, u64::MAX / 2),
+            u64::MAX / 2
+        );
         assert_eq!(billed(MAX_SECONDS, 1, u64::MAX / 2), 1 + u64::MAX / 2);
     }
 
@@ -509,11 +532,23 @@ mod tests {
         let billing = bill_by_grid(&rows, 61, day);
         let seen: Vec<(i64, u64, u64, u64, bool)> = billing
             .iter()
-            .map(|g| (g.grid, g.first_increment, g.next_increment, g.billed_seconds, g.every_zone))
+            .map(|g| {
+                (
+                    g.grid,
+                    g.first_increment,
+                    g.next_increment,
+                    g.billed_seconds,
+                    g.every_zone,
+                )
+            })
             .collect();
         assert_eq!(
             seen,
-            [(1, 60, 60, 120, true), (2, 30, 30, 90, false), (2, 60, 1, 61, false)]
+            [
+                (1, 60, 60, 120, true),
+                (2, 30, 30, 90, false),
+                (2, 60, 1, 61, false)
+            ]
         );
         assert_eq!(billing[0].zones, ["FR_MOBILE", "ROAM_Z1 (incoming)"]);
         let november = bill_by_grid(&rows, 61, "2026-11-01".parse().unwrap());

@@ -87,10 +87,9 @@ impl Problem {
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Problem::Length { found } => write!(
-                f,
-                "the RIO has {found} characters, a RIO has {RIO_LENGTH}"
-            ),
+            Problem::Length { found } => {
+                write!(f, "the RIO has {found} characters, a RIO has {RIO_LENGTH}")
+            }
             Problem::LowerCase {
                 position,
                 character,
@@ -180,7 +179,7 @@ pub fn check(rio: &str, msisdn: &str) -> Result<String, Problem> {
     }
     for (i, &character) in chars.iter().enumerate() {
         let position = i + 1;
-        if character.is_lowercase() {
+        if character.is_ascii_lowercase() {
             return Err(Problem::LowerCase {
                 position,
                 character,
@@ -251,13 +250,17 @@ impl Verdict {
 
 impl std::fmt::Display for Verdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |s: &str| {
+            if s.is_empty() {
+                "(empty)".to_string()
+            } else {
+                s.to_string()
+            }
+        };
+        let (rio, msisdn) = (shown(&self.rio), shown(&self.msisdn));
         match &self.reason {
-            None => write!(f, "valid: RIO {} matches {}", self.rio, self.msisdn),
-            Some(reason) => write!(
-                f,
-                "invalid: RIO {} for {}: {reason}",
-                self.rio, self.msisdn
-            ),
+            None => write!(f, "valid: RIO {rio} matches {msisdn}"),
+            Some(reason) => write!(f, "invalid: RIO {rio} for {msisdn}: {reason}"),
         }
     }
 }
