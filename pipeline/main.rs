@@ -1,6 +1,7 @@
 //! The `mvnobill` binary: parse the command line, run it, print the report
-//! (text, or JSON with `--json`) on stdout, and exit 0; or print one line on
-//! stderr and exit 1. Logs go to stderr (`RUST_LOG` sets the level).
+//! (text, or JSON with `--json`) on stdout, and exit 0 (1 when the report is
+//! a verdict that failed: `rio check`); or print one line on stderr and exit
+//! 1. Logs go to stderr (`RUST_LOG` sets the level).
 
 use clap::Parser;
 
