@@ -7,9 +7,9 @@
 //! reference (six of `A–Z`, `0–9`) and `CCC` a key computed from the first
 //! nine characters followed by the number in its national form (10 digits,
 //! `0612345678`). The key is the published one: over the alphabet
-//! `ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+` (A = 0 … Z = 25, 0 = 26 … 9 = 35,
-//! + = 36), three running sums mod 37 with weights 1, 2 and 4, each encoded
-//! as one character of that alphabet (docs/TOOLS.md).
+//! `ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+` (A = 0 … Z = 25, 0 = 26 … 9 =
+//! 35, `+` = 36), three running sums mod 37 with weights 1, 2 and 4, each
+//! encoded as one character of that alphabet (docs/TOOLS.md).
 //!
 //! A verdict names the first problem found, in this order: length,
 //! characters (lower case is refused: RIOs are written in capitals), operator
