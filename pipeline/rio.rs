@@ -64,8 +64,10 @@ pub enum Problem {
     Number { found: String },
     /// The key does not match the rest of the RIO and the number.
     Key,
-    /// A field of a batch row is empty or not text.
+    /// A field of a batch row is empty.
     Missing { column: &'static str },
+    /// A field of a batch row is not UTF-8 text.
+    Encoding { column: &'static str },
 }
 
 impl Problem {
@@ -80,6 +82,7 @@ impl Problem {
             Problem::Number { .. } => "BAD_NUMBER",
             Problem::Key => "WRONG_KEY",
             Problem::Missing { .. } => "MISSING",
+            Problem::Encoding { .. } => "BAD_ENCODING",
         }
     }
 }
@@ -118,6 +121,7 @@ impl std::fmt::Display for Problem {
             ),
             Problem::Key => write!(f, "the key does not match the number"),
             Problem::Missing { column } => write!(f, "no {column} in this row"),
+            Problem::Encoding { column } => write!(f, "the {column} is not valid UTF-8 text"),
         }
     }
 }
@@ -347,24 +351,23 @@ pub fn check_bytes(file: &str, bytes: &[u8]) -> Result<RioBatchReport, RioError>
     let index = csv.columns(&[("rio", true), ("msisdn", true)])?;
     let mut rows = Vec::with_capacity(csv.records.len());
     for record in &csv.records {
-        let field = |i: usize| {
-            csvfile::text_field(&record.fields, index[i])
-                .ok()
-                .flatten()
-                .unwrap_or_default()
-        };
-        let (rio, msisdn) = (field(0), field(1));
-        let verdict = if rio.is_empty() {
-            Verdict::new(rio, msisdn, None, Some(Problem::Missing { column: "rio" }))
-        } else if msisdn.is_empty() {
-            Verdict::new(
-                rio,
-                msisdn,
-                None,
-                Some(Problem::Missing { column: "msisdn" }),
-            )
-        } else {
-            Verdict::of(rio, msisdn)
+        let mut problem = None;
+        let mut field =
+            |i: usize, column: &'static str| match csvfile::text_field(&record.fields, index[i]) {
+                Ok(Some(text)) => text,
+                Ok(None) => {
+                    problem.get_or_insert(Problem::Missing { column });
+                    ""
+                }
+                Err(_) => {
+                    problem.get_or_insert(Problem::Encoding { column });
+                    ""
+                }
+            };
+        let (rio, msisdn) = (field(0, "rio"), field(1, "msisdn"));
+        let verdict = match problem {
+            Some(problem) => Verdict::new(rio, msisdn, None, Some(problem)),
+            None => Verdict::of(rio, msisdn),
         };
         rows.push(RowVerdict {
             line: record.line,
@@ -547,9 +550,10 @@ mod tests {
 
     #[test]
     fn a_batch_with_either_separator() {
-        let text = "rio;msisdn\n02P1234564NH;0612345678\n02P1234564NI;0612345678\n;0612345678\n";
-        let report = check_bytes("orders.csv", text.as_bytes()).unwrap();
-        assert_eq!((report.checked, report.valid, report.invalid), (3, 1, 2));
+        let text = b"rio;msisdn\n02P1234564NH;0612345678\n02P1234564NI;0612345678\n;0612345678\n02P1234564NH;06\xff\n";
+        let report = check_bytes("orders.csv", text).unwrap();
+        assert_eq!((report.checked, report.valid, report.invalid), (4, 1, 3));
+        assert_eq!(report.rows[3].verdict.code, Some("BAD_ENCODING"));
         assert_eq!(report.rows[1].line, 3);
         assert_eq!(report.rows[1].verdict.code, Some("WRONG_KEY"));
         assert_eq!(report.rows[2].verdict.code, Some("MISSING"));
