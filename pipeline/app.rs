@@ -7,8 +7,9 @@ use serde::Serialize;
 
 use crate::assure::{self, AssureError, AssureReport};
 use crate::bill::{self, BillError, BillReport};
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, RioCommand};
 use crate::credit::{self, CreditError, CreditReport, CreditRequest};
+use crate::duration::{self, DurationError, DurationReport};
 use crate::finance::{self, FinanceError, FinanceReport};
 use crate::gen::{self, GenError, GenOptions, GenReport};
 use crate::lake::{Lake, LakeError};
@@ -19,6 +20,7 @@ use crate::publish::{self, PublishError, PublishRunReport};
 use crate::query::{self, QueryError, QueryReport};
 use crate::rate::{self, RateError, RateReport};
 use crate::render::{self, RenderError, RenderOptions, RenderReport};
+use crate::rio::{self, RioBatchReport, RioCheckReport, RioError};
 use crate::sepa::{self, SepaError, SepaReport};
 use crate::settings::{Settings, SettingsError};
 use crate::sync::{self, SyncError, SyncReport};
@@ -55,6 +57,10 @@ pub enum AppError {
     #[error(transparent)]
     Credit(#[from] CreditError),
     #[error(transparent)]
+    Rio(#[from] RioError),
+    #[error(transparent)]
+    Duration(#[from] DurationError),
+    #[error(transparent)]
     Gen(#[from] GenError),
     #[error("demo folder {0} exists and is not a previous demo: choose another --out")]
     DemoFolder(String),
@@ -82,6 +88,9 @@ pub enum Report {
     Run(RunReport),
     Query(QueryReport),
     Credit(CreditReport),
+    RioCheck(RioCheckReport),
+    RioBatch(RioBatchReport),
+    Duration(DurationReport),
     Gen(GenReport),
     Demo(DemoReport),
 }
@@ -101,12 +110,27 @@ impl std::fmt::Display for Report {
             Report::Run(r) => r.fmt(f),
             Report::Query(r) => r.fmt(f),
             Report::Credit(r) => r.fmt(f),
+            Report::RioCheck(r) => r.fmt(f),
+            Report::RioBatch(r) => r.fmt(f),
+            Report::Duration(r) => r.fmt(f),
             Report::Gen(r) => write!(
                 f,
                 "gen: {} customers, {} lines, {} CDRs in {} files ({} bytes) in {}",
                 r.customers, r.lines, r.cdrs, r.rated_files, r.bytes, r.out_dir
             ),
             Report::Demo(r) => r.fmt(f),
+        }
+    }
+}
+
+impl Report {
+    /// False when the report is a verdict against its input (a RIO that
+    /// does not match): printed in full, then exit 1.
+    pub fn passed(&self) -> bool {
+        match self {
+            Report::RioCheck(r) => r.passed(),
+            Report::RioBatch(r) => r.passed(),
+            _ => true,
         }
     }
 }
@@ -378,6 +402,26 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
             Ok(Report::Query(
                 query::query(&settings, &lake, &sql, format).await?,
             ))
+        }
+        Command::Rio {
+            command: RioCommand::Check { rio, msisdn, file },
+        } => match (file, rio, msisdn) {
+            (Some(file), _, _) => Ok(Report::RioBatch(rio::check_file(&file)?)),
+            // clap requires both without --file.
+            (None, rio, msisdn) => Ok(Report::RioCheck(RioCheckReport {
+                verdict: rio::Verdict::of(
+                    rio.as_deref().unwrap_or_default(),
+                    msisdn.as_deref().unwrap_or_default(),
+                ),
+            })),
+        },
+        Command::Duration { durations, date } => {
+            let day = date.unwrap_or_else(|| crate::csvfile::paris_date(chrono::Utc::now()));
+            Ok(Report::Duration(duration::duration(
+                &cli.config,
+                &durations,
+                day,
+            )?))
         }
         Command::Gen {
             out,

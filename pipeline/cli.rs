@@ -129,6 +129,25 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: QueryFormat,
     },
+    /// RIO (relevé d'identité opérateur) checks before porting orders.
+    Rio {
+        #[command(subcommand)]
+        command: RioCommand,
+    },
+    /// Add up durations; what a call that long is billed under each grid.
+    ///
+    /// Durations are written 1h02m05s, 2m, 45s, 90 (seconds), 01:02:05 or
+    /// 01:30. With a configuration file, a call of the total's length is
+    /// billed under the voice increments of each grid (rating.md §3).
+    Duration {
+        /// The durations: 1h02m05s, 2m, 45s, 90 (seconds), 01:02:05, 01:30.
+        #[arg(required = true, value_name = "DURATION")]
+        durations: Vec<String>,
+        /// The day whose grid versions apply, YYYY-MM-DD (default: today in
+        /// Europe/Paris).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<chrono::NaiveDate>,
+    },
     /// Write a synthetic integrator and a month of MVNE files.
     Gen {
         /// Folder to write into (created).
@@ -158,5 +177,23 @@ pub enum Command {
         /// Approximate number of CDRs in the month.
         #[arg(long, default_value_t = 50_000)]
         cdrs: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RioCommand {
+    /// Check that a RIO matches a mobile number (exit 1 if not), or every
+    /// row of a file of porting orders (--file, columns rio and msisdn).
+    Check {
+        /// The 12-character RIO, e.g. 02P1234564NH.
+        #[arg(required_unless_present = "file", requires = "msisdn")]
+        rio: Option<String>,
+        /// The mobile number: 0612345678, +33612345678 or 33612345678.
+        #[arg(required_unless_present = "file")]
+        msisdn: Option<String>,
+        /// A CSV file with a header naming the columns rio and msisdn,
+        /// separated by ; or ,.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["rio", "msisdn"])]
+        file: Option<PathBuf>,
     },
 }

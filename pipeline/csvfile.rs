@@ -60,9 +60,19 @@ pub struct CsvReader<'a> {
 impl<'a> CsvReader<'a> {
     /// Reads the header line. `file` is the name used in messages.
     pub fn open(file: &str, bytes: &'a [u8]) -> Result<CsvReader<'a>, CsvFileError> {
+        CsvReader::open_with(file, bytes, b';')
+    }
+
+    /// As [`CsvReader::open`], with another field separator (files that are
+    /// not the MVNE's, e.g. porting orders exported with `,`).
+    pub fn open_with(
+        file: &str,
+        bytes: &'a [u8],
+        delimiter: u8,
+    ) -> Result<CsvReader<'a>, CsvFileError> {
         let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         let reader = csv::ReaderBuilder::new()
-            .delimiter(b';')
+            .delimiter(delimiter)
             .has_headers(false)
             .flexible(true)
             .from_reader(body);
@@ -159,7 +169,16 @@ pub struct CsvFile<'a> {
 impl<'a> CsvFile<'a> {
     /// Splits `bytes` into records. `file` is the name used in messages.
     pub fn parse(file: &str, bytes: &'a [u8]) -> Result<CsvFile<'a>, CsvFileError> {
-        let mut reader = CsvReader::open(file, bytes)?;
+        CsvFile::parse_with(file, bytes, b';')
+    }
+
+    /// As [`CsvFile::parse`], with another field separator.
+    pub fn parse_with(
+        file: &str,
+        bytes: &'a [u8],
+        delimiter: u8,
+    ) -> Result<CsvFile<'a>, CsvFileError> {
+        let mut reader = CsvReader::open_with(file, bytes, delimiter)?;
         let mut records = Vec::new();
         while let Some(record) = reader.next_record() {
             let record = record?;

@@ -1,6 +1,7 @@
 //! The `mvnobill` binary: parse the command line, run it, print the report
-//! (text, or JSON with `--json`) on stdout, and exit 0; or print one line on
-//! stderr and exit 1. Logs go to stderr (`RUST_LOG` sets the level).
+//! (text, or JSON with `--json`) on stdout, and exit 0 (1 when the report is
+//! a verdict that failed: `rio check`); or print one line on stderr and exit
+//! 1. Logs go to stderr (`RUST_LOG` sets the level).
 
 use clap::Parser;
 
@@ -26,6 +27,7 @@ fn main() -> std::process::ExitCode {
     };
     match runtime.block_on(mvnobill::app::execute(cli)) {
         Ok(report) => {
+            let passed = report.passed();
             let text = if json {
                 match serde_json::to_string_pretty(&report) {
                     Ok(text) => text,
@@ -46,6 +48,8 @@ fn main() -> std::process::ExitCode {
                     eprintln!("error: cannot write the report: {e}");
                     std::process::ExitCode::FAILURE
                 }
+                // `rio check` reports a failed verdict with exit 1.
+                _ if !passed => std::process::ExitCode::FAILURE,
                 _ => std::process::ExitCode::SUCCESS,
             }
         }

@@ -739,6 +739,24 @@ impl Reference {
         Ok(())
     }
 
+    /// Every `rate_grids.csv` row that has increments (voice and data), for
+    /// the duration calculator.
+    pub fn increments(&self) -> Vec<IncrementRow> {
+        let t = self.table("rate_grids");
+        (0..t.rows.len())
+            .filter_map(|r| {
+                Some(IncrementRow {
+                    grid: t.int(r, "grid")?,
+                    zone: t.text(r, "zone")?.to_string(),
+                    event_type: t.text(r, "event_type")?.to_string(),
+                    first_increment: u64::try_from(t.int(r, "first_increment")?).ok()?,
+                    next_increment: u64::try_from(t.int(r, "next_increment")?).ok()?,
+                    valid_from: t.date(r, "valid_from")?,
+                })
+            })
+            .collect()
+    }
+
     /// Money value of a column as a decimal string, for reports and tests.
     pub fn money_text(&self, table: &str, row: usize, column: &str) -> Option<String> {
         self.table(table).money(row, column).map(|m| {
@@ -747,6 +765,17 @@ impl Reference {
                 .to_string()
         })
     }
+}
+
+/// The increments of one `rate_grids.csv` row (rating.md §3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncrementRow {
+    pub grid: i64,
+    pub zone: String,
+    pub event_type: String,
+    pub first_increment: u64,
+    pub next_increment: u64,
+    pub valid_from: NaiveDate,
 }
 
 /// A subscription row's period and its row index, for the overlap check.

@@ -15,3 +15,4 @@ mod mail;
 mod rules;
 mod s3;
 mod sepa;
+mod tools;

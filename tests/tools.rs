@@ -1,0 +1,301 @@
+//! The desk's tools on the real binary: `rio check` (one RIO, or a file of
+//! porting orders) and `duration` (with and without the samples' grids).
+//!
+//! The RIO keys below are worked by hand in `pipeline/rio.rs`'s tests:
+//! 02P123456 + 0612345678 → key 4NH; 01EAB12CD + 0798765432 → key WIV.
+
+use crate::common::{mvnobill, Workspace};
+
+#[test]
+fn rio_check_one_rio_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| mvnobill(args, dir.path());
+
+    let out = run(&["rio", "check", "02P1234564NH", "0612345678"]).ok();
+    assert_eq!(out.stdout, "valid: RIO 02P1234564NH matches 0612345678\n");
+    let out = run(&["rio", "check", "01EAB12CDWIV", "+33798765432"]).ok();
+    assert_eq!(out.stdout, "valid: RIO 01EAB12CDWIV matches +33798765432\n");
+
+    for (rio, msisdn, reason) in [
+        (
+            "02P1234564NI",
+            "0612345678",
+            "the key does not match the number",
+        ),
+        (
+            "02P1234564NH",
+            "0612345679",
+            "the key does not match the number",
+        ),
+        (
+            "02P1234564N",
+            "0612345678",
+            "the RIO has 11 characters, a RIO has 12",
+        ),
+        (
+            "02p1234564NH",
+            "0612345678",
+            "character 3 'p' is lower case: a RIO is written in capitals",
+        ),
+        (
+            "02X1234564NH",
+            "0612345678",
+            "the contract type 'X' is not P (particulier) or E (entreprise)",
+        ),
+        (
+            "02P1234564NH",
+            "0112345678",
+            "'0112345678' is not a French mobile number (06 or 07 and 8 digits, or +33 6/7…)",
+        ),
+    ] {
+        let out = run(&["rio", "check", rio, msisdn]);
+        assert_eq!(out.status, 1, "{rio} {msisdn}: {}", out.stdout);
+        assert_eq!(
+            out.stdout,
+            format!("invalid: RIO {rio} for {msisdn}: {reason}\n")
+        );
+        assert!(out.stderr.is_empty(), "{}", out.stderr);
+    }
+
+    let out = run(&["--json", "rio", "check", "02P1234564NI", "0612345678"]);
+    assert_eq!(out.status, 1);
+    let report = out.json();
+    assert_eq!(report["valid"], false);
+    assert_eq!(report["code"], "WRONG_KEY");
+    assert_eq!(report["national"], "0612345678");
+
+    // A RIO without its number is a command-line mistake.
+    let out = run(&["rio", "check", "02P1234564NH"]);
+    assert_eq!(out.status, 2);
+}
+
+#[test]
+fn rio_check_a_file_gives_a_verdict_per_row() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("orders.csv"),
+        "order_id;rio;msisdn\n\
+         P1;02P1234564NH;0612345678\n\
+         P2;02P1234564NI;0612345678\n\
+         P3;01EAB12CDWIV;33798765432\n\
+         P4;01eab12cdwiv;0798765432\n\
+         P5;;0612345678\n\
+         P6;01EAB12CDWIV;0612345678\n",
+    )
+    .unwrap();
+    let out = mvnobill(&["rio", "check", "--file", "orders.csv"], dir.path());
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "line 2: valid: RIO 02P1234564NH matches 0612345678\n\
+         line 3: invalid: RIO 02P1234564NI for 0612345678: the key does not match the number\n\
+         line 4: valid: RIO 01EAB12CDWIV matches 33798765432\n\
+         line 5: invalid: RIO 01eab12cdwiv for 0798765432: character 3 'e' is lower case: a RIO is written in capitals\n\
+         line 6: invalid: RIO (empty) for 0612345678: no rio in this row\n\
+         line 7: invalid: RIO 01EAB12CDWIV for 0612345678: the key does not match the number\n\
+         rio check orders.csv: 6 rows, 2 valid, 4 invalid\n"
+    );
+
+    let out = mvnobill(
+        &["--json", "rio", "check", "--file", "orders.csv"],
+        dir.path(),
+    );
+    assert_eq!(out.status, 1);
+    let report = out.json();
+    assert_eq!(report["checked"], 6);
+    assert_eq!(report["valid"], 2);
+    assert_eq!(report["invalid"], 4);
+    let codes: Vec<(u64, String)> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["line"].as_u64().unwrap(),
+                r["code"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            (2, "".to_string()),
+            (3, "WRONG_KEY".to_string()),
+            (4, "".to_string()),
+            (5, "LOWER_CASE".to_string()),
+            (6, "MISSING".to_string()),
+            (7, "WRONG_KEY".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn rio_check_a_comma_file_all_valid_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("orders.csv"),
+        "msisdn,rio\r\n+33612345678,02P1234564NH\r\n0798765432,01EAB12CDWIV\r\n",
+    )
+    .unwrap();
+    let out = mvnobill(&["rio", "check", "--file", "orders.csv"], dir.path()).ok();
+    assert!(
+        out.stdout
+            .ends_with("rio check orders.csv: 2 rows, 2 valid, 0 invalid\n"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn rio_check_a_bad_file_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("orders.csv"),
+        "rio;number\n02P1234564NH;0612345678\n",
+    )
+    .unwrap();
+    let out = mvnobill(&["rio", "check", "--file", "orders.csv"], dir.path());
+    assert_eq!(out.status, 1);
+    assert_eq!(
+        out.stderr,
+        "error: orders.csv line 1: required column 'msisdn' is missing from the header\n"
+    );
+    let out = mvnobill(&["rio", "check", "--file", "missing.csv"], dir.path());
+    assert_eq!(out.status, 1);
+    assert_eq!(
+        out.stderr,
+        "error: missing.csv: cannot read: No such file or directory (os error 2)\n"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn duration_without_a_configuration_converts_and_sums() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = mvnobill(&["duration", "1h02m05s", "90", "00:01:30"], dir.path()).ok();
+    assert_eq!(
+        out.stdout,
+        "1h02m05s  3725 s  1 h 2 min 5 s\n\
+         90          90 s  1 min 30 s\n\
+         00:01:30    90 s  1 min 30 s\n\
+         total     3905 s  1 h 5 min 5 s\n\
+         no configuration file mvnobill.toml: conversion and sum only (--config FILE for the billing per grid)\n"
+    );
+    let out = mvnobill(&["--json", "duration", "2m", "45s", "01:30"], dir.path()).ok();
+    let report = out.json();
+    assert_eq!(report["total_seconds"], 255);
+    assert_eq!(report["total"], "4 min 15 s");
+    assert_eq!(report["grids"].as_array().unwrap().len(), 0);
+    assert!(report["config"].is_null());
+}
+
+#[test]
+fn duration_bills_the_total_under_each_sample_grid() {
+    let ws = Workspace::samples();
+    // Voice increments read by hand from tests/fixtures/samples/reference/
+    // rate_grids.csv (the same for every zone of a grid): grid 1 60/60,
+    // grid 2 60/1, grid 3 1/1, grid 4 30/30, grid 5 60/30.
+    // 3905 s: grid 1 → 60 + ceil(3845/60)=65 × 60 = 3960; grid 2 → 3905;
+    // grid 3 → 3905; grid 4 → 30 + ceil(3875/30)=130 × 30 = 3930;
+    // grid 5 → 60 + ceil(3845/30)=129 × 30 = 3930.
+    let billed = |args: &[&str]| -> Vec<(u64, u64, u64, u64, bool)> {
+        let mut all = vec!["--json", "duration", "--date", "2026-10-20"];
+        all.extend_from_slice(args);
+        let report = ws.run(&all).ok().json();
+        assert_eq!(report["date"], "2026-10-20");
+        report["grids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                (
+                    g["grid"].as_u64().unwrap(),
+                    g["first_increment"].as_u64().unwrap(),
+                    g["next_increment"].as_u64().unwrap(),
+                    g["billed_seconds"].as_u64().unwrap(),
+                    g["every_zone"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        billed(&["1h02m05s", "90", "00:01:30"]),
+        [
+            (1, 60, 60, 3960, true),
+            (2, 60, 1, 3905, true),
+            (3, 1, 1, 3905, true),
+            (4, 30, 30, 3930, true),
+            (5, 60, 30, 3930, true),
+        ]
+    );
+    // 61 s: one second past the first increment.
+    let sixty_one: Vec<u64> = billed(&["61"]).iter().map(|g| g.3).collect();
+    assert_eq!(sixty_one, [120, 61, 61, 90, 90]);
+    // 20 s: within every first increment.
+    let twenty: Vec<u64> = billed(&["20s"]).iter().map(|g| g.3).collect();
+    assert_eq!(twenty, [60, 60, 20, 30, 60]);
+    // 0 s bills nothing.
+    let zero: Vec<u64> = billed(&["0"]).iter().map(|g| g.3).collect();
+    assert_eq!(zero, [0, 0, 0, 0, 0]);
+
+    let out = ws
+        .run(&[
+            "duration",
+            "--date",
+            "2026-10-20",
+            "1h02m05s",
+            "90",
+            "00:01:30",
+        ])
+        .ok();
+    let text = out.stdout;
+    assert!(
+        text.contains("one call of 3905 s, billed under the voice increments in force on 2026-10-20 (mvnobill.toml):\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "  grid 1  60 s then 60 s        3960 s  1 h 6 min 0 s       every voice zone\n"
+        ),
+        "{text}"
+    );
+
+    // Before the grids' first version: nothing in force, and said so.
+    let report = ws
+        .run(&["--json", "duration", "--date", "2025-12-31", "61"])
+        .ok()
+        .json();
+    assert_eq!(report["grids"].as_array().unwrap().len(), 0);
+    assert!(report["note"]
+        .as_str()
+        .unwrap()
+        .ends_with("rate_grids.csv is in force on 2025-12-31"));
+}
+
+#[test]
+fn duration_a_bad_argument_is_one_line_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for (arg, message) in [
+        (
+            "1h61",
+            "error: duration '1h61' (argument 2): '1h61': the minutes (61) must be below 60",
+        ),
+        (
+            "2x",
+            "error: duration '2x' (argument 2): '2x' is not a duration (1h02m05s, 2m, 45s, 90, hh:mm:ss or mm:ss)",
+        ),
+        (
+            "00:75",
+            "error: duration '00:75' (argument 2): the seconds (75) must be below 60",
+        ),
+        (
+            "1.5h",
+            "error: duration '1.5h' (argument 2): '1.5h': whole seconds only, no decimals",
+        ),
+    ] {
+        let out = mvnobill(&["duration", "90", arg], dir.path());
+        assert_eq!(out.status, 1, "{arg}");
+        assert_eq!(out.stderr, format!("{message}\n"), "{arg}");
+        assert!(out.stdout.is_empty());
+    }
+}
