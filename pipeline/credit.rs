@@ -794,6 +794,7 @@ async fn write_documents(
         let mut printer = Printer::launch(&PrinterOptions {
             chromium: settings.chromium.clone(),
             tabs: 1,
+            single_process: settings.render_single_process,
             ..PrinterOptions::default()
         })?;
         printer.print(html)

@@ -775,6 +775,7 @@ pub async fn render(
     let mut printer = Printer::launch(&PrinterOptions {
         chromium: settings.chromium.clone(),
         tabs: settings.render_tabs,
+        single_process: settings.render_single_process,
         ..PrinterOptions::default()
     })?;
     let runtime = tokio::runtime::Handle::current();

@@ -112,6 +112,7 @@ struct RenderSection {
     tabs: Option<usize>,
     call_detail: Option<String>,
     call_detail_customers: Option<String>,
+    single_process: Option<bool>,
 }
 
 /// Which invoices list each line's charged events in their annex
@@ -183,6 +184,8 @@ pub struct Settings {
     pub render_tabs: usize,
     /// Whose annexes list the charged events (`[render] call_detail`).
     pub call_detail: CallDetail,
+    /// Chromium in one process (`[render] single_process`, default false).
+    pub render_single_process: bool,
     /// The SMTP relay for "invoice available" mails (`[mail]`), when set.
     pub mail: Option<crate::mail::MailSettings>,
     /// Journal, accounts and e-reporting period of the finance outputs
@@ -361,6 +364,11 @@ impl Settings {
                 ))
             }
         };
+        let render_single_process = file
+            .render
+            .as_ref()
+            .and_then(|r| r.single_process)
+            .unwrap_or(false);
         let mail = match &file.mail {
             None => None,
             Some(section) => Some(
@@ -389,6 +397,7 @@ impl Settings {
                 .and_then(|r| r.chromium)
                 .map(|path| resolve(&path)),
             render_tabs,
+            render_single_process,
             call_detail,
             mail,
             config_path: config_path.clone(),
