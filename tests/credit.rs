@@ -278,6 +278,15 @@ fn credit_notes_on_a_closed_month_have_their_own_numbers_and_documents() {
         .expect("the customer account's entry of the partial note");
     // Debit empty (or zero), credit 6,00 €: the customer is owed.
     assert!(entry.contains(";6,00;"), "{entry}");
+    // The consumer's note lowers the B2C e-reporting totals of the period.
+    let b2c = |sql: &str| text(&ws.query(sql)[0], "ht");
+    assert_eq!(
+        b2c(
+            "SELECT CAST(SUM(total_ht) - 5.00 AS DECIMAL(18, 2)) AS ht FROM invoices \
+             WHERE customer_kind = 'B2C'"
+        ),
+        b2c("SELECT CAST(SUM(total_ht) AS DECIMAL(18, 2)) AS ht FROM e_reporting")
+    );
 }
 
 #[test]
