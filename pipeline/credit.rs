@@ -24,7 +24,6 @@
 //! dataset and documents again where they are missing: that is how a crash
 //! after the commit is repaired. `--again` issues a second identical note.
 
-use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -634,37 +633,13 @@ async fn read_invoice(
     if !engine::register_path(&ctx, lake, "invoices", &partition, None).await? {
         return Err(missing());
     }
-    let frame = ctx
-        .sql(sqlfiles::DOCUMENT_INVOICES.sql)
-        .await
-        .map_err(|e| e.context(format!("in sql file {}", sqlfiles::DOCUMENT_INVOICES.name)))?;
-    let columns: BTreeMap<String, usize> = frame
-        .schema()
-        .fields()
+    let table = engine::Rows::query(&ctx, &sqlfiles::DOCUMENT_INVOICES).await?;
+    let values = table
+        .rows
         .iter()
-        .enumerate()
-        .map(|(i, f)| (f.name().clone(), i))
-        .collect();
-    let number_column = columns.get("invoice_number").copied().unwrap_or_default();
-    let mut found: Option<BTreeMap<&str, String>> = None;
-    for batch in frame.collect().await? {
-        let numbers = batch.column(number_column);
-        for row in 0..batch.num_rows() {
-            if engine::value_string(numbers, row)? != number {
-                continue;
-            }
-            let mut values = BTreeMap::new();
-            for (name, &index) in &columns {
-                values.insert(
-                    name.as_str(),
-                    engine::value_string(batch.column(index), row)?,
-                );
-            }
-            found = Some(values);
-        }
-    }
-    let values = found.ok_or_else(missing)?;
-    let get = |column: &str| values.get(column).map(String::as_str).unwrap_or("");
+        .find(|row| table.get(row, "invoice_number") == number)
+        .ok_or_else(missing)?;
+    let get = |column: &str| table.get(values, column);
     let amount = |column: &str| -> Result<Decimal, CreditError> {
         Decimal::from_str(get(column)).map_err(|_| CreditError::Data {
             number: number.to_string(),

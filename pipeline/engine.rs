@@ -275,3 +275,56 @@ pub fn value_string(array: &ArrayRef, row: usize) -> Result<String, DataFusionEr
         array, row,
     )?)
 }
+
+/// Rows of a query as text, with their column names.
+pub struct Rows {
+    columns: std::collections::BTreeMap<String, usize>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Rows {
+    /// Runs one SQL file and keeps every value as text
+    /// ([`value_string`]).
+    pub async fn query(
+        ctx: &datafusion::prelude::SessionContext,
+        file: &SqlFile,
+    ) -> Result<Rows, DataFusionError> {
+        let frame = ctx
+            .sql(file.sql)
+            .await
+            .map_err(|e| e.context(format!("in sql file {}", file.name)))?;
+        let columns = frame
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name().clone(), i))
+            .collect();
+        let mut rows = Vec::new();
+        for batch in frame.collect().await? {
+            for row in 0..batch.num_rows() {
+                rows.push(
+                    batch
+                        .columns()
+                        .iter()
+                        .map(|c| value_string(c, row))
+                        .collect::<Result<Vec<_>, _>>()?,
+                );
+            }
+        }
+        Ok(Rows { columns, rows })
+    }
+
+    /// Each column's position in a row.
+    pub fn columns(&self) -> &std::collections::BTreeMap<String, usize> {
+        &self.columns
+    }
+
+    /// A row's value in a column; empty for a column the query lacks.
+    pub fn get<'r>(&self, row: &'r [String], column: &str) -> &'r str {
+        self.columns
+            .get(column)
+            .map(|&i| row[i].as_str())
+            .unwrap_or("")
+    }
+}

@@ -26,7 +26,7 @@ use crate::document::{
     self, ChargedEvent, Customer, InvoiceDocument, InvoiceLine, LineUsage, Payment, UsageSummary,
     VatAmount,
 };
-use crate::engine;
+use crate::engine::{self, Rows};
 use crate::facturx::{self, FacturxError};
 use crate::images::{self, ImageError};
 use crate::integrator::{Integrator, IntegratorError};
@@ -410,51 +410,6 @@ pub fn zone_label(zone: &str) -> String {
 }
 
 // ---- Gathering the documents -----------------------------------------
-
-/// Rows of a query as text, with their column names.
-struct Rows {
-    columns: BTreeMap<String, usize>,
-    rows: Vec<Vec<String>>,
-}
-
-impl Rows {
-    async fn query(
-        ctx: &datafusion::prelude::SessionContext,
-        file: &crate::engine::SqlFile,
-    ) -> Result<Rows, RenderError> {
-        let frame = ctx
-            .sql(file.sql)
-            .await
-            .map_err(|e| e.context(format!("in sql file {}", file.name)))?;
-        let columns = frame
-            .schema()
-            .fields()
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.name().clone(), i))
-            .collect();
-        let mut rows = Vec::new();
-        for batch in frame.collect().await? {
-            for row in 0..batch.num_rows() {
-                rows.push(
-                    batch
-                        .columns()
-                        .iter()
-                        .map(|c| engine::value_string(c, row))
-                        .collect::<Result<Vec<_>, _>>()?,
-                );
-            }
-        }
-        Ok(Rows { columns, rows })
-    }
-
-    fn get<'r>(&self, row: &'r [String], column: &str) -> &'r str {
-        self.columns
-            .get(column)
-            .map(|&i| row[i].as_str())
-            .unwrap_or("")
-    }
-}
 
 /// Reads a value the SQL guarantees, naming the invoice when it does not
 /// parse.

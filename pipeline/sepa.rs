@@ -761,7 +761,7 @@ pub fn file_key(month: Month, format: Format) -> String {
 
 /// One row of `sql/finance/sepa_debits.sql`, as text.
 struct Row<'a> {
-    columns: &'a HashMap<String, usize>,
+    columns: &'a std::collections::BTreeMap<String, usize>,
     values: Vec<String>,
 }
 
@@ -869,31 +869,15 @@ pub async fn sepa(
     if !registered {
         return Ok(report);
     }
-    let frame = ctx
-        .sql(sqlfiles::SEPA_DEBITS.sql)
-        .await
-        .map_err(|e| e.context(format!("in sql file {}", sqlfiles::SEPA_DEBITS.name)))?;
-    let columns: HashMap<String, usize> = frame
-        .schema()
-        .fields()
+    let table = engine::Rows::query(&ctx, &sqlfiles::SEPA_DEBITS).await?;
+    let rows: Vec<Row> = table
+        .rows
         .iter()
-        .enumerate()
-        .map(|(i, f)| (f.name().clone(), i))
+        .map(|values| Row {
+            columns: table.columns(),
+            values: values.clone(),
+        })
         .collect();
-    let mut rows = Vec::new();
-    for batch in frame.collect().await? {
-        for row in 0..batch.num_rows() {
-            let values = batch
-                .columns()
-                .iter()
-                .map(|c| engine::value_string(c, row))
-                .collect::<Result<Vec<_>, _>>()?;
-            rows.push(Row {
-                columns: &columns,
-                values,
-            });
-        }
-    }
     if rows.is_empty() {
         return Ok(report);
     }
@@ -1144,7 +1128,7 @@ mod tests {
             "mandate_rum",
             "mandate_date",
         ];
-        let columns: HashMap<String, usize> = names
+        let columns: std::collections::BTreeMap<String, usize> = names
             .iter()
             .enumerate()
             .map(|(i, n)| (n.to_string(), i))
