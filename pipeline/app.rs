@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::assure::{self, AssureError, AssureReport};
 use crate::bill::{self, BillError, BillReport};
-use crate::cli::{Cli, Command, RioCommand};
+use crate::cli::{Cli, Command, RioCommand, SimCommand};
 use crate::credit::{self, CreditError, CreditReport, CreditRequest};
 use crate::duration::{self, DurationError, DurationReport};
 use crate::finance::{self, FinanceError, FinanceReport};
@@ -59,6 +59,8 @@ pub enum AppError {
     #[error(transparent)]
     Rio(#[from] RioError),
     #[error(transparent)]
+    Sim(#[from] crate::sim::SimError),
+    #[error(transparent)]
     Duration(#[from] DurationError),
     #[error(transparent)]
     Gen(#[from] GenError),
@@ -89,6 +91,7 @@ pub enum Report {
     Query(QueryReport),
     Credit(CreditReport),
     RioCheck(RioCheckReport),
+    Puk(crate::sim::PukReport),
     RioBatch(RioBatchReport),
     Duration(DurationReport),
     Gen(GenReport),
@@ -111,6 +114,7 @@ impl std::fmt::Display for Report {
             Report::Query(r) => r.fmt(f),
             Report::Credit(r) => r.fmt(f),
             Report::RioCheck(r) => r.fmt(f),
+            Report::Puk(r) => r.fmt(f),
             Report::RioBatch(r) => r.fmt(f),
             Report::Duration(r) => r.fmt(f),
             Report::Gen(r) => write!(
@@ -402,6 +406,18 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
             Ok(Report::Query(
                 query::query(&settings, &lake, &sql, format).await?,
             ))
+        }
+        Command::Sim {
+            command: SimCommand::Puk { card },
+        } => {
+            // Not a run: the report carries the codes, the ledger keeps the
+            // look-up only.
+            let stages = Stages::open(&cli.config)?;
+            Ok(Report::Puk(crate::sim::puk(
+                &stages.settings,
+                &stages.ledger,
+                &card,
+            )?))
         }
         Command::Rio {
             command: RioCommand::Check { rio, msisdn, file },

@@ -129,6 +129,11 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: QueryFormat,
     },
+    /// SIM cards: the support desk's look-up of a card's PUK codes.
+    Sim {
+        #[command(subcommand)]
+        command: SimCommand,
+    },
     /// RIO (relevé d'identité opérateur) checks before porting orders.
     Rio {
         #[command(subcommand)]
@@ -177,6 +182,17 @@ pub enum Command {
         /// Approximate number of CDRs in the month.
         #[arg(long, default_value_t = 50_000)]
         cdrs: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// Print a SIM card's PUK codes, found by its mobile number or ICCID in
+    /// the private store `land` keeps (the look-up is recorded, the codes
+    /// are not).
+    Puk {
+        /// 0612345678, +33612345678 or the ICCID (19 or 20 digits).
+        card: String,
     },
 }
 

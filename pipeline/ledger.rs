@@ -130,6 +130,12 @@ CREATE TABLE IF NOT EXISTS published_files (
     published_at TEXT NOT NULL,
     PRIMARY KEY (target, month, name)
 );
+CREATE TABLE IF NOT EXISTS puk_lookups (
+    at TEXT NOT NULL,
+    card TEXT NOT NULL,
+    user TEXT NOT NULL,
+    found INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS invoice_numbers (
     invoice_number TEXT PRIMARY KEY,
     year INTEGER NOT NULL,
@@ -278,6 +284,23 @@ impl Ledger {
     }
 
     /// Whether invoices of this month were issued (the month is closed).
+    /// A look-up of a SIM card's PUK codes (`sim puk`): when, which card
+    /// (number or ICCID), who, and whether it was found; never the codes.
+    pub fn record_puk_lookup(
+        &self,
+        card: &str,
+        user: &str,
+        found: bool,
+    ) -> Result<(), LedgerError> {
+        self.connection
+            .execute(
+                "INSERT INTO puk_lookups (at, card, user, found) VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![chrono::Utc::now().to_rfc3339(), card, user, found],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     pub fn is_issued(&self, month: &str) -> Result<bool, LedgerError> {
         self.connection
             .query_row(

@@ -35,6 +35,7 @@ pub mod render;
 pub mod rio;
 pub mod sepa;
 pub mod settings;
+pub mod sim;
 pub mod sqlfiles;
 pub mod sync;
 pub mod upstream;

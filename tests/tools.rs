@@ -299,3 +299,60 @@ fn duration_a_bad_argument_is_one_line_naming_it() {
         assert!(out.stdout.is_empty());
     }
 }
+
+#[test]
+fn sim_puk_prints_the_codes_to_the_desk_and_records_only_the_look_up() {
+    // SIM_CMD2026.csv, read by hand: 89330000000632260020 is line
+    // 33632260020 with PUK1 25497556 and PUK2 29263362;
+    // 89330000000632260054 has PUK1 60587425 and PUK2 64620830.
+    let ws = Workspace::samples();
+    ws.run(&["sync"]).ok();
+    ws.run(&["land"]).ok();
+    let by_number = ws.run(&["sim", "puk", "06 32 26 00 20"]).ok();
+    assert!(
+        by_number.stdout.contains("89330000000632260020")
+            && by_number.stdout.contains("PUK1 25497556")
+            && by_number.stdout.contains("PUK2 29263362"),
+        "{}",
+        by_number.stdout
+    );
+    assert!(!by_number.stderr.contains("25497556"));
+    let by_iccid = ws
+        .run(&["--json", "sim", "puk", "89330000000632260054"])
+        .ok()
+        .json();
+    assert_eq!(by_iccid["puk1"], "60587425");
+    assert_eq!(by_iccid["puk2"], "64620830");
+    assert_eq!(by_iccid["msisdn"], "33632260054");
+
+    let unknown = ws.run(&["sim", "puk", "0699999999"]);
+    assert_eq!(unknown.status, 1);
+    assert_eq!(
+        unknown.stderr.trim(),
+        "error: no SIM card with 33699999999 in the PUK store"
+    );
+    let typo = ws.run(&["sim", "puk", "06 32 26"]);
+    assert_eq!(typo.status, 1);
+    assert!(
+        typo.stderr.contains("neither a mobile number"),
+        "{}",
+        typo.stderr
+    );
+
+    // The ledger has the three look-ups that named a card, not the codes
+    // (which only the private stores hold: the PUK store and the SIM order
+    // files as delivered).
+    let state = ws.lake().join("_state");
+    let ledger: Vec<u8> = crate::common::walk(&state)
+        .into_iter()
+        .filter(|path| {
+            !path.starts_with(state.join("secrets")) && !path.starts_with(state.join("sim-orders"))
+        })
+        .flat_map(|path| std::fs::read(path).unwrap())
+        .collect();
+    let ledger = String::from_utf8_lossy(&ledger);
+    for code in ["25497556", "29263362", "60587425", "64620830"] {
+        assert!(!ledger.contains(code), "{code} in the ledger");
+    }
+    assert!(ledger.contains("89330000000632260054") && ledger.contains("33699999999"));
+}
