@@ -60,5 +60,5 @@ sleep 0.3
 read -r wall user sys peak < "$work/t"
 pdfs=$(python3 -c "import json; print(json.load(open('$work/report.json'))['pdf_written'])")
 together=$(cat "$work/peak")
-echo "render: $pdfs PDFs in $wall s wall ($(echo "$user + $sys" | bc) s CPU of mvnobill), $(echo "scale=1; $pdfs / $wall" | bc) PDFs/s, tabs $tabs, call detail $detail, $(pages) pages"
+echo "render: $pdfs PDFs in $wall s wall ($(echo "$user + $sys" | bc) s CPU of mvnobill and the Chromium processes it reaped), $(echo "scale=1; $pdfs / $wall" | bc) PDFs/s, tabs $tabs, call detail $detail, $(pages) pages"
 echo "peak RSS of mvnobill: $((peak / 1024)) MB; peak PSS of mvnobill and Chromium together: $((together / 1024)) MB"
