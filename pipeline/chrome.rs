@@ -981,27 +981,25 @@ mod tests {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
-    fn pdfinfo(pdf: &[u8]) -> String {
+    /// A poppler tool's output on a PDF (written to a temporary file).
+    fn poppler(tool: &str, args: &[&str], pdf: &[u8]) -> String {
         let mut file = tempfile::NamedTempFile::new().expect("temp file");
         file.write_all(pdf).expect("write pdf");
-        let output = Command::new("pdfinfo")
+        let output = Command::new(tool)
+            .args(args)
             .arg(file.path())
             .output()
-            .expect("run pdfinfo (apt-get install poppler-utils)");
-        assert!(output.status.success(), "pdfinfo failed");
+            .unwrap_or_else(|e| panic!("run {tool} (apt-get install poppler-utils): {e}"));
+        assert!(output.status.success(), "{tool} failed");
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
+    fn pdfinfo(pdf: &[u8]) -> String {
+        poppler("pdfinfo", &[], pdf)
+    }
+
     fn pdfimages_list(pdf: &[u8]) -> String {
-        let mut file = tempfile::NamedTempFile::new().expect("temp file");
-        file.write_all(pdf).expect("write pdf");
-        let output = Command::new("pdfimages")
-            .arg("-list")
-            .arg(file.path())
-            .output()
-            .expect("run pdfimages (apt-get install poppler-utils)");
-        assert!(output.status.success(), "pdfimages failed");
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        poppler("pdfimages", &["-list"], pdf)
     }
 
     fn crc32(bytes: &[u8]) -> u32 {

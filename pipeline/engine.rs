@@ -237,16 +237,21 @@ pub async fn rows_strings(
     ctx: &SessionContext,
     sql: &str,
 ) -> Result<Vec<Vec<String>>, DataFusionError> {
-    let batches = ctx.sql(sql).await?.collect().await?;
+    text_rows(&ctx.sql(sql).await?.collect().await?)
+}
+
+/// The rows of record batches, each value as text ([`value_string`]).
+fn text_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, DataFusionError> {
     let mut rows = Vec::new();
     for batch in batches {
         for row in 0..batch.num_rows() {
-            let values = batch
-                .columns()
-                .iter()
-                .map(|c| value_string(c, row))
-                .collect::<Result<Vec<_>, _>>()?;
-            rows.push(values);
+            rows.push(
+                batch
+                    .columns()
+                    .iter()
+                    .map(|c| value_string(c, row))
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
         }
     }
     Ok(rows)
@@ -300,18 +305,7 @@ impl Rows {
             .enumerate()
             .map(|(i, f)| (f.name().clone(), i))
             .collect();
-        let mut rows = Vec::new();
-        for batch in frame.collect().await? {
-            for row in 0..batch.num_rows() {
-                rows.push(
-                    batch
-                        .columns()
-                        .iter()
-                        .map(|c| value_string(c, row))
-                        .collect::<Result<Vec<_>, _>>()?,
-                );
-            }
-        }
+        let rows = text_rows(&frame.collect().await?)?;
         Ok(Rows { columns, rows })
     }
 

@@ -329,21 +329,19 @@ impl Settings {
                 message: format!("{memory_pool_mb} MB is too little: give at least 64"),
             });
         }
-        let render_tabs = file.render.as_ref().and_then(|r| r.tabs).unwrap_or(4);
-        if !(1..=16).contains(&render_tabs) {
-            return Err(SettingsError::Key {
-                path: path_text,
-                section: "render",
-                key: "tabs",
-                message: format!("{render_tabs} tabs: give 1 to 16"),
-            });
-        }
         let render_key = |key: &'static str, message: String| SettingsError::Key {
             path: path_text.clone(),
             section: "render",
             key,
             message,
         };
+        let render_tabs = file.render.as_ref().and_then(|r| r.tabs).unwrap_or(4);
+        if !(1..=16).contains(&render_tabs) {
+            return Err(render_key(
+                "tabs",
+                format!("{render_tabs} tabs: give 1 to 16"),
+            ));
+        }
         let call_detail = match file.render.as_ref().and_then(|r| r.call_detail.as_deref()) {
             None | Some("on_request") => CallDetail::OnRequest(
                 match file

@@ -531,23 +531,27 @@ fn starttls_and_login_keep_the_password_out_of_every_text() {
     assert!(!report.to_string().contains(PASSWORD));
     assert!(!serde_json::to_string(&report).unwrap().contains(PASSWORD));
 
+    // One notice to client 2, through a relay configured otherwise.
+    let send_one = |settings: &mail::MailSettings| {
+        mail::send_notices(
+            settings,
+            &integrator,
+            &ledger,
+            "2026-10",
+            [notice(
+                2,
+                "B",
+                "client2@example.org",
+                "SEPA_DD",
+                "1",
+                Some(fake_pdf(2)),
+            )],
+        )
+    };
+
     // A wrong password: the login is refused, in one line, no password.
     let wrong = "not-the-password-0042";
-    let error = mail::send_notices(
-        &config(wrong, true),
-        &integrator,
-        &ledger,
-        "2026-10",
-        [notice(
-            2,
-            "B",
-            "client2@example.org",
-            "SEPA_DD",
-            "1",
-            Some(fake_pdf(2)),
-        )],
-    )
-    .expect_err("login refused");
+    let error = send_one(&config(wrong, true)).expect_err("login refused");
     assert!(matches!(error, MailError::Login { .. }), "{error:?}");
     let line = error.to_string();
     assert!(line.contains("535"), "{line}");
@@ -557,21 +561,7 @@ fn starttls_and_login_keep_the_password_out_of_every_text() {
     assert!(!line.contains('\n'), "{line}");
 
     // Without the relay's CA, its certificate is not trusted.
-    let error = mail::send_notices(
-        &config(PASSWORD, false),
-        &integrator,
-        &ledger,
-        "2026-10",
-        [notice(
-            2,
-            "B",
-            "client2@example.org",
-            "SEPA_DD",
-            "1",
-            Some(fake_pdf(2)),
-        )],
-    )
-    .expect_err("an unknown certificate");
+    let error = send_one(&config(PASSWORD, false)).expect_err("an unknown certificate");
     assert!(matches!(error, MailError::Connect { .. }), "{error:?}");
     let line = error.to_string();
     assert!(
