@@ -64,6 +64,8 @@ pub enum AppError {
     Duration(#[from] DurationError),
     #[error(transparent)]
     Gen(#[from] GenError),
+    #[error(transparent)]
+    Doctor(#[from] crate::doctor::DoctorError),
     #[error("demo folder {0} exists and is not a previous demo: choose another --out")]
     DemoFolder(String),
     #[error("demo folder {path}: {source}")]
@@ -95,6 +97,7 @@ pub enum Report {
     Puk(crate::sim::PukReport),
     RioBatch(RioBatchReport),
     Duration(DurationReport),
+    Doctor(crate::doctor::DoctorReport),
     Gen(GenReport),
     Demo(DemoReport),
 }
@@ -119,6 +122,7 @@ impl std::fmt::Display for Report {
             Report::Puk(r) => r.fmt(f),
             Report::RioBatch(r) => r.fmt(f),
             Report::Duration(r) => r.fmt(f),
+            Report::Doctor(r) => r.fmt(f),
             Report::Gen(r) => write!(
                 f,
                 "gen: {} customers, {} lines, {} CDRs in {} files ({} bytes) in {}",
@@ -138,6 +142,7 @@ impl Report {
             Report::RioBatch(r) => r.passed(),
             // Statements piped into the prompt: a failed one fails the run.
             Report::QuerySession(r) => r.failed == 0,
+            Report::Doctor(r) => r.passed(),
             _ => true,
         }
     }
@@ -537,6 +542,13 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
                 ),
             })),
         },
+        Command::Doctor => {
+            // Read-only: no stage run is recorded.
+            let settings = Settings::load(&cli.config)?;
+            let lake = Lake::open(&settings.lake_url, &settings.lake_s3)?;
+            let ledger = Ledger::open(&settings.state_dir)?;
+            Ok(Report::Doctor(crate::doctor::doctor(&lake, &ledger).await?))
+        }
         Command::Duration { durations, date } => {
             let day = date.unwrap_or_else(|| crate::csvfile::paris_date(chrono::Utc::now()));
             Ok(Report::Duration(duration::duration(

@@ -154,6 +154,10 @@ pub enum Command {
         #[command(subcommand)]
         command: SimCommand,
     },
+    /// Check the invariants of the lake and the ledger (continuous invoice
+    /// numbers, invoices as numbered, every CDR landed once, the ledger's
+    /// counts) and say what is wrong; changes nothing. Exit 1 on an error.
+    Doctor,
     /// RIO (relevé d'identité opérateur) checks before porting orders.
     Rio {
         #[command(subcommand)]

@@ -13,6 +13,7 @@ pub mod chrome;
 pub mod cli;
 pub mod credit;
 pub mod csvfile;
+pub mod doctor;
 pub mod document;
 pub mod duration;
 pub mod engine;

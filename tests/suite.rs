@@ -5,6 +5,7 @@ mod analysts;
 mod assure;
 mod cli;
 mod common;
+mod crash;
 mod credit;
 mod documents;
 mod finance;
