@@ -318,14 +318,22 @@ impl Stages {
                 };
                 let json = serde_json::to_string(&timed).unwrap_or_default();
                 self.ledger.end_run(started.id, "ok", &json)?;
-                tracing::info!(stage, elapsed_ms, "stage finished");
+                tracing::info!(stage, elapsed_ms, status = "ok", "stage finished");
                 Ok(timed)
             }
             Err(e) => {
                 let e = e.into();
                 let reason = one_line(&e.to_string());
                 self.ledger.end_run(started.id, "failed", &reason)?;
-                tracing::error!(stage, elapsed_ms, reason, "stage failed");
+                // At info level: the error itself is the command's last
+                // line (or, with JSON logs, its last event, at error level).
+                tracing::info!(
+                    stage,
+                    elapsed_ms,
+                    status = "failed",
+                    reason,
+                    "stage finished"
+                );
                 Err(e)
             }
         }

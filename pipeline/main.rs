@@ -82,6 +82,7 @@ fn init_logs(json: bool) {
             .with_current_span(false)
             .init();
     } else {
-        logs.init();
+        // Colours for a terminal only, not in a log file.
+        logs.with_ansi(std::io::stderr().is_terminal()).init();
     }
 }

@@ -3,7 +3,9 @@
 //! end, gives the month an uninterrupted run gives: the same invoices and
 //! lines, the same pages byte for byte, the same PDFs' text, the same files
 //! published; numbers continuous; every CDR landed once; and `doctor` finds
-//! nothing wrong. `doctor` also finds what a broken lake hides.
+//! nothing wrong. `doctor` also finds what a broken lake hides. A disk that
+//! fills up during sync and land fails them cleanly, and once space is
+//! freed the same commands complete the month as if nothing happened.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -251,4 +253,89 @@ fn doctor_finds_what_a_broken_lake_hides() {
             .starts_with("doctor: 4 errors, 1 warnings"),
         "{text}"
     );
+}
+
+/// A tmpfs of `size` mounted on `dir` (this machine's CI runs as root),
+/// unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(dir).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount a tmpfs (needs root)");
+        SmallDisk(dir.to_path_buf())
+    }
+
+    fn grow(&self, size: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_cleanly_and_a_rerun_completes() {
+    let ws = Workspace::samples();
+    // The lake on a disk that holds the raw files but not their Parquet:
+    // sync needs about 1.1 MB here, land as much again.
+    let disk = SmallDisk::mount(&ws.lake(), "1600k");
+    let mut failures = Vec::new();
+    for stage in ["sync", "land"] {
+        let out = ws.run(&[stage]);
+        if out.status != 0 {
+            let lines: Vec<&str> = out.stderr.lines().collect();
+            assert_eq!(lines.len(), 1, "{}", out.stderr);
+            assert!(lines[0].starts_with("error: "), "{}", out.stderr);
+            assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+            failures.push(lines[0].to_string());
+        }
+    }
+    assert!(!failures.is_empty(), "the disk did not fill up");
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.contains("disk is full") || f.contains("No space left")),
+        "{failures:?}"
+    );
+
+    // Space freed: the same commands finish the work, and the month is what
+    // expected.json says.
+    disk.grow("64m");
+    ws.run(&["sync"]).ok();
+    let land = ws.run(&["--json", "land"]).ok().json();
+    let doctor = ws.run(&["--json", "doctor"]).ok().json();
+    assert_eq!(doctor["errors"], 0, "{doctor}");
+    let totals = ws.query(
+        "SELECT (SELECT COUNT(*) FROM cdrs) AS cdrs, (SELECT COUNT(*) FROM quarantine) AS quarantined",
+    );
+    assert_eq!(totals[0]["cdrs"], "3953", "{land}");
+    assert_eq!(totals[0]["quarantined"], "5");
+    let run = ws
+        .run(&["--json", "run", "--month", "2026-10", "--html-only"])
+        .ok()
+        .json();
+    assert_eq!(run["bill"]["invoices"], 25);
+    let ttc = ws.query("SELECT CAST(SUM(total_ttc) AS VARCHAR) AS ttc FROM invoices");
+    assert_eq!(ttc[0]["ttc"], "8264.72");
+    let doctor = ws.run(&["--json", "doctor"]).ok().json();
+    assert_eq!(
+        (doctor["errors"].clone(), doctor["warnings"].clone()),
+        (0.into(), 0.into()),
+        "{doctor}"
+    );
+    drop(disk);
 }

@@ -243,6 +243,7 @@ fn reports_carry_durations_and_logs_can_be_json() {
             .find(|e| e["stage"] == stage && e["message"] == "stage finished")
             .unwrap_or_else(|| panic!("no end of {stage}: {}", out.stderr));
         assert_eq!(finished["level"], "INFO");
+        assert_eq!(finished["status"], "ok");
         assert!(finished["elapsed_ms"].is_u64());
     }
 
@@ -250,6 +251,9 @@ fn reports_carry_durations_and_logs_can_be_json() {
     let failed = ws.run(&["--log-format", "json", "bill", "--month", "2026-11"]);
     assert_eq!(failed.status, 1);
     let lines: Vec<&str> = failed.stderr.lines().collect();
+    let end: serde_json::Value = serde_json::from_str(lines[lines.len() - 2]).unwrap();
+    assert_eq!(end["status"], "failed", "{end}");
+    assert_eq!(end["stage"], "bill", "{end}");
     let last: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
     assert_eq!(last["level"], "ERROR");
     assert!(
