@@ -24,6 +24,7 @@ use crate::rio::{self, RioBatchReport, RioCheckReport, RioError};
 use crate::sepa::{self, SepaError, SepaReport};
 use crate::settings::{Settings, SettingsError};
 use crate::sync::{self, SyncError, SyncReport};
+use crate::whatif::{self, WhatifError, WhatifReport};
 
 /// Every error a command can end with; each displays as one line.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +53,8 @@ pub enum AppError {
     Sepa(#[from] SepaError),
     #[error(transparent)]
     Assure(#[from] AssureError),
+    #[error(transparent)]
+    Whatif(#[from] WhatifError),
     #[error(transparent)]
     Query(#[from] QueryError),
     #[error(transparent)]
@@ -87,6 +90,7 @@ pub enum Report {
     Publish(PublishRunReport),
     Sepa(SepaReport),
     Assure(AssureReport),
+    Whatif(WhatifReport),
     Run(RunReport),
     Query(QueryReport),
     Credit(CreditReport),
@@ -110,6 +114,7 @@ impl std::fmt::Display for Report {
             Report::Publish(r) => r.fmt(f),
             Report::Sepa(r) => r.fmt(f),
             Report::Assure(r) => r.fmt(f),
+            Report::Whatif(r) => r.fmt(f),
             Report::Run(r) => r.fmt(f),
             Report::Query(r) => r.fmt(f),
             Report::Credit(r) => r.fmt(f),
@@ -296,6 +301,13 @@ impl Stages {
         self.record(id, result)
     }
 
+    /// Records the run in the ledger; numbers and issues nothing.
+    async fn whatif(&self, month: Month) -> Result<WhatifReport, AppError> {
+        let id = self.ledger.start_run("whatif", Some(&month.to_string()))?;
+        let result = whatif::whatif(&self.settings, &self.lake, month).await;
+        self.record(id, result)
+    }
+
     async fn assure(&self, month: Month) -> Result<AssureReport, AppError> {
         let id = self.ledger.start_run("assure", Some(&month.to_string()))?;
         let result = assure::assure(&self.settings, &self.lake, &self.ledger, month).await;
@@ -373,6 +385,9 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
         )),
         Command::Assure { month } => Ok(Report::Assure(
             Stages::open(&cli.config)?.assure(month).await?,
+        )),
+        Command::Whatif { month } => Ok(Report::Whatif(
+            Stages::open(&cli.config)?.whatif(month).await?,
         )),
         Command::Run { month, html_only } => Ok(Report::Run(
             Stages::open(&cli.config)?

@@ -16,3 +16,4 @@ mod rules;
 mod s3;
 mod sepa;
 mod tools;
+mod whatif;
