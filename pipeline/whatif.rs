@@ -445,11 +445,12 @@ impl std::fmt::Display for WhatifReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "whatif {}: {} customers, {} lines re-rated under {} alternatives (services HT, €)",
+            "whatif {}: {} customers, {} lines re-rated under {} alternatives (services HT, €); wholesale {}",
             self.month,
             self.customers,
             self.lines,
-            self.alternatives.len()
+            self.alternatives.len(),
+            cents(self.alternatives.first().map(|a| a.wholesale).unwrap_or_default())
         )?;
         if let Some(invoiced) = self.invoiced_services_ht {
             write!(f, "; invoiced {invoiced}")?;
@@ -560,13 +561,19 @@ pub async fn whatif(
     let all = alternatives_batch(&list);
     engine::register_batch(&ctx, "alternatives", all.clone())?;
 
-    // One alternative at a time: its tables, then the rating, billing and
-    // margin SQL as `rate`, `bill` and `finance` run them.
+    // One alternative at a time: its row of `alternatives` as `scenario`,
+    // its tables, then the rating, billing and margin SQL as `rate`, `bill`
+    // and `finance` run them.
+    let scenario = all.project(
+        &["alternative", "grid", "offer"]
+            .map(|column| all.schema().index_of(column))
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?,
+    )?;
     let mut margins = Vec::new();
-    for i in 0..list.len() {
-        tracing::info!("whatif {month}: {}", list[i].name);
-        let one = all.project(&[1, 3, 4])?.slice(i, 1);
-        engine::register_batch(&ctx, "scenario", one)?;
+    for (i, alternative) in list.iter().enumerate() {
+        tracing::info!("whatif {month}: {}", alternative.name);
+        engine::register_batch(&ctx, "scenario", scenario.slice(i, 1))?;
         engine::run_layer(&ctx, sqlfiles::WHATIF_REFERENCE).await?;
         engine::run_layer(&ctx, sqlfiles::REFERENCE).await?;
         engine::run_layer(&ctx, sqlfiles::RATING).await?;

@@ -232,6 +232,13 @@ fn hand_computed_grids_and_offer() {
     ws.run(&["land"]).ok();
     let out = ws.run(&["--json", "whatif", "--month", MONTH]).ok();
     let report = out.json();
+    let outputs = [
+        ws.lake()
+            .join(format!("whatif/month={MONTH}/part-0.parquet")),
+        ws.lake()
+            .join(format!("documents/{MONTH}/whatif-{MONTH}.svg")),
+    ];
+    let first: Vec<Vec<u8>> = outputs.iter().map(|p| std::fs::read(p).unwrap()).collect();
     let totals = totals(&report);
     let want = |revenue: &str, unpriced: u64| (d(revenue), d(revenue) - d("59.12"), unpriced);
     let got: BTreeMap<_, _> = totals
@@ -314,8 +321,8 @@ fn hand_computed_grids_and_offer() {
         assert_eq!(text(row, column), value, "{column}");
     }
 
-    // The text report names every alternative; the chart has their bars
-    // and the offer's label escaped.
+    // The text report (a second run) names every alternative; the chart
+    // has their bars and the offer's label escaped.
     let text_report = ws.run(&["whatif", "--month", MONTH]).ok().stdout;
     for name in [
         "ACTUAL",
@@ -328,14 +335,16 @@ fn hand_computed_grids_and_offer() {
     ] {
         assert!(text_report.contains(name), "{name} in:\n{text_report}");
     }
-    let chart = ws
-        .lake()
-        .join(format!("documents/{MONTH}/whatif-{MONTH}.svg"));
+    let chart = &outputs[1];
     assert_eq!(
-        chart_bars(&chart),
+        chart_bars(chart),
         ["ACTUAL", "GRID_1", "GRID_2", "OFFER_RIVAL"]
     );
-    let svg = std::fs::read_to_string(&chart).unwrap();
+    // That second run wrote the same bytes.
+    for (path, bytes) in outputs.iter().zip(&first) {
+        assert_eq!(&std::fs::read(path).unwrap(), bytes, "{}", path.display());
+    }
+    let svg = std::fs::read_to_string(chart).unwrap();
     assert!(svg.contains("Rival 10 min &amp; 1 Mo &lt;web&gt;"), "{svg}");
 }
 
