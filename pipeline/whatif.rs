@@ -727,7 +727,8 @@ fn escape(text: &str) -> String {
 
 /// A bar chart of the revenue HT per alternative: one `<rect
 /// class="bar">` per alternative (the actual one also of class `actual`),
-/// its exact amount above it and its name below, a dashed line at the
+/// its exact amount above it (on a white halo, over the dashed line) and
+/// its name below, a dashed line at the
 /// actual revenue. Heights are computed in decimals; no font or script is
 /// loaded, so any browser or image viewer shows it the same.
 pub fn chart_svg(report: &WhatifReport) -> String {
@@ -791,7 +792,7 @@ pub fn chart_svg(report: &WhatifReport) -> String {
         let centre = x + BAR / 2;
         svg.push_str(&format!(
             "<rect class=\"{class}\" data-alternative=\"{name}\" x=\"{x}\" y=\"{y}\" width=\"{BAR}\" height=\"{bar}\" fill=\"{fill}\"><title>{title}</title></rect>\n\
-             <text x=\"{centre}\" y=\"{value_y}\" text-anchor=\"middle\">{value}</text>\n\
+             <text x=\"{centre}\" y=\"{value_y}\" text-anchor=\"middle\" stroke=\"#ffffff\" stroke-width=\"3\" paint-order=\"stroke\">{value}</text>\n\
              <text x=\"{centre}\" y=\"{name_y}\" text-anchor=\"middle\">{name}</text>\n\
              <text x=\"{centre}\" y=\"{label_y}\" text-anchor=\"middle\" font-size=\"10\" fill=\"#555555\">{label}</text>\n",
             name = escape(&a.alternative),
