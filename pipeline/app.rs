@@ -24,6 +24,7 @@ use crate::rio::{self, RioBatchReport, RioCheckReport, RioError};
 use crate::sepa::{self, SepaError, SepaReport};
 use crate::settings::{Settings, SettingsError};
 use crate::sync::{self, SyncError, SyncReport};
+use crate::whatif::{self, WhatifError, WhatifReport};
 
 /// Every error a command can end with; each displays as one line.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +53,8 @@ pub enum AppError {
     Sepa(#[from] SepaError),
     #[error(transparent)]
     Assure(#[from] AssureError),
+    #[error(transparent)]
+    Whatif(#[from] WhatifError),
     #[error(transparent)]
     Query(#[from] QueryError),
     #[error(transparent)]
@@ -89,6 +92,7 @@ pub enum Report {
     Publish(Timed<PublishRunReport>),
     Sepa(Timed<SepaReport>),
     Assure(Timed<AssureReport>),
+    Whatif(Timed<WhatifReport>),
     Run(Timed<RunReport>),
     Query(QueryReport),
     QuerySession(query::SessionReport),
@@ -114,6 +118,7 @@ impl std::fmt::Display for Report {
             Report::Publish(r) => r.fmt(f),
             Report::Sepa(r) => r.fmt(f),
             Report::Assure(r) => r.fmt(f),
+            Report::Whatif(r) => r.fmt(f),
             Report::Run(r) => r.fmt(f),
             Report::Query(r) => r.fmt(f),
             Report::QuerySession(r) => r.fmt(f),
@@ -395,6 +400,13 @@ impl Stages {
         self.record(id, result)
     }
 
+    /// Records the run in the ledger; numbers and issues nothing.
+    async fn whatif(&self, month: Month) -> Result<Timed<WhatifReport>, AppError> {
+        let id = self.start("whatif", Some(month))?;
+        let result = whatif::whatif(&self.settings, &self.lake, month).await;
+        self.record(id, result)
+    }
+
     async fn assure(&self, month: Month) -> Result<Timed<AssureReport>, AppError> {
         let id = self.start("assure", Some(month))?;
         let result = assure::assure(&self.settings, &self.lake, &self.ledger, month).await;
@@ -484,6 +496,9 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
         )),
         Command::Assure { month } => Ok(Report::Assure(
             Stages::open(&cli.config)?.assure(month).await?,
+        )),
+        Command::Whatif { month } => Ok(Report::Whatif(
+            Stages::open(&cli.config)?.whatif(month).await?,
         )),
         Command::Run { month, html_only } => Ok(Report::Run(
             Stages::open(&cli.config)?

@@ -104,6 +104,14 @@ pub enum Command {
         #[arg(long)]
         month: Month,
     },
+    /// Re-rate the month's usage under each grid and each competitor offer
+    /// of benchmark.csv, per customer kind and plan: the `whatif` dataset
+    /// and a chart in documents/YYYY-MM/ (docs/WHATIF.md). Issues nothing.
+    Whatif {
+        /// The month, YYYY-MM.
+        #[arg(long)]
+        month: Month,
+    },
     /// sync, land, rate, bill, finance, render, publish and assure, in order.
     Run {
         /// The billing month, YYYY-MM.

@@ -333,6 +333,7 @@ pub mod datasets {
     pub const SALES_JOURNAL: &str = "sales_journal";
     pub const E_REPORTING: &str = "e_reporting";
     pub const CREDIT_NOTES: &str = "credit_notes";
+    pub const WHATIF: &str = "whatif";
 
     /// Every dataset `query` registers, with its partition column.
     pub const ALL: &[(&str, Option<&str>)] = &[
@@ -352,5 +353,6 @@ pub mod datasets {
         (SALES_JOURNAL, Some("month")),
         (E_REPORTING, Some("month")),
         (CREDIT_NOTES, Some("month")),
+        (WHATIF, Some("month")),
     ];
 }

@@ -41,4 +41,5 @@ pub mod sim;
 pub mod sqlfiles;
 pub mod sync;
 pub mod upstream;
+pub mod whatif;
 pub mod zones;

@@ -102,3 +102,36 @@ pub const ASSURANCE: &[SqlFile] = &[
 /// kind, read back from the written findings.
 pub const ASSURANCE_FINDINGS: SqlFile = sql!("assurance", "findings", Keep::View);
 pub const ASSURANCE_SUMMARY: SqlFile = sql!("assurance", "summary", Keep::View);
+
+/// docs/WHATIF.md (`whatif`): the reference tables as one alternative sees
+/// them (a grid for every line, or a competitor's offer), registered under
+/// the names the rating and billing files read.
+pub const WHATIF_REFERENCE: &[SqlFile] = &[
+    sql!("whatif", "subscriptions"),
+    sql!("whatif", "plans"),
+    sql!("whatif", "plan_fees"),
+    sql!("whatif", "subscription_options"),
+    sql!("whatif", "rate_grids"),
+];
+
+/// One alternative, after `REFERENCE` and `RATING`: its rated events (held
+/// in memory, read three times), the lines `bill` would draft from them
+/// (no equipment, no number) and their margin as `finance` computes it.
+pub const WHATIF_ALTERNATIVE: &[SqlFile] = &[
+    sql!("rating", "rated_events"),
+    sql!("whatif", "rated_cdrs", Keep::View),
+    sql!("whatif", "rating_exceptions", Keep::View),
+    sql!("reference", "terminations"),
+    sql!("billing", "billable_subscriptions"),
+    sql!("billing", "subscription_lines"),
+    sql!("billing", "option_lines"),
+    sql!("billing", "usage_lines"),
+    sql!("whatif", "invoice_lines"),
+    sql!("whatif", "invoices"),
+    sql!("finance", "margin"),
+];
+
+/// One alternative's margin rows with its name and the customers' kinds.
+pub const WHATIF_MARGIN: SqlFile = sql!("whatif", "alternative_margin", Keep::View);
+/// The `whatif` dataset, from every alternative's margin rows.
+pub const WHATIF: SqlFile = sql!("whatif", "whatif", Keep::View);

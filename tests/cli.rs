@@ -56,7 +56,7 @@ fn help_lists_only_working_commands() {
     let out = mvnobill(&["--help"], dir.path()).ok();
     for command in [
         "sync", "land", "rate", "bill", "finance", "render", "publish", "sepa", "assure", "credit",
-        "sim", "run", "query", "rio", "duration", "gen", "demo",
+        "whatif", "sim", "run", "query", "rio", "duration", "gen", "demo",
     ] {
         assert!(
             out.stdout.contains(&format!("  {command} ")),

@@ -18,3 +18,4 @@ mod rules;
 mod s3;
 mod sepa;
 mod tools;
+mod whatif;
