@@ -78,18 +78,19 @@ pub enum AppError {
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum Report {
-    Sync(SyncReport),
-    Land(LandReport),
-    Rate(RateReport),
-    Bill(BillReport),
-    Finance(FinanceReport),
-    Render(RenderReport),
-    Publish(PublishRunReport),
-    Sepa(SepaReport),
-    Assure(AssureReport),
-    Run(RunReport),
+    Sync(Timed<SyncReport>),
+    Land(Timed<LandReport>),
+    Rate(Timed<RateReport>),
+    Bill(Timed<BillReport>),
+    Finance(Timed<FinanceReport>),
+    Render(Timed<RenderReport>),
+    Publish(Timed<PublishRunReport>),
+    Sepa(Timed<SepaReport>),
+    Assure(Timed<AssureReport>),
+    Run(Timed<RunReport>),
     Query(QueryReport),
-    Credit(CreditReport),
+    QuerySession(query::SessionReport),
+    Credit(Timed<CreditReport>),
     RioCheck(RioCheckReport),
     Puk(crate::sim::PukReport),
     RioBatch(RioBatchReport),
@@ -112,6 +113,7 @@ impl std::fmt::Display for Report {
             Report::Assure(r) => r.fmt(f),
             Report::Run(r) => r.fmt(f),
             Report::Query(r) => r.fmt(f),
+            Report::QuerySession(r) => r.fmt(f),
             Report::Credit(r) => r.fmt(f),
             Report::RioCheck(r) => r.fmt(f),
             Report::Puk(r) => r.fmt(f),
@@ -134,6 +136,8 @@ impl Report {
         match self {
             Report::RioCheck(r) => r.passed(),
             Report::RioBatch(r) => r.passed(),
+            // Statements piped into the prompt: a failed one fails the run.
+            Report::QuerySession(r) => r.failed == 0,
             _ => true,
         }
     }
@@ -142,15 +146,63 @@ impl Report {
 #[derive(Debug, Serialize)]
 pub struct RunReport {
     pub month: String,
-    pub sync: Option<SyncReport>,
-    pub land: LandReport,
-    pub rate: RateReport,
-    pub bill: BillReport,
-    pub finance: FinanceReport,
-    pub render: RenderReport,
+    pub sync: Option<Timed<SyncReport>>,
+    pub land: Timed<LandReport>,
+    pub rate: Timed<RateReport>,
+    pub bill: Timed<BillReport>,
+    pub finance: Timed<FinanceReport>,
+    pub render: Timed<RenderReport>,
     /// None with `--html-only` (no PDF to publish).
-    pub publish: Option<PublishRunReport>,
-    pub assure: AssureReport,
+    pub publish: Option<Timed<PublishRunReport>>,
+    pub assure: Timed<AssureReport>,
+}
+
+/// A stage's report with when the stage started and how long it took: the
+/// report's own fields, plus `started_at` (UTC, RFC 3339) and `elapsed_ms`
+/// in the JSON; the ledger's `runs` table keeps the same JSON.
+#[derive(Debug, Serialize)]
+pub struct Timed<R> {
+    #[serde(flatten)]
+    pub report: R,
+    /// `land`, …, or `run` for the whole run.
+    #[serde(skip)]
+    pub stage: &'static str,
+    pub started_at: String,
+    pub elapsed_ms: u64,
+}
+
+impl<R> std::ops::Deref for Timed<R> {
+    type Target = R;
+    fn deref(&self) -> &R {
+        &self.report
+    }
+}
+
+impl<R> std::ops::DerefMut for Timed<R> {
+    fn deref_mut(&mut self) -> &mut R {
+        &mut self.report
+    }
+}
+
+/// The report, then how long its stage took (for `run`: the whole run).
+impl<R: std::fmt::Display> std::fmt::Display for Timed<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (stage, took) = (self.stage, seconds(self.elapsed_ms));
+        write!(f, "{}\n{stage} took {took}", self.report)
+    }
+}
+
+/// `1.234 s`, from milliseconds.
+fn seconds(ms: u64) -> String {
+    format!("{}.{:03} s", ms / 1000, ms % 1000)
+}
+
+/// A stage that has started: its ledger run and its clock.
+struct Started {
+    id: i64,
+    stage: &'static str,
+    at: chrono::DateTime<chrono::Utc>,
+    clock: std::time::Instant,
 }
 
 impl std::fmt::Display for RunReport {
@@ -174,7 +226,7 @@ impl std::fmt::Display for RunReport {
 pub struct DemoReport {
     pub generated: GenReport,
     pub config: String,
-    pub run: RunReport,
+    pub run: Timed<RunReport>,
     pub invoices: String,
     pub invoice_lines: String,
     /// Why the PDFs were not printed, when Chromium is missing.
@@ -227,77 +279,111 @@ impl Stages {
         })
     }
 
-    /// Records a stage run in the ledger around its work.
+    /// Opens a stage run in the ledger and starts its clock.
+    fn start(&self, stage: &'static str, month: Option<Month>) -> Result<Started, AppError> {
+        let month = month.map(|m| m.to_string());
+        let id = self.ledger.start_run(stage, month.as_deref())?;
+        tracing::info!(stage, month, "stage started");
+        Ok(Started {
+            id,
+            stage,
+            at: chrono::Utc::now(),
+            clock: std::time::Instant::now(),
+        })
+    }
+
+    /// Closes a stage run in the ledger with its report (and duration), or
+    /// its error.
     fn record<R: Serialize, E: Into<AppError>>(
         &self,
-        run_id: i64,
+        started: Started,
         result: Result<R, E>,
-    ) -> Result<R, AppError> {
+    ) -> Result<Timed<R>, AppError> {
+        let elapsed_ms = started.clock.elapsed().as_millis() as u64;
+        let stage = started.stage;
         match result {
             Ok(report) => {
-                let json = serde_json::to_string(&report).unwrap_or_default();
-                self.ledger.end_run(run_id, "ok", &json)?;
-                Ok(report)
+                let timed = Timed {
+                    report,
+                    stage,
+                    started_at: started
+                        .at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    elapsed_ms,
+                };
+                let json = serde_json::to_string(&timed).unwrap_or_default();
+                self.ledger.end_run(started.id, "ok", &json)?;
+                tracing::info!(stage, elapsed_ms, "stage finished");
+                Ok(timed)
             }
             Err(e) => {
                 let e = e.into();
-                self.ledger
-                    .end_run(run_id, "failed", &one_line(&e.to_string()))?;
+                let reason = one_line(&e.to_string());
+                self.ledger.end_run(started.id, "failed", &reason)?;
+                tracing::error!(stage, elapsed_ms, reason, "stage failed");
                 Err(e)
             }
         }
     }
 
-    async fn sync(&self) -> Result<SyncReport, AppError> {
-        let id = self.ledger.start_run("sync", None)?;
+    async fn sync(&self) -> Result<Timed<SyncReport>, AppError> {
+        let id = self.start("sync", None)?;
         let result = sync::sync(&self.settings, &self.lake, &self.ledger).await;
         self.record(id, result)
     }
 
-    async fn land(&self) -> Result<LandReport, AppError> {
-        let id = self.ledger.start_run("land", None)?;
+    async fn land(&self) -> Result<Timed<LandReport>, AppError> {
+        let id = self.start("land", None)?;
         let result = land::land(&self.settings, &self.lake, &self.ledger).await;
         self.record(id, result)
     }
 
-    async fn rate(&self, month: Month) -> Result<RateReport, AppError> {
-        let id = self.ledger.start_run("rate", Some(&month.to_string()))?;
+    async fn rate(&self, month: Month) -> Result<Timed<RateReport>, AppError> {
+        let id = self.start("rate", Some(month))?;
         let result = rate::rate(&self.settings, &self.lake, &self.ledger, month).await;
         self.record(id, result)
     }
 
-    async fn bill(&mut self, month: Month) -> Result<BillReport, AppError> {
-        let id = self.ledger.start_run("bill", Some(&month.to_string()))?;
+    async fn bill(&mut self, month: Month) -> Result<Timed<BillReport>, AppError> {
+        let id = self.start("bill", Some(month))?;
         let result = bill::bill(&self.settings, &self.lake, &mut self.ledger, month).await;
         self.record(id, result)
     }
 
-    async fn finance(&self, month: Month) -> Result<FinanceReport, AppError> {
-        let id = self.ledger.start_run("finance", Some(&month.to_string()))?;
+    async fn finance(&self, month: Month) -> Result<Timed<FinanceReport>, AppError> {
+        let id = self.start("finance", Some(month))?;
         let result = finance::finance(&self.settings, &self.lake, &self.ledger, month).await;
         self.record(id, result)
     }
 
-    async fn render(&self, month: Month, options: RenderOptions) -> Result<RenderReport, AppError> {
-        let id = self.ledger.start_run("render", Some(&month.to_string()))?;
+    async fn render(
+        &self,
+        month: Month,
+        options: RenderOptions,
+    ) -> Result<Timed<RenderReport>, AppError> {
+        let id = self.start("render", Some(month))?;
         let result = render::render(&self.settings, &self.lake, &self.ledger, month, options).await;
         self.record(id, result)
     }
 
-    async fn publish(&self, month: Month) -> Result<PublishRunReport, AppError> {
-        let id = self.ledger.start_run("publish", Some(&month.to_string()))?;
+    async fn publish(&self, month: Month) -> Result<Timed<PublishRunReport>, AppError> {
+        let id = self.start("publish", Some(month))?;
         let result = publish::publish(&self.settings, &self.lake, &self.ledger, month).await;
         self.record(id, result)
     }
 
-    async fn sepa(&self, month: Month, format: sepa::Format) -> Result<SepaReport, AppError> {
-        let id = self.ledger.start_run("sepa", Some(&month.to_string()))?;
+    async fn sepa(
+        &self,
+        month: Month,
+        format: sepa::Format,
+    ) -> Result<Timed<SepaReport>, AppError> {
+        let id = self.start("sepa", Some(month))?;
         let result = sepa::sepa(&self.settings, &self.lake, &self.ledger, month, format).await;
         self.record(id, result)
     }
 
-    async fn assure(&self, month: Month) -> Result<AssureReport, AppError> {
-        let id = self.ledger.start_run("assure", Some(&month.to_string()))?;
+    async fn assure(&self, month: Month) -> Result<Timed<AssureReport>, AppError> {
+        let id = self.start("assure", Some(month))?;
         let result = assure::assure(&self.settings, &self.lake, &self.ledger, month).await;
         self.record(id, result)
     }
@@ -306,8 +392,8 @@ impl Stages {
         &self,
         request: &CreditRequest,
         options: RenderOptions,
-    ) -> Result<CreditReport, AppError> {
-        let id = self.ledger.start_run("credit", None)?;
+    ) -> Result<Timed<CreditReport>, AppError> {
+        let id = self.start("credit", None)?;
         let result =
             credit::credit(&self.settings, &self.lake, &self.ledger, request, options).await;
         let mut report = self.record(id, result)?;
@@ -318,18 +404,24 @@ impl Stages {
             .and_then(|day| Month::of(day).previous());
         if let Some(billing) = billing {
             if self.ledger.is_issued(&billing.to_string())? {
-                report.journal = Some(self.finance(billing).await?.journal_csv);
+                report.journal = Some(self.finance(billing).await?.report.journal_csv);
             }
         }
         Ok(report)
     }
 
-    async fn run(&mut self, month: Month, options: RenderOptions) -> Result<RunReport, AppError> {
+    async fn run(
+        &mut self,
+        month: Month,
+        options: RenderOptions,
+    ) -> Result<Timed<RunReport>, AppError> {
+        let at = chrono::Utc::now();
+        let clock = std::time::Instant::now();
         let sync = match self.settings.source {
             Some(_) => Some(self.sync().await?),
             None => None,
         };
-        Ok(RunReport {
+        let report = RunReport {
             month: month.to_string(),
             sync,
             land: self.land().await?,
@@ -342,6 +434,12 @@ impl Stages {
                 _ => None,
             },
             assure: self.assure(month).await?,
+        };
+        Ok(Timed {
+            report,
+            stage: "run",
+            started_at: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            elapsed_ms: clock.elapsed().as_millis() as u64,
         })
     }
 }
@@ -400,12 +498,20 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
                     .await?,
             ))
         }
-        Command::Query { sql, format } => {
+        Command::Query { sql, format, out } => {
             let settings = Settings::load(&cli.config)?;
             let lake = Lake::open(&settings.lake_url, &settings.lake_s3)?;
-            Ok(Report::Query(
-                query::query(&settings, &lake, &sql, format).await?,
-            ))
+            match sql {
+                Some(sql) => Ok(Report::Query(
+                    query::query(&settings, &lake, &sql, format, out.as_deref()).await?,
+                )),
+                None => {
+                    let history = settings.state_dir.join("query_history");
+                    Ok(Report::QuerySession(
+                        query::interactive(&settings, &lake, format, &history).await?,
+                    ))
+                }
+            }
         }
         Command::Sim {
             command: SimCommand::Puk { card },

@@ -24,8 +24,24 @@ pub struct Cli {
     /// Print the run report as JSON on stdout (logs stay on stderr).
     #[arg(long, global = true)]
     pub json: bool,
+    /// Logs on stderr as text, or as one JSON object a line (for a
+    /// scheduler's log collector; stage events at info level by default).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "MVNOBILL_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,13 +137,17 @@ pub enum Command {
         #[arg(long)]
         html_only: bool,
     },
-    /// SQL over the lake's datasets and the reference tables.
+    /// SQL over the lake's datasets and the reference tables; without a
+    /// statement, an interactive prompt with history.
     Query {
-        /// The SQL statement, e.g. "SELECT * FROM invoices".
-        sql: String,
-        /// Output format.
+        /// The SQL statement, e.g. "SELECT * FROM invoices". None: the prompt.
+        sql: Option<String>,
+        /// Output format (parquet: a file, with --out).
         #[arg(long, value_enum, default_value = "table")]
         format: QueryFormat,
+        /// Write the result to this file instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// SIM cards: the support desk's look-up of a card's PUK codes.
     Sim {

@@ -140,6 +140,7 @@ pub async fn land(
         .chunks(threads * 2)
         .map(<[FetchedFile]>::to_vec)
         .collect();
+    let bar = crate::progress::bar("land", files.len() as u64, "files");
     let mut pending: Option<tokio::task::JoinHandle<DecodedChunk>> = None;
     for chunk in chunks.into_iter().map(Some).chain(std::iter::once(None)) {
         let next = match chunk {
@@ -174,10 +175,12 @@ pub async fn land(
                 ledger.record_landed(file.id, &file_report.counts)?;
                 add_counts(&mut report.totals, &file_report.counts);
                 report.files.push(file_report);
+                bar.inc(1);
             }
         }
         pending = next;
     }
+    bar.finish_and_clear();
     Ok(report)
 }
 

@@ -1,19 +1,21 @@
 //! The `mvnobill` binary: parse the command line, run it, print the report
 //! (text, or JSON with `--json`) on stdout, and exit 0 (1 when the report is
-//! a verdict that failed: `rio check`); or print one line on stderr and exit
-//! 1. Logs go to stderr (`RUST_LOG` sets the level).
+//! a verdict that failed: `rio check`, a piped `query` script); or print one
+//! line on stderr and exit with 1. Logs go to stderr, as text or JSON lines
+//! (`--log-format`; `RUST_LOG` sets the level); progress bars too, when
+//! stderr is a terminal.
+
+use std::io::IsTerminal;
 
 use clap::Parser;
+use mvnobill::cli::LogFormat;
 
 fn main() -> std::process::ExitCode {
     let cli = mvnobill::cli::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    let log_json = cli.log_format == LogFormat::Json;
+    init_logs(log_json);
+    // Progress bars for a person at a terminal, never in a scheduler's log.
+    mvnobill::progress::enable(!log_json && std::io::stderr().is_terminal());
     let json = cli.json;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -54,8 +56,32 @@ fn main() -> std::process::ExitCode {
             }
         }
         Err(e) => {
-            eprintln!("error: {}", mvnobill::app::one_line(&e.to_string()));
+            let line = mvnobill::app::one_line(&e.to_string());
+            if log_json {
+                tracing::error!(error = %line, "mvnobill failed");
+            } else {
+                eprintln!("error: {line}");
+            }
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs on stderr: text (warnings and errors unless `RUST_LOG` says
+/// otherwise), or one JSON object a line with the stage events too (`info`
+/// by default: a stage started, finished with its `elapsed_ms`, or failed).
+fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if json { "info" } else { "warn" }));
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    if json {
+        logs.json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init();
+    } else {
+        logs.init();
     }
 }

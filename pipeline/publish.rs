@@ -270,7 +270,9 @@ async fn publish_all(
             ftp.run(move |c| c.make_dirs(&folder)).await?;
         }
     }
+    let bar = crate::progress::bar("publish", documents.len() as u64, "files");
     for (key, name) in documents {
+        bar.inc(1);
         let bytes = lake.get(key).await?;
         let size = bytes.len() as u64;
         let sha256 = hex(&Sha256::digest(&bytes));
@@ -328,6 +330,7 @@ async fn publish_all(
             })?;
         }
     }
+    bar.finish_and_clear();
     Ok(())
 }
 

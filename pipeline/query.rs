@@ -4,11 +4,13 @@
 //! `month`), and every reference table is registered under its file name
 //! (`plans`, `customers`, `subscriptions`, …).
 //!
-//! Output as an aligned table, CSV (`,`-separated, for tools) or JSON lines.
-//! Decimal values keep their exact digits in every format (as strings in
-//! JSON, so that no reader turns them into floats).
+//! Output as an aligned table, CSV (`,`-separated, for tools), JSON lines or
+//! a Parquet file. Decimal values keep their exact digits in every format (as
+//! strings in JSON, so that no reader turns them into floats; as Decimal128 in
+//! Parquet). Without a statement, `query` opens a prompt ([`interactive`]).
 
 use std::io::Write;
+use std::path::Path;
 
 use datafusion::arrow::array::Array;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -27,6 +29,12 @@ pub enum QueryError {
     Query(#[from] datafusion::error::DataFusionError),
     #[error("cannot write the result: {0}")]
     Output(String),
+    #[error("cannot write {path}: {reason}")]
+    OutFile { path: String, reason: String },
+    #[error("--format parquet writes a file: give it with --out FILE.parquet")]
+    ParquetNeedsFile,
+    #[error("the query prompt: {0}")]
+    Prompt(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -34,18 +42,26 @@ pub enum QueryFormat {
     Table,
     Csv,
     Json,
+    /// A Parquet file (zstd), with `--out`.
+    Parquet,
 }
 
 #[derive(Debug, Serialize)]
 pub struct QueryReport {
     pub rows: u64,
+    /// The file written with `--out`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub out: Option<String>,
     #[serde(skip)]
     pub output: String,
 }
 
 impl std::fmt::Display for QueryReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.output.trim_end())
+        match &self.out {
+            Some(path) => write!(f, "query: {} rows written to {path}", self.rows),
+            None => write!(f, "{}", self.output.trim_end()),
+        }
     }
 }
 
@@ -65,15 +81,30 @@ pub async fn analyst_session(
     Ok(ctx)
 }
 
+/// Runs one statement; with `out`, writes the result to that file instead of
+/// the report.
 pub async fn query(
     settings: &Settings,
     lake: &Lake,
     sql: &str,
     format: QueryFormat,
+    out: Option<&Path>,
 ) -> Result<QueryReport, QueryError> {
+    if format == QueryFormat::Parquet && out.is_none() {
+        return Err(QueryError::ParquetNeedsFile);
+    }
     let ctx = analyst_session(settings, lake).await?;
+    run_statement(&ctx, sql, format, out).await
+}
+
+async fn run_statement(
+    ctx: &datafusion::prelude::SessionContext,
+    sql: &str,
+    format: QueryFormat,
+    out: Option<&Path>,
+) -> Result<QueryReport, QueryError> {
     let frame = ctx.sql(sql).await?;
-    let schema = frame.schema().as_arrow().clone();
+    let schema = std::sync::Arc::new(frame.schema().as_arrow().clone());
     let batches = frame.collect().await?;
     let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
@@ -83,8 +114,253 @@ pub async fn query(
             .to_string(),
         QueryFormat::Csv => to_csv(&names, &batches)?,
         QueryFormat::Json => to_json_lines(&names, &batches)?,
+        QueryFormat::Parquet => String::new(),
     };
-    Ok(QueryReport { rows, output })
+    let Some(path) = out else {
+        return Ok(QueryReport {
+            rows,
+            out: None,
+            output,
+        });
+    };
+    let written = match format {
+        QueryFormat::Parquet => write_parquet(path, schema, &batches),
+        _ => write_whole(path, output.as_bytes()),
+    };
+    written.map_err(|reason| QueryError::OutFile {
+        path: path.display().to_string(),
+        reason,
+    })?;
+    Ok(QueryReport {
+        rows,
+        out: Some(path.display().to_string()),
+        output: String::new(),
+    })
+}
+
+/// Writes a file whole: beside it first, then renamed over it, so a reader
+/// never sees half a result.
+fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let partial = partial_path(path);
+    std::fs::write(&partial, bytes).map_err(|e| e.to_string())?;
+    std::fs::rename(&partial, path).map_err(|e| e.to_string())
+}
+
+fn partial_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    path.with_file_name(name)
+}
+
+/// The result as one Parquet file, zstd, with the lake's types (Decimal128
+/// money, microsecond timestamps).
+fn write_parquet(
+    path: &Path,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<(), String> {
+    use parquet::basic::{Compression, ZstdLevel};
+    let properties = parquet::file::properties::WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).map_err(|e| e.to_string())?,
+        ))
+        .build();
+    let partial = partial_path(path);
+    let file = std::fs::File::create(&partial).map_err(|e| e.to_string())?;
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, Some(properties))
+        .map_err(|e| e.to_string())?;
+    for batch in batches {
+        writer.write(batch).map_err(|e| e.to_string())?;
+    }
+    writer.close().map_err(|e| e.to_string())?;
+    std::fs::rename(&partial, path).map_err(|e| e.to_string())
+}
+
+/// What an interactive session did.
+#[derive(Debug, Serialize)]
+pub struct SessionReport {
+    pub statements: u64,
+    pub failed: u64,
+    pub history: String,
+}
+
+impl std::fmt::Display for SessionReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "query: {} statements ({} failed); history in {}",
+            self.statements, self.failed, self.history
+        )
+    }
+}
+
+const PROMPT_HELP: &str = "\
+Statements end with `;` and may span lines. Commands:
+  \\d            the tables
+  \\d NAME       a table's columns and types
+  \\format F     table, csv or json (now: {format})
+  \\q            quit (or Ctrl-D)";
+
+/// The interactive prompt: statements end with `;` and may span lines;
+/// `\d` lists the tables, `\d NAME` shows one, `\format` switches the
+/// output, `\q` or Ctrl-D quits. Every statement goes to the history file
+/// (owner-only), read again at the next session. An error is printed on one
+/// line and the prompt goes on. Without a terminal (a pipe), the lines are
+/// read as they come, without editing.
+pub async fn interactive(
+    settings: &Settings,
+    lake: &Lake,
+    mut format: QueryFormat,
+    history: &Path,
+) -> Result<SessionReport, QueryError> {
+    use rustyline::error::ReadlineError;
+    let ctx = analyst_session(settings, lake).await?;
+    let prompt_err = |e: ReadlineError| QueryError::Prompt(e.to_string());
+    let mut editor = rustyline::DefaultEditor::new().map_err(prompt_err)?;
+    if history.exists() {
+        if let Err(e) = editor.load_history(history) {
+            tracing::warn!("history {} not read: {e}", history.display());
+        }
+    }
+    let mut report = SessionReport {
+        statements: 0,
+        failed: 0,
+        history: history.display().to_string(),
+    };
+    let mut pending = String::new();
+    let mut stdout = std::io::stdout();
+    loop {
+        let prompt = if pending.is_empty() {
+            "mvnobill> "
+        } else {
+            "      ..> "
+        };
+        let line = match editor.readline(prompt) {
+            Ok(line) => line,
+            // Ctrl-C drops the statement being typed, as in psql.
+            Err(ReadlineError::Interrupted) => {
+                pending.clear();
+                continue;
+            }
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(prompt_err(e)),
+        };
+        let trimmed = line.trim();
+        if pending.is_empty() && trimmed.starts_with('\\') {
+            let _ = editor.add_history_entry(trimmed);
+            let mut words = trimmed.split_whitespace();
+            let text = match (words.next(), words.next()) {
+                (Some("\\q"), _) => break,
+                (Some("\\d"), None) => tables(&ctx).await,
+                (Some("\\d"), Some(name)) => describe(&ctx, name).await,
+                (Some("\\format"), Some(name)) => {
+                    match <QueryFormat as clap::ValueEnum>::from_str(name, true) {
+                        Ok(QueryFormat::Parquet) | Err(_) => {
+                            Err("\\format takes table, csv or json".to_string())
+                        }
+                        Ok(chosen) => {
+                            format = chosen;
+                            Ok(format!("output: {name}"))
+                        }
+                    }
+                }
+                _ => Ok(PROMPT_HELP.replace("{format}", format_name(format))),
+            };
+            match text {
+                Ok(text) => print_out(&mut stdout, &text),
+                Err(e) => eprintln!("error: {e}"),
+            }
+            continue;
+        }
+        if trimmed.is_empty() {
+            continue;
+        }
+        if !pending.is_empty() {
+            pending.push('\n');
+        }
+        pending.push_str(&line);
+        if !trimmed.ends_with(';') {
+            continue;
+        }
+        let statement = std::mem::take(&mut pending);
+        let _ = editor.add_history_entry(statement.as_str());
+        report.statements += 1;
+        match run_statement(&ctx, &statement, format, None).await {
+            Ok(result) => print_out(
+                &mut stdout,
+                &format!("{}\n({} rows)", result.output.trim_end(), result.rows),
+            ),
+            Err(e) => {
+                report.failed += 1;
+                eprintln!("error: {}", crate::app::one_line(&e.to_string()));
+            }
+        }
+    }
+    save_history(&mut editor, history);
+    Ok(report)
+}
+
+fn format_name(format: QueryFormat) -> &'static str {
+    match format {
+        QueryFormat::Table => "table",
+        QueryFormat::Csv => "csv",
+        QueryFormat::Json => "json",
+        QueryFormat::Parquet => "parquet",
+    }
+}
+
+fn print_out(out: &mut std::io::Stdout, text: &str) {
+    // A closed pipe ends nothing here: the session reads on until its end.
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+}
+
+/// The history file holds what analysts typed (customer names in a WHERE):
+/// readable by its owner only.
+fn save_history(editor: &mut rustyline::DefaultEditor, history: &Path) {
+    if let Some(folder) = history.parent() {
+        let _ = std::fs::create_dir_all(folder);
+    }
+    if let Err(e) = editor.save_history(history) {
+        tracing::warn!("history {} not saved: {e}", history.display());
+        return;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(history, std::fs::Permissions::from_mode(0o600));
+    }
+}
+
+/// The registered tables, one a line.
+async fn tables(ctx: &datafusion::prelude::SessionContext) -> Result<String, String> {
+    let mut names: Vec<String> = ctx
+        .catalog("datafusion")
+        .and_then(|catalog| catalog.schema("public"))
+        .map(|schema| schema.table_names())
+        .unwrap_or_default();
+    names.sort();
+    Ok(names.join("\n"))
+}
+
+/// A table's columns and their types.
+async fn describe(ctx: &datafusion::prelude::SessionContext, name: &str) -> Result<String, String> {
+    let table = ctx
+        .table(name)
+        .await
+        .map_err(|_| format!("no table {name}: \\d lists them"))?;
+    let schema = table.schema().as_arrow().clone();
+    let width = schema
+        .fields()
+        .iter()
+        .map(|f| f.name().len())
+        .max()
+        .unwrap_or(0);
+    Ok(schema
+        .fields()
+        .iter()
+        .map(|f| format!("{:width$}  {}", f.name(), f.data_type()))
+        .collect::<Vec<_>>()
+        .join("\n"))
 }
 
 fn to_csv(names: &[String], batches: &[RecordBatch]) -> Result<String, QueryError> {

@@ -735,6 +735,7 @@ pub async fn render(
     })?;
     let runtime = tokio::runtime::Handle::current();
     let mut failure: Option<RenderError> = None;
+    let bar = crate::progress::bar("render", to_print.len() as u64, "PDFs");
     let pages = to_print.into_iter().map(|index| {
         // The same template and data gave this page a moment ago.
         let html = page(&documents[index]).unwrap_or_default();
@@ -770,9 +771,11 @@ pub async fn render(
                 .block_on(lake.put(&key, bytes))
                 .map_err(|e| e.to_string())?;
             written += 1;
+            bar.inc(1);
             Ok(())
         })
     });
+    bar.finish_and_clear();
     if let Some(failure) = failure {
         return Err(failure);
     }

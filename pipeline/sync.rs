@@ -329,7 +329,9 @@ async fn sync_from(
         let Some(files) = upstream.list(folder).await? else {
             continue;
         };
+        let bar = crate::progress::bar("sync", files.len() as u64, format!("{folder} files"));
         for file in files {
+            bar.inc(1);
             report.files_seen += 1;
             let name = file.name.clone();
             let check = if file.bad_encoding {
@@ -405,6 +407,7 @@ async fn sync_from(
             }
             upstream.committed(folder, &file);
         }
+        bar.finish_and_clear();
     }
     report.retries = upstream.retries().await;
     if let Some(first) = not_fetched.first() {

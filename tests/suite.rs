@@ -13,6 +13,7 @@ mod ftp;
 mod golden;
 mod land_files;
 mod mail;
+mod operators;
 mod rules;
 mod s3;
 mod sepa;
