@@ -149,12 +149,20 @@ pub fn copy_dir(from: &Path, to: &Path) {
 /// folder, with `tests/python/requirements.txt` installed (again whenever
 /// that file changes).
 pub fn python() -> PathBuf {
+    venv("analyst-venv", "tests/python/requirements.txt")
+}
+
+/// The Python of a virtual environment `name` under cargo's target folder,
+/// with the requirements file installed from PyPI (again whenever that file
+/// changes). One install at a time.
+pub fn venv(name: &str, requirements: &str) -> PathBuf {
     static READY: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = READY.lock().unwrap_or_else(|e| e.into_inner());
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("analyst-venv");
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let python = venv.join("bin/python");
-    let requirements = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/requirements.txt");
-    let wanted = std::fs::read_to_string(&requirements).expect("tests/python/requirements.txt");
+    let requirements = Path::new(env!("CARGO_MANIFEST_DIR")).join(requirements);
+    let wanted = std::fs::read_to_string(&requirements)
+        .unwrap_or_else(|e| panic!("{}: {e}", requirements.display()));
     let ready = venv.join(".ready");
     if std::fs::read_to_string(&ready).ok().as_deref() != Some(wanted.as_str()) {
         if !python.exists() {
@@ -175,7 +183,8 @@ pub fn python() -> PathBuf {
             .expect("pip install");
         assert!(
             status.success(),
-            "pip install -r tests/python/requirements.txt failed"
+            "pip install -r {} failed",
+            requirements.display()
         );
         std::fs::write(&ready, &wanted).unwrap();
     }

@@ -1,0 +1,147 @@
+"""mvnobill on Airflow 3: the three lines of the cron example as three DAGs.
+
+- mvnobill_deliveries: sync then land, every quarter of an hour while the
+  MVNE delivers (Monday to Saturday, 08:00 to 20:45, Paris time).
+- mvnobill_month: on the 2nd at 06:00, the previous month: rate, bill,
+  finance, render, publish, assure. Each stage waits for the one before; a
+  stage that fails (after its retries) stops the rest.
+- mvnobill_assure: revenue assurance of the previous month again each
+  evening but the 1st, as the MVNE's BilledCDRs file and late CDRs arrive.
+
+Each task runs one `mvnobill --json <command>`: the task log holds the
+command's report as JSON, or its one-line error when it fails.
+Every command can be re-run safely, so a retry or a cleared task is harmless.
+
+Where mvnobill is, read when a task runs (Admin > Variables, or
+AIRFLOW_VAR_MVNOBILL_BIN / AIRFLOW_VAR_MVNOBILL_CONFIG in the environment):
+    mvnobill_bin     the binary (default: mvnobill, on the worker's PATH)
+    mvnobill_config  the configuration file (default: /srv/mvnobill/mvnobill.toml);
+                     its relative paths are relative to it, so the working
+                     folder does not matter.
+Secrets (MVNOBILL_FTP_PASSWORD, MVNOBILL_SMTP_PASSWORD, AWS_SECRET_ACCESS_KEY)
+come from the worker's environment or the files the configuration names,
+never from a Variable. The state folder (ledger.sqlite) is on a local disk:
+run the tasks on the machine that holds it.
+
+To bill another month, trigger mvnobill_month (or mvnobill_assure) with
+the param month, e.g. {"month": "2026-10"}.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.providers.standard.operators.bash import BashOperator
+from airflow.sdk import DAG, CronTriggerTimetable, Param, chain
+
+# Airflow wants a pendulum time zone (it serializes the DAGs with it).
+PARIS = pendulum.timezone("Europe/Paris")
+START = pendulum.datetime(2026, 1, 1, tz=PARIS)
+
+# The binary and its configuration, as environment variables of each task
+# (quoted by bash, so a path may hold spaces). The worker's own environment
+# is kept (append_env): the secrets reach mvnobill from there.
+ENV = {
+    "MVNOBILL_BIN": "{{ var.value.get('mvnobill_bin', 'mvnobill') }}",
+    "MVNOBILL_CONFIG": "{{ var.value.get('mvnobill_config', '/srv/mvnobill/mvnobill.toml') }}",
+}
+MVNOBILL = '"$MVNOBILL_BIN" --config "$MVNOBILL_CONFIG" --json'
+
+# The month a run works on: the param `month` when given, else the month
+# before the run's logical date, in Paris (a run on 2026-12-02 bills
+# 2026-11). A run triggered without a logical date uses its run_after.
+MONTH = "{{ billing_month(params.month, dag_run) }}"
+
+
+def billing_month(month: str | None, dag_run) -> str:
+    if month:
+        return month
+    when = (dag_run.logical_date or dag_run.run_after).astimezone(PARIS)
+    if when.month == 1:
+        return f"{when.year - 1}-12"
+    return f"{when.year}-{when.month - 1:02}"
+
+
+MONTH_PARAM = Param(
+    None,
+    type=["null", "string"],
+    pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$",
+    description="YYYY-MM; empty: the month before the logical date",
+)
+
+
+def mvnobill(command: str) -> BashOperator:
+    """One task: `mvnobill --json <command>`, named after the command."""
+    return BashOperator(
+        task_id=command.split()[0],
+        bash_command=f"{MVNOBILL} {command}",
+        env=ENV,
+        append_env=True,
+        # Any non-zero exit is a failure (mvnobill uses 1 and 2), not a skip.
+        skip_on_exit_code=None,
+        # The report is in the log; its last line alone ("}") is no XCom.
+        do_xcom_push=False,
+    )
+
+
+with DAG(
+    dag_id="mvnobill_deliveries",
+    description="Fetch the MVNE's new files and land them",
+    schedule=CronTriggerTimetable("*/15 8-20 * * 1-6", timezone=PARIS),
+    start_date=START,
+    catchup=False,
+    # One sync at a time: two would fetch the same files twice.
+    max_active_runs=1,
+    default_args={
+        "retries": 1,
+        "retry_delay": timedelta(minutes=5),
+        "execution_timeout": timedelta(hours=2),
+    },
+    tags=["mvnobill"],
+):
+    mvnobill("sync") >> mvnobill("land")
+
+
+with DAG(
+    dag_id="mvnobill_month",
+    description="Rate, bill, print, publish and check the previous month",
+    schedule=CronTriggerTimetable("0 6 2 * *", timezone=PARIS),
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    params={"month": MONTH_PARAM},
+    user_defined_macros={"billing_month": billing_month},
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(minutes=15),
+        "execution_timeout": timedelta(hours=6),
+    },
+    tags=["mvnobill"],
+):
+    chain(
+        *(
+            mvnobill(f"{stage} --month {MONTH}")
+            for stage in ["rate", "bill", "finance", "render", "publish", "assure"]
+        )
+    )
+
+
+with DAG(
+    dag_id="mvnobill_assure",
+    description="Revenue assurance of the previous month again",
+    # Every evening but the 1st: the month is billed on the 2nd.
+    schedule=CronTriggerTimetable("30 21 2-31 * *", timezone=PARIS),
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    params={"month": MONTH_PARAM},
+    user_defined_macros={"billing_month": billing_month},
+    default_args={
+        "retries": 1,
+        "retry_delay": timedelta(minutes=15),
+        "execution_timeout": timedelta(hours=2),
+    },
+    tags=["mvnobill"],
+):
+    mvnobill(f"assure --month {MONTH}")
