@@ -603,6 +603,38 @@ fn an_unreachable_server_is_one_line_after_the_retries() {
 }
 
 #[test]
+fn a_server_that_stalls_is_one_line_after_the_timeouts() {
+    // Accepts the connection and never says a word: each attempt waits
+    // `timeout_s`, then the sync gives up in one line.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().map_while(Result::ok) {
+            held.push(stream);
+        }
+    });
+    let ws = ftp_workspace(
+        &format!("ftp://127.0.0.1:{port}/"),
+        "retries = 1\nbackoff_ms = 100\ntimeout_s = 1\n",
+    );
+    let started = Instant::now();
+    let out = run(&ws, &["sync"], CREDENTIALS);
+    let error = one_line_error(&out);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    assert!(
+        error.starts_with(&format!("error: ftp://127.0.0.1:{port}/: ")),
+        "{error}"
+    );
+    assert!(error.contains("2 attempt(s)"), "{error}");
+    assert!(!error.contains(PASSWORD), "{error}");
+}
+
+#[test]
 fn a_file_the_server_refuses_fails_the_sync_after_fetching_the_others() {
     const REFUSED: &str = "AccountStatus/AccountStatus_20261016_11.csv";
     let tree = served_tree();

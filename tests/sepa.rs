@@ -224,8 +224,14 @@ fn the_samples_month_collects_every_direct_debit_invoice() {
         modified
     );
     let text = ws.run(&["sepa", "--month", MONTH]).ok();
+    // The report, then how long it took.
+    let (report_line, took) = text.stdout.trim_end().split_once('\n').unwrap();
+    assert!(
+        took.starts_with("sepa took ") && took.ends_with(" s"),
+        "{took}"
+    );
     assert_eq!(
-        text.stdout.trim_end(),
+        report_line,
         format!(
             "sepa {MONTH}: 20 direct debits (20 FRST, 0 RCUR), control sum {control_sum} EUR, collected on 2026-11-16, in file://{} (pain.008.001.02, unchanged)",
             file.display()
