@@ -469,6 +469,18 @@ impl Stages {
     }
 }
 
+/// The line a user sees for an error. A memory pool too small for the
+/// month (DataFusion's "Resources exhausted", from any stage) says first
+/// which setting to raise.
+pub fn error_line(error: &AppError) -> String {
+    let line = one_line(&error.to_string());
+    if line.contains("Resources exhausted") {
+        format!("not enough memory in [engine] memory_pool_mb for this work: raise it (docs/PERFORMANCE.md): {line}")
+    } else {
+        line
+    }
+}
+
 /// A message on one line (some library errors span several).
 pub fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")

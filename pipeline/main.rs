@@ -56,7 +56,7 @@ fn main() -> std::process::ExitCode {
             }
         }
         Err(e) => {
-            let line = mvnobill::app::one_line(&e.to_string());
+            let line = mvnobill::app::error_line(&e);
             if log_json {
                 tracing::error!(error = %line, "mvnobill failed");
             } else {

@@ -339,3 +339,52 @@ fn a_full_disk_fails_cleanly_and_a_rerun_completes() {
     );
     drop(disk);
 }
+
+#[test]
+fn the_memory_limit_of_the_configuration_holds() {
+    // 300,000 CDRs: rated within a 256 MB pool, refused in one line with
+    // the setting to raise under a 64 MB one, never an abort.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("g");
+    crate::common::mvnobill(
+        &[
+            "gen",
+            "--out",
+            out.to_str().unwrap(),
+            "--customers",
+            "300",
+            "--cdrs",
+            "300000",
+            "--seed",
+            "3",
+        ],
+        dir.path(),
+    )
+    .ok();
+    let config = out.join("mvnobill.toml");
+    let run = |args: &[&str]| {
+        let mut all = vec!["--config", config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        crate::common::mvnobill(&all, dir.path())
+    };
+    run(&["sync"]).ok();
+    run(&["land"]).ok();
+    let base = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{base}\n[engine]\nmemory_pool_mb = 64\n")).unwrap();
+    let refused = run(&["rate", "--month", "2026-10"]);
+    assert_eq!(refused.status, 1, "{}", refused.stdout);
+    let lines: Vec<&str> = refused.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", refused.stderr);
+    assert!(
+        lines[0].starts_with(
+            "error: not enough memory in [engine] memory_pool_mb for this work: raise it"
+        ),
+        "{}",
+        lines[0]
+    );
+    std::fs::write(&config, format!("{base}\n[engine]\nmemory_pool_mb = 256\n")).unwrap();
+    let rated = run(&["--json", "rate", "--month", "2026-10"]).ok().json();
+    assert_eq!(rated["cdrs"], 299744, "{rated}");
+    assert_eq!(rated["rated"], 299530, "{rated}");
+    assert_eq!(rated["amount"], "85185.843276", "{rated}");
+}
