@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::assure::{self, AssureError, AssureReport};
 use crate::bill::{self, BillError, BillReport};
+use crate::check::{self, CheckError, CheckReport};
 use crate::cli::{Cli, Command, RioCommand, SimCommand};
 use crate::credit::{self, CreditError, CreditReport, CreditRequest};
 use crate::duration::{self, DurationError, DurationReport};
@@ -64,6 +65,8 @@ pub enum AppError {
     Duration(#[from] DurationError),
     #[error(transparent)]
     Gen(#[from] GenError),
+    #[error(transparent)]
+    Check(#[from] CheckError),
     #[error("demo folder {0} exists and is not a previous demo: choose another --out")]
     DemoFolder(String),
     #[error("demo folder {path}: {source}")]
@@ -94,6 +97,7 @@ pub enum Report {
     Puk(crate::sim::PukReport),
     RioBatch(RioBatchReport),
     Duration(DurationReport),
+    Check(CheckReport),
     Gen(GenReport),
     Demo(DemoReport),
 }
@@ -117,6 +121,7 @@ impl std::fmt::Display for Report {
             Report::Puk(r) => r.fmt(f),
             Report::RioBatch(r) => r.fmt(f),
             Report::Duration(r) => r.fmt(f),
+            Report::Check(r) => r.fmt(f),
             Report::Gen(r) => write!(
                 f,
                 "gen: {} customers, {} lines, {} CDRs in {} files ({} bytes) in {}",
@@ -134,6 +139,7 @@ impl Report {
         match self {
             Report::RioCheck(r) => r.passed(),
             Report::RioBatch(r) => r.passed(),
+            Report::Check(r) => r.passed(),
             _ => true,
         }
     }
@@ -431,6 +437,12 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
                 ),
             })),
         },
+        Command::Check => {
+            // Not a stage run: nothing is written, the ledger is not opened.
+            let settings = Settings::load(&cli.config)?;
+            let lake = Lake::open(&settings.lake_url, &settings.lake_s3)?;
+            Ok(Report::Check(check::check(&settings, &lake).await?))
+        }
         Command::Duration { durations, date } => {
             let day = date.unwrap_or_else(|| crate::csvfile::paris_date(chrono::Utc::now()));
             Ok(Report::Duration(duration::duration(

@@ -3,6 +3,7 @@
 
 mod analysts;
 mod assure;
+mod check;
 mod cli;
 mod common;
 mod credit;
