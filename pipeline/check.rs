@@ -844,43 +844,106 @@ fn integrator_items(path: &Path) -> Vec<Item> {
         }
     }
 
-    let present = |value: Option<&str>| value.is_some_and(|v| !v.trim().is_empty());
-    let mut require = |item: &mut Builder, key: &str, value: Option<&str>, what: &str| -> bool {
-        if present(value) {
-            return true;
-        }
-        item.blocking(At::key(path, &text, key), format!("no {what}"));
-        false
-    };
-    let address = integrator.address.join(" ");
-    require(
-        &mut identity,
-        "name",
-        Some(&integrator.name),
-        "company name",
+    // Each key: the item it belongs to, its value, what it is, its rule.
+    type Rule = fn(&str) -> Option<String>;
+    type Mention<'a> = (
+        bool,
+        &'static str,
+        Option<&'a str>,
+        &'static str,
+        Option<Rule>,
     );
-    require(&mut identity, "address", Some(&address), "address");
-    if require(&mut identity, "siret", integrator.siret.as_deref(), "SIRET") {
-        if let Some(problem) = integrator.siret.as_deref().and_then(siret_problem) {
-            identity.blocking(At::key(path, &text, "siret"), problem);
+    let address = integrator.address.join(" ");
+    let keys: [Mention; 12] = [
+        (true, "name", Some(&integrator.name), "company name", None),
+        (true, "address", Some(&address), "address", None),
+        (
+            true,
+            "siret",
+            integrator.siret.as_deref(),
+            "SIRET",
+            Some(siret_problem),
+        ),
+        (
+            true,
+            "vat_number",
+            integrator.vat_number.as_deref(),
+            "intra-community VAT number",
+            Some(vat_number_problem),
+        ),
+        (
+            true,
+            "customer_service_phone",
+            integrator.customer_service_phone.as_deref(),
+            "customer service number",
+            None,
+        ),
+        (
+            true,
+            "customer_service_cost",
+            integrator.customer_service_cost.as_deref(),
+            "cost per minute of the customer service number (\"appel non surtaxé\", or the price)",
+            None,
+        ),
+        (
+            true,
+            "customer_service_email",
+            integrator.customer_service_email.as_deref(),
+            "customer service e-mail",
+            Some(email_problem),
+        ),
+        (
+            false,
+            "brand",
+            integrator.brand.as_deref(),
+            "operator brand name",
+            None,
+        ),
+        (
+            false,
+            "billing_email",
+            integrator.billing_email.as_deref(),
+            "billing e-mail (the sender of \"your invoice is available\" mails)",
+            Some(email_problem),
+        ),
+        (
+            false,
+            "technical_email",
+            integrator.technical_email.as_deref(),
+            "technical e-mail",
+            Some(email_problem),
+        ),
+        (
+            false,
+            "technical_contact",
+            integrator.technical_contact.as_deref(),
+            "technical contact",
+            None,
+        ),
+        (
+            false,
+            "sepa_ics",
+            integrator.sepa_ics.as_deref(),
+            "SEPA creditor identifier (ICS), needed to collect by direct debit",
+            // Checked on load (integrator.rs), reported above.
+            None,
+        ),
+    ];
+    for (banner, key, value, what, rule) in keys {
+        let item = if banner { &mut identity } else { &mut details };
+        match value.map(str::trim).filter(|v| !v.is_empty()) {
+            None => item.blocking(At::key(path, &text, key), format!("no {what}")),
+            Some(value) => {
+                if let Some(problem) = rule.and_then(|rule| rule(value)) {
+                    item.blocking(At::key(path, &text, key), problem);
+                }
+            }
         }
     }
-    if require(
-        &mut identity,
-        "vat_number",
-        integrator.vat_number.as_deref(),
-        "intra-community VAT number",
-    ) {
-        if let Some(problem) = integrator
-            .vat_number
-            .as_deref()
-            .and_then(vat_number_problem)
-        {
-            identity.blocking(At::key(path, &text, "vat_number"), problem);
-        }
-        let siren = integrator.siret.as_deref().map(|s| s.get(..9).unwrap_or(s));
-        let vat = integrator.vat_number.as_deref().unwrap_or_default();
-        if let Some(siren) = siren.filter(|s| vat.len() == 13 && !vat.ends_with(s)) {
+    // A French VAT number ends with the company's SIREN.
+    if let (Some(siret), Some(vat)) = (&integrator.siret, &integrator.vat_number) {
+        let siren = siret.get(..9).unwrap_or(siret);
+        if vat.starts_with("FR") && vat.len() == 13 && !vat.ends_with(siren) {
             identity.blocking(
                 At::key(path, &text, "vat_number"),
                 format!(
@@ -889,68 +952,6 @@ fn integrator_items(path: &Path) -> Vec<Item> {
             );
         }
     }
-    require(
-        &mut identity,
-        "customer_service_phone",
-        integrator.customer_service_phone.as_deref(),
-        "customer service number",
-    );
-    require(
-        &mut identity,
-        "customer_service_cost",
-        integrator.customer_service_cost.as_deref(),
-        "cost per minute of the customer service number (\"appel non surtaxé\", or the price)",
-    );
-    let email = |item: &mut Builder,
-                 require: &mut dyn FnMut(&mut Builder, &str, Option<&str>, &str) -> bool,
-                 key: &str,
-                 value: Option<&str>,
-                 what: &str| {
-        if require(item, key, value, what) {
-            if let Some(problem) = value.and_then(email_problem) {
-                item.blocking(At::key(path, &text, key), problem);
-            }
-        }
-    };
-    email(
-        &mut identity,
-        &mut require,
-        "customer_service_email",
-        integrator.customer_service_email.as_deref(),
-        "customer service e-mail",
-    );
-    require(
-        &mut details,
-        "brand",
-        integrator.brand.as_deref(),
-        "operator brand name",
-    );
-    email(
-        &mut details,
-        &mut require,
-        "billing_email",
-        integrator.billing_email.as_deref(),
-        "billing e-mail (the sender of \"your invoice is available\" mails)",
-    );
-    email(
-        &mut details,
-        &mut require,
-        "technical_email",
-        integrator.technical_email.as_deref(),
-        "technical e-mail",
-    );
-    require(
-        &mut details,
-        "technical_contact",
-        integrator.technical_contact.as_deref(),
-        "technical contact",
-    );
-    require(
-        &mut details,
-        "sepa_ics",
-        integrator.sepa_ics.as_deref(),
-        "SEPA creditor identifier (ICS), needed to collect by direct debit",
-    );
     vec![images.build(), identity.build(), details.build()]
 }
 
@@ -1082,7 +1083,8 @@ pub fn siret_problem(siret: &str) -> Option<String> {
     }
     if digits.starts_with("356000000") {
         let sum: u32 = digits.bytes().map(|b| (b - b'0') as u32).sum();
-        return (sum % 5 != 0).then(|| format!("'{siret}': the SIRET's check digit is wrong"));
+        return (!sum.is_multiple_of(5))
+            .then(|| format!("'{siret}': the SIRET's check digit is wrong"));
     }
     (!luhn(&digits)).then(|| format!("'{siret}': the SIRET's check digit is wrong (Luhn)"))
 }
@@ -1107,7 +1109,7 @@ fn luhn(digits: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// What is wrong with an intra-community VAT number, if anything. A French
