@@ -476,7 +476,7 @@ fn options_item(tables: &Tables, problems: &[&ReferenceError]) -> Item {
 /// destination zones and `FR_SHORT` for outgoing calls and messages at home
 /// or in the EU, `HOME` for data there, every roaming zone outside the EU for
 /// every event type (the listed ones, and `ROAM_Z3` for an unlisted MCC).
-fn rated_pairs(tables: &Tables) -> BTreeSet<(String, &'static str)> {
+fn rated_pairs(tables: &Tables) -> BTreeSet<(String, String)> {
     let destinations = tables.get("destinations");
     let roaming = tables.get("roaming_zones");
     let mut zones: BTreeSet<String> = (0..destinations.len())
@@ -486,10 +486,10 @@ fn rated_pairs(tables: &Tables) -> BTreeSet<(String, &'static str)> {
     let mut pairs = BTreeSet::new();
     for zone in &zones {
         for event in ["VOICE", "SMS", "MMS"] {
-            pairs.insert((zone.clone(), event));
+            pairs.insert((zone.clone(), event.to_string()));
         }
     }
-    pairs.insert(("HOME".into(), "DATA"));
+    pairs.insert(("HOME".into(), "DATA".into()));
     let mut roaming_zones: BTreeSet<String> = (0..roaming.len())
         .filter_map(|r| roaming.text(r, "roaming_zone"))
         .filter(|z| z.starts_with("ROAM_"))
@@ -498,7 +498,7 @@ fn rated_pairs(tables: &Tables) -> BTreeSet<(String, &'static str)> {
     roaming_zones.insert("ROAM_Z3".into());
     for zone in roaming_zones {
         for event in crate::upstream::EVENT_TYPES {
-            pairs.insert((zone.clone(), event));
+            pairs.insert((zone.clone(), event.to_string()));
         }
     }
     pairs
@@ -522,11 +522,9 @@ fn grids_item(tables: &Tables, problems: &[&ReferenceError]) -> Item {
         ) else {
             continue;
         };
-        priced
-            .entry(grid)
-            .or_default()
-            .insert((zone.to_string(), event.to_string()));
-        if !pairs.contains(&(zone.to_string(), event_static(event))) {
+        let pair = (zone.to_string(), event.to_string());
+        priced.entry(grid).or_default().insert(pair.clone());
+        if !pairs.contains(&pair) {
             item.warning(
                 At::row(grids, r, "zone"),
                 format!("grid {grid}: {zone} {event} is never rated (rating.md §2: not a destination or roaming zone, or not priced for this event type)"),
@@ -556,7 +554,7 @@ fn grids_item(tables: &Tables, problems: &[&ReferenceError]) -> Item {
         };
         let holes: Vec<String> = pairs
             .iter()
-            .filter(|(zone, event)| !rows.contains(&(zone.clone(), event.to_string())))
+            .filter(|pair| !rows.contains(*pair))
             .map(|(zone, event)| format!("{zone} {event}"))
             .collect();
         if !holes.is_empty() {
@@ -575,16 +573,6 @@ fn grids_item(tables: &Tables, problems: &[&ReferenceError]) -> Item {
         }
     }
     item.build()
-}
-
-/// An event type as the static name of `EVENT_TYPES` (for set look-ups);
-/// an unknown one maps to itself leaked as never rated.
-fn event_static(event: &str) -> &'static str {
-    crate::upstream::EVENT_TYPES
-        .iter()
-        .find(|e| **e == event)
-        .copied()
-        .unwrap_or("")
 }
 
 /// No duplicate prefix; which prefixes shadow a shorter one.

@@ -227,10 +227,6 @@ impl Table {
             rows: Vec::new(),
         }
     }
-    /// The table's name in formats.md (`plan_fees`).
-    pub fn name(&self) -> &'static str {
-        self.spec.name
-    }
     /// The file it was read from, as messages name it.
     pub fn file(&self) -> &str {
         &self.file
@@ -397,6 +393,29 @@ impl Table {
     }
 }
 
+/// One field of a column, by its kind; the reason when it is not one.
+fn parse_value(column: &Column, text: Option<&str>) -> Result<Value, String> {
+    Ok(match (text, column.kind) {
+        (None, _) if column.required => return Err("a value is required".into()),
+        (None, _) => Value::Null,
+        (Some(t), Text) => Value::Text(t.to_string()),
+        (Some(t), Int) => Value::Int(csvfile::parse_count(t).map_err(|b| b.detail)?),
+        (Some(t), Bool) => match t {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            _ => return Err(format!("'{t}' is not true or false")),
+        },
+        (Some(t), Money) => {
+            let d = csvfile::parse_decimal(t, DecimalMark::Point).map_err(|b| b.detail)?;
+            if d.is_sign_negative() && !d.is_zero() {
+                return Err(format!("'{t}' is negative"));
+            }
+            Value::Money(upstream::to_micros(d))
+        }
+        (Some(t), Date) => Value::Date(csvfile::parse_iso_date(t).map_err(|b| b.detail)?),
+    })
+}
+
 /// Reads one table's bytes (`file` names it in messages). A problem with
 /// the whole file is the error; a bad value is pushed to `problems` and its
 /// row left out, so that a check can report every one.
@@ -436,36 +455,10 @@ fn read_table(
         }
         let mut row = Vec::with_capacity(spec.columns.len());
         for (column, i) in spec.columns.iter().zip(&index) {
-            let value = (|| {
-                let text = csvfile::text_field(&record.fields, *i)
-                    .map_err(|b| err(column.name, b.detail))?;
-                Ok(match (text, column.kind) {
-                    (None, _) if column.required => {
-                        return Err(err(column.name, "a value is required".into()))
-                    }
-                    (None, _) => Value::Null,
-                    (Some(t), Text) => Value::Text(t.to_string()),
-                    (Some(t), Int) => {
-                        Value::Int(csvfile::parse_count(t).map_err(|b| err(column.name, b.detail))?)
-                    }
-                    (Some(t), Bool) => match t {
-                        "true" => Value::Bool(true),
-                        "false" => Value::Bool(false),
-                        _ => return Err(err(column.name, format!("'{t}' is not true or false"))),
-                    },
-                    (Some(t), Money) => {
-                        let d = csvfile::parse_decimal(t, DecimalMark::Point)
-                            .map_err(|b| err(column.name, b.detail))?;
-                        if d.is_sign_negative() && !d.is_zero() {
-                            return Err(err(column.name, format!("'{t}' is negative")));
-                        }
-                        Value::Money(upstream::to_micros(d))
-                    }
-                    (Some(t), Date) => Value::Date(
-                        csvfile::parse_iso_date(t).map_err(|b| err(column.name, b.detail))?,
-                    ),
-                })
-            })();
+            let value = csvfile::text_field(&record.fields, *i)
+                .map_err(|b| b.detail)
+                .and_then(|text| parse_value(column, text))
+                .map_err(|message| err(column.name, message));
             match value {
                 Ok(value) => row.push(value),
                 Err(problem) => {
