@@ -322,7 +322,17 @@ pub async fn check(settings: &Settings, lake: &Lake) -> Result<CheckReport, Chec
             .filter(|p| files.contains(&problem_file(p).as_str()))
             .collect()
     };
-    let tables = Tables(&reference);
+    // A file that does not read at all: its item says so, and the rules
+    // that need its rows wait for it (they would only add noise).
+    let unreadable = problems
+        .iter()
+        .filter(|p| matches!(p, ReferenceError::Read { .. } | ReferenceError::File(_)))
+        .map(problem_file)
+        .collect();
+    let tables = Tables {
+        reference: &reference,
+        unreadable,
+    };
     let mut items = vec![
         plans_item(&tables, &routed(&["plans.csv", "plan_fees.csv"])),
         options_item(&tables, &routed(&["options.csv"])),
@@ -333,7 +343,7 @@ pub async fn check(settings: &Settings, lake: &Lake) -> Result<CheckReport, Chec
         customers_item(&tables, &routed(&["customers.csv"])),
     ];
     items.extend(integrator_items(&settings.integrator_path));
-    items.push(drift_item(&reference, lake).await?);
+    items.push(drift_item(&tables, lake).await?);
 
     let count = |status| items.iter().filter(|i| i.status == status).count();
     Ok(CheckReport {
@@ -348,11 +358,21 @@ pub async fn check(settings: &Settings, lake: &Lake) -> Result<CheckReport, Chec
 
 /// The reference tables by name (all of formats.md's are there, empty when
 /// their file does not read).
-struct Tables<'a>(&'a Reference);
+struct Tables<'a> {
+    reference: &'a Reference,
+    /// File names (`plans.csv`) that did not read.
+    unreadable: BTreeSet<String>,
+}
 
 impl<'a> Tables<'a> {
     fn get(&self, name: &str) -> &'a Table {
-        self.0.get(name).expect("a table of formats.md")
+        self.reference.get(name).expect("a table of formats.md")
+    }
+    /// Whether one of these tables did not read.
+    fn unreadable(&self, names: &[&str]) -> bool {
+        names
+            .iter()
+            .any(|name| self.unreadable.contains(&format!("{name}.csv")))
     }
 }
 
@@ -380,6 +400,9 @@ fn plans_item(tables: &Tables, problems: &[&ReferenceError]) -> Item {
         "every plan has a monthly fee for 0, 12 and 24 months, with and without a handset, or says it is not sold",
         problems,
     );
+    if tables.unreadable(&["plans", "plan_fees"]) {
+        return item.build();
+    }
     let plans = tables.get("plans");
     let fees = tables.get("plan_fees");
     for p in 0..plans.len() {
@@ -437,6 +460,9 @@ fn options_item(tables: &Tables, problems: &[&ReferenceError]) -> Item {
         "every option has its monthly fee; the fee with a handset defaults to it",
         problems,
     );
+    if tables.unreadable(&["options"]) {
+        return item.build();
+    }
     let options = tables.get("options");
     for o in 0..options.len() {
         let code = options.cell(o, "option_code");
@@ -511,6 +537,14 @@ fn grids_item(tables: &Tables, problems: &[&ReferenceError]) -> Item {
         "each of the 5 grids prices every zone of destinations.csv and every roaming zone for each event type",
         problems,
     );
+    if tables.unreadable(&[
+        "rate_grids",
+        "destinations",
+        "roaming_zones",
+        "subscriptions",
+    ]) {
+        return item.build();
+    }
     let grids = tables.get("rate_grids");
     let pairs = rated_pairs(tables);
     let mut priced: HashMap<i64, BTreeSet<(String, String)>> = HashMap::new();
@@ -582,6 +616,9 @@ fn destinations_item(tables: &Tables, problems: &[&ReferenceError]) -> Item {
         "destinations have one row per prefix (the longest prefix wins); roaming zones one per MCC",
         problems,
     );
+    if tables.unreadable(&["destinations"]) {
+        return item.build();
+    }
     let destinations = tables.get("destinations");
     let prefixes: HashMap<&str, usize> = (0..destinations.len())
         .filter_map(|r| destinations.text(r, "prefix").map(|p| (p, r)))
@@ -616,6 +653,9 @@ fn handsets_item(tables: &Tables, problems: &[&ReferenceError]) -> Item {
         "every handset has a bare price (tarif NU) and the offers it is sold with",
         problems,
     );
+    if tables.unreadable(&["handsets", "handset_sales"]) {
+        return item.build();
+    }
     let handsets = tables.get("handsets");
     let mut models: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for r in 0..handsets.len() {
@@ -700,9 +740,12 @@ fn handsets_item(tables: &Tables, problems: &[&ReferenceError]) -> Item {
 fn subscriptions_item(tables: &Tables, problems: &[&ReferenceError]) -> Item {
     let mut item = with_problems(
         "subscriptions",
-        "prices are positive, versions (valid_from) are unambiguous, codes used by subscriptions exist",
+        "subscriptions name customers, plans, options and grids that exist, on a combination with a fee; a line's rows do not overlap",
         problems,
     );
+    if tables.unreadable(&["subscriptions", "plan_fees"]) {
+        return item.build();
+    }
     let subscriptions = tables.get("subscriptions");
     let fees = tables.get("plan_fees");
     let priced: BTreeSet<(String, i64, bool)> = (0..fees.len())
@@ -745,6 +788,9 @@ fn customers_item(tables: &Tables, problems: &[&ReferenceError]) -> Item {
         "direct-debit customers have a valid IBAN and mandate (RUM, date); e-mail, SIRET and VAT numbers are well-formed",
         problems,
     );
+    if tables.unreadable(&["customers"]) {
+        return item.build();
+    }
     let customers = tables.get("customers");
     for c in 0..customers.len() {
         let id = customers.cell(c, "customer_id");
@@ -945,7 +991,7 @@ fn integrator_items(path: &Path) -> Vec<Item> {
 
 /// The MVNE's copy of the tariff tables (the latest version `sync` fetched
 /// of each file of `Tables tarifaires/`) against ours, row by row.
-async fn drift_item(reference: &Reference, lake: &Lake) -> Result<Item, CheckError> {
+async fn drift_item(tables: &Tables<'_>, lake: &Lake) -> Result<Item, CheckError> {
     let mut item = Builder::new(
         "platform",
         "the tables the MVNE configured (Tables tarifaires/) are ours",
@@ -968,8 +1014,15 @@ async fn drift_item(reference: &Reference, lake: &Lake) -> Result<Item, CheckErr
         return Ok(item.build());
     }
     for (name, key_columns) in TARIFF_TABLES {
-        let ours = reference.get(name).expect("a table of formats.md");
+        let ours = tables.get(name);
         let file_name = format!("{name}.csv");
+        if tables.unreadable(&[name]) {
+            item.warning(
+                At::file(ours.file()),
+                "not compared: ours does not read (see above)",
+            );
+            continue;
+        }
         let Some((_, key)) = latest.get(&file_name) else {
             item.warning(
                 At::file(&lake.url().join(&prefix)),

@@ -1033,5 +1033,42 @@ mod tests {
         std::fs::write(&fees, text).unwrap();
         let message = Reference::load(dir.path()).err().unwrap().to_string();
         assert!(message.ends_with("plan_fees.csv line 2, column monthly_fee: '4,99' is not a decimal number (the decimal separator here is '.')"), "{message}");
+
+        // `read` goes on: the row left out, the next problems found too.
+        let subscriptions = dir.path().join("subscriptions.csv");
+        let text = std::fs::read_to_string(&subscriptions)
+            .unwrap()
+            .replacen(";4;EU2H;", ";9;EU2H;", 1);
+        std::fs::write(&subscriptions, text).unwrap();
+        let (reference, problems) = Reference::read(dir.path());
+        let messages: Vec<String> = problems
+            .iter()
+            .map(|p| p.to_string().rsplit('/').next().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                "plan_fees.csv line 2, column monthly_fee: '4,99' is not a decimal number (the decimal separator here is '.')",
+                "subscriptions.csv line 2, column rate_grid: 9 is not a grid from 1 to 5",
+            ]
+        );
+        assert_eq!(reference.table("plan_fees").len(), 25);
+    }
+
+    #[test]
+    fn a_combination_not_sold_is_left_out_of_the_fees() {
+        let dir = tempfile::tempdir().unwrap();
+        let samples =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/samples/reference");
+        for entry in std::fs::read_dir(&samples).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+        let fees = dir.path().join("plan_fees.csv");
+        let mut text = std::fs::read_to_string(&fees).unwrap();
+        text.push_str("ILL20;24;true;;2026-11-01\n");
+        std::fs::write(&fees, text).unwrap();
+        let reference = Reference::load(dir.path()).unwrap();
+        assert_eq!(reference.table("plan_fees").len(), 26);
     }
 }

@@ -122,7 +122,7 @@ check: reference tables in <dir>/reference, <dir>/integrator.toml
     · handsets.csv line 2, column model: PHONE_A: bare price 299.00; with ILL20 24 months 99.00, ILL100 24 months 1.00, ILL100 12 months 49.00
     · handsets.csv line 6, column model: PHONE_B: bare price 899.00; with ILL100 24 months 399.00
     ! handsets.csv line 8, column model: PHONE_C: sold with no offer, only at its bare price 129.00
-[ok]       subscriptions: prices are positive, versions (valid_from) are unambiguous, codes used by subscriptions exist
+[ok]       subscriptions: subscriptions name customers, plans, options and grids that exist, on a combination with a fee; a line's rows do not overlap
 [ok]       customers: direct-debit customers have a valid IBAN and mandate (RUM, date); e-mail, SIRET and VAT numbers are well-formed
 [ok]       images: logo 95×95 px and footer banner 760×95 px, PNG or JPEG, 300 dpi
     · integrator.toml line 18, key logo: <dir>/logo.png: 95×95 px at 300 dpi
