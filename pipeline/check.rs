@@ -863,11 +863,17 @@ fn integrator_items(path: &Path) -> Vec<Item> {
             continue;
         };
         let file = folder.join(file);
-        match images::load(&file, slot) {
+        let shown = file.display().to_string();
+        let checked = std::fs::read(&file)
+            .map_err(|source| images::ImageError::Read {
+                role: slot.role,
+                path: shown.clone(),
+                source,
+            })
+            .and_then(|bytes| images::check(&bytes, &shown, slot).map(|_| bytes));
+        match checked {
             Err(e) => images.blocking(at(), e.to_string()),
-            Ok(_) => {
-                let bytes = std::fs::read(&file).unwrap_or_default();
-                let shown = file.display();
+            Ok(bytes) => {
                 match images::density(&bytes) {
                     Some((300, 300)) => images.note(at(), format!("{shown}: {}×{} px at 300 dpi", slot.width, slot.height)),
                     Some((x, y)) if x == y => images.warning(at(), format!("{shown} says {x} dpi, 300 dpi is asked (the invoice places it by its size in mm all the same)")),
