@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::assure::{self, AssureError, AssureReport};
 use crate::bill::{self, BillError, BillReport};
+use crate::check::{self, CheckError, CheckReport};
 use crate::cli::{Cli, Command, RioCommand, SimCommand};
 use crate::credit::{self, CreditError, CreditReport, CreditRequest};
 use crate::duration::{self, DurationError, DurationReport};
@@ -69,6 +70,8 @@ pub enum AppError {
     Gen(#[from] GenError),
     #[error(transparent)]
     Doctor(#[from] crate::doctor::DoctorError),
+    #[error(transparent)]
+    Check(#[from] CheckError),
     #[error("demo folder {0} exists and is not a previous demo: choose another --out")]
     DemoFolder(String),
     #[error("demo folder {path}: {source}")]
@@ -102,6 +105,7 @@ pub enum Report {
     RioBatch(RioBatchReport),
     Duration(DurationReport),
     Doctor(crate::doctor::DoctorReport),
+    Check(CheckReport),
     Gen(GenReport),
     Demo(DemoReport),
 }
@@ -128,6 +132,7 @@ impl std::fmt::Display for Report {
             Report::RioBatch(r) => r.fmt(f),
             Report::Duration(r) => r.fmt(f),
             Report::Doctor(r) => r.fmt(f),
+            Report::Check(r) => r.fmt(f),
             Report::Gen(r) => write!(
                 f,
                 "gen: {} customers, {} lines, {} CDRs in {} files ({} bytes) in {}",
@@ -148,6 +153,7 @@ impl Report {
             // Statements piped into the prompt: a failed one fails the run.
             Report::QuerySession(r) => r.failed == 0,
             Report::Doctor(r) => r.passed(),
+            Report::Check(r) => r.passed(),
             _ => true,
         }
     }
@@ -583,6 +589,12 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
             let lake = Lake::open(&settings.lake_url, &settings.lake_s3)?;
             let ledger = Ledger::open(&settings.state_dir)?;
             Ok(Report::Doctor(crate::doctor::doctor(&lake, &ledger).await?))
+        }
+        Command::Check => {
+            // Not a stage run: nothing is written, the ledger is not opened.
+            let settings = Settings::load(&cli.config)?;
+            let lake = Lake::open(&settings.lake_url, &settings.lake_s3)?;
+            Ok(Report::Check(check::check(&settings, &lake).await?))
         }
         Command::Duration { durations, date } => {
             let day = date.unwrap_or_else(|| crate::csvfile::paris_date(chrono::Utc::now()));

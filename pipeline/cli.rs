@@ -185,6 +185,10 @@ pub enum Command {
         #[arg(long, value_name = "YYYY-MM-DD")]
         date: Option<chrono::NaiveDate>,
     },
+    /// Check the integrator's set-up dossier: sales tables, logo and banner,
+    /// integrator.toml, and the MVNE's copy of the tables (exit 1 when an
+    /// item blocks invoicing; docs/DOSSIER.md).
+    Check,
     /// Write a synthetic integrator and a month of MVNE files.
     Gen {
         /// Folder to write into (created).

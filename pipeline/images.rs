@@ -5,6 +5,9 @@
 //!
 //! Only the headers are read (PNG's IHDR, JPEG's start-of-frame): no image
 //! is decoded or re-encoded, the PDF carries the integrator's own bytes.
+//! `density` reads the resolution the file declares (PNG's pHYs, JPEG's
+//! JFIF header) for `check`; the page places an image by its size in mm,
+//! so a wrong density does not change the printed invoice.
 
 use std::path::Path;
 
@@ -123,6 +126,52 @@ pub fn dimensions(bytes: &[u8]) -> Option<(&'static str, u32, u32)> {
     None
 }
 
+/// The resolution a PNG or JPEG declares, in dots per inch (horizontal,
+/// vertical): PNG's pHYs chunk in pixels per metre, JPEG's JFIF header in
+/// dots per inch or per cm. None when the file declares none (no pHYs, no
+/// JFIF, or an aspect ratio without unit).
+pub fn density(bytes: &[u8]) -> Option<(u32, u32)> {
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n";
+    // Per metre (PNG) or per cm (JFIF) to per inch, rounded: 11811 px/m
+    // and 118 dots/cm are both 300 dpi.
+    let from_metre = |value: u32| ((value as u64 * 254 + 5_000) / 10_000) as u32;
+    let from_cm = |value: u32| ((value as u64 * 254 + 50) / 100) as u32;
+    if bytes.starts_with(PNG) {
+        let mut at = 8;
+        while at + 8 <= bytes.len() {
+            let length = u32::from_be_bytes(bytes[at..at + 4].try_into().ok()?) as usize;
+            let kind = &bytes[at + 4..at + 8];
+            if kind == b"IDAT" || kind == b"IEND" {
+                return None;
+            }
+            if kind == b"pHYs" {
+                let data = bytes.get(at + 8..at + 17)?;
+                let x = u32::from_be_bytes(data[0..4].try_into().ok()?);
+                let y = u32::from_be_bytes(data[4..8].try_into().ok()?);
+                // Unit 1: the metre; 0: an aspect ratio only.
+                return (data[8] == 1).then(|| (from_metre(x), from_metre(y)));
+            }
+            at += 12 + length;
+        }
+        return None;
+    }
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF, 0xE0]) {
+        // APP0: length, "JFIF\0", version (2), units, x density, y density.
+        let app0 = bytes.get(6..18)?;
+        if &app0[..5] != b"JFIF\0" {
+            return None;
+        }
+        let x = u16::from_be_bytes([app0[8], app0[9]]) as u32;
+        let y = u16::from_be_bytes([app0[10], app0[11]]) as u32;
+        return match app0[7] {
+            1 => Some((x, y)),
+            2 => Some((from_cm(x), from_cm(y))),
+            _ => None,
+        };
+    }
+    None
+}
+
 /// Walks a JPEG's markers to its start-of-frame.
 fn jpeg_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
     let mut at = 2;
@@ -198,6 +247,29 @@ mod tests {
             err.to_string(),
             "the footer banner banner.bmp is not a PNG or JPEG image"
         );
+    }
+
+    #[test]
+    fn reads_the_declared_density() {
+        let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/samples");
+        let logo = std::fs::read(samples.join("logo.png")).unwrap();
+        assert_eq!(density(&logo), Some((300, 300)));
+        // pHYs 3780 px/m = 96 dpi; none at all.
+        let mut png = png_header(95, 95);
+        png.extend([0; 4]); // IHDR's CRC, not checked
+        png.extend(9u32.to_be_bytes());
+        png.extend(b"pHYs");
+        png.extend(3780u32.to_be_bytes());
+        png.extend(3780u32.to_be_bytes());
+        png.extend([1, 0, 0, 0, 0]);
+        assert_eq!(density(&png), Some((96, 96)));
+        assert_eq!(density(&png_header(95, 95)), None);
+        // JFIF 300 × 300 dots per inch (jpeg_header), and 118 dots per cm.
+        assert_eq!(density(&jpeg_header(95, 95)), Some((300, 300)));
+        let mut jpeg = jpeg_header(95, 95);
+        jpeg[13] = 2;
+        jpeg[14..18].copy_from_slice(&[0, 118, 0, 118]);
+        assert_eq!(density(&jpeg), Some((300, 300)));
     }
 
     #[test]

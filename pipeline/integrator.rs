@@ -27,16 +27,21 @@ pub enum IntegratorError {
     },
 }
 
-/// `path line N` for the line that sets `key` at the top of a TOML file,
-/// else `path`.
-fn key_location(path: &Path, text: &str, key: &str) -> String {
+/// The 1-based line that sets `key` at the top of a TOML file, if any.
+pub fn key_line(text: &str, key: &str) -> Option<u64> {
     let line = text.lines().position(|line| {
         line.trim_start()
             .strip_prefix(key)
             .is_some_and(|rest| rest.trim_start().starts_with('='))
     });
-    match line {
-        Some(i) => format!("{} line {}", path.display(), i + 1),
+    line.map(|i| i as u64 + 1)
+}
+
+/// `path line N` for the line that sets `key` at the top of a TOML file,
+/// else `path`.
+fn key_location(path: &Path, text: &str, key: &str) -> String {
+    match key_line(text, key) {
+        Some(line) => format!("{} line {line}", path.display()),
         None => path.display().to_string(),
     }
 }
@@ -67,6 +72,18 @@ pub struct Integrator {
 
 impl Integrator {
     pub fn load(path: &Path) -> Result<Integrator, IntegratorError> {
+        let (integrator, _, problems) = Integrator::read(path)?;
+        match problems.into_iter().next() {
+            Some(problem) => Err(problem),
+            None => Ok(integrator),
+        }
+    }
+
+    /// The file, its text and every problem with a value (`check` reports
+    /// them all); a file that does not read or parse is the error.
+    pub fn read(
+        path: &Path,
+    ) -> Result<(Integrator, String, Vec<IntegratorError>), IntegratorError> {
         let text = std::fs::read_to_string(path).map_err(|source| IntegratorError::Read {
             path: path.display().to_string(),
             source,
@@ -75,6 +92,7 @@ impl Integrator {
             path: path.display().to_string(),
             message: e.message().to_string(),
         })?;
+        let mut problems = Vec::new();
         let prefix_ok = !integrator.invoice_prefix.is_empty()
             && integrator.invoice_prefix.len() <= 10
             && integrator
@@ -82,7 +100,7 @@ impl Integrator {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric());
         if !prefix_ok {
-            return Err(IntegratorError::Parse {
+            problems.push(IntegratorError::Parse {
                 path: path.display().to_string(),
                 message: format!(
                     "invoice_prefix '{}' must be 1 to 10 letters or digits",
@@ -111,14 +129,14 @@ impl Integrator {
         ];
         for (key, value, problem) in checks {
             if let Some(message) = value.and_then(|v| problem(v)) {
-                return Err(IntegratorError::Value {
+                problems.push(IntegratorError::Value {
                     location: key_location(path, &text, key),
                     key,
                     message,
                 });
             }
         }
-        Ok(integrator)
+        Ok((integrator, text, problems))
     }
 }
 

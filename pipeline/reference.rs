@@ -95,7 +95,8 @@ const TABLES: &[TableSpec] = &[
             col("plan_code", Text, true),
             col("commitment_months", Int, true),
             col("with_handset", Bool, true),
-            col("monthly_fee", Money, true),
+            // Empty: the combination is not sold from valid_from (FORMATS.md).
+            col("monthly_fee", Money, false),
             col("valid_from", Date, true),
         ],
     },
@@ -207,8 +208,9 @@ enum Value {
     Date(NaiveDate),
 }
 
-/// One loaded table: its rows, with line numbers for messages.
-struct Table {
+/// One loaded table: its rows, with line numbers for messages. Read-only
+/// outside this module (`check` reads the rows as typed values).
+pub struct Table {
     file: String,
     spec: &'static TableSpec,
     lines: Vec<u64>,
@@ -216,6 +218,60 @@ struct Table {
 }
 
 impl Table {
+    /// A file that could not be read: no rows.
+    fn unreadable(file: String, spec: &'static TableSpec) -> Table {
+        Table {
+            file,
+            spec,
+            lines: Vec::new(),
+            rows: Vec::new(),
+        }
+    }
+    /// The file it was read from, as messages name it.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+    /// The line of the file a row was read from.
+    pub fn line(&self, row: usize) -> u64 {
+        self.lines[row]
+    }
+    /// The columns of formats.md, in order.
+    pub fn columns(&self) -> impl Iterator<Item = &'static str> {
+        self.spec.columns.iter().map(|c| c.name)
+    }
+    /// A value as text: money with its cents and no more zeros, dates ISO, empty for
+    /// null (for comparing two copies of a table and for messages).
+    pub fn cell(&self, row: usize, column: &str) -> String {
+        match &self.rows[row][self.index(column)] {
+            Value::Null => String::new(),
+            Value::Text(t) => t.clone(),
+            Value::Int(v) => v.to_string(),
+            Value::Bool(v) => v.to_string(),
+            Value::Money(v) => {
+                // At least the cents: 299.00, 0.0125.
+                let d =
+                    rust_decimal::Decimal::from_i128_with_scale(*v, MONEY_SCALE as u32).normalize();
+                let cents = d.round_dp(2);
+                if cents == d {
+                    format!("{cents:.2}")
+                } else {
+                    d.to_string()
+                }
+            }
+            Value::Date(d) => d.to_string(),
+        }
+    }
+    /// Money as an exact decimal.
+    pub fn decimal(&self, row: usize, column: &str) -> Option<rust_decimal::Decimal> {
+        self.money(row, column)
+            .map(|m| rust_decimal::Decimal::from_i128_with_scale(m, MONEY_SCALE as u32))
+    }
     fn index(&self, column: &str) -> usize {
         self.spec
             .columns
@@ -223,15 +279,21 @@ impl Table {
             .position(|c| c.name == column)
             .expect("column of the spec")
     }
-    fn text(&self, row: usize, column: &str) -> Option<&str> {
+    pub fn text(&self, row: usize, column: &str) -> Option<&str> {
         match &self.rows[row][self.index(column)] {
             Value::Text(t) => Some(t),
             _ => None,
         }
     }
-    fn int(&self, row: usize, column: &str) -> Option<i64> {
+    pub fn int(&self, row: usize, column: &str) -> Option<i64> {
         match self.rows[row][self.index(column)] {
             Value::Int(v) => Some(v),
+            _ => None,
+        }
+    }
+    pub fn bool(&self, row: usize, column: &str) -> Option<bool> {
+        match self.rows[row][self.index(column)] {
+            Value::Bool(v) => Some(v),
             _ => None,
         }
     }
@@ -241,13 +303,14 @@ impl Table {
             _ => None,
         }
     }
-    fn date(&self, row: usize, column: &str) -> Option<NaiveDate> {
+    pub fn date(&self, row: usize, column: &str) -> Option<NaiveDate> {
         match self.rows[row][self.index(column)] {
             Value::Date(v) => Some(v),
             _ => None,
         }
     }
-    fn error(&self, row: usize, column: &str, message: impl Into<String>) -> ReferenceError {
+    /// A problem with a value, named by file, line and column.
+    pub fn error(&self, row: usize, column: &str, message: impl Into<String>) -> ReferenceError {
         ReferenceError::Value {
             file: self.file.clone(),
             line: self.lines[row],
@@ -330,14 +393,40 @@ impl Table {
     }
 }
 
-fn load_table(dir: &Path, spec: &'static TableSpec) -> Result<Table, ReferenceError> {
-    let path: PathBuf = dir.join(format!("{}.csv", spec.name));
-    let file = path.display().to_string();
-    let bytes = std::fs::read(&path).map_err(|source| ReferenceError::Read {
-        path: file.clone(),
-        source,
-    })?;
-    let csv = CsvFile::parse(&file, &bytes)?;
+/// One field of a column, by its kind; the reason when it is not one.
+fn parse_value(column: &Column, text: Option<&str>) -> Result<Value, String> {
+    Ok(match (text, column.kind) {
+        (None, _) if column.required => return Err("a value is required".into()),
+        (None, _) => Value::Null,
+        (Some(t), Text) => Value::Text(t.to_string()),
+        (Some(t), Int) => Value::Int(csvfile::parse_count(t).map_err(|b| b.detail)?),
+        (Some(t), Bool) => match t {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            _ => return Err(format!("'{t}' is not true or false")),
+        },
+        (Some(t), Money) => {
+            let d = csvfile::parse_decimal(t, DecimalMark::Point).map_err(|b| b.detail)?;
+            if d.is_sign_negative() && !d.is_zero() {
+                return Err(format!("'{t}' is negative"));
+            }
+            Value::Money(upstream::to_micros(d))
+        }
+        (Some(t), Date) => Value::Date(csvfile::parse_iso_date(t).map_err(|b| b.detail)?),
+    })
+}
+
+/// Reads one table's bytes (`file` names it in messages). A problem with
+/// the whole file is the error; a bad value is pushed to `problems` and its
+/// row left out, so that a check can report every one.
+fn read_table(
+    file: &str,
+    bytes: &[u8],
+    spec: &'static TableSpec,
+    problems: &mut Vec<ReferenceError>,
+) -> Result<Table, ReferenceError> {
+    let file = file.to_string();
+    let csv = CsvFile::parse(&file, bytes)?;
     let wanted: Vec<(&str, bool)> = spec.columns.iter().map(|c| (c.name, true)).collect();
     let index = csv.columns(&wanted)?;
     let mut table = Table {
@@ -346,7 +435,7 @@ fn load_table(dir: &Path, spec: &'static TableSpec) -> Result<Table, ReferenceEr
         lines: Vec::new(),
         rows: Vec::new(),
     };
-    for record in &csv.records {
+    'records: for record in &csv.records {
         let err = |column: &str, message: String| ReferenceError::Value {
             file: file.clone(),
             line: record.line,
@@ -354,7 +443,7 @@ fn load_table(dir: &Path, spec: &'static TableSpec) -> Result<Table, ReferenceEr
             message,
         };
         if record.fields.len() != csv.header.len() {
-            return Err(err(
+            problems.push(err(
                 spec.columns[0].name,
                 format!(
                     "the row has {} fields, the header {}",
@@ -362,38 +451,21 @@ fn load_table(dir: &Path, spec: &'static TableSpec) -> Result<Table, ReferenceEr
                     csv.header.len()
                 ),
             ));
+            continue;
         }
         let mut row = Vec::with_capacity(spec.columns.len());
         for (column, i) in spec.columns.iter().zip(&index) {
-            let text =
-                csvfile::text_field(&record.fields, *i).map_err(|b| err(column.name, b.detail))?;
-            let value = match (text, column.kind) {
-                (None, _) if column.required => {
-                    return Err(err(column.name, "a value is required".into()))
+            let value = csvfile::text_field(&record.fields, *i)
+                .map_err(|b| b.detail)
+                .and_then(|text| parse_value(column, text))
+                .map_err(|message| err(column.name, message));
+            match value {
+                Ok(value) => row.push(value),
+                Err(problem) => {
+                    problems.push(problem);
+                    continue 'records;
                 }
-                (None, _) => Value::Null,
-                (Some(t), Text) => Value::Text(t.to_string()),
-                (Some(t), Int) => {
-                    Value::Int(csvfile::parse_count(t).map_err(|b| err(column.name, b.detail))?)
-                }
-                (Some(t), Bool) => match t {
-                    "true" => Value::Bool(true),
-                    "false" => Value::Bool(false),
-                    _ => return Err(err(column.name, format!("'{t}' is not true or false"))),
-                },
-                (Some(t), Money) => {
-                    let d = csvfile::parse_decimal(t, DecimalMark::Point)
-                        .map_err(|b| err(column.name, b.detail))?;
-                    if d.is_sign_negative() && !d.is_zero() {
-                        return Err(err(column.name, format!("'{t}' is negative")));
-                    }
-                    Value::Money(upstream::to_micros(d))
-                }
-                (Some(t), Date) => {
-                    Value::Date(csvfile::parse_iso_date(t).map_err(|b| err(column.name, b.detail))?)
-                }
-            };
-            row.push(value);
+            }
         }
         table.lines.push(record.line);
         table.rows.push(row);
@@ -419,18 +491,64 @@ pub const ALLOWANCE_GROUPS: &[&str] = &[
 pub const ROAMING_ZONES: &[&str] = &["HOME", "EU", "ROAM_Z1", "ROAM_Z2", "ROAM_Z3"];
 
 impl Reference {
+    /// The tables of `dir`, validated: the first problem is the error.
     pub fn load(dir: &Path) -> Result<Reference, ReferenceError> {
-        let tables = TABLES
-            .iter()
-            .map(|spec| load_table(dir, spec))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut reference = Reference {
+        let (mut reference, problems) = Reference::read(dir);
+        if let Some(problem) = problems.into_iter().next() {
+            return Err(problem);
+        }
+        // A "not sold" row stops new subscriptions (validate); the lines
+        // subscribed before keep the fee in force before it.
+        let fees = reference.table_mut("plan_fees");
+        let fee = fees.index("monthly_fee");
+        let (lines, rows) = std::mem::take(&mut fees.lines)
+            .into_iter()
+            .zip(std::mem::take(&mut fees.rows))
+            .filter(|(_, row)| row[fee] != Value::Null)
+            .unzip();
+        (fees.lines, fees.rows) = (lines, rows);
+        reference.subscription_options = reference.explode_options()?;
+        Ok(reference)
+    }
+
+    /// Every table of `dir` as far as it reads, and every problem found, in
+    /// the order `load` meets them (`check` reports them all). A file that
+    /// cannot be read at all is an empty table and a problem.
+    pub fn read(dir: &Path) -> (Reference, Vec<ReferenceError>) {
+        let mut problems = Vec::new();
+        let mut tables = Vec::new();
+        for spec in TABLES {
+            let path: PathBuf = dir.join(format!("{}.csv", spec.name));
+            let file = path.display().to_string();
+            let table = std::fs::read(&path)
+                .map_err(|source| ReferenceError::Read {
+                    path: file.clone(),
+                    source,
+                })
+                .and_then(|bytes| read_table(&file, &bytes, spec, &mut problems));
+            tables.push(table.unwrap_or_else(|problem| {
+                problems.push(problem);
+                Table::unreadable(file, spec)
+            }));
+        }
+        let reference = Reference {
             tables,
             subscription_options: RecordBatch::new_empty(Arc::new(Schema::empty())),
         };
-        reference.validate()?;
-        reference.subscription_options = reference.explode_options()?;
-        Ok(reference)
+        reference.validate(&mut problems);
+        (reference, problems)
+    }
+
+    /// One table (`plans`, `rate_grids`, …) from another source's bytes,
+    /// checked value by value only (the MVNE's copy, for `check`).
+    pub fn read_one(
+        name: &str,
+        file: &str,
+        bytes: &[u8],
+        problems: &mut Vec<ReferenceError>,
+    ) -> Option<Result<Table, ReferenceError>> {
+        let spec = TABLES.iter().find(|t| t.name == name)?;
+        Some(read_table(file, bytes, spec, problems))
     }
 
     fn table(&self, name: &str) -> &Table {
@@ -440,6 +558,18 @@ impl Reference {
             .expect("table of the spec")
     }
 
+    fn table_mut(&mut self, name: &str) -> &mut Table {
+        self.tables
+            .iter_mut()
+            .find(|t| t.spec.name == name)
+            .expect("table of the spec")
+    }
+
+    /// One table by its name in formats.md (`plan_fees`), read-only.
+    pub fn get(&self, name: &str) -> Option<&Table> {
+        self.tables.iter().find(|t| t.spec.name == name)
+    }
+
     fn codes(&self, table: &str, column: &str) -> HashSet<String> {
         let t = self.table(table);
         (0..t.rows.len())
@@ -447,7 +577,8 @@ impl Reference {
             .collect()
     }
 
-    fn validate(&self) -> Result<(), ReferenceError> {
+    /// The meaning rules, every problem pushed (one per row at most).
+    fn validate(&self, problems: &mut Vec<ReferenceError>) {
         let plans = self.codes("plans", "plan_code");
         let option_codes = self.codes("options", "option_code");
         let customers = self.codes("customers", "customer_id");
@@ -482,24 +613,43 @@ impl Reference {
                     _ => Ok(()),
                 }
             };
+        let grid = |t: &Table, r: usize, column: &str| -> Result<(), ReferenceError> {
+            match t.int(r, column) {
+                Some(1..=5) => Ok(()),
+                v => Err(t.error(
+                    r,
+                    column,
+                    format!("{} is not a grid from 1 to 5", v.unwrap_or_default()),
+                )),
+            }
+        };
         // Versioned tables: one row per key and valid_from.
-        let unique = |t: &Table, key: &[&str]| -> Result<(), ReferenceError> {
-            let mut seen = HashSet::new();
+        let unique = |t: &Table, key: &[&str], problems: &mut Vec<ReferenceError>| {
+            let mut seen = HashMap::new();
             for r in 0..t.rows.len() {
                 let k: Vec<&Value> = key.iter().map(|c| &t.rows[r][t.index(c)]).collect();
-                if !seen.insert(format!("{k:?}")) {
-                    return Err(t.error(
+                if let Some(first) = seen.insert(format!("{k:?}"), r) {
+                    problems.push(t.error(
                         r,
                         key[0],
-                        format!("duplicate row for ({})", key.join(", ")),
+                        format!(
+                            "duplicate row for ({}): line {} has the same",
+                            key.join(", "),
+                            t.lines[first]
+                        ),
                     ));
                 }
             }
-            Ok(())
+        };
+        // Each row's rules, the first problem of a row pushed.
+        let each = |t: &Table,
+                    problems: &mut Vec<ReferenceError>,
+                    rule: &dyn Fn(usize) -> Result<(), ReferenceError>| {
+            problems.extend((0..t.rows.len()).filter_map(|r| rule(r).err()));
         };
 
         let t = self.table("plans");
-        unique(t, &["plan_code"])?;
+        unique(t, &["plan_code"], problems);
         let t = self.table("plan_fees");
         unique(
             t,
@@ -509,29 +659,21 @@ impl Reference {
                 "with_handset",
                 "valid_from",
             ],
-        )?;
-        for r in 0..t.rows.len() {
+            problems,
+        );
+        each(t, problems, &|r| {
             known(t, r, "plan_code", &plans, "plan")?;
-            commitment(t, r)?;
-        }
+            commitment(t, r)
+        });
         let t = self.table("options");
-        unique(t, &["option_code", "valid_from"])?;
-        for r in 0..t.rows.len() {
-            one_of(t, r, "allowance_group", ALLOWANCE_GROUPS)?;
-        }
+        unique(t, &["option_code", "valid_from"], problems);
+        each(t, problems, &|r| {
+            one_of(t, r, "allowance_group", ALLOWANCE_GROUPS)
+        });
         let t = self.table("rate_grids");
-        unique(t, &["grid", "zone", "event_type", "valid_from"])?;
-        for r in 0..t.rows.len() {
-            match t.int(r, "grid") {
-                Some(1..=5) => {}
-                v => {
-                    return Err(t.error(
-                        r,
-                        "grid",
-                        format!("{} is not a grid from 1 to 5", v.unwrap_or_default()),
-                    ))
-                }
-            }
+        unique(t, &["grid", "zone", "event_type", "valid_from"], problems);
+        each(t, problems, &|r| {
+            grid(t, r, "grid")?;
             one_of(t, r, "event_type", upstream::EVENT_TYPES)?;
             let event = t.text(r, "event_type").unwrap_or_default();
             if matches!(event, "VOICE" | "VOICE_IN" | "DATA") {
@@ -548,30 +690,33 @@ impl Reference {
                     }
                 }
             }
-        }
+            Ok(())
+        });
         let t = self.table("destinations");
-        unique(t, &["prefix"])?;
-        for r in 0..t.rows.len() {
+        unique(t, &["prefix"], problems);
+        each(t, problems, &|r| {
             let prefix = t.text(r, "prefix").unwrap_or_default();
             if !prefix.bytes().all(|b| b.is_ascii_digit()) || prefix.len() > 15 {
                 return Err(t.error(r, "prefix", format!("'{prefix}' is not a prefix of digits")));
             }
-        }
+            Ok(())
+        });
         let t = self.table("roaming_zones");
-        unique(t, &["mcc"])?;
-        for r in 0..t.rows.len() {
+        unique(t, &["mcc"], problems);
+        each(t, problems, &|r| {
             let mcc = t.text(r, "mcc").unwrap_or_default();
             if mcc.len() != 3 || !mcc.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(t.error(r, "mcc", format!("'{mcc}' is not 3 digits")));
             }
-            one_of(t, r, "roaming_zone", ROAMING_ZONES)?;
-        }
+            one_of(t, r, "roaming_zone", ROAMING_ZONES)
+        });
         let t = self.table("handsets");
         unique(
             t,
             &["model", "plan_code", "commitment_months", "valid_from"],
-        )?;
-        for r in 0..t.rows.len() {
+            problems,
+        );
+        each(t, problems, &|r| {
             known(t, r, "plan_code", &plans, "plan")?;
             commitment(t, r)?;
             if t.text(r, "plan_code").is_some() != t.int(r, "commitment_months").is_some() {
@@ -581,10 +726,11 @@ impl Reference {
                     "plan_code and commitment_months are both set, or both empty for the bare price",
                 ));
             }
-        }
+            Ok(())
+        });
         let t = self.table("customers");
-        unique(t, &["customer_id"])?;
-        for r in 0..t.rows.len() {
+        unique(t, &["customer_id"], problems);
+        each(t, problems, &|r| {
             one_of(t, r, "kind", &["B2C", "B2B"])?;
             one_of(t, r, "payment_method", &["SEPA_DD", "TRANSFER"])?;
             if t.text(r, "payment_method") == Some("SEPA_DD") {
@@ -607,58 +753,92 @@ impl Reference {
                 t.date(r, "mandate_date")
                     .ok_or_else(|| t.error(r, "mandate_date", "required for SEPA_DD"))?;
             }
-        }
+            Ok(())
+        });
         let t = self.table("subscriptions");
+        let fees = self.table("plan_fees");
         let mut periods: HashMap<&str, Vec<Period>> = HashMap::new();
-        for r in 0..t.rows.len() {
+        each(t, problems, &|r| {
             known(t, r, "customer_id", &customers, "customer")?;
             known(t, r, "plan_code", &plans, "plan")?;
             commitment(t, r)?;
-            match t.int(r, "rate_grid") {
-                Some(1..=5) => {}
-                v => {
-                    return Err(t.error(
-                        r,
-                        "rate_grid",
-                        format!("{} is not a grid from 1 to 5", v.unwrap_or_default()),
-                    ))
-                }
-            }
+            grid(t, r, "rate_grid")?;
             for code in split_options(t.text(r, "options")) {
                 if !option_codes.contains(code) {
                     return Err(t.error(r, "options", format!("unknown option '{code}'")));
                 }
             }
             let start = t.date(r, "start_date").expect("required");
-            let end = t.date(r, "end_date");
-            if end.is_some_and(|e| e < start) {
+            if t.date(r, "end_date").is_some_and(|e| e < start) {
                 return Err(t.error(r, "end_date", "ends before it starts"));
             }
             let msisdn = t.text(r, "msisdn").expect("required");
             csvfile::check_digits(msisdn, 8, 15).map_err(|b| t.error(r, "msisdn", b.detail))?;
-            periods.entry(msisdn).or_default().push((start, end, r));
+            // A combination stated "not sold" takes no new subscription.
+            let plan = t.text(r, "plan_code");
+            let months = t.int(r, "commitment_months");
+            let handset = t.bool(r, "with_handset");
+            let in_force = (0..fees.rows.len())
+                .filter(|&f| {
+                    fees.text(f, "plan_code") == plan
+                        && fees.int(f, "commitment_months") == months
+                        && fees.bool(f, "with_handset") == handset
+                        && fees.date(f, "valid_from").is_some_and(|d| d <= start)
+                })
+                .max_by_key(|&f| fees.date(f, "valid_from"));
+            if let Some(f) = in_force.filter(|&f| fees.money(f, "monthly_fee").is_none()) {
+                return Err(t.error(
+                    r,
+                    "plan_code",
+                    format!(
+                        "{} is not sold with {} months and {} on {start} ({} line {} says so)",
+                        plan.unwrap_or_default(),
+                        months.unwrap_or_default(),
+                        if handset == Some(true) {
+                            "a handset"
+                        } else {
+                            "no handset"
+                        },
+                        fees.file,
+                        fees.lines[f]
+                    ),
+                ));
+            }
+            Ok(())
+        });
+        for r in 0..t.rows.len() {
+            if let (Some(msisdn), Some(start)) = (t.text(r, "msisdn"), t.date(r, "start_date")) {
+                periods
+                    .entry(msisdn)
+                    .or_default()
+                    .push((start, t.date(r, "end_date"), r));
+            }
         }
+        let mut overlaps: Vec<usize> = Vec::new();
         for rows in periods.values_mut() {
             rows.sort();
             for pair in rows.windows(2) {
                 let (_, end, _) = pair[0];
                 let (start, _, r) = pair[1];
                 if end.is_none_or(|e| e >= start) {
-                    return Err(t.error(
-                        r,
-                        "start_date",
-                        "overlaps the line's previous subscription row",
-                    ));
+                    overlaps.push(r);
                 }
             }
         }
+        overlaps.sort();
+        problems.extend(overlaps.into_iter().map(|r| {
+            t.error(
+                r,
+                "start_date",
+                "overlaps the line's previous subscription row",
+            )
+        }));
         let t = self.table("handset_sales");
-        unique(t, &["sale_id"])?;
-        for r in 0..t.rows.len() {
+        unique(t, &["sale_id"], problems);
+        each(t, problems, &|r| {
             known(t, r, "customer_id", &customers, "customer")?;
-            known(t, r, "model", &models, "handset model")?;
-        }
-        Ok(())
+            known(t, r, "model", &models, "handset model")
+        });
     }
 
     fn explode_options(&self) -> Result<RecordBatch, ReferenceError> {
@@ -853,5 +1033,42 @@ mod tests {
         std::fs::write(&fees, text).unwrap();
         let message = Reference::load(dir.path()).err().unwrap().to_string();
         assert!(message.ends_with("plan_fees.csv line 2, column monthly_fee: '4,99' is not a decimal number (the decimal separator here is '.')"), "{message}");
+
+        // `read` goes on: the row left out, the next problems found too.
+        let subscriptions = dir.path().join("subscriptions.csv");
+        let text = std::fs::read_to_string(&subscriptions)
+            .unwrap()
+            .replacen(";4;EU2H;", ";9;EU2H;", 1);
+        std::fs::write(&subscriptions, text).unwrap();
+        let (reference, problems) = Reference::read(dir.path());
+        let messages: Vec<String> = problems
+            .iter()
+            .map(|p| p.to_string().rsplit('/').next().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                "plan_fees.csv line 2, column monthly_fee: '4,99' is not a decimal number (the decimal separator here is '.')",
+                "subscriptions.csv line 2, column rate_grid: 9 is not a grid from 1 to 5",
+            ]
+        );
+        assert_eq!(reference.table("plan_fees").len(), 25);
+    }
+
+    #[test]
+    fn a_combination_not_sold_is_left_out_of_the_fees() {
+        let dir = tempfile::tempdir().unwrap();
+        let samples =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/samples/reference");
+        for entry in std::fs::read_dir(&samples).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+        let fees = dir.path().join("plan_fees.csv");
+        let mut text = std::fs::read_to_string(&fees).unwrap();
+        text.push_str("ILL20;24;true;;2026-11-01\n");
+        std::fs::write(&fees, text).unwrap();
+        let reference = Reference::load(dir.path()).unwrap();
+        assert_eq!(reference.table("plan_fees").len(), 26);
     }
 }

@@ -4,7 +4,8 @@
 //! TLS; `ftp.rs`) or a local folder laid out like it (`file://`), formats.md:
 //! `RatedCDRs/`, `BilledCDRs/`, `AccountStatus/` and `Cartes SIM/` are read
 //! and landed; `Factures/Intégrateur/` (the MVNE's invoices, PDF) is fetched
-//! and kept in the raw zone for finance; other folders are not ours. Both kinds only list a folder (name,
+//! and kept in the raw zone for finance, `Tables tarifaires/` (the tariff
+//! tables the MVNE configured) for `check`; other folders are not ours. Both kinds only list a folder (name,
 //! size) and fetch a file's bytes; everything after the fetch is one code
 //! path. A file is new when the ledger has not seen its (folder, name,
 //! sha256); a re-delivered identical file is a no-op, the same name with
@@ -40,6 +41,7 @@ pub const FOLDERS: &[&str] = &[
     "AccountStatus",
     "Cartes SIM",
     INTEGRATOR_INVOICES,
+    crate::check::PLATFORM_FOLDER,
 ];
 
 /// The MVNE's own invoices to the integrator (PDF): fetched and kept in the
@@ -461,6 +463,27 @@ fn versioned_name(name: &str, version: i64) -> String {
     }
 }
 
+/// The delivered name and version of a stored name (`versioned_name`
+/// undone): `x.v2.csv` is version 2 of `x.csv`.
+pub fn original_name(stored: &str) -> (String, i64) {
+    let (stem, ext) = match stored.rsplit_once('.') {
+        Some((stem, ext)) if !ext.starts_with('v') => (stem, Some(ext)),
+        _ => (stored, None),
+    };
+    if let Some((base, version)) = stem.rsplit_once(".v") {
+        if let Ok(version) = version.parse::<i64>() {
+            if version > 1 {
+                let name = match ext {
+                    Some(ext) => format!("{base}.{ext}"),
+                    None => base.to_string(),
+                };
+                return (name, version);
+            }
+        }
+    }
+    (stored.to_string(), 1)
+}
+
 /// Stores a raw copy; returns its key (`lake:` or `state:` prefixed).
 async fn store_raw(
     settings: &Settings,
@@ -561,6 +584,21 @@ mod tests {
         );
         assert_eq!(check_name("."), Err("'.' is not a file name"));
         assert_eq!(check_name(""), Err("an empty name"));
+    }
+
+    #[test]
+    fn stored_names_give_back_their_version() {
+        for (name, version) in [
+            ("options.csv", 1),
+            ("options.csv", 2),
+            ("plans", 3),
+            ("a.v.csv", 12),
+        ] {
+            assert_eq!(
+                original_name(&versioned_name(name, version)),
+                (name.to_string(), version)
+            );
+        }
     }
 
     #[test]

@@ -84,7 +84,8 @@ impl Workspace {
         )
     }
 
-    fn in_dir(
+    /// A workspace in `dir` on these folders.
+    pub fn in_dir(
         dir: tempfile::TempDir,
         source: &Path,
         reference: &Path,

@@ -4,6 +4,7 @@
 mod airflow;
 mod analysts;
 mod assure;
+mod check;
 mod cli;
 mod common;
 mod crash;
