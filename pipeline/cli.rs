@@ -162,6 +162,10 @@ pub enum Command {
         #[command(subcommand)]
         command: SimCommand,
     },
+    /// Check the integrator's set-up dossier: sales tables, logo and banner,
+    /// integrator.toml, and the MVNE's copy of the tables (exit 1 when an
+    /// item blocks invoicing; docs/DOSSIER.md).
+    Check,
     /// Check the invariants of the lake and the ledger (continuous invoice
     /// numbers, invoices as numbered, every CDR landed once, the ledger's
     /// counts) and say what is wrong; changes nothing. Exit 1 on an error.
@@ -185,10 +189,6 @@ pub enum Command {
         #[arg(long, value_name = "YYYY-MM-DD")]
         date: Option<chrono::NaiveDate>,
     },
-    /// Check the integrator's set-up dossier: sales tables, logo and banner,
-    /// integrator.toml, and the MVNE's copy of the tables (exit 1 when an
-    /// item blocks invoicing; docs/DOSSIER.md).
-    Check,
     /// Write a synthetic integrator and a month of MVNE files.
     Gen {
         /// Folder to write into (created).
