@@ -27,6 +27,7 @@ pub mod land;
 pub mod ledger;
 pub mod mail;
 pub mod month;
+pub mod pdfbatch;
 pub mod publish;
 pub mod query;
 pub mod rate;
