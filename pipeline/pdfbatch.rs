@@ -281,6 +281,11 @@ struct DigitFont {
     /// Width of a glyph (thousandths of the font size), `/W` then `/DW`.
     widths: HashMap<u16, f32>,
     default_width: f32,
+    /// The glyph codes of [`PAGE_PLACEHOLDER`] and [`COUNT_PLACEHOLDER`].
+    placeholders: [Vec<u8>; 2],
+    /// Both as a content stream writes them (`<00130014…>`), lower and
+    /// upper case.
+    hex: Vec<Vec<u8>>,
 }
 
 impl DigitFont {
@@ -335,11 +340,23 @@ fn digit_font(doc: &Document, id: ObjectId) -> Option<DigitFont> {
         Ok(w) => glyph_widths(doc.dereference(w).ok()?.1.as_array().ok()?)?,
         Err(_) => HashMap::new(),
     };
-    Some(DigitFont {
+    let mut font = DigitFont {
         digits,
         widths,
         default_width,
-    })
+        placeholders: [Vec::new(), Vec::new()],
+        hex: Vec::new(),
+    };
+    font.placeholders = [font.codes(PAGE_PLACEHOLDER), font.codes(COUNT_PLACEHOLDER)];
+    for codes in &font.placeholders {
+        let lower: Vec<u8> = codes
+            .iter()
+            .flat_map(|b| format!("{b:02x}").into_bytes())
+            .collect();
+        font.hex.push(lower.to_ascii_uppercase());
+        font.hex.push(lower);
+    }
+    Some(font)
 }
 
 fn as_f32(object: &Object) -> Option<f32> {
@@ -476,7 +493,9 @@ fn hex(token: &str) -> Option<u32> {
 }
 
 /// Rewrites the placeholders of one page into `number` and `count`. Returns
-/// how many of each were rewritten.
+/// how many of each were rewritten. Only the text objects (`BT` … `ET`)
+/// that show a placeholder are decoded and written again: the rest of the
+/// page's content is kept as Chromium wrote it.
 fn number_page(
     doc: &mut Document,
     fonts: &mut Fonts,
@@ -485,80 +504,78 @@ fn number_page(
     count: u32,
 ) -> Result<(usize, usize), String> {
     let font_ids = page_font_ids(doc, page_id);
-    let content = doc.get_page_content(page_id);
-    let page_codes: Vec<(Vec<u8>, Vec<u8>)> = font_ids
-        .iter()
-        .filter_map(|(name, id)| {
-            fonts
-                .get(doc, *id)
-                .map(|font| (name.clone(), font.codes(PAGE_PLACEHOLDER)))
-        })
-        .collect();
-    // Most of a page is not its page numbers: decode it only if they are
-    // there.
-    if !page_codes
-        .iter()
-        .any(|(_, codes)| contains_hex(&content, codes))
-    {
-        return Ok((0, 0));
-    }
-    let mut ops = Content::decode(&content)
-        .map_err(|e| format!("its content does not decode: {}", one_line(&e)))?
-        .operations;
-    let mut rewritten = (0, 0);
-    let mut block_start = None;
-    let mut font: Option<(ObjectId, f32)> = None;
-    let mut i = 0;
-    while i < ops.len() {
-        match ops[i].operator.as_str() {
-            "BT" => block_start = Some(i),
-            "Tf" => {
-                let name = ops[i].operands.first().and_then(|n| n.as_name().ok());
-                let size = ops[i].operands.get(1).and_then(as_f32);
-                font = match (name, size) {
-                    (Some(name), Some(size)) => font_ids
-                        .iter()
-                        .find(|(n, _)| n.as_slice() == name)
-                        .map(|(_, id)| (*id, size)),
-                    _ => None,
-                };
-            }
-            "ET" => {
-                if let (Some(start), Some((id, size))) = (block_start, font) {
-                    if let Some(digit_font) = fonts.get(doc, id) {
-                        let done =
-                            number_block(&mut ops[start..i], digit_font, size, number, count);
-                        rewritten.0 += done.0;
-                        rewritten.1 += done.1;
-                    }
+    let mut content = doc.get_page_content(page_id);
+    let mut objects: Vec<(usize, usize)> = Vec::new();
+    for (_, id) in &font_ids {
+        let Some(font) = fonts.get(doc, *id) else {
+            continue;
+        };
+        for pattern in &font.hex {
+            let mut from = 0;
+            while let Some(at) = find(&content[from..], pattern).map(|at| from + at) {
+                let object = text_object(&content, at)
+                    .ok_or("a page number outside a text object (BT … ET)")?;
+                if !objects.contains(&object) {
+                    objects.push(object);
                 }
-                block_start = None;
+                from = at + pattern.len();
             }
-            _ => {}
         }
-        i += 1;
+    }
+    objects.sort_unstable();
+    let mut rewritten = (0, 0);
+    // From the end, so that the offsets before stay right.
+    for (start, end) in objects.into_iter().rev() {
+        let mut ops = Content::decode(&content[start..end])
+            .map_err(|e| format!("its page numbers do not decode: {}", one_line(&e)))?
+            .operations;
+        let (name, size) = ops
+            .iter()
+            .find(|op| op.operator == "Tf")
+            .and_then(|op| {
+                let name = op.operands.first()?.as_name().ok()?;
+                Some((name.to_vec(), as_f32(op.operands.get(1)?)?))
+            })
+            .ok_or("its page numbers do not set their font")?;
+        let font = font_ids
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, id)| fonts.get(doc, *id))
+            .ok_or("its page numbers are not in a font with every digit")?;
+        let done = number_block(&mut ops, font, size, number, count);
+        if done != (0, 0) {
+            let bytes = Content { operations: ops }
+                .encode()
+                .map_err(|e| format!("its page numbers do not encode: {}", one_line(&e)))?;
+            content.splice(start..end, bytes);
+            rewritten.0 += done.0;
+            rewritten.1 += done.1;
+        }
     }
     if rewritten != (0, 0) {
-        let bytes = Content { operations: ops }
-            .encode()
-            .map_err(|e| format!("its content does not encode: {}", one_line(&e)))?;
-        doc.change_page_content(page_id, bytes)
+        doc.change_page_content(page_id, content)
             .map_err(|e| format!("its content cannot be replaced: {}", one_line(&e)))?;
     }
     Ok(rewritten)
 }
 
-/// Whether a content stream shows these glyph codes in a hex string
-/// (Chromium writes glyphs as `<00130014…>`), either case.
-fn contains_hex(content: &[u8], codes: &[u8]) -> bool {
-    let lower: Vec<u8> = codes
-        .iter()
-        .flat_map(|b| format!("{b:02x}").into_bytes())
-        .collect();
-    let upper = lower.to_ascii_uppercase();
-    content
-        .windows(lower.len())
-        .any(|w| w == lower.as_slice() || w == upper.as_slice())
+/// Where `pattern` first occurs in `bytes`.
+fn find(bytes: &[u8], pattern: &[u8]) -> Option<usize> {
+    bytes.windows(pattern.len()).position(|w| w == pattern)
+}
+
+/// The text object (`BT` … `ET`, both included) around position `at`.
+fn text_object(content: &[u8], at: usize) -> Option<(usize, usize)> {
+    let is_token = |i: usize, token: &[u8]| {
+        content[i..].starts_with(token)
+            && (i == 0 || content[i - 1].is_ascii_whitespace())
+            && content
+                .get(i + token.len())
+                .is_none_or(|b| b.is_ascii_whitespace())
+    };
+    let start = (0..at).rev().find(|&i| is_token(i, b"BT"))?;
+    let end = (start..content.len().saturating_sub(1)).find(|&i| is_token(i, b"ET"))? + 2;
+    (end > at).then_some((start, end))
 }
 
 /// Rewrites the placeholders of one text object (`BT` … `ET`, one font),
@@ -572,14 +589,8 @@ fn number_block(
     count: u32,
 ) -> (usize, usize) {
     let replacements = [
-        (
-            font.codes(PAGE_PLACEHOLDER),
-            font.codes(&number.to_string()),
-        ),
-        (
-            font.codes(COUNT_PLACEHOLDER),
-            font.codes(&count.to_string()),
-        ),
+        (&font.placeholders[0], font.codes(&number.to_string())),
+        (&font.placeholders[1], font.codes(&count.to_string())),
     ];
     let width_of = |codes: &[u8]| -> f32 {
         codes
