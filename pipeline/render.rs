@@ -811,7 +811,7 @@ pub async fn render(
             .flatten();
         match composed {
             Some(composed) => {
-                let (html, layout) = composed.into_layout();
+                let (html, layout) = composed.into_parts();
                 let key = key(chunk);
                 layouts.borrow_mut().insert(key.clone(), layout);
                 vec![(key, html)]
