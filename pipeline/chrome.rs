@@ -931,7 +931,7 @@ fn one_line(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::BTreeMap;
     use std::io::Write;
@@ -940,7 +940,7 @@ mod tests {
     use std::sync::atomic::AtomicBool;
 
     /// The tests that launch Chromium run one at a time (2 cores in CI).
-    static ONE_CHROMIUM_AT_A_TIME: Mutex<()> = Mutex::new(());
+    pub(crate) static ONE_CHROMIUM_AT_A_TIME: Mutex<()> = Mutex::new(());
 
     fn printer(tabs: usize) -> (MutexGuard<'static, ()>, Printer) {
         let guard = ONE_CHROMIUM_AT_A_TIME

@@ -29,6 +29,7 @@ pub mod land;
 pub mod ledger;
 pub mod mail;
 pub mod month;
+pub mod pdfbatch;
 pub mod progress;
 pub mod publish;
 pub mod query;

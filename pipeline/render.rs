@@ -12,7 +12,8 @@
 //! SQL of `sql/documents/`; the templates only lay it out. Money is
 //! formatted from the exact decimals (`1 234,56 €`), never through a float.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -33,6 +34,7 @@ use crate::integrator::{Integrator, IntegratorError};
 use crate::lake::{datasets, Lake, LakeError};
 use crate::ledger::{Ledger, LedgerError};
 use crate::month::Month;
+use crate::pdfbatch;
 use crate::rate::{self, RateError};
 use crate::settings::Settings;
 use crate::sqlfiles;
@@ -80,6 +82,9 @@ pub struct RenderReport {
     pub facturx: u64,
     /// Times Chromium was restarted after a crash.
     pub chrome_restarts: u64,
+    /// Invoices of a batch (`[render] batch`) printed one at a time because
+    /// the batch could not be split.
+    pub printed_alone: u64,
     /// False when only the HTML pages were asked for.
     pub pdf: bool,
     /// The folder of the month's documents.
@@ -98,6 +103,13 @@ impl std::fmt::Display for RenderReport {
             self.facturx,
             self.unchanged
         )?;
+        if self.printed_alone > 0 {
+            write!(
+                f,
+                ", {} printed alone (their batch did not split)",
+                self.printed_alone
+            )?;
+        }
         if self.chrome_restarts > 0 {
             write!(f, ", Chromium restarted {} times", self.chrome_restarts)?;
         }
@@ -727,62 +739,148 @@ pub async fn render(
         return Ok(report);
     }
 
+    // Batches no larger than needed to keep every tab busy: a few invoices
+    // print on all tabs at once rather than as one document on one tab.
+    let batch = settings
+        .render_batch
+        .min(to_print.len().div_ceil(settings.render_tabs.max(1)))
+        .max(1);
     let mut printer = Printer::launch(&PrinterOptions {
         chromium: settings.chromium.clone(),
         tabs: settings.render_tabs,
         single_process: settings.render_single_process,
-        ..PrinterOptions::default()
+        // A tab is replaced after about as many invoices as before, in
+        // fewer documents.
+        recycle_after: chrome::RECYCLE_AFTER.div_ceil(batch),
     })?;
     let runtime = tokio::runtime::Handle::current();
-    let mut failure: Option<RenderError> = None;
+    let failure: RefCell<Option<RenderError>> = RefCell::default();
     let bar = crate::progress::bar("render", to_print.len() as u64, "PDFs");
-    let pages = to_print.into_iter().map(|index| {
-        // The same template and data gave this page a moment ago.
-        let html = page(&documents[index]).unwrap_or_default();
-        (index.to_string(), html)
-    });
     let mut facturx_count = 0;
     let mut written = 0;
-    let printed = tokio::task::block_in_place(|| {
-        printer.print_all(pages, |key, pdf| {
-            let index: usize = key.parse().map_err(|_| format!("unknown page {key}"))?;
-            let invoice = &documents[index];
-            let bytes = if invoice.customer.is_business() {
-                let xml = facturx::cii_xml(invoice);
-                match facturx::embed(&pdf, &xml, invoice) {
-                    Ok(bytes) => {
-                        facturx_count += 1;
-                        bytes
-                    }
-                    Err(source) => {
-                        let message = source.to_string();
-                        failure = Some(RenderError::Facturx {
-                            invoice: invoice.invoice_number.clone(),
-                            source,
-                        });
-                        return Err(message);
-                    }
+    // Each invoice's PDF, made Factur-X for a business, written to the lake.
+    let mut keep = |index: usize, pdf: Vec<u8>| -> Result<(), String> {
+        let invoice = &documents[index];
+        let bytes = if invoice.customer.is_business() {
+            let xml = facturx::cii_xml(invoice);
+            match facturx::embed(&pdf, &xml, invoice) {
+                Ok(bytes) => {
+                    facturx_count += 1;
+                    bytes
                 }
-            } else {
-                pdf
+                Err(source) => {
+                    let message = source.to_string();
+                    *failure.borrow_mut() = Some(RenderError::Facturx {
+                        invoice: invoice.invoice_number.clone(),
+                        source,
+                    });
+                    return Err(message);
+                }
+            }
+        } else {
+            pdf
+        };
+        let key = document_key(month, &invoice.invoice_number, "pdf");
+        runtime
+            .block_on(lake.put(&key, bytes))
+            .map_err(|e| e.to_string())?;
+        written += 1;
+        bar.inc(1);
+        Ok(())
+    };
+    // Batches of invoices as one document each (`pdfbatch.rs`), or one
+    // invoice a document. A key names the invoices of its document:
+    // `3,4,5`. The pages are made again as Chromium pulls them, so that a
+    // month of invoices is never held in memory.
+    let layouts: RefCell<HashMap<String, pdfbatch::Layout>> = RefCell::default();
+    let mut alone: Vec<usize> = Vec::new();
+    let mut restarts = 0;
+    let documents_to_print = to_print.chunks(batch).flat_map(|chunk| {
+        // The same template and data gave these pages a moment ago.
+        let pages: Vec<String> = chunk
+            .iter()
+            .map(|&index| page(&documents[index]).unwrap_or_default())
+            .collect();
+        let key = |indices: &[usize]| {
+            indices
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let composed = (chunk.len() > 1)
+            .then(|| pdfbatch::compose(&pages.iter().map(String::as_str).collect::<Vec<_>>()))
+            .flatten();
+        match composed {
+            Some(composed) => {
+                let (html, layout) = composed.into_parts();
+                let key = key(chunk);
+                layouts.borrow_mut().insert(key.clone(), layout);
+                vec![(key, html)]
+            }
+            None => chunk
+                .iter()
+                .zip(pages)
+                .map(|(&index, html)| (key(&[index]), html))
+                .collect(),
+        }
+    });
+    let printed = tokio::task::block_in_place(|| {
+        printer.print_all(documents_to_print, |key, pdf| {
+            let indices = key
+                .split(',')
+                .map(|index| index.parse::<usize>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| format!("unknown document {key}"))?;
+            let layout = layouts.borrow_mut().remove(key);
+            let Some(layout) = layout else {
+                return keep(indices[0], pdf);
             };
-            let key = document_key(month, &invoice.invoice_number, "pdf");
-            runtime
-                .block_on(lake.put(&key, bytes))
-                .map_err(|e| e.to_string())?;
-            written += 1;
-            bar.inc(1);
-            Ok(())
+            match pdfbatch::split(&pdf, &layout) {
+                Ok(pdfs) => {
+                    for (index, pdf) in indices.into_iter().zip(pdfs) {
+                        keep(index, pdf)?;
+                    }
+                    Ok(())
+                }
+                Err(reason) => {
+                    tracing::warn!(
+                        "render: a batch of {} invoices is printed again one at a time: {reason}",
+                        indices.len()
+                    );
+                    alone.extend(indices);
+                    Ok(())
+                }
+            }
         })
     });
-    bar.finish_and_clear();
-    if let Some(failure) = failure {
+    if let Some(failure) = failure.borrow_mut().take() {
         return Err(failure);
     }
-    let printed = printed?;
+    restarts += printed?.restarts;
+    if !alone.is_empty() {
+        report.printed_alone = alone.len() as u64;
+        let pages = alone.iter().map(|&index| {
+            (
+                index.to_string(),
+                page(&documents[index]).unwrap_or_default(),
+            )
+        });
+        let printed = tokio::task::block_in_place(|| {
+            printer.print_all(pages, |key, pdf| {
+                let index = key.parse().map_err(|_| format!("unknown page {key}"))?;
+                keep(index, pdf)
+            })
+        });
+        if let Some(failure) = failure.borrow_mut().take() {
+            return Err(failure);
+        }
+        restarts += printed?.restarts;
+    }
+    bar.finish_and_clear();
     report.pdf_written = written;
     report.facturx = facturx_count;
-    report.chrome_restarts = printed.restarts as u64;
+    report.chrome_restarts = restarts as u64;
     Ok(report)
 }
 

@@ -113,6 +113,7 @@ struct RenderSection {
     call_detail: Option<String>,
     call_detail_customers: Option<String>,
     single_process: Option<bool>,
+    batch: Option<usize>,
 }
 
 /// Which invoices list each line's charged events in their annex
@@ -186,6 +187,9 @@ pub struct Settings {
     pub call_detail: CallDetail,
     /// Chromium in one process (`[render] single_process`, default false).
     pub render_single_process: bool,
+    /// Invoices printed as one Chromium document, then split (`[render]
+    /// batch`, default [`crate::pdfbatch::DEFAULT_BATCH`]; 1: one at a time).
+    pub render_batch: usize,
     /// The SMTP relay for "invoice available" mails (`[mail]`), when set.
     pub mail: Option<crate::mail::MailSettings>,
     /// Journal, accounts and e-reporting period of the finance outputs
@@ -367,6 +371,20 @@ impl Settings {
             .as_ref()
             .and_then(|r| r.single_process)
             .unwrap_or(false);
+        let render_batch = file
+            .render
+            .as_ref()
+            .and_then(|r| r.batch)
+            .unwrap_or(crate::pdfbatch::DEFAULT_BATCH);
+        if !(1..=crate::pdfbatch::MAX_BATCH).contains(&render_batch) {
+            return Err(render_key(
+                "batch",
+                format!(
+                    "{render_batch} invoices a document: give 1 to {}",
+                    crate::pdfbatch::MAX_BATCH
+                ),
+            ));
+        }
         let mail = match &file.mail {
             None => None,
             Some(section) => Some(
@@ -396,6 +414,7 @@ impl Settings {
                 .map(|path| resolve(&path)),
             render_tabs,
             render_single_process,
+            render_batch,
             call_detail,
             mail,
             config_path: config_path.clone(),
@@ -527,6 +546,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(missing.contains("none.txt"), "{missing}");
+    }
+
+    #[test]
+    fn invoices_print_25_to_a_document_unless_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("mvnobill.toml");
+        let base = "[reference]\ndir = \"ref\"\nintegrator = \"ref/i.toml\"\n[lake]\nurl = \"file:///tmp/lake\"\n";
+        let load = |render: &str| {
+            std::fs::write(&cfg, format!("{base}{render}")).unwrap();
+            Settings::load(&cfg)
+        };
+        assert_eq!(load("").unwrap().render_batch, 25);
+        assert_eq!(load("[render]\nbatch = 1\n").unwrap().render_batch, 1);
+        let wrong = load("[render]\nbatch = 0\n").unwrap_err().to_string();
+        assert!(
+            wrong.contains("batch") && wrong.contains("give 1 to 50"),
+            "{wrong}"
+        );
+        assert!(load("[render]\nbatch = 51\n").is_err());
     }
 
     #[test]

@@ -301,3 +301,113 @@ fn template_and_image_mistakes_are_one_clear_line() {
         out.stderr
     );
 }
+
+/// `[render] batch` (the workspace's configuration ends with `[render]`).
+fn set_batch(ws: &Workspace, invoices: usize) {
+    let config = ws.dir.path().join("mvnobill.toml");
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str(&format!("batch = {invoices}\n"));
+    std::fs::write(&config, toml).unwrap();
+}
+
+/// The pages of a PDF (poppler's pdfinfo).
+fn page_count(pdf: &Path) -> usize {
+    poppler("pdfinfo", &[], pdf)
+        .lines()
+        .find_map(|l| l.strip_prefix("Pages:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap()
+}
+
+/// The text of a PDF without its empty lines.
+fn text_lines(pdf: &Path) -> Vec<String> {
+    plain(&poppler("pdftotext", &["-layout"], pdf))
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty())
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn invoices_printed_in_batches_split_into_their_own_numbered_pdfs() {
+    // `run` publishes the PDFs to the samples' FTP folder: a copy.
+    let (_keep, samples) = samples_copy();
+    // Printed one at a time, as with `batch = 1`.
+    let alone = workspace(&samples);
+    set_batch(&alone, 1);
+    alone.run(&["run", "--month", MONTH]).ok();
+    // Printed 4 to a Chromium document, then split.
+    let batched = workspace(&samples);
+    set_batch(&batched, 4);
+    let report = batched
+        .run(&["--json", "run", "--month", MONTH])
+        .ok()
+        .json();
+    let render = &report["render"];
+    let invoices = batched.query("SELECT * FROM invoices ORDER BY invoice_number");
+    assert!(invoices.len() > 8, "the samples give several batches");
+    assert_eq!(render["pdf_written"], invoices.len() as u64);
+    assert_eq!(render["printed_alone"], 0, "every batch split");
+
+    let check = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/check_facturx.py");
+    let mut several_pages = 0;
+    for invoice in &invoices {
+        let number = text(invoice, "invoice_number");
+        let pdf = documents(&batched).join(format!("{number}.pdf"));
+        let single = documents(&alone).join(format!("{number}.pdf"));
+        // The same pages and text as the invoice printed alone.
+        let pages = page_count(&pdf);
+        assert_eq!(pages, page_count(&single), "{number}");
+        assert_eq!(text_lines(&pdf), text_lines(&single), "{number}");
+        if pages > 1 {
+            several_pages += 1;
+        }
+        // Numbered within the invoice, page by page.
+        for page in 1..=pages {
+            let n = page.to_string();
+            let on_page = poppler("pdftotext", &["-f", &n, "-l", &n], &pdf);
+            assert!(
+                on_page.contains(&format!("Page {page} / {pages}")),
+                "{number} page {page}:\n{on_page}"
+            );
+        }
+        // Its own invoice number, no other one.
+        let all = poppler("pdftotext", &[], &pdf);
+        let others: Vec<&str> = all
+            .match_indices("EXM-2026-")
+            .map(|(at, _)| &all[at..(at + 15).min(all.len())])
+            .filter(|found| *found != number)
+            .collect();
+        assert!(others.is_empty(), "{number} shows {others:?}");
+        let title = |pdf: &Path| {
+            poppler("pdfinfo", &[], pdf)
+                .lines()
+                .find_map(|l| l.strip_prefix("Title:").map(|t| t.trim().to_string()))
+        };
+        assert_eq!(title(&pdf), title(&single), "{number}");
+        // A business's PDF is still a valid Factur-X.
+        if text(invoice, "customer_kind") == "B2B" {
+            let out = Command::new(python())
+                .arg(&check)
+                .arg(&pdf)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{number}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    assert!(several_pages > 2, "the samples have multi-page invoices");
+
+    // Rendering the closed month again rewrites nothing.
+    let again = batched
+        .run(&["--json", "render", "--month", MONTH])
+        .ok()
+        .json();
+    assert_eq!(again["unchanged"], invoices.len() as u64);
+    assert_eq!(again["pdf_written"], 0);
+}
