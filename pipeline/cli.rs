@@ -24,6 +24,10 @@ pub struct Cli {
     /// Print the run report as JSON on stdout (logs stay on stderr).
     #[arg(long, global = true)]
     pub json: bool,
+    /// If another mvnobill command is writing the same lake, wait for it to
+    /// end instead of failing at once (docs/RELIABILITY.md).
+    #[arg(long, global = true)]
+    pub wait: bool,
     #[command(subcommand)]
     pub command: Command,
 }

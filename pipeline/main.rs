@@ -11,7 +11,11 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
+                // The FTP library logs each command at trace level, `PASS`
+                // with the password: never shown, whatever RUST_LOG says
+                // (docs/RELIABILITY.md).
+                .add_directive("suppaftp=off".parse().expect("a valid directive")),
         )
         .init();
     let json = cli.json;

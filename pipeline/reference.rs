@@ -330,14 +330,28 @@ impl Table {
     }
 }
 
-fn load_table(dir: &Path, spec: &'static TableSpec) -> Result<Table, ReferenceError> {
-    let path: PathBuf = dir.join(format!("{}.csv", spec.name));
+/// The file names of the reference tables, in loading order
+/// (`plans.csv`, `plan_fees.csv`, …).
+pub fn table_files() -> impl Iterator<Item = String> {
+    TABLES.iter().map(|spec| format!("{}.csv", spec.name))
+}
+
+fn read_table(dir: &Path, name: &str) -> Result<(String, Vec<u8>), ReferenceError> {
+    let path: PathBuf = dir.join(name);
     let file = path.display().to_string();
     let bytes = std::fs::read(&path).map_err(|source| ReferenceError::Read {
         path: file.clone(),
         source,
     })?;
-    let csv = CsvFile::parse(&file, &bytes)?;
+    Ok((file, bytes))
+}
+
+fn load_table(
+    file: String,
+    bytes: &[u8],
+    spec: &'static TableSpec,
+) -> Result<Table, ReferenceError> {
+    let csv = CsvFile::parse(&file, bytes)?;
     let wanted: Vec<(&str, bool)> = spec.columns.iter().map(|c| (c.name, true)).collect();
     let index = csv.columns(&wanted)?;
     let mut table = Table {
@@ -353,6 +367,32 @@ fn load_table(dir: &Path, spec: &'static TableSpec) -> Result<Table, ReferenceEr
             column: column.to_string(),
             message,
         };
+        // A value over several lines whose lines hold the separator is a
+        // quote closed too late, which took the rows between into it: they
+        // would be lost in one value. (A line break alone, in a name, is
+        // text: each output makes it harmless.)
+        let swallowed = record
+            .fields
+            .iter()
+            .position(|f| csvfile::line_breaks(f) > 0 && f.contains(&b';'));
+        if let Some(position) = swallowed {
+            let column = spec
+                .columns
+                .iter()
+                .zip(&index)
+                .find(|(_, i)| **i == Some(position))
+                .map(|(c, _)| c.name)
+                .or_else(|| csv.header.get(position).map(String::as_str))
+                .unwrap_or(spec.columns[0].name);
+            return Err(err(
+                column,
+                format!(
+                    "a value holds a line break: the row runs from line {} to line {} (a quote is not closed where it should be)",
+                    record.line,
+                    record.line + csvfile::line_breaks(record.raw)
+                ),
+            ));
+        }
         if record.fields.len() != csv.header.len() {
             return Err(err(
                 spec.columns[0].name,
@@ -420,9 +460,21 @@ pub const ROAMING_ZONES: &[&str] = &["HOME", "EU", "ROAM_Z1", "ROAM_Z2", "ROAM_Z
 
 impl Reference {
     pub fn load(dir: &Path) -> Result<Reference, ReferenceError> {
+        Reference::from_files(|name| read_table(dir, name))
+    }
+
+    /// Loads and validates the tables that `read` gives for each name of
+    /// [`table_files`]: the file name to use in messages and its bytes. No
+    /// other I/O (the fuzz target feeds it bytes).
+    pub fn from_files(
+        mut read: impl FnMut(&str) -> Result<(String, Vec<u8>), ReferenceError>,
+    ) -> Result<Reference, ReferenceError> {
         let tables = TABLES
             .iter()
-            .map(|spec| load_table(dir, spec))
+            .map(|spec| {
+                let (file, bytes) = read(&format!("{}.csv", spec.name))?;
+                load_table(file, &bytes, spec)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut reference = Reference {
             tables,
