@@ -16,6 +16,7 @@ use crate::gen::{self, GenError, GenOptions, GenReport};
 use crate::lake::{Lake, LakeError};
 use crate::land::{self, LandError, LandReport};
 use crate::ledger::{Ledger, LedgerError};
+use crate::lock::{LockError, StateLock};
 use crate::month::Month;
 use crate::publish::{self, PublishError, PublishRunReport};
 use crate::query::{self, QueryError, QueryReport};
@@ -32,6 +33,8 @@ use crate::whatif::{self, WhatifError, WhatifReport};
 pub enum AppError {
     #[error(transparent)]
     Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
     #[error(transparent)]
     Lake(#[from] LakeError),
     #[error(transparent)]
@@ -487,12 +490,34 @@ pub fn error_line(error: &AppError) -> String {
     }
 }
 
-/// A message on one line (some library errors span several).
+/// A message on one line (some library errors span several), cut after
+/// 1000 characters: a value quoted from a broken file may be megabytes.
 pub fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    cut(line, 1000)
+}
+
+/// `text` cut after `max` characters, saying how many were left out.
+pub fn cut(text: String, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text,
+        Some((at, _)) => {
+            let left = text[at..].chars().count();
+            format!("{}… ({left} more characters)", &text[..at])
+        }
+    }
 }
 
 pub async fn execute(cli: Cli) -> Result<Report, AppError> {
+    // One writer at a time on a lake and its ledger (lock.rs).
+    let _lock = match crate::lock::writes(&cli.command) {
+        true => Some(StateLock::take(
+            &Settings::load(&cli.config)?.state_dir,
+            &crate::lock::command_line(),
+            cli.wait,
+        )?),
+        false => None,
+    };
     match cli.command {
         Command::Sync => Ok(Report::Sync(Stages::open(&cli.config)?.sync().await?)),
         Command::Land => Ok(Report::Land(Stages::open(&cli.config)?.land().await?)),
@@ -623,14 +648,14 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
             out,
             customers,
             cdrs,
-        } => Ok(Report::Demo(demo(&out, customers, cdrs).await?)),
+        } => Ok(Report::Demo(demo(&out, customers, cdrs, cli.wait).await?)),
     }
 }
 
 /// Marker file that tells a demo folder from anything else.
 const DEMO_MARKER: &str = ".mvnobill-demo";
 
-async fn demo(out: &Path, customers: u32, cdrs: u64) -> Result<DemoReport, AppError> {
+async fn demo(out: &Path, customers: u32, cdrs: u64, wait: bool) -> Result<DemoReport, AppError> {
     let io = |source| AppError::DemoIo {
         path: out.display().to_string(),
         source,
@@ -655,6 +680,11 @@ async fn demo(out: &Path, customers: u32, cdrs: u64) -> Result<DemoReport, AppEr
     )?;
     let config = std::path::absolute(out.join("mvnobill.toml")).map_err(io)?;
     let mut stages = Stages::open(&config)?;
+    let _lock = StateLock::take(
+        &stages.settings.state_dir,
+        &crate::lock::command_line(),
+        wait,
+    )?;
     // Without Chromium the demo still shows the invoices, as HTML pages.
     let pdf_missing = render::chromium_available(&stages.settings)
         .err()

@@ -34,6 +34,10 @@ pub struct Cli {
         env = "MVNOBILL_LOG_FORMAT"
     )]
     pub log_format: LogFormat,
+    /// If another mvnobill command is writing the same lake, wait for it to
+    /// end instead of failing at once (docs/RELIABILITY.md).
+    #[arg(long, global = true)]
+    pub wait: bool,
     #[command(subcommand)]
     pub command: Command,
 }

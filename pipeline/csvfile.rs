@@ -55,6 +55,7 @@ pub struct CsvReader<'a> {
     reader: csv::Reader<&'a [u8]>,
     record: csv::ByteRecord,
     lines: LineCounter,
+    delimiter: u8,
 }
 
 impl<'a> CsvReader<'a> {
@@ -83,6 +84,7 @@ impl<'a> CsvReader<'a> {
             reader,
             record: csv::ByteRecord::new(),
             lines: LineCounter::default(),
+            delimiter,
         };
         let names: Vec<String> = match this.next_record() {
             None => {
@@ -100,8 +102,11 @@ impl<'a> CsvReader<'a> {
                     file: file.to_string(),
                 })?,
         };
-        for (i, name) in names.iter().enumerate() {
-            if names[..i].contains(name) {
+        // A set, not a scan of the names before: a header of a million
+        // columns is checked in a moment.
+        let mut seen = std::collections::HashSet::with_capacity(names.len());
+        for name in &names {
+            if !seen.insert(name.as_str()) {
                 return Err(CsvFileError::DuplicateColumn {
                     file: file.to_string(),
                     column: name.clone(),
@@ -139,9 +144,22 @@ impl<'a> CsvReader<'a> {
             record_start += 1;
         }
         let end = (self.reader.position().byte() as usize).max(record_start);
+        let line = self.lines.line_at(body, record_start);
+        let raw = trim_line_end(&body[record_start..end]);
+        // A quote never closed takes every line to the end of the file into
+        // one field: the file is cut or broken there, and refused.
+        if end >= body.len() && ends_in_quotes(&body[record_start..end], self.delimiter) {
+            return Some(Err(CsvFileError::Syntax {
+                file: self.file.clone(),
+                line,
+                message:
+                    "a quoted field opened on this line is never closed (the file is cut or broken)"
+                        .into(),
+            }));
+        }
         Some(Ok(RecordRef {
-            line: self.lines.line_at(body, record_start),
-            raw: trim_line_end(&body[record_start..end]),
+            line,
+            raw,
             fields: &self.record,
         }))
     }
@@ -235,7 +253,9 @@ fn unknown_columns(header: &[String], wanted: &[(&str, bool)]) -> Vec<String> {
         .collect()
 }
 
-/// Turns byte offsets into 1-based line numbers, counting `\n` once.
+/// Turns byte offsets into 1-based line numbers. A line ends at `\n`,
+/// `\r\n` or a lone `\r` (old Mac files), as for the CSV reader, so that
+/// a file with mixed line endings is numbered as an editor shows it.
 #[derive(Default)]
 struct LineCounter {
     cursor: usize,
@@ -247,14 +267,60 @@ impl LineCounter {
     fn line_at(&mut self, body: &[u8], offset: usize) -> u64 {
         let offset = offset.min(body.len());
         if offset > self.cursor {
-            self.newlines += body[self.cursor..offset]
-                .iter()
-                .filter(|b| **b == b'\n')
+            // A `\r` counts unless a `\n` follows it (then the `\n` counts).
+            self.newlines += (self.cursor..offset)
+                .filter(|&i| match body[i] {
+                    b'\n' => true,
+                    b'\r' => body.get(i + 1) != Some(&b'\n'),
+                    _ => false,
+                })
                 .count() as u64;
             self.cursor = offset;
         }
         self.newlines + 1
     }
+}
+
+/// How many line breaks a record's raw text holds (`\n`, `\r\n` or a lone
+/// `\r`): 0 for a record on one line.
+pub fn line_breaks(raw: &[u8]) -> u64 {
+    (0..raw.len())
+        .filter(|&i| match raw[i] {
+            b'\n' => true,
+            b'\r' => raw.get(i + 1) != Some(&b'\n'),
+            _ => false,
+        })
+        .count() as u64
+}
+
+/// Whether a record's bytes end inside a quoted field, read as the `csv`
+/// crate reads them: a `"` opens quotes at the start of a field only, `""`
+/// inside is one quote, and a `"` within an unquoted field is text.
+fn ends_in_quotes(raw: &[u8], delimiter: u8) -> bool {
+    let mut in_quotes = false;
+    let mut field_start = true;
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        if in_quotes {
+            if b == b'"' {
+                if raw.get(i + 1) == Some(&b'"') {
+                    i += 1;
+                } else {
+                    in_quotes = false;
+                }
+            }
+        } else if b == delimiter || b == b'\n' || b == b'\r' {
+            field_start = true;
+            i += 1;
+            continue;
+        } else if b == b'"' && field_start {
+            in_quotes = true;
+        }
+        field_start = false;
+        i += 1;
+    }
+    in_quotes
 }
 
 fn trim_line_end(mut raw: &[u8]) -> &[u8] {
@@ -544,6 +610,61 @@ mod tests {
         assert_eq!(f.records[0].raw, b"1;\"x;\"\"y\"\"\"");
         assert_eq!(f.records[1].line, 4);
         assert_eq!(f.records[1].raw, b"2;z");
+    }
+
+    #[test]
+    fn mixed_line_endings_are_numbered_as_an_editor_shows_them() {
+        // LF, CRLF, then a lone CR (old Mac), then LF.
+        let bytes = b"a;b\n1;x\r\n2;y\r3;z\n4;w";
+        let f = CsvFile::parse("t.csv", bytes).unwrap();
+        let lines: Vec<(u64, &[u8])> = f.records.iter().map(|r| (r.line, r.raw)).collect();
+        assert_eq!(
+            lines,
+            vec![
+                (2, &b"1;x"[..]),
+                (3, &b"2;y"[..]),
+                (4, &b"3;z"[..]),
+                (5, &b"4;w"[..])
+            ]
+        );
+    }
+
+    #[test]
+    fn a_quote_never_closed_refuses_the_file_at_its_line() {
+        let bytes = b"a;b\n1;x\n2;\"y\n3;z\n4;w\n";
+        let error = CsvFile::parse("t.csv", bytes).err().unwrap();
+        assert_eq!(
+            error.to_string(),
+            "t.csv line 3: a quoted field opened on this line is never closed (the file is cut or broken)"
+        );
+        // On the last line too; a quote inside an unquoted field is text.
+        let error = CsvFile::parse("t.csv", b"a;b\n1;x\n2;\"y\n").err().unwrap();
+        assert!(error
+            .to_string()
+            .starts_with("t.csv line 3: a quoted field"));
+        let f = CsvFile::parse("t.csv", b"a;b\n1;x\"y\n2;\"z\"\"\"").unwrap();
+        assert_eq!(&f.records[0].fields[1], b"x\"y");
+        assert_eq!(&f.records[1].fields[1], b"z\"");
+        // Closed on a later line: one field holding a line break, as the
+        // format allows.
+        let f = CsvFile::parse("t.csv", b"a;b\n1;\"x\ny\"\n2;z\n").unwrap();
+        assert_eq!(&f.records[0].fields[1], b"x\ny");
+        assert_eq!(f.records[1].line, 4);
+    }
+
+    #[test]
+    fn a_header_of_a_million_columns_is_read_at_once() {
+        let mut header: Vec<u8> = (0..1_000_000)
+            .flat_map(|i| format!("c{i};").into_bytes())
+            .collect();
+        header.extend_from_slice(b"c7\n1\n");
+        let started = std::time::Instant::now();
+        let error = CsvFile::parse("t.csv", &header).err().unwrap();
+        assert_eq!(
+            error.to_string(),
+            "t.csv line 1: column 'c7' appears twice in the header"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 
     #[test]

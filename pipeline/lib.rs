@@ -27,6 +27,7 @@ pub mod integrator;
 pub mod lake;
 pub mod land;
 pub mod ledger;
+pub mod lock;
 pub mod mail;
 pub mod month;
 pub mod pdfbatch;

@@ -597,7 +597,10 @@ fn content(
 
     // Paragraphs, each a list of lines; the HTML version is the same text.
     let mut paragraphs: Vec<Vec<String>> = Vec::new();
-    paragraphs.push(vec![format!("Bonjour {},", notice.customer_name.trim())]);
+    paragraphs.push(vec![format!(
+        "Bonjour {},",
+        one_line_name(&notice.customer_name)
+    )]);
     paragraphs.push(vec![format!(
         "Votre facture {brand} n° {number} de {} est disponible.",
         month_fr(month)
@@ -770,11 +773,20 @@ fn recipient(notice: &Notice) -> Result<Mailbox, String> {
     }
     let address = Address::from_str(email)
         .map_err(|e| format!("'{email}' in customers.csv is not an e-mail address: {e}"))?;
-    let name = notice.customer_name.trim();
-    Ok(Mailbox::new(
-        (!name.is_empty()).then(|| name.to_string()),
-        address,
-    ))
+    // A display name is one line of text: a line break (or another control
+    // character) from the customer file would make the To header invalid,
+    // which the mail library refuses with a panic, or add a header.
+    let name = one_line_name(&notice.customer_name);
+    Ok(Mailbox::new((!name.is_empty()).then_some(name), address))
+}
+
+/// A customer's name on one line: control characters (a line break) as
+/// spaces, spaces collapsed.
+fn one_line_name(name: &str) -> String {
+    name.replace(char::is_control, " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The message, its Message-ID, and whether the PDF is attached.
@@ -1484,6 +1496,24 @@ mod tests {
             c.html
         );
         assert!(!c.html.contains("<script>"));
+    }
+
+    #[test]
+    fn a_line_break_in_a_name_adds_no_header() {
+        let n = Notice {
+            customer_name: "Jean\r\nBcc: evil@example.org\u{7}".to_string(),
+            ..notice("SEPA_DD", Some(vec![1]))
+        };
+        let to = recipient(&n).unwrap();
+        assert_eq!(to.name.as_deref(), Some("Jean Bcc: evil@example.org"));
+        let message = Message::builder()
+            .from("facturation@example.org".parse().unwrap())
+            .to(to)
+            .subject("x")
+            .body(String::new())
+            .unwrap();
+        let raw = String::from_utf8(message.formatted()).unwrap();
+        assert!(!raw.to_lowercase().contains("\nbcc:"), "{raw}");
     }
 
     #[test]

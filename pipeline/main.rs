@@ -72,7 +72,10 @@ fn main() -> std::process::ExitCode {
 /// by default: a stage started, finished with its `elapsed_ms`, or failed).
 fn init_logs(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if json { "info" } else { "warn" }));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if json { "info" } else { "warn" }))
+        // The FTP library logs each command at trace level, `PASS` with the
+        // password: never shown, whatever RUST_LOG says (docs/RELIABILITY.md).
+        .add_directive("suppaftp=off".parse().expect("a valid directive"));
     let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter);

@@ -419,6 +419,23 @@ fn parse_value(column: &Column, text: Option<&str>) -> Result<Value, String> {
 /// Reads one table's bytes (`file` names it in messages). A problem with
 /// the whole file is the error; a bad value is pushed to `problems` and its
 /// row left out, so that a check can report every one.
+/// The file names of the reference tables, in loading order
+/// (`plans.csv`, `plan_fees.csv`, …).
+pub fn table_files() -> impl Iterator<Item = String> {
+    TABLES.iter().map(|spec| format!("{}.csv", spec.name))
+}
+
+/// A table's file in `dir`: its name for messages and its bytes.
+fn read_file(dir: &Path, name: &str) -> Result<(String, Vec<u8>), ReferenceError> {
+    let path: PathBuf = dir.join(name);
+    let file = path.display().to_string();
+    let bytes = std::fs::read(&path).map_err(|source| ReferenceError::Read {
+        path: file.clone(),
+        source,
+    })?;
+    Ok((file, bytes))
+}
+
 fn read_table(
     file: &str,
     bytes: &[u8],
@@ -442,6 +459,33 @@ fn read_table(
             column: column.to_string(),
             message,
         };
+        // A value over several lines whose lines hold the separator is a
+        // quote closed too late, which took the rows between into it: they
+        // would be lost in one value. (A line break alone, in a name, is
+        // text: each output makes it harmless.)
+        let swallowed = record
+            .fields
+            .iter()
+            .position(|f| csvfile::line_breaks(f) > 0 && f.contains(&b';'));
+        if let Some(position) = swallowed {
+            let column = spec
+                .columns
+                .iter()
+                .zip(&index)
+                .find(|(_, i)| **i == Some(position))
+                .map(|(c, _)| c.name)
+                .or_else(|| csv.header.get(position).map(String::as_str))
+                .unwrap_or(spec.columns[0].name);
+            problems.push(err(
+                column,
+                format!(
+                    "a value holds a line break: the row runs from line {} to line {} (a quote is not closed where it should be)",
+                    record.line,
+                    record.line + csvfile::line_breaks(record.raw)
+                ),
+            ));
+            continue;
+        }
         if record.fields.len() != csv.header.len() {
             problems.push(err(
                 spec.columns[0].name,
@@ -493,7 +537,16 @@ pub const ROAMING_ZONES: &[&str] = &["HOME", "EU", "ROAM_Z1", "ROAM_Z2", "ROAM_Z
 impl Reference {
     /// The tables of `dir`, validated: the first problem is the error.
     pub fn load(dir: &Path) -> Result<Reference, ReferenceError> {
-        let (mut reference, problems) = Reference::read(dir);
+        Reference::from_files(|name| read_file(dir, name))
+    }
+
+    /// Loads and validates the tables that `read` gives for each name of
+    /// [`table_files`]: the file name to use in messages and its bytes. No
+    /// other I/O (the fuzz target feeds it bytes).
+    pub fn from_files(
+        read: impl FnMut(&str) -> Result<(String, Vec<u8>), ReferenceError>,
+    ) -> Result<Reference, ReferenceError> {
+        let (mut reference, problems) = Reference::read_files(read);
         if let Some(problem) = problems.into_iter().next() {
             return Err(problem);
         }
@@ -515,20 +568,23 @@ impl Reference {
     /// the order `load` meets them (`check` reports them all). A file that
     /// cannot be read at all is an empty table and a problem.
     pub fn read(dir: &Path) -> (Reference, Vec<ReferenceError>) {
+        Reference::read_files(|name| read_file(dir, name))
+    }
+
+    /// [`Reference::read`] from the bytes `read` gives for each name of
+    /// [`table_files`].
+    fn read_files(
+        mut read: impl FnMut(&str) -> Result<(String, Vec<u8>), ReferenceError>,
+    ) -> (Reference, Vec<ReferenceError>) {
         let mut problems = Vec::new();
         let mut tables = Vec::new();
         for spec in TABLES {
-            let path: PathBuf = dir.join(format!("{}.csv", spec.name));
-            let file = path.display().to_string();
-            let table = std::fs::read(&path)
-                .map_err(|source| ReferenceError::Read {
-                    path: file.clone(),
-                    source,
-                })
-                .and_then(|bytes| read_table(&file, &bytes, spec, &mut problems));
+            let name = format!("{}.csv", spec.name);
+            let table = read(&name)
+                .and_then(|(file, bytes)| read_table(&file, &bytes, spec, &mut problems));
             tables.push(table.unwrap_or_else(|problem| {
                 problems.push(problem);
-                Table::unreadable(file, spec)
+                Table::unreadable(name.clone(), spec)
             }));
         }
         let reference = Reference {

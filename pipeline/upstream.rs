@@ -376,7 +376,10 @@ impl QuarantineBuilder {
         self.source_file.append_value(source_file);
         self.line.append_value(line as i64);
         self.raw.append_value(String::from_utf8_lossy(raw));
-        self.reason.append_value(reason);
+        // The raw row is kept whole; its reason, which may quote a value of
+        // megabytes, is cut.
+        self.reason
+            .append_value(crate::app::cut(reason.to_string(), 1000));
         self.rows += 1;
     }
     pub fn len(&self) -> usize {

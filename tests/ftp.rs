@@ -12,22 +12,22 @@ use std::time::{Duration, Instant};
 use crate::common::{copy_dir, fixtures, python, walk, Output, Workspace};
 
 /// The test server's password: it must never show anywhere.
-const PASSWORD: &str = "Pw-7f3c9a1e-Zq";
-const USER: &str = "mvno";
+pub(crate) const PASSWORD: &str = "Pw-7f3c9a1e-Zq";
+pub(crate) const USER: &str = "mvno";
 const MONTH: &str = "2026-10";
 const INTEGRATOR_INVOICE: &str = "Facture_Origyne_202610.pdf";
 
 /// A running test server, killed on drop.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     log: PathBuf,
     tls: Option<PathBuf>,
     _scratch: tempfile::TempDir,
 }
 
 #[derive(Default)]
-struct ServerOptions {
+pub(crate) struct ServerOptions {
     tls: bool,
     /// (path relative to the root, bytes before the abort, times)
     abort: Option<(&'static str, u64, u32)>,
@@ -38,7 +38,7 @@ struct ServerOptions {
 }
 
 impl Server {
-    fn start(root: &Path, options: ServerOptions) -> Server {
+    pub(crate) fn start(root: &Path, options: ServerOptions) -> Server {
         let python = python();
         let scratch = tempfile::tempdir().unwrap();
         let log = scratch.path().join("commands.log");
@@ -128,7 +128,7 @@ impl Drop for Server {
 
 /// A copy of the samples' FTP tree, with an MVNE invoice in
 /// `Factures/Intégrateur/`.
-fn served_tree() -> tempfile::TempDir {
+pub(crate) fn served_tree() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&fixtures().join("samples/ftp"), dir.path());
     assert!(dir.path().join("Cartes SIM").is_dir());

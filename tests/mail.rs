@@ -18,14 +18,14 @@ use rust_decimal::Decimal;
 use crate::common;
 
 /// The SMTP sink, stopped when dropped.
-struct Sink {
+pub(crate) struct Sink {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     out: tempfile::TempDir,
 }
 
 impl Sink {
-    fn start(args: &[&str]) -> Sink {
+    pub(crate) fn start(args: &[&str]) -> Sink {
         let out = tempfile::tempdir().expect("temp dir");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/smtp_sink.py");
         let mut child = Command::new(common::python())
@@ -52,7 +52,7 @@ impl Sink {
     }
 
     /// Each message received, as the sink's JSON, in arrival order.
-    fn messages(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn messages(&self) -> Vec<serde_json::Value> {
         self.files("json")
             .iter()
             .map(|path| {
@@ -61,7 +61,7 @@ impl Sink {
             .collect()
     }
 
-    fn files(&self, extension: &str) -> Vec<PathBuf> {
+    pub(crate) fn files(&self, extension: &str) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(self.out.path())
             .expect("read the sink's folder")
             .map(|e| e.expect("entry").path())
