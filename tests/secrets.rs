@@ -117,6 +117,9 @@ fn no_password_and_no_puk_code_anywhere_but_the_private_stores() {
             "5",
             "--html-only",
         ],
+        &["whatif", "--month", MONTH],
+        &["check"],
+        &["doctor"],
         &["duration", "1h02m05s"],
     ] {
         step(args);
