@@ -33,6 +33,7 @@
 //! twice the CPU), and a tab is replaced every [`RECYCLE_AFTER`] pages, since
 //! its renderer keeps memory from every document.
 
+use crate::app::one_line;
 use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::panic::AssertUnwindSafe;
@@ -925,11 +926,6 @@ fn kill_process(pid: u32) {
         .status();
 }
 
-/// The text on one line, for one-line error messages.
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -982,12 +978,14 @@ pub(crate) mod tests {
     }
 
     /// A poppler tool's output on a PDF (written to a temporary file).
-    fn poppler(tool: &str, args: &[&str], pdf: &[u8]) -> String {
+    /// A poppler tool's output on a PDF's bytes (pdftotext writes to stdout).
+    pub(crate) fn poppler(tool: &str, args: &[&str], pdf: &[u8]) -> String {
         let mut file = tempfile::NamedTempFile::new().expect("temp file");
         file.write_all(pdf).expect("write pdf");
         let output = Command::new(tool)
             .args(args)
             .arg(file.path())
+            .args(if tool == "pdftotext" { &["-"][..] } else { &[] })
             .output()
             .unwrap_or_else(|e| panic!("run {tool} (apt-get install poppler-utils): {e}"));
         assert!(output.status.success(), "{tool} failed");

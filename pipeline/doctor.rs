@@ -110,21 +110,33 @@ impl std::fmt::Display for DoctorReport {
 }
 
 impl Finding {
+    /// Ok with `ok` when there is no problem, else an error with `wrong`.
     fn new(check: &'static str, problems: Vec<String>, ok: String, wrong: String) -> Finding {
-        if problems.is_empty() {
-            Finding {
-                check,
-                status: Status::Ok,
-                summary: ok,
-                details: Vec::new(),
-            }
+        Finding::graded(check, Status::Error, problems, ok, wrong)
+    }
+
+    /// Ok when there is no problem, else a warning.
+    fn warning(check: &'static str, problems: Vec<String>, ok: String, wrong: String) -> Finding {
+        Finding::graded(check, Status::Warning, problems, ok, wrong)
+    }
+
+    fn graded(
+        check: &'static str,
+        status: Status,
+        details: Vec<String>,
+        ok: String,
+        wrong: String,
+    ) -> Finding {
+        let (status, summary) = if details.is_empty() {
+            (Status::Ok, ok)
         } else {
-            Finding {
-                check,
-                status: Status::Error,
-                summary: wrong,
-                details: problems,
-            }
+            (status, wrong)
+        };
+        Finding {
+            check,
+            status,
+            summary,
+            details,
         }
     }
 }
@@ -138,10 +150,7 @@ pub async fn doctor(lake: &Lake, ledger: &Ledger) -> Result<DoctorReport, Doctor
         }
     }
     let ctx = Tables { ctx, present };
-    let sqlite = |source| DoctorError::Sqlite {
-        path: ledger_path(ledger),
-        source,
-    };
+    let sqlite = sqlite_error(ledger);
     let findings = vec![
         numbering(ledger).map_err(sqlite)?,
         invoices(&ctx, ledger).await?,
@@ -175,6 +184,14 @@ impl Tables {
             return Ok(Vec::new());
         }
         Ok(engine::rows_strings(&self.ctx, sql).await?)
+    }
+}
+
+/// A ledger read's error, naming the ledger.
+fn sqlite_error(ledger: &Ledger) -> impl Fn(rusqlite::Error) -> DoctorError + Copy + '_ {
+    |source| DoctorError::Sqlite {
+        path: ledger_path(ledger),
+        source,
     }
 }
 
@@ -247,10 +264,7 @@ fn numbering(ledger: &Ledger) -> Result<Finding, rusqlite::Error> {
 
 /// The ledger's issued months and numbers against the lake's invoices.
 async fn invoices(ctx: &Tables, ledger: &Ledger) -> Result<Finding, DoctorError> {
-    let sqlite = |source| DoctorError::Sqlite {
-        path: ledger_path(ledger),
-        source,
-    };
+    let sqlite = sqlite_error(ledger);
     let connection = ledger.connection();
     let mut statement = connection
         .prepare("SELECT month, invoice_count, total_ttc FROM issued_months ORDER BY month")
@@ -439,10 +453,7 @@ async fn counts_by_file(
 
 /// The ledger's counts of each landed file against the lake's rows.
 async fn landed_files(ctx: &Tables, ledger: &Ledger) -> Result<Finding, DoctorError> {
-    let sqlite = |source| DoctorError::Sqlite {
-        path: ledger_path(ledger),
-        source,
-    };
+    let sqlite = sqlite_error(ledger);
     let mut statement = ledger
         .connection()
         .prepare(
@@ -542,24 +553,16 @@ fn not_landed(ledger: &Ledger) -> Result<Finding, DoctorError> {
         .filter(|f| landed_folders.contains(&f.folder.as_str()))
         .map(|f| format!("{}/{}", f.folder, f.name))
         .collect();
-    Ok(if waiting.is_empty() {
-        Finding {
-            check: "not landed",
-            status: Status::Ok,
-            summary: "every fetched file is landed".to_string(),
-            details: Vec::new(),
-        }
-    } else {
-        Finding {
-            check: "not landed",
-            status: Status::Warning,
-            summary: format!(
-                "{} files fetched, not landed yet: run `mvnobill land`",
-                waiting.len()
-            ),
-            details: waiting,
-        }
-    })
+    let wrong = format!(
+        "{} files fetched, not landed yet: run `mvnobill land`",
+        waiting.len()
+    );
+    Ok(Finding::warning(
+        "not landed",
+        waiting,
+        "every fetched file is landed".to_string(),
+        wrong,
+    ))
 }
 
 /// Stage runs that never ended, unless the same stage (and month) finished
@@ -587,22 +590,14 @@ fn unfinished_runs(ledger: &Ledger) -> Result<Finding, rusqlite::Error> {
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(if open.is_empty() {
-        Finding {
-            check: "unfinished runs",
-            status: Status::Ok,
-            summary: "every stage that started has ended, or ran again to its end".to_string(),
-            details: Vec::new(),
-        }
-    } else {
-        Finding {
-            check: "unfinished runs",
-            status: Status::Warning,
-            summary: format!(
-                "{} stage runs never ended (killed, or running now): the next run of each redoes its work",
-                open.len()
-            ),
-            details: open,
-        }
-    })
+    let wrong = format!(
+        "{} stage runs never ended (killed, or running now): the next run of each redoes its work",
+        open.len()
+    );
+    Ok(Finding::warning(
+        "unfinished runs",
+        open,
+        "every stage that started has ended, or ran again to its end".to_string(),
+        wrong,
+    ))
 }

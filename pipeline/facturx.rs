@@ -16,6 +16,7 @@
 //! matches the XMP and a trailer `/ID` hashed from the input. Nothing depends
 //! on the clock: the same input gives the same bytes.
 
+use crate::app::one_line;
 use chrono::NaiveDate;
 use lopdf::{dictionary, Dictionary, Document, Object, ObjectId, Stream, StringFormat};
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -711,7 +712,8 @@ pub fn embed(pdf: &[u8], xml: &str, doc: &InvoiceDocument) -> Result<Vec<u8>, Fa
         invoice: doc.invoice_number.clone(),
         message,
     })?;
-    let mut pdf_doc = Document::load_mem(pdf).map_err(|e| FacturxError::Load(one_line(&e)))?;
+    let mut pdf_doc =
+        Document::load_mem(pdf).map_err(|e| FacturxError::Load(one_line(&e.to_string())))?;
     if pdf_doc.is_encrypted() || pdf_doc.trailer.has(b"Encrypt") {
         return Err(FacturxError::Encrypted);
     }
@@ -719,10 +721,10 @@ pub fn embed(pdf: &[u8], xml: &str, doc: &InvoiceDocument) -> Result<Vec<u8>, Fa
         .trailer
         .get(b"Root")
         .and_then(Object::as_reference)
-        .map_err(|e| FacturxError::Catalog(one_line(&e)))?;
+        .map_err(|e| FacturxError::Catalog(one_line(&e.to_string())))?;
     pdf_doc
         .get_dictionary(catalog_id)
-        .map_err(|e| FacturxError::Catalog(one_line(&e)))?;
+        .map_err(|e| FacturxError::Catalog(one_line(&e.to_string())))?;
 
     let dates = Dates::of(doc.issue_date);
     // Associated files are PDF 1.7 (ISO 32000-1), which PDF/A-3 is based on.
@@ -741,7 +743,7 @@ pub fn embed(pdf: &[u8], xml: &str, doc: &InvoiceDocument) -> Result<Vec<u8>, Fa
         xml.as_bytes().to_vec(),
     );
     file.compress()
-        .map_err(|e| FacturxError::Write(one_line(&e)))?;
+        .map_err(|e| FacturxError::Write(one_line(&e.to_string())))?;
     let file_id = pdf_doc.add_object(file);
     let filespec_id = pdf_doc.add_object(dictionary! {
         "Type" => "Filespec",
@@ -776,7 +778,7 @@ pub fn embed(pdf: &[u8], xml: &str, doc: &InvoiceDocument) -> Result<Vec<u8>, Fa
         SRGB_ICC.to_vec(),
     );
     icc.compress()
-        .map_err(|e| FacturxError::Write(one_line(&e)))?;
+        .map_err(|e| FacturxError::Write(one_line(&e.to_string())))?;
     let icc_id = pdf_doc.add_object(icc);
     let output_intent = dictionary! {
         "Type" => "OutputIntent",
@@ -794,7 +796,7 @@ pub fn embed(pdf: &[u8], xml: &str, doc: &InvoiceDocument) -> Result<Vec<u8>, Fa
 
     let catalog = pdf_doc
         .get_dictionary_mut(catalog_id)
-        .map_err(|e| FacturxError::Catalog(one_line(&e)))?;
+        .map_err(|e| FacturxError::Catalog(one_line(&e.to_string())))?;
     catalog.set("AF", vec![Object::Reference(filespec_id)]);
     catalog.set("Metadata", metadata_id);
     catalog.set("OutputIntents", vec![Object::Dictionary(output_intent)]);
@@ -832,7 +834,7 @@ pub fn embed(pdf: &[u8], xml: &str, doc: &InvoiceDocument) -> Result<Vec<u8>, Fa
     let mut out = Vec::with_capacity(pdf.len() + xml.len() + SRGB_ICC.len() + 8192);
     pdf_doc
         .save_to(&mut out)
-        .map_err(|e| FacturxError::Write(one_line(&e)))?;
+        .map_err(|e| FacturxError::Write(one_line(&e.to_string())))?;
     Ok(out)
 }
 
@@ -853,7 +855,7 @@ fn set_embedded_files(
         Some(Object::Reference(id)) if pdf_doc.get_dictionary(id).is_ok() => {
             let names = pdf_doc
                 .get_dictionary_mut(id)
-                .map_err(|e| FacturxError::Catalog(one_line(&e)))?;
+                .map_err(|e| FacturxError::Catalog(one_line(&e.to_string())))?;
             names.set("EmbeddedFiles", embedded_files);
         }
         other => {
@@ -864,7 +866,7 @@ fn set_embedded_files(
             names.set("EmbeddedFiles", embedded_files);
             pdf_doc
                 .get_dictionary_mut(catalog_id)
-                .map_err(|e| FacturxError::Catalog(one_line(&e)))?
+                .map_err(|e| FacturxError::Catalog(one_line(&e.to_string())))?
                 .set("Names", names);
         }
     }
@@ -1042,15 +1044,6 @@ fn xmp_packet(doc: &InvoiceDocument, dates: &Dates) -> String {
         creator = escape(CREATOR),
         file = XML_FILENAME,
     )
-}
-
-/// An error's message on one line.
-fn one_line(error: &dyn std::fmt::Display) -> String {
-    error
-        .to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 //! they are: folder names with spaces and accents (`Cartes SIM`,
 //! `Factures/Intégrateur`) need no quoting in FTP commands.
 
+use crate::app::one_line;
 use std::io::{Read, Seek, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -324,10 +325,6 @@ enum Failure {
     Tls(String),
     /// A local file could not be read or written.
     Local(String, std::io::Error),
-}
-
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn classify(error: WireError) -> Failure {

@@ -28,6 +28,7 @@
 //! written another way than `counter(page)` or `counter(pages)`, and a
 //! printed batch whose markers or placeholders are not all found.
 
+use crate::app::one_line;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use lopdf::content::{Content, Operation};
@@ -204,7 +205,8 @@ fn mentions_page_counter(css: &str) -> bool {
 /// Splits the PDF Chromium printed for `layout`'s batch into one PDF per
 /// invoice, in the batch's order, each page numbered within its invoice.
 pub fn split(pdf: &[u8], layout: &Layout) -> Result<Vec<Vec<u8>>, SplitError> {
-    let mut doc = Document::load_mem(pdf).map_err(|e| SplitError::Load(one_line(&e)))?;
+    let mut doc =
+        Document::load_mem(pdf).map_err(|e| SplitError::Load(one_line(&e.to_string())))?;
     let pages: BTreeMap<u32, ObjectId> = doc.get_pages();
     let starts = invoice_starts(&doc, &pages, layout.titles.len())?;
     let last_page = pages.keys().next_back().copied().unwrap_or(0);
@@ -526,7 +528,12 @@ fn number_page(
     // From the end, so that the offsets before stay right.
     for (start, end) in objects.into_iter().rev() {
         let mut ops = Content::decode(&content[start..end])
-            .map_err(|e| format!("its page numbers do not decode: {}", one_line(&e)))?
+            .map_err(|e| {
+                format!(
+                    "its page numbers do not decode: {}",
+                    one_line(&e.to_string())
+                )
+            })?
             .operations;
         let (name, size) = ops
             .iter()
@@ -543,17 +550,24 @@ fn number_page(
             .ok_or("its page numbers are not in a font with every digit")?;
         let done = number_block(&mut ops, font, size, number, count);
         if done != (0, 0) {
-            let bytes = Content { operations: ops }
-                .encode()
-                .map_err(|e| format!("its page numbers do not encode: {}", one_line(&e)))?;
+            let bytes = Content { operations: ops }.encode().map_err(|e| {
+                format!(
+                    "its page numbers do not encode: {}",
+                    one_line(&e.to_string())
+                )
+            })?;
             content.splice(start..end, bytes);
             rewritten.0 += done.0;
             rewritten.1 += done.1;
         }
     }
     if rewritten != (0, 0) {
-        doc.change_page_content(page_id, content)
-            .map_err(|e| format!("its content cannot be replaced: {}", one_line(&e)))?;
+        doc.change_page_content(page_id, content).map_err(|e| {
+            format!(
+                "its content cannot be replaced: {}",
+                one_line(&e.to_string())
+            )
+        })?;
     }
     Ok(rewritten)
 }
@@ -745,7 +759,7 @@ fn extract(doc: &Document, page_ids: &[ObjectId], title: &str) -> Result<Vec<u8>
     for id in page_ids {
         let mut page = doc
             .get_dictionary(*id)
-            .map_err(|e| SplitError::Write(one_line(&e)))?
+            .map_err(|e| SplitError::Write(one_line(&e.to_string())))?
             .clone();
         page.remove(b"Parent");
         // Inherited from the batch's page tree: set on the page itself.
@@ -806,7 +820,7 @@ fn extract(doc: &Document, page_ids: &[ObjectId], title: &str) -> Result<Vec<u8>
     out.trailer.set("Info", info_id);
     let mut bytes = Vec::new();
     out.save_to(&mut bytes)
-        .map_err(|e| SplitError::Write(one_line(&e)))?;
+        .map_err(|e| SplitError::Write(one_line(&e.to_string())))?;
     Ok(bytes)
 }
 
@@ -873,19 +887,11 @@ impl Copier<'_> {
     }
 }
 
-fn one_line(error: &dyn std::fmt::Display) -> String {
-    error
-        .to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chrome::tests::poppler;
     use crate::chrome::{Printer, PrinterOptions};
-    use std::io::Write;
 
     /// A page as the invoice template makes one: A4, numbers in the bottom
     /// right margin box, `lines` paragraphs of body.
@@ -902,19 +908,6 @@ mod tests {
              html {{ font: 9pt/1.35 \"DejaVu Sans\", sans-serif }} p {{ margin: 0 0 4mm }}\
              </style>\n</head>\n<body>\n<h1>{title}</h1>{body}\n</body>\n</html>\n"
         )
-    }
-
-    fn poppler(tool: &str, args: &[&str], pdf: &[u8]) -> String {
-        let mut file = tempfile::NamedTempFile::new().expect("temp file");
-        file.write_all(pdf).expect("write pdf");
-        let output = std::process::Command::new(tool)
-            .args(args)
-            .arg(file.path())
-            .args(if tool == "pdftotext" { &["-"][..] } else { &[] })
-            .output()
-            .unwrap_or_else(|e| panic!("run {tool} (apt-get install poppler-utils): {e}"));
-        assert!(output.status.success(), "{tool} failed");
-        String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
     fn page_count(pdf: &[u8]) -> usize {

@@ -251,7 +251,7 @@ pub async fn interactive(
             let mut words = trimmed.split_whitespace();
             let text = match (words.next(), words.next()) {
                 (Some("\\q"), _) => break,
-                (Some("\\d"), None) => tables(&ctx).await,
+                (Some("\\d"), None) => tables(&ctx),
                 (Some("\\d"), Some(name)) => describe(&ctx, name).await,
                 (Some("\\format"), Some(name)) => {
                     match <QueryFormat as clap::ValueEnum>::from_str(name, true) {
@@ -332,7 +332,7 @@ fn save_history(editor: &mut rustyline::DefaultEditor, history: &Path) {
 }
 
 /// The registered tables, one a line.
-async fn tables(ctx: &datafusion::prelude::SessionContext) -> Result<String, String> {
+fn tables(ctx: &datafusion::prelude::SessionContext) -> Result<String, String> {
     let mut names: Vec<String> = ctx
         .catalog("datafusion")
         .and_then(|catalog| catalog.schema("public"))
