@@ -88,9 +88,11 @@ impl StateLock {
             what,
             chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         );
-        file.set_len(0).map_err(io)?;
+        // One write at the start, then cut what an older, longer text left:
+        // a second writer reading meanwhile sees the whole new line first.
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         file.write_all(text.as_bytes()).map_err(io)?;
+        file.set_len(text.len() as u64).map_err(io)?;
         file.flush().map_err(io)?;
         Ok(StateLock { file, path })
     }
@@ -109,14 +111,26 @@ impl Drop for StateLock {
     }
 }
 
-/// What the holder wrote in the lock file, on one line.
+/// What the holder wrote in the lock file, on one line. A holder writes its
+/// text just after it takes the lock: a second writer that comes in between
+/// finds the file empty, so it reads again for up to a second.
 fn holder(file: &mut File) -> String {
-    let mut text = String::new();
-    let _ = file.seek(SeekFrom::Start(0));
-    let _ = file.take(512).read_to_string(&mut text);
-    match text.trim() {
-        "" => "another process".to_string(),
-        text => crate::app::one_line(text),
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        let mut text = String::new();
+        let _ = file.seek(SeekFrom::Start(0));
+        let _ = (&mut *file).take(512).read_to_string(&mut text);
+        let line = text.lines().next().unwrap_or("").trim();
+        if line.starts_with("pid ") && text.ends_with('\n') {
+            return crate::app::one_line(line);
+        }
+        if std::time::Instant::now() >= deadline {
+            return match line {
+                "" => "another process".to_string(),
+                line => crate::app::one_line(line),
+            };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
 
@@ -191,5 +205,33 @@ mod tests {
         let second = StateLock::take(dir.path(), "mvnobill bill --month 2026-10", false).unwrap();
         let text = std::fs::read_to_string(second.path()).unwrap();
         assert!(text.contains("mvnobill bill --month 2026-10"), "{text}");
+    }
+
+    #[test]
+    fn a_second_writer_coming_before_the_holder_wrote_its_text_waits_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOCK_FILE);
+        let mut raw = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .unwrap();
+        raw.try_lock().unwrap();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(150));
+            raw.write_all(b"pid 4242 (mvnobill run) since 2026-11-28T20:00:00Z\n")
+                .unwrap();
+            raw
+        });
+        let error = StateLock::take(dir.path(), "mvnobill bill", false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("is held by pid 4242 (mvnobill run) since 2026-11-28T20:00:00Z:"),
+            "{error}"
+        );
+        drop(writer.join().unwrap());
     }
 }
