@@ -24,6 +24,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 pub use parquet::arrow::async_writer::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use crate::settings::url_string::LakeUrl;
 
@@ -273,12 +274,21 @@ impl Lake {
         key: &str,
         schema: SchemaRef,
     ) -> Result<AsyncArrowWriter<BufWriter>, LakeError> {
-        let properties = WriterProperties::builder()
+        let mut properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(
                 ZstdLevel::try_new(3).expect("valid zstd level"),
             ))
-            .set_max_row_group_row_count(Some(1 << 20))
-            .build();
+            .set_max_row_group_row_count(Some(1 << 20));
+        // Columns with a value per row gain nothing from a dictionary: the
+        // writer would build one, find it too big and fall back, for each
+        // column chunk (docs/PERFORMANCE.md).
+        for field in schema.fields() {
+            if UNIQUE_COLUMNS.contains(&field.name().as_str()) {
+                properties = properties
+                    .set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
+            }
+        }
+        let properties = properties.build();
         let object = BufWriter::new(self.store.clone(), StorePath::from(key));
         AsyncArrowWriter::try_new(object, schema, Some(properties))
             .map_err(|e| self.parquet_err(key, e))
@@ -314,6 +324,10 @@ impl Lake {
         }
     }
 }
+
+/// Columns whose values are (nearly) all different: written without a
+/// dictionary.
+const UNIQUE_COLUMNS: &[&str] = &["cdr_id", "start_time", "source_line", "content_hash"];
 
 /// The dataset names of interface.md, and the others this project adds.
 pub mod datasets {

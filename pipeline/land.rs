@@ -11,7 +11,9 @@
 //!   `CONFLICTING_DUPLICATE`), the first copy stays — then the file's rows
 //!   are written, one Parquet file per month
 //!   (`cdrs/month=2026-10/RatedCDRs_20261002_080700.parquet`), and the
-//!   ledger marks the file landed with its counts.
+//!   ledger marks the file landed with its counts. De-duplication and the
+//!   ledger go in order; the Parquet encoding of a few files runs at once
+//!   on the runtime's threads, beside the decoding of the next ones.
 //!
 //! For every file, rows in = rows landed + rows quarantined. A delivery
 //! writes only its own rows; a crash before the ledger records a file is
@@ -22,7 +24,7 @@
 //! column missing) is refused whole: its rows go to quarantine with the
 //! reason, and the report names it.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -142,6 +144,11 @@ pub async fn land(
         .collect();
     let bar = crate::progress::bar("land", files.len() as u64, "files");
     let mut pending: Option<tokio::task::JoinHandle<DecodedChunk>> = None;
+    // Files de-duplicated (in order, on this task) whose rows are being
+    // encoded and written on the runtime's other threads.
+    let mut writing: VecDeque<(FetchedFile, Writing)> = VecDeque::new();
+    // Large BilledCDRs files, landing on their own tasks meanwhile.
+    let mut beside: Vec<(FetchedFile, Writing)> = Vec::new();
     for chunk in chunks.into_iter().map(Some).chain(std::iter::once(None)) {
         let next = match chunk {
             Some(chunk) => {
@@ -157,31 +164,82 @@ pub async fn land(
             None => None,
         };
         if let Some(previous) = pending.take() {
-            let (chunk, raws, decoded) = previous.await.expect("decoding does not panic");
-            for (i, (file, decoded)) in chunk.iter().zip(decoded).enumerate() {
-                let file_report = commit(
-                    settings,
-                    lake,
-                    &mut index,
-                    file,
-                    decoded,
-                    &raws[i],
-                    &mut report.warnings,
-                )
-                .await?;
-                if let Some(reason) = &file_report.refused {
-                    tracing::warn!("file refused, its rows are in quarantine: {reason}");
+            let (chunk, mut raws, decoded) = previous.await.expect("decoding does not panic");
+            for (i, (file, decoded)) in chunk.into_iter().zip(decoded).enumerate() {
+                if matches!(decoded.rows, Rows::Streamed) {
+                    let bytes = std::mem::take(&mut raws[i]);
+                    if file.folder == "RatedCDRs" {
+                        // De-duplicated against all before it: in order.
+                        while let Some(done) = writing.pop_front() {
+                            finish(ledger, &mut report, &bar, done).await?;
+                        }
+                        let landed = commit_streamed(
+                            lake,
+                            Some(&mut index),
+                            file.folder.clone(),
+                            decoded,
+                            bytes,
+                        )
+                        .await?;
+                        finish(ledger, &mut report, &bar, (file, Writing::Done(landed))).await?;
+                    } else {
+                        // The month's BilledCDRs depends on no other file:
+                        // it lands beside the RatedCDRs.
+                        let lake = lake.clone();
+                        let folder = file.folder.clone();
+                        let task = tokio::spawn(async move {
+                            commit_streamed(&lake, None, folder, decoded, bytes).await
+                        });
+                        beside.push((file, Writing::Task(task)));
+                    }
+                    continue;
                 }
-                ledger.record_landed(file.id, &file_report.counts)?;
-                add_counts(&mut report.totals, &file_report.counts);
-                report.files.push(file_report);
-                bar.inc(1);
+                let output = prepare(settings, &mut index, &file, decoded, &mut report.warnings)?;
+                let task = tokio::spawn(write_output(lake.clone(), output));
+                writing.push_back((file, Writing::Task(task)));
+                // Bounded: a file's rows wait in memory until written.
+                while writing.len() > threads {
+                    let done = writing.pop_front().expect("not empty");
+                    finish(ledger, &mut report, &bar, done).await?;
+                }
             }
         }
         pending = next;
     }
+    for done in writing.into_iter().chain(beside) {
+        finish(ledger, &mut report, &bar, done).await?;
+    }
     bar.finish_and_clear();
     Ok(report)
+}
+
+/// A file whose rows are being written, or were, with its warnings.
+enum Writing {
+    Task(tokio::task::JoinHandle<Result<(FileReport, Vec<String>), LandError>>),
+    Done((FileReport, Vec<String>)),
+}
+
+/// Waits for a file's writes, then records it landed in the ledger. Files
+/// are finished in the ledger's order.
+async fn finish(
+    ledger: &Ledger,
+    report: &mut LandReport,
+    bar: &indicatif::ProgressBar,
+    (file, writing): (FetchedFile, Writing),
+) -> Result<(), LandError> {
+    let (file_report, warnings) = match writing {
+        Writing::Done(landed) => landed,
+        Writing::Task(task) => task.await.expect("writing a file does not panic")?,
+    };
+    report.warnings.extend(warnings);
+    if let Some(reason) = &file_report.refused {
+        tracing::warn!("file refused, its rows are in quarantine: {reason}");
+    }
+    ledger.record_landed(file.id, &file_report.counts)?;
+    add_counts(&mut report.totals, &file_report.counts);
+    report.files.push(file_report);
+    bar.inc(1);
+    Ok(())
 }
 
 /// What landing a delivery gives, decoded without any I/O: the counts, each
@@ -853,79 +911,213 @@ impl CdrIndex {
     }
 }
 
-async fn commit(
+/// What is left to do for a decoded file once it is de-duplicated: its
+/// writes, which run on a task of their own while the next files are
+/// decoded and de-duplicated.
+struct Output {
+    folder: String,
+    name: String,
+    counts: LandedCounts,
+    refused: Option<String>,
+    quarantine: QuarantineBuilder,
+    rows: OutputRows,
+}
+
+enum OutputRows {
+    None,
+    Cdrs {
+        dataset: &'static str,
+        rows: RecordBatch,
+        conflicts: Option<RecordBatch>,
+    },
+    Status {
+        month: String,
+        batch: RecordBatch,
+    },
+    Sim {
+        batch: RecordBatch,
+    },
+}
+
+/// The in-order part of a file's commit: its CDRs de-duplicated against all
+/// that landed before (rating.md §1), its PUK codes stored, its warnings.
+fn prepare(
     settings: &Settings,
-    lake: &Lake,
     index: &mut CdrIndex,
     file: &FetchedFile,
     mut decoded: Decoded,
-    bytes: &[u8],
     warnings: &mut Vec<String>,
-) -> Result<FileReport, LandError> {
-    let rows = std::mem::replace(&mut decoded.rows, Rows::None);
-    match rows {
-        Rows::None => {}
-        Rows::Cdrs { .. } | Rows::Streamed => {
+) -> Result<Output, LandError> {
+    let rows = match std::mem::replace(&mut decoded.rows, Rows::None) {
+        Rows::None => OutputRows::None,
+        Rows::Streamed => unreachable!("a streamed file is committed by commit_streamed"),
+        Rows::Cdrs { batch, ids } => {
             let rated = file.folder == "RatedCDRs";
-            let dataset = if rated {
-                datasets::CDRS
+            let (rows, conflicts) = if rated {
+                dedup(index, &decoded.name, &mut decoded.counts, batch, &ids)?
             } else {
-                datasets::BILLED_CDRS
+                (batch, None)
             };
-            let mut rows_out = MonthWriters::new(lake, dataset, &decoded.name);
-            let mut conflicts_out = MonthWriters::new(lake, datasets::CDR_CONFLICTS, &decoded.name);
-            let index = rated.then_some(&mut *index);
-            if let Rows::Cdrs { batch, ids } = rows {
-                commit_cdrs(
-                    index,
-                    &mut decoded,
-                    batch,
-                    &ids,
-                    &mut rows_out,
-                    &mut conflicts_out,
-                )
-                .await?;
-            } else {
-                stream_cdrs(
-                    index,
-                    &mut decoded,
-                    bytes,
-                    &mut rows_out,
-                    &mut conflicts_out,
-                )
-                .await?;
-            }
-            if decoded.refused.is_none() {
-                rows_out.close().await?;
-                conflicts_out.close().await?;
-            }
             decoded.counts.new_rows =
                 decoded.counts.landed - decoded.counts.duplicates - decoded.counts.conflicts;
+            OutputRows::Cdrs {
+                dataset: if rated {
+                    datasets::CDRS
+                } else {
+                    datasets::BILLED_CDRS
+                },
+                rows,
+                conflicts,
+            }
         }
-        Rows::Status { month, batch } => {
+        Rows::Status { month, batch } => OutputRows::Status { month, batch },
+        Rows::Sim { batch, puks } => {
+            store_puks(settings, &puks)?;
+            OutputRows::Sim { batch }
+        }
+    };
+    warn_unknown_columns(&decoded, warnings);
+    Ok(Output {
+        folder: file.folder.clone(),
+        name: decoded.name,
+        counts: decoded.counts,
+        refused: decoded.refused,
+        quarantine: decoded.quarantine,
+        rows,
+    })
+}
+
+/// Writes a prepared file: its rows (one Parquet file per month for CDRs)
+/// and its quarantine.
+async fn write_output(lake: Lake, output: Output) -> Result<(FileReport, Vec<String>), LandError> {
+    match output.rows {
+        OutputRows::None => {}
+        OutputRows::Cdrs {
+            dataset,
+            rows,
+            conflicts,
+        } => {
+            let mut rows_out = MonthWriters::new(&lake, dataset, &output.name);
+            rows_out.write(&rows).await?;
+            rows_out.close().await?;
+            if let Some(conflicts) = conflicts {
+                let mut conflicts_out =
+                    MonthWriters::new(&lake, datasets::CDR_CONFLICTS, &output.name);
+                conflicts_out.write(&conflicts).await?;
+                conflicts_out.close().await?;
+            }
+        }
+        OutputRows::Status { month, batch } => {
             let key = format!(
                 "{}/month={month}/{}.parquet",
                 datasets::ACCOUNT_STATUS,
-                stem(&decoded.name)
+                stem(&output.name)
             );
             lake.write_parquet(&key, batch.schema(), &[batch]).await?;
         }
-        Rows::Sim { batch, puks } => {
-            store_puks(settings, &puks)?;
+        OutputRows::Sim { batch } => {
             if batch.num_rows() > 0 {
-                let key = format!("{}/{}.parquet", datasets::SIM_CARDS, stem(&decoded.name));
+                let key = format!("{}/{}.parquet", datasets::SIM_CARDS, stem(&output.name));
                 lake.write_parquet(&key, batch.schema(), &[batch]).await?;
             }
         }
     }
-    let Decoded {
-        name,
-        counts,
-        quarantine,
-        refused,
-        unknown_columns,
-        ..
-    } = decoded;
+    write_quarantine(&lake, &output.folder, &output.name, output.quarantine).await?;
+    let report = FileReport {
+        folder: output.folder,
+        file: output.name,
+        counts: output.counts,
+        refused: output.refused,
+    };
+    Ok((report, Vec::new()))
+}
+
+/// A large CDR file (the monthly BilledCDRs): decoded on a thread of its
+/// own a chunk of rows at a time, each chunk de-duplicated (RatedCDRs) and
+/// written as the next is decoded, so that memory does not grow with the
+/// file. Its warnings come back with its report.
+async fn commit_streamed(
+    lake: &Lake,
+    mut index: Option<&mut CdrIndex>,
+    folder: String,
+    decoded: Decoded,
+    bytes: Vec<u8>,
+) -> Result<(FileReport, Vec<String>), LandError> {
+    let dataset = if folder == "RatedCDRs" {
+        datasets::CDRS
+    } else {
+        datasets::BILLED_CDRS
+    };
+    let mut rows_out = MonthWriters::new(lake, dataset, &decoded.name);
+    let mut conflicts_out = MonthWriters::new(lake, datasets::CDR_CONFLICTS, &decoded.name);
+    let name = decoded.name.clone();
+    let (chunks, mut received) = tokio::sync::mpsc::channel::<(RecordBatch, Vec<u128>)>(2);
+    let decoding_folder = folder.clone();
+    let decoding = tokio::task::spawn_blocking(move || {
+        let mut decoded = decoded;
+        let mut chunker = match CdrChunker::open(&mut decoded, &bytes) {
+            Ok(chunker) => chunker,
+            Err(refusal) => {
+                refuse(&mut decoded, &decoding_folder, refusal);
+                return decoded;
+            }
+        };
+        loop {
+            match chunker.next_chunk(&mut decoded, ROWS_PER_CHUNK) {
+                Ok(Some(chunk)) => {
+                    if chunks.blocking_send(chunk).is_err() {
+                        // The writing side failed; its error is reported.
+                        return decoded;
+                    }
+                }
+                Ok(None) => return decoded,
+                Err(refusal) => {
+                    refuse(&mut decoded, &decoding_folder, refusal);
+                    return decoded;
+                }
+            }
+        }
+    });
+    let mut counts = LandedCounts::default();
+    while let Some((batch, ids)) = received.recv().await {
+        match index.as_deref_mut() {
+            None => rows_out.write(&batch).await?,
+            Some(index) => {
+                let (rows, conflicts) = dedup(index, &name, &mut counts, batch, &ids)?;
+                rows_out.write(&rows).await?;
+                if let Some(conflicts) = conflicts {
+                    conflicts_out.write(&conflicts).await?;
+                }
+            }
+        }
+    }
+    let mut decoded = decoding.await.expect("decoding does not panic");
+    if decoded.refused.is_none() {
+        // A refused file writes nothing but its quarantine (the writers are
+        // dropped unfinished).
+        rows_out.close().await?;
+        conflicts_out.close().await?;
+        decoded.counts.duplicates = counts.duplicates;
+        decoded.counts.conflicts = counts.conflicts;
+    }
+    decoded.counts.new_rows =
+        decoded.counts.landed - decoded.counts.duplicates - decoded.counts.conflicts;
+    let mut warnings = Vec::new();
+    warn_unknown_columns(&decoded, &mut warnings);
+    write_quarantine(lake, &folder, &decoded.name, decoded.quarantine).await?;
+    Ok((
+        FileReport {
+            folder,
+            file: decoded.name,
+            counts: decoded.counts,
+            refused: decoded.refused,
+        },
+        warnings,
+    ))
+}
+
+fn warn_unknown_columns(decoded: &Decoded, warnings: &mut Vec<String>) {
+    let unknown_columns = &decoded.unknown_columns;
     if !unknown_columns.is_empty() {
         // At most ten names: a broken header may have a million.
         let more = match unknown_columns.len() {
@@ -933,15 +1125,26 @@ async fn commit(
             _ => String::new(),
         };
         warnings.push(format!(
-            "{name}: unknown columns ignored: {}{more}",
+            "{}: unknown columns ignored: {}{more}",
+            decoded.name,
             unknown_columns[..unknown_columns.len().min(10)].join(", ")
         ));
     }
+}
+
+/// A file's quarantined rows, or no quarantine file when there are none
+/// (a re-run may leave fewer than a crashed run wrote).
+async fn write_quarantine(
+    lake: &Lake,
+    folder: &str,
+    name: &str,
+    quarantine: QuarantineBuilder,
+) -> Result<(), LandError> {
     let quarantine_key = format!(
         "{}/source={}/{}.parquet",
         datasets::QUARANTINE,
-        quarantine_source(&file.folder),
-        stem(&name)
+        quarantine_source(folder),
+        stem(name)
     );
     if quarantine.is_empty() {
         lake.delete(&quarantine_key).await?;
@@ -953,68 +1156,20 @@ async fn commit(
         )
         .await?;
     }
-    Ok(FileReport {
-        folder: file.folder.clone(),
-        file: name,
-        counts,
-        refused,
-    })
+    Ok(())
 }
 
-/// Lands a large CDR file a chunk of rows at a time.
-async fn stream_cdrs(
-    mut index: Option<&mut CdrIndex>,
-    decoded: &mut Decoded,
-    bytes: &[u8],
-    rows_out: &mut MonthWriters<'_>,
-    conflicts_out: &mut MonthWriters<'_>,
-) -> Result<(), LandError> {
-    let folder = "RatedCDRs";
-    let mut chunker = match CdrChunker::open(decoded, bytes) {
-        Ok(chunker) => chunker,
-        Err(refusal) => {
-            refuse(decoded, folder, refusal);
-            return Ok(());
-        }
-    };
-    loop {
-        match chunker.next_chunk(decoded, ROWS_PER_CHUNK) {
-            Ok(Some((batch, ids))) => {
-                commit_cdrs(
-                    index.as_deref_mut(),
-                    decoded,
-                    batch,
-                    &ids,
-                    rows_out,
-                    conflicts_out,
-                )
-                .await?;
-            }
-            Ok(None) => return Ok(()),
-            Err(refusal) => {
-                refuse(decoded, folder, refusal);
-                return Ok(());
-            }
-        }
-    }
-}
-
-/// rating.md §1: the first copy of a `cdr_id` lands in `cdrs`; a later copy
-/// with the same content counts as a duplicate; one with other content goes
-/// to `cdr_conflicts`, with the file of the first copy. Without an index
-/// (BilledCDRs), every row lands as it is.
-async fn commit_cdrs(
-    index: Option<&mut CdrIndex>,
-    decoded: &mut Decoded,
+/// The rows of `batch` that land (first copies) and those that go to
+/// `cdr_conflicts` (with the file of the first copy), if any; the index
+/// learns the first copies and `decoded` counts the others.
+fn dedup(
+    index: &mut CdrIndex,
+    name: &str,
+    counts: &mut LandedCounts,
     batch: RecordBatch,
     ids: &[u128],
-    rows_out: &mut MonthWriters<'_>,
-    conflicts_out: &mut MonthWriters<'_>,
-) -> Result<(), LandError> {
-    let Some(index) = index else {
-        return rows_out.write(&batch).await;
-    };
-    let this_file = index.file_id(&decoded.name);
+) -> Result<(RecordBatch, Option<RecordBatch>), LandError> {
+    let this_file = index.file_id(name);
     let hashes = batch
         .column_by_name("content_hash")
         .expect("the CDR schema has content_hash")
@@ -1032,30 +1187,31 @@ async fn commit_cdrs(
                 conflict.push(false);
             }
             Some((seen_hash, _)) if *seen_hash == hash => {
-                decoded.counts.duplicates += 1;
+                counts.duplicates += 1;
                 new.push(false);
                 conflict.push(false);
             }
             Some((_, first)) => {
-                decoded.counts.conflicts += 1;
+                counts.conflicts += 1;
                 first_sources.push(index.files[*first as usize].clone());
                 new.push(false);
                 conflict.push(true);
             }
         }
     }
-    rows_out
-        .write(&filter_record_batch(&batch, &BooleanArray::from(new))?)
-        .await?;
-    if !first_sources.is_empty() {
-        let copies = filter_record_batch(&batch, &BooleanArray::from(conflict))?;
-        let mut columns = copies.columns().to_vec();
-        columns.push(Arc::new(StringArray::from(first_sources)));
-        conflicts_out
-            .write(&RecordBatch::try_new(upstream::cdr_schema(true), columns)?)
-            .await?;
+    let rows = if counts.duplicates == 0 && counts.conflicts == 0 {
+        batch.clone()
+    } else {
+        filter_record_batch(&batch, &BooleanArray::from(new))?
+    };
+    if first_sources.is_empty() {
+        return Ok((rows, None));
     }
-    Ok(())
+    let copies = filter_record_batch(&batch, &BooleanArray::from(conflict))?;
+    let mut columns = copies.columns().to_vec();
+    columns.push(Arc::new(StringArray::from(first_sources)));
+    let conflicts = RecordBatch::try_new(upstream::cdr_schema(true), columns)?;
+    Ok((rows, Some(conflicts)))
 }
 
 /// One file's CDR rows, written as one Parquet file per month of their local
