@@ -24,8 +24,7 @@
 //! column missing) is refused whole: its rows go to quarantine with the
 //! reason, and the report names it.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -36,9 +35,9 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{Date32Type, Int64Type};
 use datafusion::arrow::record_batch::RecordBatch;
-use futures::StreamExt;
 use serde::Serialize;
 
+use crate::cdrindex::{CdrIndex, IndexSource};
 use crate::csvfile::{self, CsvFile, CsvReader};
 use crate::lake::{datasets, AsyncArrowWriter, Lake, LakeError, StoreWriter};
 use crate::ledger::{FetchedFile, LandedCounts, Ledger, LedgerError};
@@ -58,6 +57,8 @@ pub enum LandError {
     Query(#[from] datafusion::error::DataFusionError),
     #[error("landing: {0}")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
+    #[error(transparent)]
+    Index(#[from] crate::cdrindex::IndexError),
     #[error("PUK store {path}: {source}")]
     Secrets {
         path: String,
@@ -81,6 +82,11 @@ pub struct LandReport {
     pub files: Vec<FileReport>,
     pub totals: LandedCounts,
     pub warnings: Vec<String>,
+    /// Whether the `cdr_id` index was kept from the last run or rebuilt
+    /// from the `cdrs` dataset (cdrindex.rs); absent when no RatedCDRs
+    /// file was landed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cdr_index: Option<IndexSource>,
 }
 
 impl std::fmt::Display for LandReport {
@@ -126,11 +132,15 @@ pub async fn land(
     if files.is_empty() {
         return Ok(report);
     }
-    let landing: HashSet<String> = files.iter().map(stored_name).collect();
-    let mut index = if files.iter().any(|f| f.folder == "RatedCDRs") {
-        CdrIndex::load(lake, &landing).await?
+    let landing: BTreeSet<String> = files.iter().map(stored_name).collect();
+    let rated = files.iter().any(|f| f.folder == "RatedCDRs");
+    let mut index = if rated {
+        let landed = ledger.landed_names("RatedCDRs")?;
+        let index = CdrIndex::load(&settings.state_dir, lake, &landed, &landing).await?;
+        report.cdr_index = Some(index.source);
+        index
     } else {
-        CdrIndex::default()
+        CdrIndex::unused(&settings.state_dir)
     };
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -208,6 +218,9 @@ pub async fn land(
     }
     for done in writing.into_iter().chain(beside) {
         finish(ledger, &mut report, &bar, done).await?;
+    }
+    if rated {
+        index.save(&ledger.landed_names("RatedCDRs")?)?;
     }
     bar.finish_and_clear();
     Ok(report)
@@ -841,76 +854,6 @@ fn decode_sim(decoded: &mut Decoded, csv: &CsvFile<'_>, index_of: &[Option<usize
 // ---------------------------------------------------------------------------
 // Commit: de-duplicate, write, in order.
 
-/// A hasher for keys that are already hashes (xxh3-128 of a `cdr_id`).
-#[derive(Default)]
-struct PrehashedHasher(u64);
-
-impl Hasher for PrehashedHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ *b as u64;
-        }
-    }
-    fn write_u128(&mut self, value: u128) {
-        self.0 = value as u64;
-    }
-}
-
-/// Every `cdr_id` landed so far: its content hash and the file of its first
-/// copy. About 32 bytes an id (10 million ids: some 350 MB).
-#[derive(Default)]
-struct CdrIndex {
-    seen: HashMap<u128, (i64, u32), BuildHasherDefault<PrehashedHasher>>,
-    files: Vec<String>,
-    file_ids: HashMap<String, u32>,
-}
-
-impl CdrIndex {
-    fn file_id(&mut self, name: &str) -> u32 {
-        if let Some(id) = self.file_ids.get(name) {
-            return *id;
-        }
-        let id = self.files.len() as u32;
-        self.files.push(name.to_string());
-        self.file_ids.insert(name.to_string(), id);
-        id
-    }
-
-    /// Reads the index from the `cdrs` dataset, leaving out the files being
-    /// landed now (a re-run after a crash rewrites them).
-    async fn load(lake: &Lake, landing: &HashSet<String>) -> Result<CdrIndex, LandError> {
-        let mut index = CdrIndex::default();
-        let ctx = crate::engine::session();
-        if !crate::engine::register_dataset(&ctx, lake, datasets::CDRS, Some("month")).await? {
-            return Ok(index);
-        }
-        let mut stream = ctx
-            .sql("SELECT cdr_id, content_hash, source_file FROM cdrs")
-            .await?
-            .execute_stream()
-            .await?;
-        while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            let ids = crate::engine::strings(batch.column(0));
-            let hashes = batch.column(1).as_primitive::<Int64Type>();
-            let files = crate::engine::strings(batch.column(2));
-            for row in 0..batch.num_rows() {
-                if landing.contains(&files[row]) {
-                    continue;
-                }
-                let file = index.file_id(&files[row]);
-                index
-                    .seen
-                    .insert(upstream::id_hash(&ids[row]), (hashes.value(row), file));
-            }
-        }
-        Ok(index)
-    }
-}
-
 /// What is left to do for a decoded file once it is de-duplicated: its
 /// writes, which run on a task of their own while the next files are
 /// decoded and de-duplicated.
@@ -1180,20 +1123,20 @@ fn dedup(
     let mut first_sources = Vec::new();
     for (row, id) in ids.iter().enumerate() {
         let hash = hashes.value(row);
-        match index.seen.get(id) {
+        match index.get(*id) {
             None => {
-                index.seen.insert(*id, (hash, this_file));
+                index.insert(*id, hash, this_file);
                 new.push(true);
                 conflict.push(false);
             }
-            Some((seen_hash, _)) if *seen_hash == hash => {
+            Some((seen_hash, _)) if seen_hash == hash => {
                 counts.duplicates += 1;
                 new.push(false);
                 conflict.push(false);
             }
             Some((_, first)) => {
                 counts.conflicts += 1;
-                first_sources.push(index.files[*first as usize].clone());
+                first_sources.push(index.file_name(first).to_string());
                 new.push(false);
                 conflict.push(true);
             }

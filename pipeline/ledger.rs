@@ -241,6 +241,29 @@ impl Ledger {
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
+    /// The stored names (the last part of the raw key) of the files of
+    /// `folder` recorded as landed.
+    pub fn landed_names(
+        &self,
+        folder: &str,
+    ) -> Result<std::collections::BTreeSet<String>, LedgerError> {
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT f.raw_key FROM fetched_files f JOIN landed_files l ON l.fetched_id = f.id
+                 WHERE f.folder = ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = statement
+            .query_map([folder], |row| row.get::<_, String>(0))
+            .map_err(|e| self.err(e))?;
+        rows.map(|key| {
+            key.map(|key| key.rsplit('/').next().unwrap_or(&key).to_string())
+                .map_err(|e| self.err(e))
+        })
+        .collect()
+    }
+
     pub fn record_landed(&self, fetched_id: i64, counts: &LandedCounts) -> Result<(), LedgerError> {
         self.connection
             .execute(

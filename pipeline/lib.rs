@@ -9,6 +9,7 @@
 pub mod app;
 pub mod assure;
 pub mod bill;
+pub mod cdrindex;
 pub mod check;
 pub mod chrome;
 pub mod cli;

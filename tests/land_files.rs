@@ -122,6 +122,79 @@ fn redelivery_same_bytes_is_a_no_op_and_other_bytes_a_new_version() {
     assert_eq!(count[0]["n"], "2");
 }
 
+/// rating.md §1 across deliveries landed on different runs: the `cdr_id`
+/// index is kept between runs (pipeline/cdrindex.rs), and rebuilt from the
+/// `cdrs` dataset when it is missing, with the same verdicts.
+#[test]
+fn duplicates_and_conflicts_across_runs_with_the_index_kept_or_rebuilt() {
+    let row = |id: &str, hour: u32, units: u32| {
+        format!(
+            "{id};33632260020;;SMS;01/10/2026 {hour:02}:00:00;33612345678;;;{units};20801;0,01\n"
+        )
+    };
+    let (ftp, ws) = workspace_with(&[(
+        "RatedCDRs_20261001_100000.csv",
+        format!("{HEADER}\n{}{}", row("R1", 10, 1), row("R2", 11, 1)).as_bytes(),
+    )]);
+    let first = land(&ws);
+    assert_eq!(first["cdr_index"], "empty");
+    assert_eq!(first["totals"]["new_rows"], 2);
+    let deliver = |name: &str, body: String| {
+        std::fs::write(
+            ftp.path().join("RatedCDRs").join(name),
+            format!("{HEADER}\n{body}"),
+        )
+        .unwrap();
+        land(&ws)
+    };
+    // R2 again as it was (a duplicate), R1 with other content (a conflict).
+    let second = deliver(
+        "RatedCDRs_20261001_120000.csv",
+        format!(
+            "{}{}{}",
+            row("R2", 11, 1),
+            row("R1", 10, 2),
+            row("R3", 12, 1)
+        ),
+    );
+    assert_eq!(second["cdr_index"], "kept");
+    assert_eq!(second["totals"]["new_rows"], 1);
+    assert_eq!(second["totals"]["duplicates"], 1);
+    assert_eq!(second["totals"]["conflicts"], 1);
+    let conflict = ws.query("SELECT cdr_id, first_source_file FROM cdr_conflicts");
+    assert_eq!(conflict.len(), 1);
+    assert_eq!(conflict[0]["cdr_id"], "R1");
+    assert!(
+        conflict[0]["first_source_file"]
+            .as_str()
+            .unwrap()
+            .starts_with("RatedCDRs_20261001_100000"),
+        "{conflict:?}"
+    );
+    // The index lost: rebuilt from the lake, same verdicts.
+    let index = ws.lake().join("_state/cdr_index");
+    assert!(index.join("delta.bin").exists());
+    std::fs::remove_dir_all(&index).unwrap();
+    let third = deliver(
+        "RatedCDRs_20261001_140000.csv",
+        format!("{}{}", row("R3", 12, 1), row("R4", 14, 1)),
+    );
+    assert_eq!(third["cdr_index"], "rebuilt");
+    assert_eq!(third["totals"]["new_rows"], 1);
+    assert_eq!(third["totals"]["duplicates"], 1);
+    // Kept again on the next delivery.
+    let fourth = deliver(
+        "RatedCDRs_20261001_160000.csv",
+        format!("{}{}", row("R4", 14, 1), row("R1", 10, 3)),
+    );
+    assert_eq!(fourth["cdr_index"], "kept");
+    assert_eq!(fourth["totals"]["duplicates"], 1);
+    assert_eq!(fourth["totals"]["conflicts"], 1);
+    let count = ws.query("SELECT COUNT(*) AS n, COUNT(DISTINCT cdr_id) AS ids FROM cdrs");
+    assert_eq!(count[0]["n"], "4");
+    assert_eq!(count[0]["ids"], "4");
+}
+
 #[test]
 fn puk_codes_stay_out_of_the_lake_and_the_reports() {
     let samples = fixtures().join("samples");
