@@ -117,6 +117,11 @@ impl<'a> CsvReader<'a> {
         Ok(this)
     }
 
+    /// How far into the file the reader is, in bytes (after a BOM).
+    pub fn consumed(&self) -> usize {
+        self.reader.position().byte() as usize
+    }
+
     /// The next record, or `None` at the end of the file.
     pub fn next_record(&mut self) -> Option<Result<RecordRef<'_, 'a>, CsvFileError>> {
         let body = self.body;
@@ -362,7 +367,13 @@ pub fn text_field(
     };
     let text = std::str::from_utf8(bytes)
         .map_err(|_| BadValue::new("BAD_ENCODING", "the field is not valid UTF-8"))?;
-    let text = text.trim();
+    // Most fields have no space around them: trim only those that do.
+    let padded = |b: Option<&u8>| b.is_some_and(|b| *b <= b' ' || *b >= 0x80);
+    let text = if padded(bytes.first()) || padded(bytes.last()) {
+        text.trim()
+    } else {
+        text
+    };
     Ok(if text.is_empty() { None } else { Some(text) })
 }
 

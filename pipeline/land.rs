@@ -164,7 +164,7 @@ pub async fn land(
             Some(chunk) => {
                 let mut raws = Vec::with_capacity(chunk.len());
                 for file in &chunk {
-                    raws.push(sync::read_raw(settings, lake, &file.raw_key).await?);
+                    raws.push(RawBytes::read(settings, lake, file).await?);
                 }
                 Some(tokio::task::spawn_blocking(move || {
                     let decoded = decode_all(&chunk, &raws, threads);
@@ -177,7 +177,7 @@ pub async fn land(
             let (chunk, mut raws, decoded) = previous.await.expect("decoding does not panic");
             for (i, (file, decoded)) in chunk.into_iter().zip(decoded).enumerate() {
                 if matches!(decoded.rows, Rows::Streamed) {
-                    let bytes = std::mem::take(&mut raws[i]);
+                    let bytes = std::mem::replace(&mut raws[i], RawBytes::Read(Vec::new()));
                     if file.folder == "RatedCDRs" {
                         // De-duplicated against all before it: in order.
                         while let Some(done) = writing.pop_front() {
@@ -224,6 +224,64 @@ pub async fn land(
     }
     bar.finish_and_clear();
     Ok(report)
+}
+
+/// A raw file's bytes: read whole, or, for a large file on this machine's
+/// disk, mapped, so that the pages already decoded can be let go
+/// ([`RawBytes::release`]) and memory does not grow with the file.
+enum RawBytes {
+    Read(Vec<u8>),
+    Mapped(memmap2::Mmap),
+}
+
+impl RawBytes {
+    async fn read(
+        settings: &Settings,
+        lake: &Lake,
+        file: &FetchedFile,
+    ) -> Result<RawBytes, LandError> {
+        if file.size as usize > STREAMED_FILE_BYTES {
+            if let Some(path) = sync::raw_local_path(settings, lake, &file.raw_key) {
+                if let Ok(opened) = std::fs::File::open(&path) {
+                    // SAFETY: raw files are written once, under a temporary
+                    // name, and never changed in place; this process holds
+                    // the state lock, so no other mvnobill removes it.
+                    if let Ok(map) = unsafe { memmap2::Mmap::map(&opened) } {
+                        return Ok(RawBytes::Mapped(map));
+                    }
+                }
+            }
+        }
+        Ok(RawBytes::Read(
+            sync::read_raw(settings, lake, &file.raw_key).await?,
+        ))
+    }
+
+    /// Lets go of the pages before `offset`, already decoded (a mapped file
+    /// only; they are read again from the file if ever touched).
+    fn release(&self, offset: usize) {
+        if let RawBytes::Mapped(map) = self {
+            let page = 4096;
+            let end = offset.saturating_sub(page) / page * page;
+            if end > 0 {
+                // SAFETY: a private read-only mapping of a file that does not
+                // change: the pages come back from the file if read again.
+                let _ = unsafe {
+                    map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, 0, end)
+                };
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for RawBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            RawBytes::Read(bytes) => bytes,
+            RawBytes::Mapped(map) => map,
+        }
+    }
 }
 
 /// A file whose rows are being written, or were, with its warnings.
@@ -346,7 +404,7 @@ fn quarantine_source(folder: &str) -> &'static str {
 // Decode: bytes to columns, no I/O.
 
 /// A chunk of files, their bytes and what decoding them gave.
-type DecodedChunk = (Vec<FetchedFile>, Vec<Vec<u8>>, Vec<Decoded>);
+type DecodedChunk = (Vec<FetchedFile>, Vec<RawBytes>, Vec<Decoded>);
 
 /// What decoding one file gives.
 struct Decoded {
@@ -377,7 +435,7 @@ enum Rows {
     },
 }
 
-fn decode_all(files: &[FetchedFile], raws: &[Vec<u8>], threads: usize) -> Vec<Decoded> {
+fn decode_all(files: &[FetchedFile], raws: &[RawBytes], threads: usize) -> Vec<Decoded> {
     let next = AtomicUsize::new(0);
     let mut results: Vec<(usize, Decoded)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads.min(files.len()))
@@ -984,7 +1042,7 @@ async fn commit_streamed(
     mut index: Option<&mut CdrIndex>,
     folder: String,
     decoded: Decoded,
-    bytes: Vec<u8>,
+    bytes: RawBytes,
 ) -> Result<(FileReport, Vec<String>), LandError> {
     let dataset = if folder == "RatedCDRs" {
         datasets::CDRS
@@ -1008,6 +1066,7 @@ async fn commit_streamed(
         loop {
             match chunker.next_chunk(&mut decoded, ROWS_PER_CHUNK) {
                 Ok(Some(chunk)) => {
+                    bytes.release(chunker.reader.consumed());
                     if chunks.blocking_send(chunk).is_err() {
                         // The writing side failed; its error is reported.
                         return decoded;

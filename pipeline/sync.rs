@@ -545,6 +545,21 @@ pub async fn read_raw(
     }
 }
 
+/// The local path of a raw file, when it is on this machine's disk (a
+/// local lake or the state folder); None on S3.
+pub fn raw_local_path(
+    settings: &Settings,
+    lake: &Lake,
+    raw_key: &str,
+) -> Option<std::path::PathBuf> {
+    if let Some(key) = raw_key.strip_prefix("lake:") {
+        lake.url().local_path().map(|dir| dir.join(key))
+    } else {
+        let relative = raw_key.strip_prefix("state:").unwrap_or(raw_key);
+        Some(settings.state_dir.join(relative))
+    }
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
