@@ -72,7 +72,7 @@ fn two_runs_of_one_month_at_once_one_bills_the_other_is_refused() {
     assert_refused(
         refused[0],
         &lock.display().to_string(),
-        "mvnobill --json run --month 2026-10 --html-only) since ",
+        " --json run --month 2026-10 --html-only) since ",
     );
     let report = ok[0].json();
     let invoices = report["bill"]["invoices"].as_u64().unwrap() as usize;
