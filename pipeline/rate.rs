@@ -86,7 +86,8 @@ const WORK_DIR: &str = "_work/rate";
 /// Runs rated_events.sql once and routes each event by its `exception`
 /// column: NULL to the `rated_cdrs` file (without that column), otherwise
 /// to the work file `excepted_key` (every column). Routing only: every rule
-/// is in the SQL.
+/// is in the SQL. The Parquet encoding runs on a task of its own, beside
+/// the end of the plan (the window and the amounts), which is one stream.
 async fn split_outcomes(
     ctx: &SessionContext,
     lake: &Lake,
@@ -100,25 +101,59 @@ async fn split_outcomes(
     let rated_columns: Vec<usize> = (0..schema.fields().len())
         .filter(|&i| i != exception)
         .collect();
-    let mut rated = lake.parquet_writer(rated_key, Arc::new(schema.project(&rated_columns)?))?;
-    let mut excepted = lake.parquet_writer(excepted_key, schema.clone())?;
+    let rated = lake.parquet_writer(rated_key, Arc::new(schema.project(&rated_columns)?))?;
+    let excepted = lake.parquet_writer(excepted_key, schema.clone())?;
+    // (true, batch) to rated_cdrs, (false, batch) to the exceptions.
+    let (outcomes, mut received) =
+        tokio::sync::mpsc::channel::<(bool, datafusion::arrow::record_batch::RecordBatch)>(4);
+    let writer = {
+        let lake = lake.clone();
+        let (rated_key, excepted_key) = (rated_key.to_string(), excepted_key.to_string());
+        tokio::spawn(async move {
+            let (mut rated, mut excepted) = (rated, excepted);
+            while let Some((is_rated, batch)) = received.recv().await {
+                if is_rated {
+                    lake.write_batch(&rated_key, &mut rated, &batch).await?;
+                } else {
+                    lake.write_batch(&excepted_key, &mut excepted, &batch)
+                        .await?;
+                }
+            }
+            lake.close_parquet(&rated_key, rated).await?;
+            lake.close_parquet(&excepted_key, excepted).await?;
+            Ok::<(), RateError>(())
+        })
+    };
+    let mut routed = Ok(());
     while let Some(batch) = stream.next().await {
-        let batch = batch?;
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(e) => {
+                routed = Err(e.into());
+                break;
+            }
+        };
         let is_rated = is_null(batch.column(exception))?;
+        let mut sends = Vec::with_capacity(2);
         if is_rated.true_count() == batch.num_rows() {
-            lake.write_batch(rated_key, &mut rated, &batch.project(&rated_columns)?)
-                .await?;
-            continue;
+            sends.push((true, batch.project(&rated_columns)?));
+        } else {
+            sends.push((
+                true,
+                filter_record_batch(&batch, &is_rated)?.project(&rated_columns)?,
+            ));
+            sends.push((false, filter_record_batch(&batch, &not(&is_rated)?)?));
         }
-        let kept = filter_record_batch(&batch, &is_rated)?.project(&rated_columns)?;
-        lake.write_batch(rated_key, &mut rated, &kept).await?;
-        let set_aside = filter_record_batch(&batch, &not(&is_rated)?)?;
-        lake.write_batch(excepted_key, &mut excepted, &set_aside)
-            .await?;
+        for send in sends {
+            if outcomes.send(send).await.is_err() {
+                // The writer stopped: its error is the one to report.
+                break;
+            }
+        }
     }
-    lake.close_parquet(rated_key, rated).await?;
-    lake.close_parquet(excepted_key, excepted).await?;
-    Ok(())
+    drop(outcomes);
+    let written = writer.await.expect("the writer does not panic");
+    routed.and(written)
 }
 
 /// Registers the reference tables, `params` and the derived reference
