@@ -3,12 +3,19 @@
 //! the state folder so that landing one more delivery into a month of 10
 //! million CDRs costs time in proportion to the delivery, not to the month.
 //!
-//! What it holds: for every `cdr_id` landed in `cdrs`, the xxh3-128 hash of
-//! the id, the hash of the row's content (duplicate or conflict) and the
-//! file of its first copy.
+//! What it holds: for every `cdr_id` landed in `cdrs`, 96 bits of the
+//! xxh3-128 hash of the id (two of 100 million ids colliding: a chance
+//! below 10^-12), the hash of the row's content (duplicate or conflict)
+//! and the file of its first copy.
 //!
-//! Where: `<state>/cdr_index/`, two files of 32-byte entries sorted by id
-//! hash, looked up in place (memory-mapped, a binary search per id):
+//! In memory, the ids a run adds are kept in an open-addressing table of
+//! 24-byte slots, sized from the bytes about to be landed: 10 million new
+//! ids take about 300 MB (a general hash map took twice that, and three
+//! times while it grew).
+//!
+//! Where: `<state>/cdr_index/`, two files of 24-byte entries sorted by id
+//! hash (its first 96 bits), looked up in place (memory-mapped, a binary
+//! search per id):
 //! - `base-<generation>.bin`, most of the entries;
 //! - `delta.bin`, the entries added since the base was written, the names
 //!   of the files the entries point to, and the set of landed RatedCDRs
@@ -28,7 +35,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -39,9 +45,9 @@ use memmap2::Mmap;
 
 use crate::lake::{datasets, Lake};
 
-const MAGIC: &[u8; 8] = b"MVNOIDX1";
+const MAGIC: &[u8; 8] = b"MVNOIDX2";
 const HEADER: usize = 32;
-const ENTRY: usize = 32;
+const ENTRY: usize = 24;
 const FOLDER: &str = "cdr_index";
 const DELTA: &str = "delta.bin";
 
@@ -59,38 +65,122 @@ pub enum IndexError {
     Query(#[from] datafusion::error::DataFusionError),
 }
 
-/// A hasher for keys that are already hashes (xxh3-128 of a `cdr_id`).
-#[derive(Default)]
-struct PrehashedHasher(u64);
-
-impl Hasher for PrehashedHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ *b as u64;
-        }
-    }
-    fn write_u128(&mut self, value: u128) {
-        self.0 = value as u64;
-    }
+/// One entry: 96 bits of the id's hash, the content hash and the first
+/// copy's file. `file` is stored plus one, so that an all-zero slot of the
+/// table is empty.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Entry {
+    key_high: u32,
+    file_plus_one: u32,
+    key_low: u64,
+    content: i64,
 }
 
-/// One entry: the id's hash, the content hash and the first copy's file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Entry {
-    id: u128,
-    content: i64,
-    file: u32,
+/// The 96 bits of an id's xxh3-128 hash the index keeps, as (high, low).
+fn key_of(id: u128) -> (u32, u64) {
+    ((id >> 96) as u32, (id >> 32) as u64)
 }
 
 impl Entry {
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.id.to_le_bytes());
-        out.extend_from_slice(&self.content.to_le_bytes());
-        out.extend_from_slice(&self.file.to_le_bytes());
-        out.extend_from_slice(&[0; 4]);
+    fn new(id: u128, content: i64, file: u32) -> Entry {
+        let (key_high, key_low) = key_of(id);
+        Entry {
+            key_high,
+            file_plus_one: file + 1,
+            key_low,
+            content,
+        }
+    }
+
+    fn key(&self) -> (u32, u64) {
+        (self.key_high, self.key_low)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.file_plus_one == 0
+    }
+
+    fn file(&self) -> u32 {
+        self.file_plus_one - 1
+    }
+
+    fn encode(&self, out: &mut impl Write) -> std::io::Result<()> {
+        out.write_all(&self.key_high.to_le_bytes())?;
+        out.write_all(&self.file_plus_one.to_le_bytes())?;
+        out.write_all(&self.key_low.to_le_bytes())?;
+        out.write_all(&self.content.to_le_bytes())
+    }
+}
+
+/// The ids a run adds: open addressing, linear probing, at most 7/8 full.
+struct Table {
+    slots: Vec<Entry>,
+    len: usize,
+}
+
+impl Table {
+    fn with_capacity(ids: usize) -> Table {
+        Table {
+            slots: vec![Entry::default(); (ids.max(1024) / 7 * 8).max(1024)],
+            len: 0,
+        }
+    }
+
+    fn home(&self, key_low: u64) -> usize {
+        ((key_low as u128 * self.slots.len() as u128) >> 64) as usize
+    }
+
+    fn get(&self, key: (u32, u64)) -> Option<&Entry> {
+        let mut at = self.home(key.1);
+        loop {
+            let slot = &self.slots[at];
+            if slot.is_empty() {
+                return None;
+            }
+            if slot.key() == key {
+                return Some(slot);
+            }
+            at = (at + 1) % self.slots.len();
+        }
+    }
+
+    fn insert(&mut self, entry: Entry) {
+        if (self.len + 1) * 8 > self.slots.len() * 7 {
+            self.grow();
+        }
+        let mut at = self.home(entry.key_low);
+        loop {
+            let slot = &mut self.slots[at];
+            if slot.is_empty() {
+                *slot = entry;
+                self.len += 1;
+                return;
+            }
+            if slot.key() == entry.key() {
+                *slot = entry;
+                return;
+            }
+            at = (at + 1) % self.slots.len();
+        }
+    }
+
+    fn grow(&mut self) {
+        let old = std::mem::take(&mut self.slots);
+        *self = Table {
+            slots: vec![Entry::default(); old.len() / 2 * 3],
+            len: 0,
+        };
+        for entry in old.into_iter().filter(|e| !e.is_empty()) {
+            self.insert(entry);
+        }
+    }
+
+    /// The entries, sorted, in the table's own memory.
+    fn into_sorted(self) -> Vec<Entry> {
+        let mut slots = self.slots;
+        slots.retain(|e| !e.is_empty());
+        slots.sort_unstable_by_key(Entry::key);
+        slots
     }
 }
 
@@ -111,25 +201,30 @@ impl Run {
         (found == generation && map.len() >= HEADER + count * ENTRY).then_some(Run { map, count })
     }
 
-    fn id(&self, i: usize) -> u128 {
-        let at = HEADER + i * ENTRY;
-        u128::from_le_bytes(self.map[at..at + 16].try_into().expect("16 bytes"))
-    }
-
     fn entry(&self, i: usize) -> Entry {
         let at = HEADER + i * ENTRY;
+        let bytes = &self.map[at..at + ENTRY];
         Entry {
-            id: self.id(i),
-            content: i64::from_le_bytes(self.map[at + 16..at + 24].try_into().expect("8 bytes")),
-            file: u32::from_le_bytes(self.map[at + 24..at + 28].try_into().expect("4 bytes")),
+            key_high: u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes")),
+            file_plus_one: u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes")),
+            key_low: u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")),
+            content: i64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes")),
         }
     }
 
-    fn get(&self, id: u128) -> Option<Entry> {
+    fn key(&self, i: usize) -> (u32, u64) {
+        let at = HEADER + i * ENTRY;
+        (
+            u32::from_le_bytes(self.map[at..at + 4].try_into().expect("4 bytes")),
+            u64::from_le_bytes(self.map[at + 8..at + 16].try_into().expect("8 bytes")),
+        )
+    }
+
+    fn get(&self, key: (u32, u64)) -> Option<Entry> {
         let (mut low, mut high) = (0, self.count);
         while low < high {
             let middle = low + (high - low) / 2;
-            match self.id(middle).cmp(&id) {
+            match self.key(middle).cmp(&key) {
                 std::cmp::Ordering::Less => low = middle + 1,
                 std::cmp::Ordering::Greater => high = middle,
                 std::cmp::Ordering::Equal => return Some(self.entry(middle)),
@@ -171,7 +266,7 @@ pub struct CdrIndex {
     base: Option<(u64, Run)>,
     delta: Option<Run>,
     /// Entries added by this run (or all of them, when rebuilt).
-    added: HashMap<u128, (i64, u32), BuildHasherDefault<PrehashedHasher>>,
+    added: Table,
     files: Vec<String>,
     file_ids: HashMap<String, u32>,
     pub source: IndexSource,
@@ -183,7 +278,7 @@ impl CdrIndex {
             dir: state_dir.join(FOLDER),
             base: None,
             delta: None,
-            added: HashMap::default(),
+            added: Table::with_capacity(0),
             files: Vec::new(),
             file_ids: HashMap::new(),
             source: IndexSource::Empty,
@@ -199,13 +294,17 @@ impl CdrIndex {
     /// The index of every RatedCDRs row landed so far. `landed` are the
     /// stored names of the RatedCDRs files the ledger records as landed,
     /// `landing` those about to be landed (again, after a crash).
+    /// `new_ids` is about how many ids this run may add (the table grows
+    /// if it is passed).
     pub async fn load(
         state_dir: &Path,
         lake: &Lake,
         landed: &BTreeSet<String>,
         landing: &BTreeSet<String>,
+        new_ids: usize,
     ) -> Result<CdrIndex, IndexError> {
         let mut index = CdrIndex::empty(state_dir);
+        index.added = Table::with_capacity(new_ids);
         if landed.is_empty() {
             return Ok(index);
         }
@@ -213,7 +312,7 @@ impl CdrIndex {
             index.source = IndexSource::Kept;
             return Ok(index);
         }
-        index.rebuild(lake, landing).await?;
+        index.rebuild(lake, landing, new_ids).await?;
         Ok(index)
     }
 
@@ -248,12 +347,21 @@ impl CdrIndex {
 
     /// Reads the index from the `cdrs` dataset, leaving out the files being
     /// landed now (a re-run after a crash rewrites them).
-    async fn rebuild(&mut self, lake: &Lake, landing: &BTreeSet<String>) -> Result<(), IndexError> {
+    async fn rebuild(
+        &mut self,
+        lake: &Lake,
+        landing: &BTreeSet<String>,
+        new_ids: usize,
+    ) -> Result<(), IndexError> {
         self.source = IndexSource::Rebuilt;
         let ctx = crate::engine::session();
         if !crate::engine::register_dataset(&ctx, lake, datasets::CDRS, Some("month")).await? {
             return Ok(());
         }
+        // Sized once for what is there and what comes (the count is read
+        // from the files' footers).
+        let landed = crate::engine::scalar_u64(&ctx, "SELECT COUNT(*) FROM cdrs").await?;
+        self.added = Table::with_capacity(landed as usize + new_ids);
         let mut stream = ctx
             .sql("SELECT cdr_id, content_hash, source_file FROM cdrs")
             .await?
@@ -269,10 +377,11 @@ impl CdrIndex {
                     continue;
                 }
                 let file = self.file_id(&files[row]);
-                self.added.insert(
+                self.added.insert(Entry::new(
                     crate::upstream::id_hash(&ids[row]),
-                    (hashes.value(row), file),
-                );
+                    hashes.value(row),
+                    file,
+                ));
             }
         }
         Ok(())
@@ -299,23 +408,33 @@ impl CdrIndex {
 
     /// The content hash and the file of the first copy of `id`, if landed.
     pub fn get(&self, id: u128) -> Option<(i64, u32)> {
-        if let Some(found) = self.added.get(&id) {
-            return Some(*found);
+        let key = key_of(id);
+        if let Some(found) = self.added.get(key) {
+            return Some((found.content, found.file()));
         }
         [self.delta.as_ref(), self.base.as_ref().map(|(_, run)| run)]
             .into_iter()
             .flatten()
-            .find_map(|run| run.get(id))
-            .map(|entry| (entry.content, entry.file))
+            .find_map(|run| run.get(key))
+            .map(|entry| (entry.content, entry.file()))
     }
 
     pub fn insert(&mut self, id: u128, content: i64, file: u32) {
-        self.added.insert(id, (content, file));
+        self.added.insert(Entry::new(id, content, file));
+    }
+
+    fn trailer(&self, base_generation: u64, landed: &BTreeSet<String>) -> Vec<u8> {
+        Delta {
+            base_generation,
+            files: self.files.clone(),
+            covered: landed.clone(),
+        }
+        .encode_trailer()
     }
 
     /// Writes the index for the next run: it covers `landed`, the RatedCDRs
     /// files the ledger records as landed once this run is over.
-    pub fn save(self, landed: &BTreeSet<String>) -> Result<(), IndexError> {
+    pub fn save(mut self, landed: &BTreeSet<String>) -> Result<(), IndexError> {
         let io = |path: &Path, source| IndexError::Io {
             path: path.display().to_string(),
             source,
@@ -324,47 +443,34 @@ impl CdrIndex {
             path: self.dir.display().to_string(),
             source: std::io::Error::other(e.to_string()),
         })?;
-        let mut added: Vec<Entry> = self
-            .added
-            .iter()
-            .map(|(id, (content, file))| Entry {
-                id: *id,
-                content: *content,
-                file: *file,
-            })
-            .collect();
-        added.sort_unstable_by_key(|e| e.id);
+        let added = std::mem::replace(&mut self.added, Table::with_capacity(0)).into_sorted();
         let kept_delta: Vec<Entry> = self
             .delta
             .as_ref()
             .map(|d| d.entries().collect())
             .unwrap_or_default();
-        let delta = merge(kept_delta, added);
+        // No id is in both: the delta's size is the sum.
+        let delta_count = kept_delta.len() + added.len();
+        let delta = merge(kept_delta.into_iter(), added.into_iter());
         let base_count = self.base.as_ref().map(|(_, run)| run.count).unwrap_or(0);
-        let (generation, delta) = if delta.len() > base_count / 4 {
-            // Merged into a new base; the delta starts empty.
-            let old = self.base.as_ref().map(|(g, _)| *g);
-            let generation = old.unwrap_or(0) + 1;
-            let base_entries: Vec<Entry> = self
-                .base
-                .as_ref()
-                .map(|(_, run)| run.entries().collect())
-                .unwrap_or_default();
-            let all = merge(base_entries, delta);
-            let path = self.base_path(generation);
-            write_run(&path, generation, &all, &[]).map_err(|e| io(&path, e))?;
-            (generation, Vec::new())
-        } else {
-            (self.base.as_ref().map(|(g, _)| *g).unwrap_or(0), delta)
-        };
-        let trailer = Delta {
-            base_generation: generation,
-            files: self.files.clone(),
-            covered: landed.clone(),
-        }
-        .encode_trailer();
         let path = self.dir.join(DELTA);
-        write_run(&path, 0, &delta, &trailer).map_err(|e| io(&path, e))?;
+        let generation = if delta_count > base_count / 4 {
+            // Merged into a new base, streamed; the delta starts empty.
+            let generation = self.base.as_ref().map(|(g, _)| *g).unwrap_or(0) + 1;
+            let base_path = self.base_path(generation);
+            let base = self.base.as_ref().map(|(_, run)| run.entries());
+            let all = merge(base.into_iter().flatten(), delta);
+            write_run(&base_path, generation, base_count + delta_count, all, &[])
+                .map_err(|e| io(&base_path, e))?;
+            let trailer = self.trailer(generation, landed);
+            write_run(&path, 0, 0, std::iter::empty(), &trailer).map_err(|e| io(&path, e))?;
+            generation
+        } else {
+            let generation = self.base.as_ref().map(|(g, _)| *g).unwrap_or(0);
+            let trailer = self.trailer(generation, landed);
+            write_run(&path, 0, delta_count, delta, &trailer).map_err(|e| io(&path, e))?;
+            generation
+        };
         // Bases of other generations are no longer read.
         if let Ok(entries) = std::fs::read_dir(&self.dir) {
             for entry in entries.flatten() {
@@ -379,45 +485,59 @@ impl CdrIndex {
 }
 
 /// Two sorted entry lists as one (ids are never in both).
-fn merge(a: Vec<Entry>, b: Vec<Entry>) -> Vec<Entry> {
-    if a.is_empty() {
-        return b;
+fn merge(
+    a: impl Iterator<Item = Entry>,
+    b: impl Iterator<Item = Entry>,
+) -> Merge<impl Iterator<Item = Entry>, impl Iterator<Item = Entry>> {
+    Merge {
+        a: a.peekable(),
+        b: b.peekable(),
     }
-    if b.is_empty() {
-        return a;
-    }
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
-    loop {
-        match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) if x.id <= y.id => out.push(a.next().expect("peeked")),
-            (Some(_), Some(_)) | (None, Some(_)) => out.push(b.next().expect("peeked")),
-            (Some(_), None) => out.push(a.next().expect("peeked")),
-            (None, None) => return out,
+}
+
+struct Merge<A: Iterator<Item = Entry>, B: Iterator<Item = Entry>> {
+    a: std::iter::Peekable<A>,
+    b: std::iter::Peekable<B>,
+}
+
+impl<A: Iterator<Item = Entry>, B: Iterator<Item = Entry>> Iterator for Merge<A, B> {
+    type Item = Entry;
+    fn next(&mut self) -> Option<Entry> {
+        match (self.a.peek(), self.b.peek()) {
+            (Some(x), Some(y)) if x.key() <= y.key() => self.a.next(),
+            (_, Some(_)) => self.b.next(),
+            _ => self.a.next(),
         }
     }
 }
 
-/// Writes a run file (header, entries, then `trailer`) under a temporary
-/// name, then renames it into place.
+/// Writes a run file (header, `count` entries, then `trailer`) under a
+/// temporary name, then renames it into place.
 fn write_run(
     path: &Path,
     generation: u64,
-    entries: &[Entry],
+    count: usize,
+    entries: impl Iterator<Item = Entry>,
     trailer: &[u8],
 ) -> std::io::Result<()> {
-    let mut bytes = Vec::with_capacity(HEADER + entries.len() * ENTRY + trailer.len());
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&generation.to_le_bytes());
-    bytes.extend_from_slice(&(entries.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(&(trailer.len() as u64).to_le_bytes());
-    for entry in entries {
-        entry.encode(&mut bytes);
-    }
-    bytes.extend_from_slice(trailer);
     let temporary = path.with_extension("tmp");
-    let mut file = File::create(&temporary)?;
-    file.write_all(&bytes)?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, File::create(&temporary)?);
+    out.write_all(MAGIC)?;
+    out.write_all(&generation.to_le_bytes())?;
+    out.write_all(&(count as u64).to_le_bytes())?;
+    out.write_all(&(trailer.len() as u64).to_le_bytes())?;
+    let mut written = 0;
+    for entry in entries {
+        entry.encode(&mut out)?;
+        written += 1;
+    }
+    if written != count {
+        return Err(std::io::Error::other(format!(
+            "{written} entries written, {count} counted"
+        )));
+    }
+    out.write_all(trailer)?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
     std::fs::rename(&temporary, path)
 }
@@ -465,6 +585,11 @@ impl Delta {
 mod tests {
     use super::*;
 
+    /// The hash of the id `n`, as `land` computes it.
+    fn id(n: u128) -> u128 {
+        crate::upstream::id_hash(&format!("R{n}"))
+    }
+
     fn names(list: &[&str]) -> BTreeSet<String> {
         list.iter().map(|s| s.to_string()).collect()
     }
@@ -474,29 +599,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut index = CdrIndex::empty(dir.path());
         let a = index.file_id("A.csv");
-        for id in 0..1000u128 {
-            index.insert(id * 7, id as i64, a);
+        for n in 0..1000u128 {
+            index.insert(id(n * 7), n as i64, a);
         }
         index.save(&names(&["A.csv"])).unwrap();
         // A small delivery: kept as a delta beside the base.
         let mut index = CdrIndex::empty(dir.path());
         assert!(index.open_kept(&names(&["A.csv"])));
-        assert_eq!(index.get(14), Some((2, a)));
-        assert_eq!(index.get(15), None);
+        assert_eq!(index.get(id(14)), Some((2, a)));
+        assert_eq!(index.get(id(15)), None);
         let b = index.file_id("B.csv");
-        index.insert(15, -1, b);
+        index.insert(id(15), -1, b);
         index.save(&names(&["A.csv", "B.csv"])).unwrap();
         assert!(dir.path().join("cdr_index/base-1.bin").exists());
         let mut index = CdrIndex::empty(dir.path());
         assert!(index.open_kept(&names(&["A.csv", "B.csv"])));
         assert_eq!(index.delta.as_ref().unwrap().count, 1);
-        assert_eq!(index.get(15), Some((-1, b)));
-        assert_eq!(index.file_name(index.get(15).unwrap().1), "B.csv");
-        assert_eq!(index.get(6993), Some((999, a)));
+        assert_eq!(index.get(id(15)), Some((-1, b)));
+        assert_eq!(index.file_name(index.get(id(15)).unwrap().1), "B.csv");
+        assert_eq!(index.get(id(6993)), Some((999, a)));
         // A large one: merged into a new base.
         let c = index.file_id("C.csv");
-        for id in 0..400u128 {
-            index.insert(id * 7 + 1, 5, c);
+        for n in 0..400u128 {
+            index.insert(id(n * 7 + 1), 5, c);
         }
         index.save(&names(&["A.csv", "B.csv", "C.csv"])).unwrap();
         assert!(dir.path().join("cdr_index/base-2.bin").exists());
@@ -505,9 +630,9 @@ mod tests {
         assert!(index.open_kept(&names(&["A.csv", "B.csv", "C.csv"])));
         assert_eq!(index.delta.as_ref().unwrap().count, 0);
         assert_eq!(index.base.as_ref().unwrap().1.count, 1401);
-        assert_eq!(index.get(15), Some((-1, b)));
-        assert_eq!(index.get(2793), Some((399, a)));
-        assert_eq!(index.get(2794), Some((5, c)));
+        assert_eq!(index.get(id(15)), Some((-1, b)));
+        assert_eq!(index.get(id(2793)), Some((399, a)));
+        assert_eq!(index.get(id(2794)), Some((5, c)));
         // Not the ledger's set (a crash after the ledger, before the index):
         // not used.
         let mut index = CdrIndex::empty(dir.path());
@@ -516,5 +641,23 @@ mod tests {
         std::fs::write(dir.path().join("cdr_index/base-2.bin"), b"MVNOIDX1").unwrap();
         let mut index = CdrIndex::empty(dir.path());
         assert!(!index.open_kept(&names(&["A.csv", "B.csv", "C.csv"])));
+    }
+
+    #[test]
+    fn the_table_grows_past_its_estimate_and_keeps_every_id() {
+        let mut table = Table::with_capacity(10);
+        for n in 0..50_000u128 {
+            table.insert(Entry::new(id(n), n as i64, (n % 3) as u32));
+        }
+        assert_eq!(table.len, 50_000);
+        assert!(table.slots.len() * 7 >= table.len * 8);
+        for n in (0..50_000u128).step_by(7) {
+            let found = table.get(key_of(id(n))).unwrap();
+            assert_eq!((found.content, found.file()), (n as i64, (n % 3) as u32));
+        }
+        assert!(table.get(key_of(id(50_000))).is_none());
+        let sorted = table.into_sorted();
+        assert_eq!(sorted.len(), 50_000);
+        assert!(sorted.windows(2).all(|w| w[0].key() < w[1].key()));
     }
 }

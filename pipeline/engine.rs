@@ -22,8 +22,10 @@ use crate::lake::{Lake, LakeError};
 /// Memory DataFusion's operators may hold before sorts, windows and
 /// aggregations spill to disk, when the configuration does not say
 /// (`[engine] memory_pool_mb`). The process's peak is this plus Parquet
-/// buffers and the runtime (docs/PERFORMANCE.md).
-pub const DEFAULT_MEMORY_POOL_BYTES: usize = 2 << 30;
+/// buffers and the runtime: 1280 MB keeps a month of 30 million CDRs
+/// within 2 GiB (docs/PERFORMANCE.md).
+pub const DEFAULT_MEMORY_POOL_MB: usize = 1280;
+pub const DEFAULT_MEMORY_POOL_BYTES: usize = DEFAULT_MEMORY_POOL_MB << 20;
 
 /// A session configured for exact money, with the default memory pool.
 pub fn session() -> SessionContext {

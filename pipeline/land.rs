@@ -136,7 +136,14 @@ pub async fn land(
     let rated = files.iter().any(|f| f.folder == "RatedCDRs");
     let mut index = if rated {
         let landed = ledger.landed_names("RatedCDRs")?;
-        let index = CdrIndex::load(&settings.state_dir, lake, &landed, &landing).await?;
+        // About how many ids may come: a CDR row is rarely under 80 bytes
+        // (the table grows if more come).
+        let new_ids = files
+            .iter()
+            .filter(|f| f.folder == "RatedCDRs")
+            .map(|f| f.size as usize / 80)
+            .sum();
+        let index = CdrIndex::load(&settings.state_dir, lake, &landed, &landing, new_ids).await?;
         report.cdr_index = Some(index.source);
         index
     } else {

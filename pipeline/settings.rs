@@ -173,7 +173,7 @@ pub struct Settings {
     /// datasets). Defaults to `<lake>/_state` for a local lake.
     pub state_dir: PathBuf,
     /// Memory the query engine's operators may hold before sorts and
-    /// aggregations spill to disk (`[engine] memory_pool_mb`, default 2048).
+    /// aggregations spill to disk (`[engine] memory_pool_mb`, default 1280).
     pub memory_pool_bytes: usize,
     /// The integrator's own invoice templates (`[templates] dir`); any file
     /// not there comes from the defaults embedded in the binary.
@@ -324,7 +324,7 @@ impl Settings {
                 .map(|p| p.join("_state"))
                 .unwrap_or_else(|| base.join(".mvnobill-state")),
         };
-        let memory_pool_mb = file.engine.and_then(|e| e.memory_pool_mb).unwrap_or(2048);
+        let memory_pool_mb = file.engine.and_then(|e| e.memory_pool_mb).unwrap_or(crate::engine::DEFAULT_MEMORY_POOL_MB);
         if memory_pool_mb < 64 {
             return Err(SettingsError::Key {
                 path: path_text,
