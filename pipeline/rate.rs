@@ -56,6 +56,8 @@ pub struct RateReport {
     pub margin: String,
     /// Wholesale cost of the exceptions (revenue leakage until re-rated).
     pub exceptions_wholesale: String,
+    /// Passes over the month's lines (`[engine] cdrs_per_pass`).
+    pub passes: u64,
 }
 
 impl std::fmt::Display for RateReport {
@@ -83,76 +85,113 @@ impl std::fmt::Display for RateReport {
 /// Where `rate` sets a month's excepted events aside, below the lake.
 const WORK_DIR: &str = "_work/rate";
 
-/// Runs rated_events.sql once and routes each event by its `exception`
-/// column: NULL to the `rated_cdrs` file (without that column), otherwise
-/// to the work file `excepted_key` (every column). Routing only: every rule
-/// is in the SQL. The Parquet encoding runs on a task of its own, beside
-/// the end of the plan (the window and the amounts), which is one stream.
+/// A month above this many CDRs (`[engine] cdrs_per_pass`) is rated in
+/// several passes, each over the lines whose number falls in one class
+/// modulo the number of passes: a line's events are all in one pass, so its
+/// allowances are consumed as in one (rating.md §4), and each pass sorts
+/// what fits in memory without spilling (docs/PERFORMANCE.md).
+pub const DEFAULT_CDRS_PER_PASS: u64 = 12_000_000;
+
+/// `cdrs` as the rating layer reads it: the month's CDRs, or those of the
+/// lines of one pass.
+async fn select_pass(ctx: &SessionContext, passes: u64, pass: u64) -> Result<(), RateError> {
+    let sql = if passes == 1 {
+        "SELECT * FROM month_cdrs".to_string()
+    } else {
+        format!("SELECT * FROM month_cdrs WHERE CAST(msisdn AS BIGINT) % {passes} = {pass}")
+    };
+    let view = ctx.sql(&sql).await?.into_view();
+    ctx.deregister_table("cdrs")?;
+    ctx.register_table("cdrs", view)?;
+    engine::run_layer(ctx, sqlfiles::RATING).await?;
+    Ok(())
+}
+
+/// Runs rated_events.sql (once per pass) and routes each event by its
+/// `exception` column: NULL to the `rated_cdrs` file (without that
+/// column), otherwise to the work file `excepted_key` (every column).
+/// Routing only: every rule is in the SQL. The Parquet encoding runs on a
+/// task of its own, beside the end of the plan (the window and the
+/// amounts), which is one stream.
 async fn split_outcomes(
     ctx: &SessionContext,
     lake: &Lake,
     rated_key: &str,
     excepted_key: &str,
+    passes: u64,
 ) -> Result<(), RateError> {
     use datafusion::arrow::compute::{filter_record_batch, is_null, not};
-    let mut stream = engine::stream_file(ctx, &sqlfiles::RATED_EVENTS).await?;
-    let schema = stream.schema();
-    let exception = schema.index_of("exception")?;
-    let rated_columns: Vec<usize> = (0..schema.fields().len())
-        .filter(|&i| i != exception)
-        .collect();
-    let rated = lake.parquet_writer(rated_key, Arc::new(schema.project(&rated_columns)?))?;
-    let excepted = lake.parquet_writer(excepted_key, schema.clone())?;
-    // (true, batch) to rated_cdrs, (false, batch) to the exceptions.
-    let (outcomes, mut received) =
-        tokio::sync::mpsc::channel::<(bool, datafusion::arrow::record_batch::RecordBatch)>(4);
-    let writer = {
-        let lake = lake.clone();
-        let (rated_key, excepted_key) = (rated_key.to_string(), excepted_key.to_string());
-        tokio::spawn(async move {
-            let (mut rated, mut excepted) = (rated, excepted);
-            while let Some((is_rated, batch)) = received.recv().await {
-                if is_rated {
-                    lake.write_batch(&rated_key, &mut rated, &batch).await?;
-                } else {
-                    lake.write_batch(&excepted_key, &mut excepted, &batch)
-                        .await?;
-                }
-            }
-            lake.close_parquet(&rated_key, rated).await?;
-            lake.close_parquet(&excepted_key, excepted).await?;
-            Ok::<(), RateError>(())
-        })
-    };
+    type Routed = (bool, datafusion::arrow::record_batch::RecordBatch);
+    let mut writer: Option<(
+        tokio::sync::mpsc::Sender<Routed>,
+        tokio::task::JoinHandle<Result<(), RateError>>,
+    )> = None;
     let mut routed = Ok(());
-    while let Some(batch) = stream.next().await {
-        let batch = match batch {
-            Ok(batch) => batch,
-            Err(e) => {
-                routed = Err(e.into());
-                break;
-            }
-        };
-        let is_rated = is_null(batch.column(exception))?;
-        let mut sends = Vec::with_capacity(2);
-        if is_rated.true_count() == batch.num_rows() {
-            sends.push((true, batch.project(&rated_columns)?));
-        } else {
-            sends.push((
-                true,
-                filter_record_batch(&batch, &is_rated)?.project(&rated_columns)?,
-            ));
-            sends.push((false, filter_record_batch(&batch, &not(&is_rated)?)?));
+    'passes: for pass in 0..passes {
+        select_pass(ctx, passes, pass).await?;
+        let mut stream = engine::stream_file(ctx, &sqlfiles::RATED_EVENTS).await?;
+        let schema = stream.schema();
+        let exception = schema.index_of("exception")?;
+        let rated_columns: Vec<usize> = (0..schema.fields().len())
+            .filter(|&i| i != exception)
+            .collect();
+        if writer.is_none() {
+            let rated =
+                lake.parquet_writer(rated_key, Arc::new(schema.project(&rated_columns)?))?;
+            let excepted = lake.parquet_writer(excepted_key, schema.clone())?;
+            // (true, batch) to rated_cdrs, (false, batch) to the exceptions.
+            let (outcomes, mut received) = tokio::sync::mpsc::channel::<Routed>(4);
+            let lake = lake.clone();
+            let (rated_key, excepted_key) = (rated_key.to_string(), excepted_key.to_string());
+            let task = tokio::spawn(async move {
+                let (mut rated, mut excepted) = (rated, excepted);
+                while let Some((is_rated, batch)) = received.recv().await {
+                    if is_rated {
+                        lake.write_batch(&rated_key, &mut rated, &batch).await?;
+                    } else {
+                        lake.write_batch(&excepted_key, &mut excepted, &batch)
+                            .await?;
+                    }
+                }
+                lake.close_parquet(&rated_key, rated).await?;
+                lake.close_parquet(&excepted_key, excepted).await?;
+                Ok::<(), RateError>(())
+            });
+            writer = Some((outcomes, task));
         }
-        for send in sends {
-            if outcomes.send(send).await.is_err() {
-                // The writer stopped: its error is the one to report.
-                break;
+        let outcomes = &writer.as_ref().expect("just started").0;
+        while let Some(batch) = stream.next().await {
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(e) => {
+                    routed = Err(e.into());
+                    break 'passes;
+                }
+            };
+            let is_rated = is_null(batch.column(exception))?;
+            let mut sends = Vec::with_capacity(2);
+            if is_rated.true_count() == batch.num_rows() {
+                sends.push((true, batch.project(&rated_columns)?));
+            } else {
+                sends.push((
+                    true,
+                    filter_record_batch(&batch, &is_rated)?.project(&rated_columns)?,
+                ));
+                sends.push((false, filter_record_batch(&batch, &not(&is_rated)?)?));
+            }
+            for send in sends {
+                if outcomes.send(send).await.is_err() {
+                    // The writer stopped: its error is the one to report.
+                    break 'passes;
+                }
             }
         }
     }
+    let Some((outcomes, task)) = writer else {
+        return routed;
+    };
     drop(outcomes);
-    let written = writer.await.expect("the writer does not panic");
+    let written = task.await.expect("the writer does not panic");
     routed.and(written)
 }
 
@@ -190,11 +229,14 @@ pub async fn rate(
     engine::register_path_or_empty(
         &ctx,
         lake,
-        "cdrs",
+        "month_cdrs",
         &format!("{}/{partition}", datasets::CDRS),
         upstream::cdr_schema(false),
     )
     .await?;
+    // Counted from the files' footers.
+    let month_cdrs = engine::scalar_u64(&ctx, "SELECT COUNT(*) FROM month_cdrs").await?;
+    let passes = month_cdrs.div_ceil(settings.cdrs_per_pass).max(1);
     engine::register_path_or_empty(
         &ctx,
         lake,
@@ -204,7 +246,6 @@ pub async fn rate(
     )
     .await?;
     engine::run_layer(&ctx, sqlfiles::REFERENCE).await?;
-    engine::run_layer(&ctx, sqlfiles::RATING).await?;
 
     // One pass over the month: the rated events go to `rated_cdrs`, the
     // others to a work file that rating_exceptions.sql orders with the
@@ -216,8 +257,10 @@ pub async fn rate(
         lake,
         &format!("{}/{partition}/part-0.parquet", datasets::RATED_CDRS),
         &excepted_key,
+        passes,
     )
     .await?;
+    report.passes = passes;
     engine::register_path(&ctx, lake, "excepted_events", &work, None).await?;
     let stream = engine::stream_file(&ctx, &sqlfiles::RATING_EXCEPTIONS).await?;
     lake.write_stream(

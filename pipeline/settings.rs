@@ -97,6 +97,7 @@ struct StateSection {
 #[serde(deny_unknown_fields)]
 struct EngineSection {
     memory_pool_mb: Option<usize>,
+    cdrs_per_pass: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -175,6 +176,10 @@ pub struct Settings {
     /// Memory the query engine's operators may hold before sorts and
     /// aggregations spill to disk (`[engine] memory_pool_mb`, default 1280).
     pub memory_pool_bytes: usize,
+    /// Above this many CDRs, `rate` rates a month in several passes, each
+    /// over a share of the lines (`[engine] cdrs_per_pass`, default 12
+    /// million).
+    pub cdrs_per_pass: u64,
     /// The integrator's own invoice templates (`[templates] dir`); any file
     /// not there comes from the defaults embedded in the binary.
     pub templates_dir: Option<PathBuf>,
@@ -324,7 +329,24 @@ impl Settings {
                 .map(|p| p.join("_state"))
                 .unwrap_or_else(|| base.join(".mvnobill-state")),
         };
-        let memory_pool_mb = file.engine.and_then(|e| e.memory_pool_mb).unwrap_or(crate::engine::DEFAULT_MEMORY_POOL_MB);
+        let memory_pool_mb = file
+            .engine
+            .as_ref()
+            .and_then(|e| e.memory_pool_mb)
+            .unwrap_or(crate::engine::DEFAULT_MEMORY_POOL_MB);
+        let cdrs_per_pass = file
+            .engine
+            .as_ref()
+            .and_then(|e| e.cdrs_per_pass)
+            .unwrap_or(crate::rate::DEFAULT_CDRS_PER_PASS);
+        if cdrs_per_pass == 0 {
+            return Err(SettingsError::Key {
+                path: path_text,
+                section: "engine",
+                key: "cdrs_per_pass",
+                message: "0 CDRs a pass: give at least 1".to_string(),
+            });
+        }
         if memory_pool_mb < 64 {
             return Err(SettingsError::Key {
                 path: path_text,
@@ -407,6 +429,7 @@ impl Settings {
         Ok(Settings {
             accounting,
             memory_pool_bytes: memory_pool_mb << 20,
+            cdrs_per_pass,
             templates_dir: file.templates.and_then(|t| t.dir).map(|dir| resolve(&dir)),
             chromium: file
                 .render

@@ -146,3 +146,46 @@ fn lake_files(ws: &Workspace) -> BTreeMap<String, Vec<u8>> {
     walk(&ws.lake(), &ws.lake(), &mut out);
     out
 }
+
+/// A month rated in passes over shares of the lines (`[engine]
+/// cdrs_per_pass`, pipeline/rate.rs) gives every event the same figures as
+/// one pass: a line's allowances are consumed within one pass.
+#[test]
+fn samples_rated_in_passes_give_the_same_events_and_invoices() {
+    let samples = fixtures().join("samples");
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(samples.join("expected.json")).unwrap())
+            .unwrap();
+    let month = expected["month"].as_str().unwrap();
+    let events = |ws: &Workspace| {
+        ws.query(
+            "SELECT cdr_id, msisdn, allowance_group, billed_qty, covered_qty, amount, margin \
+             FROM rated_cdrs ORDER BY cdr_id",
+        )
+    };
+    let whole = Workspace::samples();
+    let one = whole
+        .run(&["--json", "run", "--month", month, "--html-only"])
+        .ok()
+        .json();
+    assert_eq!(one["rate"]["passes"], 1);
+
+    let split = Workspace::samples();
+    let config = split.dir.path().join("mvnobill.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[engine]\ncdrs_per_pass = 40\n");
+    std::fs::write(&config, text).unwrap();
+    let passes = split
+        .run(&["--json", "run", "--month", month, "--html-only"])
+        .ok()
+        .json();
+    let month_cdrs = expected["month_cdrs"].as_u64().unwrap();
+    assert_eq!(passes["rate"]["passes"], month_cdrs.div_ceil(40));
+    assert!(passes["rate"]["passes"].as_u64().unwrap() >= 3);
+    assert_eq!(passes["rate"]["exceptions"], expected["exceptions"]);
+    assert_eq!(passes["bill"]["total_ht"], expected["total_ht"]);
+    assert_eq!(passes["bill"]["total_ttc"], expected["total_ttc"]);
+    let (a, b) = (events(&whole), events(&split));
+    assert_eq!(a.len() as u64, one["rate"]["rated"].as_u64().unwrap());
+    assert_eq!(a, b);
+}
