@@ -80,7 +80,9 @@ for round in $(seq 1 "$rounds"); do
     first=$(find "$data/ftp/RatedCDRs" -name '*.csv' | sort | head -1)
     {
         head -1 "$first"
-        find "$data/ftp/RatedCDRs" -name '*.csv' | sort | xargs tail -q -n +2 | head -n "$rows" |
+        # The first ROWS data rows of the month's files (awk stops there).
+        find "$data/ftp/RatedCDRs" -name '*.csv' | sort |
+            xargs awk -v n="$rows" 'FNR > 1 { print; if (++c >= n) exit }' |
             sed "s/^R/N${stamp}_/"
     } > "$file"
     empty="$work/lake-incremental-empty"

@@ -4,8 +4,10 @@
 # Generates a month once with `mvnobill gen`, then runs, alternately
 # (A/B/A/B), mvnobill's land + rate + bill and the DuckDB peer
 # (bench/peer/duckdb_peer.py: the same rules in DuckDB SQL, on the same CSV
-# files), each from a cold lake. Prints wall time, CPU time and peak RSS per
-# run and stage, the ratios, and checks that both give the same totals.
+# files), each from a cold lake, then mvnobill's land of the RatedCDRs alone
+# and DuckDB's typed CSV -> zstd Parquet of them (bench/peer/duckdb_copy.py).
+# Prints wall time, CPU time and peak RSS per run and stage, the ratios, and
+# checks that both give the same totals.
 #
 # Usage: bench/run.sh [CDRS] [ROUNDS]      (default 10000000 2)
 # Needs: a release build (cargo build --release), python3 with venv.
@@ -68,6 +70,28 @@ run_peer() {
     "$venv/bin/python" -c "import json,sys; d=json.load(open('$work/peer.json')); print(f\"{d['total_ht']},{d['total_ttc']},{d['invoice_count']}\")" > "$work/peer.totals"
 }
 
+# Land alone, RatedCDRs only: mvnobill (validating, de-duplicating,
+# quarantining) against DuckDB's typed CSV -> zstd Parquet of the same files.
+run_land_only() {
+    local lake="$work/lake-land-only" source="$work/rated-only-source"
+    rm -rf "$lake" "$source"
+    mkdir -p "$source"
+    ln -s "$data/ftp/RatedCDRs" "$source/RatedCDRs"
+    sed -e "s#^url = \"file://.*/lake\"#url = \"file://$lake\"#" \
+        -e "s#^url = \"file://.*/ftp\"#url = \"file://$source\"#" \
+        "$data/mvnobill.toml" > "$data/land-only.toml"
+    "$bin" --config "$data/land-only.toml" sync > /dev/null
+    timed "$work/t" "$bin" --config "$data/land-only.toml" land > /dev/null
+    read -r wall user sys peak < "$work/t"
+    printf '  mvnobill %-22s %7.2f s wall %7.2f s CPU %6d MB peak\n' "land, RatedCDRs only" "$wall" "$(echo "$user + $sys" | bc)" "$((peak / 1024))"
+    local m=$wall
+    timed "$work/t" "$venv/bin/python" "$here/peer/duckdb_copy.py" "$data" "$work/copy.parquet" > /dev/null
+    read -r wall user sys peak < "$work/t"
+    printf '  duckdb   %-22s %7.2f s wall %7.2f s CPU %6d MB peak\n' "typed CSV -> Parquet" "$wall" "$(echo "$user + $sys" | bc)" "$((peak / 1024))"
+    printf '  ratio land / duckdb copy: %.3f\n' "$(echo "$m / $wall" | bc -l)"
+    rm -rf "$lake" "$source" "$work/copy.parquet"
+}
+
 for round in $(seq 1 "$rounds"); do
     echo "round $round"
     run_mvnobill
@@ -75,6 +99,7 @@ for round in $(seq 1 "$rounds"); do
     run_peer
     p=$(cat "$work/peer.wall")
     printf '  ratio mvnobill / duckdb: %.3f\n' "$(echo "$m / $p" | bc -l)"
+    run_land_only
 done
 echo "totals (HT, TTC, invoices): mvnobill $(cat "$work/mvnobill.totals"), duckdb $(cat "$work/peer.totals")"
 if [ "$(cat "$work/mvnobill.totals")" != "$(cat "$work/peer.totals")" ]; then

@@ -136,12 +136,12 @@ pub async fn land(
     let rated = files.iter().any(|f| f.folder == "RatedCDRs");
     let mut index = if rated {
         let landed = ledger.landed_names("RatedCDRs")?;
-        // About how many ids may come: a CDR row is rarely under 80 bytes
-        // (the table grows if more come).
+        // About how many ids may come: a CDR row is about 100 bytes (the
+        // table grows, a shard at a time, if more come).
         let new_ids = files
             .iter()
             .filter(|f| f.folder == "RatedCDRs")
-            .map(|f| f.size as usize / 80)
+            .map(|f| f.size as usize / 100)
             .sum();
         let index = CdrIndex::load(&settings.state_dir, lake, &landed, &landing, new_ids).await?;
         report.cdr_index = Some(index.source);
@@ -152,13 +152,11 @@ pub async fn land(
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    // A few files at a time are decoded together on a blocking thread pool
-    // while the previous few are committed (written) in order: decoding and
-    // Parquet encoding overlap.
-    let chunks: Vec<Vec<FetchedFile>> = files
-        .chunks(threads * 2)
-        .map(<[FetchedFile]>::to_vec)
-        .collect();
+    // A file a core at a time is decoded on a blocking thread pool while
+    // the previous ones are committed (written) in order: decoding and
+    // Parquet encoding overlap, and memory holds a few files, not the month.
+    let chunks: Vec<Vec<FetchedFile>> =
+        files.chunks(threads).map(<[FetchedFile]>::to_vec).collect();
     let bar = crate::progress::bar("land", files.len() as u64, "files");
     let mut pending: Option<tokio::task::JoinHandle<DecodedChunk>> = None;
     // Files de-duplicated (in order, on this task) whose rows are being
@@ -175,6 +173,16 @@ pub async fn land(
                 }
                 Some(tokio::task::spawn_blocking(move || {
                     let decoded = decode_all(&chunk, &raws, threads);
+                    // Only a large file is read again (as it lands): the
+                    // others' bytes go now.
+                    let raws = raws
+                        .into_iter()
+                        .zip(&decoded)
+                        .map(|(raw, decoded)| match decoded.rows {
+                            Rows::Streamed => raw,
+                            _ => RawBytes::Read(Vec::new()),
+                        })
+                        .collect();
                     (chunk, raws, decoded)
                 }))
             }
