@@ -95,12 +95,18 @@ pub const DEFAULT_CDRS_PER_PASS: u64 = 12_000_000;
 /// `cdrs` as the rating layer reads it: the month's CDRs, or those of the
 /// lines of one pass.
 async fn select_pass(ctx: &SessionContext, passes: u64, pass: u64) -> Result<(), RateError> {
-    let sql = if passes == 1 {
-        "SELECT * FROM month_cdrs".to_string()
+    use datafusion::common::ScalarValue;
+    let frame = if passes == 1 {
+        ctx.sql("SELECT * FROM month_cdrs").await?
     } else {
-        format!("SELECT * FROM month_cdrs WHERE CAST(msisdn AS BIGINT) % {passes} = {pass}")
+        ctx.sql("SELECT * FROM month_cdrs WHERE CAST(msisdn AS BIGINT) % $1 = $2")
+            .await?
+            .with_param_values(vec![
+                ScalarValue::Int64(Some(passes as i64)),
+                ScalarValue::Int64(Some(pass as i64)),
+            ])?
     };
-    let view = ctx.sql(&sql).await?.into_view();
+    let view = frame.into_view();
     ctx.deregister_table("cdrs")?;
     ctx.register_table("cdrs", view)?;
     engine::run_layer(ctx, sqlfiles::RATING).await?;
