@@ -16,12 +16,15 @@ fn sum_rated_files(land: &serde_json::Value, field: &str) -> u64 {
         .sum()
 }
 
+/// The contract's figures for the samples month.
+fn expected() -> serde_json::Value {
+    let samples = fixtures().join("samples");
+    serde_json::from_str(&std::fs::read_to_string(samples.join("expected.json")).unwrap()).unwrap()
+}
+
 #[test]
 fn samples_reproduce_expected_json_to_the_cent() {
-    let samples = fixtures().join("samples");
-    let expected: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(samples.join("expected.json")).unwrap())
-            .unwrap();
+    let expected = expected();
     let month = expected["month"].as_str().unwrap();
     let ws = Workspace::samples();
 
@@ -152,10 +155,7 @@ fn lake_files(ws: &Workspace) -> BTreeMap<String, Vec<u8>> {
 /// one pass: a line's allowances are consumed within one pass.
 #[test]
 fn samples_rated_in_passes_give_the_same_events_and_invoices() {
-    let samples = fixtures().join("samples");
-    let expected: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(samples.join("expected.json")).unwrap())
-            .unwrap();
+    let expected = expected();
     let month = expected["month"].as_str().unwrap();
     let events = |ws: &Workspace| {
         ws.query(
