@@ -313,7 +313,9 @@ pub struct CdrIndex {
 }
 
 impl CdrIndex {
-    fn empty(state_dir: &Path) -> CdrIndex {
+    /// An empty index of the state folder `state_dir`; `land` uses it as is
+    /// when it lands no RatedCDRs file (then it is neither read nor saved).
+    pub fn empty(state_dir: &Path) -> CdrIndex {
         CdrIndex {
             dir: state_dir.join(FOLDER),
             base: None,
@@ -323,12 +325,6 @@ impl CdrIndex {
             file_ids: HashMap::new(),
             source: IndexSource::Empty,
         }
-    }
-
-    /// An index for a run that lands no RatedCDRs file: neither read nor
-    /// saved.
-    pub fn unused(state_dir: &Path) -> CdrIndex {
-        CdrIndex::empty(state_dir)
     }
 
     /// The index of every RatedCDRs row landed so far. `landed` are the
@@ -358,10 +354,11 @@ impl CdrIndex {
 
     /// Opens the kept index if it covers exactly `landed`.
     fn open_kept(&mut self, landed: &BTreeSet<String>) -> bool {
-        let Ok(bytes) = std::fs::read(self.dir.join(DELTA)) else {
+        // Mapped once: its entries are looked up in place, its trailer read.
+        let Some(delta) = Run::open(&self.dir.join(DELTA), 0) else {
             return false;
         };
-        let Some(kept) = Delta::decode(&bytes) else {
+        let Some(kept) = Delta::decode(&delta.map) else {
             return false;
         };
         if kept.covered != *landed {
@@ -373,9 +370,6 @@ impl CdrIndex {
                 Some(run) => Some((generation, run)),
                 None => return false,
             },
-        };
-        let Some(delta) = Run::open(&self.dir.join(DELTA), 0) else {
-            return false;
         };
         self.base = base;
         self.delta = Some(delta);

@@ -147,7 +147,7 @@ pub async fn land(
         report.cdr_index = Some(index.source);
         index
     } else {
-        CdrIndex::unused(&settings.state_dir)
+        CdrIndex::empty(&settings.state_dir)
     };
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())

@@ -41,11 +41,13 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 
 use crate::csvfile::{self, CsvFile, DecimalMark};
+use crate::document::escape_markup;
 use crate::engine;
 use crate::lake::datasets::{self, WHATIF as DATASET};
 use crate::lake::{Lake, LakeError};
 use crate::month::Month;
 use crate::rate::{self, RateError};
+use crate::reference::ReferenceError;
 use crate::settings::Settings;
 use crate::sqlfiles;
 use crate::upstream::{self, MONEY_PRECISION, MONEY_SCALE};
@@ -63,21 +65,9 @@ pub enum WhatifError {
     Query(#[from] datafusion::error::DataFusionError),
     #[error("whatif failed: {0}")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
-    #[error("{path}: cannot read: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// benchmark.csv is read as the reference tables are, with their errors.
     #[error(transparent)]
-    File(#[from] csvfile::CsvFileError),
-    #[error("{file} line {line}, column {column}: {message}")]
-    Value {
-        file: String,
-        line: u64,
-        column: String,
-        message: String,
-    },
+    Benchmark(#[from] ReferenceError),
     #[error("{file} line 1: unknown column '{column}' (the columns are {known})")]
     UnknownColumn {
         file: String,
@@ -141,13 +131,13 @@ pub fn load_benchmark(dir: &Path) -> Result<Vec<Offer>, WhatifError> {
     let bytes = match std::fs::read(&path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(WhatifError::Read { path: file, source }),
+        Err(source) => return Err(ReferenceError::Read { path: file, source }.into()),
     };
     parse_benchmark(&file, &bytes)
 }
 
 fn parse_benchmark(file: &str, bytes: &[u8]) -> Result<Vec<Offer>, WhatifError> {
-    let csv = CsvFile::parse(file, bytes)?;
+    let csv = CsvFile::parse(file, bytes).map_err(ReferenceError::from)?;
     if let Some(column) = csv.unknown_columns(BENCHMARK_COLUMNS).into_iter().next() {
         return Err(WhatifError::UnknownColumn {
             file: file.to_string(),
@@ -159,15 +149,19 @@ fn parse_benchmark(file: &str, bytes: &[u8]) -> Result<Vec<Offer>, WhatifError> 
                 .join(";"),
         });
     }
-    let index = csv.columns(BENCHMARK_COLUMNS)?;
+    let index = csv
+        .columns(BENCHMARK_COLUMNS)
+        .map_err(ReferenceError::from)?;
     let mut offers = Vec::new();
     let mut seen = HashSet::new();
     for record in &csv.records {
-        let err = |column: &str, message: String| WhatifError::Value {
-            file: file.to_string(),
-            line: record.line,
-            column: column.to_string(),
-            message,
+        let err = |column: &str, message: String| {
+            WhatifError::from(ReferenceError::Value {
+                file: file.to_string(),
+                line: record.line,
+                column: column.to_string(),
+                message,
+            })
         };
         let text = |column: &str| -> Result<Option<&str>, WhatifError> {
             let i = BENCHMARK_COLUMNS
@@ -708,23 +702,6 @@ async fn summarise(ctx: &SessionContext, report: &mut WhatifReport) -> Result<()
     Ok(())
 }
 
-/// Text for SVG content and attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if c.is_control() => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// A bar chart of the revenue HT per alternative: one `<rect
 /// class="bar">` per alternative (the actual one also of class `actual`),
 /// its exact amount above it (on a white halo, over the dashed line) and
@@ -764,8 +741,8 @@ pub fn chart_svg(report: &WhatifReport) -> String {
          <rect x=\"0\" y=\"0\" width=\"{width}\" height=\"{height}\" fill=\"#ffffff\"/>\n\
          <text x=\"{LEFT}\" y=\"28\" font-size=\"16\" font-weight=\"bold\">{}</text>\n\
          <line x1=\"{LEFT}\" y1=\"{base}\" x2=\"{}\" y2=\"{base}\" stroke=\"#333333\"/>\n",
-        escape(&format!("Revenue HT per alternative, {}", report.month)),
-        escape(&format!(
+        escape_markup(&format!("Revenue HT per alternative, {}", report.month)),
+        escape_markup(&format!(
             "Revenue HT per alternative, {} (services, €)",
             report.month
         )),
@@ -795,12 +772,12 @@ pub fn chart_svg(report: &WhatifReport) -> String {
              <text x=\"{centre}\" y=\"{value_y}\" text-anchor=\"middle\" stroke=\"#ffffff\" stroke-width=\"3\" paint-order=\"stroke\">{value}</text>\n\
              <text x=\"{centre}\" y=\"{name_y}\" text-anchor=\"middle\">{name}</text>\n\
              <text x=\"{centre}\" y=\"{label_y}\" text-anchor=\"middle\" font-size=\"10\" fill=\"#555555\">{label}</text>\n",
-            name = escape(&a.alternative),
-            title = escape(&format!("{}: {} € HT", a.label, a.revenue_ht)),
-            value = escape(&a.revenue_ht.to_string()),
+            name = escape_markup(&a.alternative),
+            title = escape_markup(&format!("{}: {} € HT", a.label, a.revenue_ht)),
+            value = escape_markup(&a.revenue_ht.to_string()),
             name_y = base + 18,
             label_y = base + 34,
-            label = escape(&shorten(&a.label, 16)),
+            label = escape_markup(&shorten(&a.label, 16)),
         ));
     }
     svg.push_str("</svg>\n");
@@ -935,7 +912,7 @@ mod tests {
             "{svg}"
         );
         assert!(
-            svg.contains("&lt;b&gt;&quot;Rouge&quot; &amp; &apos;Co&apos;&lt;/b&gt;"),
+            svg.contains("&lt;b&gt;&quot;Rouge&quot; &amp; &#39;Co&#39;&lt;/b&gt;"),
             "{svg}"
         );
         assert!(!svg.contains("<b>"));

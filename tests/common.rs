@@ -43,6 +43,16 @@ pub fn binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mvnobill")))
 }
 
+impl From<std::process::Output> for Output {
+    fn from(out: std::process::Output) -> Output {
+        Output {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 pub fn mvnobill(args: &[&str], dir: &Path) -> Output {
     let out = Command::new(binary())
         .args(args)
@@ -50,11 +60,7 @@ pub fn mvnobill(args: &[&str], dir: &Path) -> Output {
         .env_remove("RUST_LOG")
         .output()
         .expect("run mvnobill");
-    Output {
-        status: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Output::from(out)
 }
 
 /// A scratch folder with a `mvnobill.toml`.

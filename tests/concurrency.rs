@@ -24,11 +24,7 @@ fn spawn(ws: &Workspace, args: &[&str]) -> std::process::Child {
 
 fn output(child: std::process::Child) -> Output {
     let out = child.wait_with_output().expect("wait for mvnobill");
-    Output {
-        status: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Output::from(out)
 }
 
 /// The month's invoice numbers, in order; they must be EXM-2026-000001 to

@@ -177,11 +177,7 @@ fn run(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Output {
         .envs(env.iter().copied())
         .output()
         .expect("run mvnobill");
-    let output = Output {
-        status: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
+    let output = Output::from(out);
     assert!(
         !output.stdout.contains(PASSWORD) && !output.stderr.contains(PASSWORD),
         "the password is in the output of {args:?}"

@@ -58,11 +58,7 @@ fn run(ws: &Workspace, args: &[&str]) -> Output {
         .env("MVNOBILL_SMTP_PASSWORD", SMTP_PASSWORD)
         .output()
         .expect("run mvnobill");
-    Output {
-        status: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Output::from(out)
 }
 
 #[test]
