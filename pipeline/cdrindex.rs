@@ -152,6 +152,27 @@ impl Table {
         self.shards[Table::shard(entry.key_high)].insert(entry);
     }
 
+    /// The entry already under `entry`'s key, or `None` after inserting
+    /// it: one probe instead of a `get` and an `insert`.
+    fn get_or_insert(&mut self, entry: Entry) -> Option<Entry> {
+        self.shards[Table::shard(entry.key_high)].get_or_insert(entry)
+    }
+
+    /// Asks the CPU to fetch the slot where `key`'s probe starts, so that
+    /// a lookup a few rows later finds it in cache: the table is far larger
+    /// than the caches and each lookup would otherwise wait on memory.
+    fn prefetch(&self, key: (u32, u64)) {
+        let shard = &self.shards[Table::shard(key.0)];
+        let slot: *const Entry = &shard.slots[shard.home(key.1)];
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is a hint; it reads nothing and cannot fault.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch(slot.cast::<i8>(), std::arch::x86_64::_MM_HINT_T0)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = slot;
+    }
+
     /// The entries in key order, each shard sorted in its own memory when
     /// its turn comes (the shard is the key's top bits).
     fn into_sorted(self) -> impl Iterator<Item = Entry> {
@@ -171,37 +192,45 @@ impl Shard {
         ((key_low as u128 * self.slots.len() as u128) >> 64) as usize
     }
 
-    fn get(&self, key: (u32, u64)) -> Option<&Entry> {
+    /// The slot holding `key`, or the empty slot where it would go.
+    fn probe(&self, key: (u32, u64)) -> usize {
         let mut at = self.home(key.1);
         loop {
             let slot = &self.slots[at];
-            if slot.is_empty() {
-                return None;
+            if slot.is_empty() || slot.key() == key {
+                return at;
             }
-            if slot.key() == key {
-                return Some(slot);
-            }
-            at = (at + 1) % self.slots.len();
+            at = if at + 1 == self.slots.len() { 0 } else { at + 1 };
         }
     }
 
-    fn insert(&mut self, entry: Entry) {
+    fn get(&self, key: (u32, u64)) -> Option<&Entry> {
+        let slot = &self.slots[self.probe(key)];
+        (!slot.is_empty()).then_some(slot)
+    }
+
+    /// The entry under `entry`'s key if there is one; otherwise `entry` is
+    /// stored.
+    fn get_or_insert(&mut self, entry: Entry) -> Option<Entry> {
         if (self.len + 1) * 8 > self.slots.len() * 7 {
             self.grow();
         }
-        let mut at = self.home(entry.key_low);
-        loop {
-            let slot = &mut self.slots[at];
-            if slot.is_empty() {
-                *slot = entry;
-                self.len += 1;
-                return;
-            }
-            if slot.key() == entry.key() {
-                *slot = entry;
-                return;
-            }
-            at = (at + 1) % self.slots.len();
+        let at = self.probe(entry.key());
+        let slot = &mut self.slots[at];
+        if !slot.is_empty() {
+            return Some(*slot);
+        }
+        *slot = entry;
+        self.len += 1;
+        None
+    }
+
+    /// Stores `entry`, replacing the entry under its key if any.
+    fn insert(&mut self, entry: Entry) {
+        if let Some(kept) = self.get_or_insert(entry) {
+            debug_assert_eq!(kept.key(), entry.key());
+            let at = self.probe(entry.key());
+            self.slots[at] = entry;
         }
     }
 
@@ -455,6 +484,29 @@ impl CdrIndex {
 
     pub fn insert(&mut self, id: u128, content: i64, file: u32) {
         self.added.insert(Entry::new(id, content, file));
+    }
+
+    /// The content hash and the file of the first copy of `id` if it was
+    /// landed, or `None` after recording this copy (`content`, `file`) as
+    /// the first.
+    pub fn get_or_insert(&mut self, id: u128, content: i64, file: u32) -> Option<(i64, u32)> {
+        let entry = Entry::new(id, content, file);
+        let kept = [self.delta.as_ref(), self.base.as_ref().map(|(_, run)| run)]
+            .into_iter()
+            .flatten()
+            .find_map(|run| run.get(entry.key()));
+        match kept {
+            Some(found) => Some((found.content, found.file())),
+            None => self
+                .added
+                .get_or_insert(entry)
+                .map(|found| (found.content, found.file())),
+        }
+    }
+
+    /// A hint that `id` is looked up soon (see [`Table::prefetch`]).
+    pub fn prefetch(&self, id: u128) {
+        self.added.prefetch(key_of(id));
     }
 
     fn trailer(&self, base_generation: u64, landed: &BTreeSet<String>) -> Vec<u8> {

@@ -25,7 +25,6 @@
 //! reason, and the report names it.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -136,13 +135,17 @@ pub async fn land(
     let rated = files.iter().any(|f| f.folder == "RatedCDRs");
     let mut index = if rated {
         let landed = ledger.landed_names("RatedCDRs")?;
-        // About how many ids may come: a CDR row is about 100 bytes (the
-        // table grows, a shard at a time, if more come).
+        // About how many ids may come: a CDR row is 90 to 100 bytes, so
+        // one per 80 leaves room (the table grows, a shard at a time, if
+        // more come, which costs a copy of that shard).
         let new_ids = files
             .iter()
             .filter(|f| f.folder == "RatedCDRs")
-            .map(|f| f.size as usize / 100)
+            .map(|f| f.size as usize / 80)
             .sum();
+        if new_ids * 80 > LARGE_LANDING_BYTES {
+            return_large_buffers();
+        }
         let index = CdrIndex::load(&settings.state_dir, lake, &landed, &landing, new_ids).await?;
         report.cdr_index = Some(index.source);
         index
@@ -152,84 +155,68 @@ pub async fn land(
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    // A file a core at a time is decoded on a blocking thread pool while
-    // the previous ones are committed (written) in order: decoding and
-    // Parquet encoding overlap, and memory holds a few files, not the month.
-    let chunks: Vec<Vec<FetchedFile>> =
-        files.chunks(threads).map(<[FetchedFile]>::to_vec).collect();
+    // A file a core at a time is decoded on the blocking thread pool, each
+    // on its own (a small file does not wait for a large one), while the
+    // files before are committed (written) in order: decoding and Parquet
+    // encoding overlap, and memory holds a few files, not the month.
     let bar = crate::progress::bar("land", files.len() as u64, "files");
-    let mut pending: Option<tokio::task::JoinHandle<DecodedChunk>> = None;
+    let mut to_decode = files.into_iter();
+    let mut decoding: VecDeque<tokio::task::JoinHandle<(FetchedFile, RawBytes, Decoded)>> =
+        VecDeque::new();
     // Files de-duplicated (in order, on this task) whose rows are being
     // encoded and written on the runtime's other threads.
     let mut writing: VecDeque<(FetchedFile, Writing)> = VecDeque::new();
     // Large BilledCDRs files, landing on their own tasks meanwhile.
     let mut beside: Vec<(FetchedFile, Writing)> = Vec::new();
-    for chunk in chunks.into_iter().map(Some).chain(std::iter::once(None)) {
-        let next = match chunk {
-            Some(chunk) => {
-                let mut raws = Vec::with_capacity(chunk.len());
-                for file in &chunk {
-                    raws.push(RawBytes::read(settings, lake, file).await?);
-                }
-                Some(tokio::task::spawn_blocking(move || {
-                    let decoded = decode_all(&chunk, &raws, threads);
-                    // Only a large file is read again (as it lands): the
-                    // others' bytes go now.
-                    let raws = raws
-                        .into_iter()
-                        .zip(&decoded)
-                        .map(|(raw, decoded)| match decoded.rows {
-                            Rows::Streamed => raw,
-                            _ => RawBytes::Read(Vec::new()),
-                        })
-                        .collect();
-                    (chunk, raws, decoded)
-                }))
-            }
-            None => None,
+    loop {
+        while decoding.len() < threads {
+            let Some(file) = to_decode.next() else { break };
+            let raw = RawBytes::read(settings, lake, &file).await?;
+            decoding.push_back(tokio::task::spawn_blocking(move || {
+                let decoded = decode(&file, &raw);
+                // Only a large file is read again (as it lands): the others'
+                // bytes go now.
+                let raw = match decoded.rows {
+                    Rows::Streamed => raw,
+                    _ => RawBytes::Read(Vec::new()),
+                };
+                (file, raw, decoded)
+            }));
+        }
+        let Some(next) = decoding.pop_front() else {
+            break;
         };
-        if let Some(previous) = pending.take() {
-            let (chunk, mut raws, decoded) = previous.await.expect("decoding does not panic");
-            for (i, (file, decoded)) in chunk.into_iter().zip(decoded).enumerate() {
-                if matches!(decoded.rows, Rows::Streamed) {
-                    let bytes = std::mem::replace(&mut raws[i], RawBytes::Read(Vec::new()));
-                    if file.folder == "RatedCDRs" {
-                        // De-duplicated against all before it: in order.
-                        while let Some(done) = writing.pop_front() {
-                            finish(ledger, &mut report, &bar, done).await?;
-                        }
-                        let landed = commit_streamed(
-                            lake,
-                            Some(&mut index),
-                            file.folder.clone(),
-                            decoded,
-                            bytes,
-                        )
-                        .await?;
-                        finish(ledger, &mut report, &bar, (file, Writing::Done(landed))).await?;
-                    } else {
-                        // The month's BilledCDRs depends on no other file:
-                        // it lands beside the RatedCDRs.
-                        let lake = lake.clone();
-                        let folder = file.folder.clone();
-                        let task = tokio::spawn(async move {
-                            commit_streamed(&lake, None, folder, decoded, bytes).await
-                        });
-                        beside.push((file, Writing::Task(task)));
-                    }
-                    continue;
-                }
-                let output = prepare(settings, &mut index, &file, decoded, &mut report.warnings)?;
-                let task = tokio::spawn(write_output(lake.clone(), output));
-                writing.push_back((file, Writing::Task(task)));
-                // Bounded: a file's rows wait in memory until written.
-                while writing.len() > threads {
-                    let done = writing.pop_front().expect("not empty");
+        let (file, bytes, decoded) = next.await.expect("decoding does not panic");
+        if matches!(decoded.rows, Rows::Streamed) {
+            if file.folder == "RatedCDRs" {
+                // De-duplicated against all before it: in order.
+                while let Some(done) = writing.pop_front() {
                     finish(ledger, &mut report, &bar, done).await?;
                 }
+                let landed =
+                    commit_streamed(lake, Some(&mut index), file.folder.clone(), decoded, bytes)
+                        .await?;
+                finish(ledger, &mut report, &bar, (file, Writing::Done(landed))).await?;
+            } else {
+                // The month's BilledCDRs depends on no other file: it lands
+                // beside the RatedCDRs.
+                let lake = lake.clone();
+                let folder = file.folder.clone();
+                let task = tokio::spawn(async move {
+                    commit_streamed(&lake, None, folder, decoded, bytes).await
+                });
+                beside.push((file, Writing::Task(task)));
             }
+            continue;
         }
-        pending = next;
+        let output = prepare(settings, &mut index, &file, decoded, &mut report.warnings)?;
+        let task = tokio::spawn(write_output(lake.clone(), output));
+        writing.push_back((file, Writing::Task(task)));
+        // Bounded: a file's rows wait in memory until written.
+        while writing.len() > threads {
+            let done = writing.pop_front().expect("not empty");
+            finish(ledger, &mut report, &bar, done).await?;
+        }
     }
     for done in writing.into_iter().chain(beside) {
         finish(ledger, &mut report, &bar, done).await?;
@@ -239,6 +226,26 @@ pub async fn land(
     }
     bar.finish_and_clear();
     Ok(report)
+}
+
+/// Above this many bytes of RatedCDRs in one run (about 11M CDRs), land
+/// gives freed buffers back to the system at once (see
+/// [`return_large_buffers`]).
+const LARGE_LANDING_BYTES: usize = 1 << 30;
+
+/// glibc keeps a freed buffer of up to 32 MB in its heap for reuse (its
+/// mmap threshold grows with the buffers it sees). Landing a month of 30M
+/// CDRs then peaked at 2.3 GB, of which the `cdr_id` table is 1 GB; with the
+/// threshold fixed at 4 MB, each large buffer (a file's columns, a Parquet
+/// page) is mapped on its own and returned when freed: 1.8 GB, for about
+/// 10 % more time (docs/PERFORMANCE.md). Smaller runs keep glibc's default.
+fn return_large_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a parameter of the allocator; glibc
+    // documents it as safe to call at any time.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+    }
 }
 
 /// A raw file's bytes: read whole, or, for a large file on this machine's
@@ -419,7 +426,6 @@ fn quarantine_source(folder: &str) -> &'static str {
 // Decode: bytes to columns, no I/O.
 
 /// A chunk of files, their bytes and what decoding them gave.
-type DecodedChunk = (Vec<FetchedFile>, Vec<RawBytes>, Vec<Decoded>);
 
 /// What decoding one file gives.
 struct Decoded {
@@ -448,32 +454,6 @@ enum Rows {
         batch: RecordBatch,
         puks: Vec<PukRow>,
     },
-}
-
-fn decode_all(files: &[FetchedFile], raws: &[RawBytes], threads: usize) -> Vec<Decoded> {
-    let next = AtomicUsize::new(0);
-    let mut results: Vec<(usize, Decoded)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads.min(files.len()))
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= files.len() {
-                            break done;
-                        }
-                        done.push((i, decode(&files[i], &raws[i])));
-                    }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("a decoding thread does not panic"))
-            .collect()
-    });
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, d)| d).collect()
 }
 
 fn decode(file: &FetchedFile, bytes: &[u8]) -> Decoded {
@@ -627,7 +607,7 @@ impl<'a> CdrChunker<'a> {
             read += 1;
             decoded.counts.rows_in += 1;
             let parsed = one_line(record.line, record.raw).and_then(|()| {
-                upstream::parse_cdr(record.fields, &self.index_of, header_len, &mut self.clock)
+                upstream::parse_cdr(&record.fields, &self.index_of, header_len, &mut self.clock)
             });
             match parsed {
                 Ok(cdr) => {
@@ -1195,11 +1175,19 @@ fn dedup(
     let mut new = Vec::with_capacity(ids.len());
     let mut conflict = Vec::with_capacity(ids.len());
     let mut first_sources = Vec::new();
+    // How many rows ahead the table's slot is fetched (see
+    // `CdrIndex::prefetch`): enough to cover a memory access.
+    const AHEAD: usize = 16;
+    for id in ids.iter().take(AHEAD) {
+        index.prefetch(*id);
+    }
     for (row, id) in ids.iter().enumerate() {
+        if let Some(later) = ids.get(row + AHEAD) {
+            index.prefetch(*later);
+        }
         let hash = hashes.value(row);
-        match index.get(*id) {
+        match index.get_or_insert(*id, hash, this_file) {
             None => {
-                index.insert(*id, hash, this_file);
                 new.push(true);
                 conflict.push(false);
             }

@@ -108,16 +108,16 @@ fn required<'a>(value: Option<&'a str>, column: &str) -> Result<&'a str, String>
 }
 
 /// Parses one CDR record; `index` maps CDR_COLUMNS to the file's columns.
-pub fn parse_cdr<'a>(
-    record: &'a csv::ByteRecord,
+pub fn parse_cdr<'a, F: csvfile::Fields + ?Sized>(
+    record: &'a F,
     index: &[Option<usize>],
     header_len: usize,
     clock: &mut csvfile::ParisClock,
 ) -> Result<Cdr<'a>, String> {
-    if record.len() != header_len {
+    if record.count() != header_len {
         return Err(format!(
             "FIELD_COUNT: the row has {} fields, the header {}",
-            record.len(),
+            record.count(),
             header_len
         ));
     }
