@@ -202,7 +202,7 @@ pub async fn land(
                 // beside the RatedCDRs.
                 let lake = lake.clone();
                 let folder = file.folder.clone();
-                let task = tokio::spawn(async move {
+                let task = on_own_thread(async move {
                     commit_streamed(&lake, None, folder, decoded, bytes).await
                 });
                 beside.push((file, Writing::Task(task)));
@@ -210,7 +210,7 @@ pub async fn land(
             continue;
         }
         let output = prepare(settings, &mut index, &file, decoded, &mut report.warnings)?;
-        let task = tokio::spawn(write_output(lake.clone(), output));
+        let task = on_own_thread(write_output(lake.clone(), output));
         writing.push_back((file, Writing::Task(task)));
         // Bounded: a file's rows wait in memory until written.
         while writing.len() > threads {
@@ -226,6 +226,18 @@ pub async fn land(
     }
     bar.finish_and_clear();
     Ok(report)
+}
+
+/// Runs a file's Parquet encoding and writing on a blocking thread of its
+/// own rather than on one of the runtime's workers: encoding holds a
+/// thread for long stretches without yielding, and on a worker it kept the
+/// task that feeds the decoders waiting, so cores sat idle
+/// (docs/PERFORMANCE.md).
+fn on_own_thread<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> tokio::task::JoinHandle<T> {
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || runtime.block_on(work))
 }
 
 /// Above this many bytes of RatedCDRs in one run (about 11M CDRs), land
