@@ -144,6 +144,7 @@ impl Table {
         self.shards.iter().map(|s| s.len).sum()
     }
 
+    #[cfg(test)]
     fn get(&self, key: (u32, u64)) -> Option<&Entry> {
         self.shards[Table::shard(key.0)].get(key)
     }
@@ -204,6 +205,7 @@ impl Shard {
         }
     }
 
+    #[cfg(test)]
     fn get(&self, key: (u32, u64)) -> Option<&Entry> {
         let slot = &self.slots[self.probe(key)];
         (!slot.is_empty()).then_some(slot)
@@ -469,20 +471,27 @@ impl CdrIndex {
         &self.files[id as usize]
     }
 
-    /// The content hash and the file of the first copy of `id`, if landed.
-    pub fn get(&self, id: u128) -> Option<(i64, u32)> {
-        let key = key_of(id);
-        if let Some(found) = self.added.get(key) {
-            return Some((found.content, found.file()));
-        }
+    /// The entry of `key` in the index kept from earlier runs, if any.
+    fn kept(&self, key: (u32, u64)) -> Option<Entry> {
         [self.delta.as_ref(), self.base.as_ref().map(|(_, run)| run)]
             .into_iter()
             .flatten()
             .find_map(|run| run.get(key))
+    }
+
+    /// The content hash and the file of the first copy of `id`, if landed.
+    #[cfg(test)]
+    fn get(&self, id: u128) -> Option<(i64, u32)> {
+        let key = key_of(id);
+        self.added
+            .get(key)
+            .copied()
+            .or_else(|| self.kept(key))
             .map(|entry| (entry.content, entry.file()))
     }
 
-    pub fn insert(&mut self, id: u128, content: i64, file: u32) {
+    #[cfg(test)]
+    fn insert(&mut self, id: u128, content: i64, file: u32) {
         self.added.insert(Entry::new(id, content, file));
     }
 
@@ -491,17 +500,9 @@ impl CdrIndex {
     /// the first.
     pub fn get_or_insert(&mut self, id: u128, content: i64, file: u32) -> Option<(i64, u32)> {
         let entry = Entry::new(id, content, file);
-        let kept = [self.delta.as_ref(), self.base.as_ref().map(|(_, run)| run)]
-            .into_iter()
-            .flatten()
-            .find_map(|run| run.get(entry.key()));
-        match kept {
-            Some(found) => Some((found.content, found.file())),
-            None => self
-                .added
-                .get_or_insert(entry)
-                .map(|found| (found.content, found.file())),
-        }
+        self.kept(entry.key())
+            .or_else(|| self.added.get_or_insert(entry))
+            .map(|found| (found.content, found.file()))
     }
 
     /// A hint that `id` is looked up soon (see [`Table::prefetch`]).

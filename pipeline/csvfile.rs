@@ -237,7 +237,7 @@ impl<'a> CsvReader<'a> {
     }
 
     /// Reads one record with quotes from the start of `input` into
-    /// `self.record`; returns how many bytes it took (its line ending
+    /// `self.out` and `self.bounds`; returns how many bytes it took (its line ending
     /// included, or not).
     fn read_quoted(&mut self, input: &[u8]) -> usize {
         use csv_core::ReadRecordResult;

@@ -135,17 +135,18 @@ pub async fn land(
     let rated = files.iter().any(|f| f.folder == "RatedCDRs");
     let mut index = if rated {
         let landed = ledger.landed_names("RatedCDRs")?;
+        let rated_bytes: usize = files
+            .iter()
+            .filter(|f| f.folder == "RatedCDRs")
+            .map(|f| f.size as usize)
+            .sum();
+        if rated_bytes > LARGE_LANDING_BYTES {
+            return_large_buffers();
+        }
         // About how many ids may come: a CDR row is 90 to 100 bytes, so
         // one per 80 leaves room (the table grows, a shard at a time, if
         // more come, which costs a copy of that shard).
-        let new_ids = files
-            .iter()
-            .filter(|f| f.folder == "RatedCDRs")
-            .map(|f| f.size as usize / 80)
-            .sum();
-        if new_ids * 80 > LARGE_LANDING_BYTES {
-            return_large_buffers();
-        }
+        let new_ids = rated_bytes / 80;
         let index = CdrIndex::load(&settings.state_dir, lake, &landed, &landing, new_ids).await?;
         report.cdr_index = Some(index.source);
         index
@@ -436,8 +437,6 @@ fn quarantine_source(folder: &str) -> &'static str {
 
 // ---------------------------------------------------------------------------
 // Decode: bytes to columns, no I/O.
-
-/// A chunk of files, their bytes and what decoding them gave.
 
 /// What decoding one file gives.
 struct Decoded {
@@ -1190,9 +1189,6 @@ fn dedup(
     // How many rows ahead the table's slot is fetched (see
     // `CdrIndex::prefetch`): enough to cover a memory access.
     const AHEAD: usize = 16;
-    for id in ids.iter().take(AHEAD) {
-        index.prefetch(*id);
-    }
     for (row, id) in ids.iter().enumerate() {
         if let Some(later) = ids.get(row + AHEAD) {
             index.prefetch(*later);
