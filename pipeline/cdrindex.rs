@@ -140,6 +140,7 @@ impl Table {
         (key_high >> 26) as usize
     }
 
+    #[cfg(test)]
     fn len(&self) -> usize {
         self.shards.iter().map(|s| s.len).sum()
     }
@@ -174,10 +175,26 @@ impl Table {
         let _ = slot;
     }
 
-    /// The entries in key order, each shard sorted in its own memory when
-    /// its turn comes (the shard is the key's top bits).
-    fn into_sorted(self) -> impl Iterator<Item = Entry> {
-        self.shards.into_iter().flat_map(Shard::into_sorted)
+    /// The entries in key order: each shard sorted in its own memory (the
+    /// shard is the key's top bits, so the shards in turn are in order),
+    /// `threads` shards at a time.
+    fn into_sorted(self, threads: usize) -> Vec<Vec<Entry>> {
+        let mut shards: Vec<Option<Shard>> = self.shards.into_iter().map(Some).collect();
+        let mut sorted: Vec<Vec<Entry>> = vec![Vec::new(); shards.len()];
+        let per_thread = shards.len().div_ceil(threads.max(1));
+        std::thread::scope(|scope| {
+            for (shards, sorted) in shards
+                .chunks_mut(per_thread)
+                .zip(sorted.chunks_mut(per_thread))
+            {
+                scope.spawn(move || {
+                    for (shard, out) in shards.iter_mut().zip(sorted.iter_mut()) {
+                        *out = shard.take().expect("each shard once").into_sorted();
+                    }
+                });
+            }
+        });
+        sorted
     }
 }
 
@@ -201,7 +218,11 @@ impl Shard {
             if slot.is_empty() || slot.key() == key {
                 return at;
             }
-            at = if at + 1 == self.slots.len() { 0 } else { at + 1 };
+            at = if at + 1 == self.slots.len() {
+                0
+            } else {
+                at + 1
+            };
         }
     }
 
@@ -519,9 +540,47 @@ impl CdrIndex {
         .encode_trailer()
     }
 
+    /// Sorts this run's entries for [`SortedIndex::save`], on `threads`
+    /// threads: the larger part of saving a month's index, which `land`
+    /// runs while its last files are still being written.
+    pub fn sort(mut self, threads: usize) -> SortedIndex {
+        let added = std::mem::replace(&mut self.added, Table::with_capacity(0));
+        SortedIndex {
+            added: added.into_sorted(threads),
+            index: self,
+        }
+    }
+
+    #[cfg(test)]
+    pub fn save(self, landed: &BTreeSet<String>) -> Result<(), IndexError> {
+        self.sort(2).save(landed)
+    }
+}
+
+/// A [`CdrIndex`] whose entries of this run are sorted, to be saved.
+pub struct SortedIndex {
+    index: CdrIndex,
+    added: Vec<Vec<Entry>>,
+}
+
+impl SortedIndex {
     /// Writes the index for the next run: it covers `landed`, the RatedCDRs
     /// files the ledger records as landed once this run is over.
-    pub fn save(mut self, landed: &BTreeSet<String>) -> Result<(), IndexError> {
+    pub fn save(self, landed: &BTreeSet<String>) -> Result<(), IndexError> {
+        let SortedIndex {
+            index: mut this,
+            added,
+        } = self;
+        this.save_sorted(added, landed)
+    }
+}
+
+impl CdrIndex {
+    fn save_sorted(
+        &mut self,
+        added: Vec<Vec<Entry>>,
+        landed: &BTreeSet<String>,
+    ) -> Result<(), IndexError> {
         let io = |path: &Path, source| IndexError::Io {
             path: path.display().to_string(),
             source,
@@ -530,15 +589,14 @@ impl CdrIndex {
             path: self.dir.display().to_string(),
             source: std::io::Error::other(e.to_string()),
         })?;
-        let added = std::mem::replace(&mut self.added, Table::with_capacity(0));
         let kept_delta: Vec<Entry> = self
             .delta
             .as_ref()
             .map(|d| d.entries().collect())
             .unwrap_or_default();
         // No id is in both: the delta's size is the sum.
-        let delta_count = kept_delta.len() + added.len();
-        let delta = merge(kept_delta.into_iter(), added.into_sorted());
+        let delta_count = kept_delta.len() + added.iter().map(Vec::len).sum::<usize>();
+        let delta = merge(kept_delta.into_iter(), added.into_iter().flatten());
         let base_count = self.base.as_ref().map(|(_, run)| run.count).unwrap_or(0);
         let path = self.dir.join(DELTA);
         let generation = if delta_count > base_count / 4 {
@@ -743,7 +801,7 @@ mod tests {
             assert_eq!((found.content, found.file()), (n as i64, (n % 3) as u32));
         }
         assert!(table.get(key_of(id(50_000))).is_none());
-        let sorted: Vec<Entry> = table.into_sorted().collect();
+        let sorted: Vec<Entry> = table.into_sorted(3).into_iter().flatten().collect();
         assert_eq!(sorted.len(), 50_000);
         assert!(sorted.windows(2).all(|w| w[0].key() < w[1].key()));
     }

@@ -174,6 +174,53 @@ pub async fn stream_file(
         .map_err(|e| e.context(format!("in sql file {}", file.name)))
 }
 
+/// [`stream_file`], keeping the physical plan, whose metrics (rows, time
+/// and memory of each operator) are complete once the stream is.
+pub async fn stream_file_with_plan(
+    ctx: &SessionContext,
+    file: &SqlFile,
+) -> Result<
+    (
+        Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+        datafusion::execution::SendableRecordBatchStream,
+    ),
+    DataFusionError,
+> {
+    let plan = ctx
+        .sql(file.sql)
+        .await
+        .map_err(|e| e.context(format!("in sql file {}", file.name)))?
+        .create_physical_plan()
+        .await
+        .map_err(|e| e.context(format!("in sql file {}", file.name)))?;
+    let stream = datafusion::physical_plan::execute_stream(plan.clone(), ctx.task_ctx())?;
+    Ok((plan, stream))
+}
+
+/// For profiling (docs/PERFORMANCE.md): when the environment variable
+/// `MVNOBILL_PLAN_METRICS` names a file, appends to it a run plan with each
+/// operator's metrics, as `EXPLAIN ANALYZE` prints them.
+pub fn save_plan_metrics(title: &str, plan: &dyn datafusion::physical_plan::ExecutionPlan) {
+    use std::io::Write;
+    let Some(path) = std::env::var_os("MVNOBILL_PLAN_METRICS") else {
+        return;
+    };
+    let shown = datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(plan)
+        .indent(true)
+        .to_string();
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| writeln!(f, "-- {title}\n{shown}"));
+    if let Err(e) = written {
+        tracing::warn!(
+            "could not write the plan's metrics to {}: {e}",
+            path.to_string_lossy()
+        );
+    }
+}
+
 /// The values of a text column (Utf8, LargeUtf8 or Utf8View) as strings;
 /// null as "".
 pub fn strings(array: &ArrayRef) -> Vec<String> {

@@ -13,7 +13,8 @@
 //!   (`cdrs/month=2026-10/RatedCDRs_20261002_080700.parquet`), and the
 //!   ledger marks the file landed with its counts. De-duplication and the
 //!   ledger go in order; the Parquet encoding of a few files runs at once
-//!   on the runtime's threads, beside the decoding of the next ones.
+//!   on threads of their own, beside the decoding of the next ones, which
+//!   runs ahead of the commit (a file a core at a time).
 //!
 //! For every file, rows in = rows landed + rows quarantined. A delivery
 //! writes only its own rows; a crash before the ledger records a file is
@@ -133,6 +134,7 @@ pub async fn land(
     }
     let landing: BTreeSet<String> = files.iter().map(stored_name).collect();
     let rated = files.iter().any(|f| f.folder == "RatedCDRs");
+    let mut queue_budget = QUEUED_BYTES;
     let mut index = if rated {
         let landed = ledger.landed_names("RatedCDRs")?;
         let rated_bytes: usize = files
@@ -142,6 +144,7 @@ pub async fn land(
             .sum();
         if rated_bytes > LARGE_LANDING_BYTES {
             return_large_buffers();
+            queue_budget = QUEUED_BYTES_LARGE_LANDING;
         }
         // About how many ids may come: a CDR row is 90 to 100 bytes, so
         // one per 80 leaves room (the table grows, a shard at a time, if
@@ -162,32 +165,55 @@ pub async fn land(
     // encoding overlap, and memory holds a few files, not the month.
     let bar = crate::progress::bar("land", files.len() as u64, "files");
     let mut to_decode = files.into_iter();
-    let mut decoding: VecDeque<tokio::task::JoinHandle<(FetchedFile, RawBytes, Decoded)>> =
-        VecDeque::new();
+    // Files queued for decoding, in order, with their sizes (those read
+    // whole). A file a core is decoded at a time (`decoders`), but the
+    // queue runs ahead of the in-order commit: when the file at its head is
+    // large, the small ones behind it are decoded meanwhile instead of a
+    // core waiting (docs/PERFORMANCE.md). Bounded by count and by bytes.
+    let decoders = Arc::new(tokio::sync::Semaphore::new(threads));
+    let mut decoding: VecDeque<(usize, DecodingFile)> = VecDeque::new();
+    let mut queued_bytes = 0usize;
     // Files de-duplicated (in order, on this task) whose rows are being
     // encoded and written on the runtime's other threads.
     let mut writing: VecDeque<(FetchedFile, Writing)> = VecDeque::new();
     // Large BilledCDRs files, landing on their own tasks meanwhile.
     let mut beside: Vec<(FetchedFile, Writing)> = Vec::new();
     loop {
-        while decoding.len() < threads {
+        while decoding.len() < threads
+            || (decoding.len() < threads * QUEUED_FILES_A_CORE && queued_bytes < queue_budget)
+        {
             let Some(file) = to_decode.next() else { break };
             let raw = RawBytes::read(settings, lake, &file).await?;
-            decoding.push_back(tokio::task::spawn_blocking(move || {
-                let decoded = decode(&file, &raw);
-                // Only a large file is read again (as it lands): the others'
-                // bytes go now.
-                let raw = match decoded.rows {
-                    Rows::Streamed => raw,
-                    _ => RawBytes::Read(Vec::new()),
-                };
-                (file, raw, decoded)
-            }));
+            let size = match raw {
+                RawBytes::Read(ref bytes) => bytes.len(),
+                RawBytes::Mapped(_) => 0,
+            };
+            queued_bytes += size;
+            let decoders = decoders.clone();
+            decoding.push_back((
+                size,
+                tokio::spawn(async move {
+                    let _decoder = decoders.acquire_owned().await.expect("never closed");
+                    tokio::task::spawn_blocking(move || {
+                        let decoded = decode(&file, &raw);
+                        // Only a large file is read again (as it lands): the
+                        // others' bytes go now.
+                        let raw = match decoded.rows {
+                            Rows::Streamed => raw,
+                            _ => RawBytes::Read(Vec::new()),
+                        };
+                        (file, raw, decoded)
+                    })
+                    .await
+                    .expect("decoding does not panic")
+                }),
+            ));
         }
-        let Some(next) = decoding.pop_front() else {
+        let Some((size, next)) = decoding.pop_front() else {
             break;
         };
         let (file, bytes, decoded) = next.await.expect("decoding does not panic");
+        queued_bytes -= size;
         if matches!(decoded.rows, Rows::Streamed) {
             if file.folder == "RatedCDRs" {
                 // De-duplicated against all before it: in order.
@@ -219,15 +245,23 @@ pub async fn land(
             finish(ledger, &mut report, &bar, done).await?;
         }
     }
+    // Every id is in: the index is sorted for saving while the last files
+    // are written.
+    let sorting = rated.then(|| tokio::task::spawn_blocking(move || index.sort(threads)));
     for done in writing.into_iter().chain(beside) {
         finish(ledger, &mut report, &bar, done).await?;
     }
-    if rated {
+    if let Some(sorting) = sorting {
+        let index = sorting.await.expect("sorting does not panic");
         index.save(&ledger.landed_names("RatedCDRs")?)?;
     }
     bar.finish_and_clear();
     Ok(report)
 }
+
+/// A file being decoded: it gives the file, its bytes if it is read again
+/// as it lands (a large file), and what decoding found.
+type DecodingFile = tokio::task::JoinHandle<(FetchedFile, RawBytes, Decoded)>;
 
 /// Runs a file's Parquet encoding and writing on a blocking thread of its
 /// own rather than on one of the runtime's workers: encoding holds a
@@ -240,6 +274,15 @@ fn on_own_thread<T: Send + 'static>(
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || runtime.block_on(work))
 }
+
+/// How many files may wait decoded, or to be decoded, a core (see
+/// `land`), and how many bytes of them read whole at most beyond the first
+/// file a core: about one more file in a large landing, whose `cdr_id`
+/// table takes most of the 2 GiB (with 192 MB, a month of 30M CDRs peaked
+/// at 2,070 MiB; with 48 MB at 1,914 to 2,007 MiB).
+const QUEUED_FILES_A_CORE: usize = 3;
+const QUEUED_BYTES: usize = 192 << 20;
+const QUEUED_BYTES_LARGE_LANDING: usize = 16 << 20;
 
 /// Above this many bytes of RatedCDRs in one run (about 11M CDRs), land
 /// gives freed buffers back to the system at once (see

@@ -128,14 +128,17 @@ async fn split_outcomes(
 ) -> Result<(), RateError> {
     use datafusion::arrow::compute::{filter_record_batch, is_null, not};
     type Routed = (bool, datafusion::arrow::record_batch::RecordBatch);
-    let mut writer: Option<(
+    // Where the batches go, and the task writing them.
+    type Writer = (
         tokio::sync::mpsc::Sender<Routed>,
         tokio::task::JoinHandle<Result<(), RateError>>,
-    )> = None;
+    );
+    let mut writer: Option<Writer> = None;
     let mut routed = Ok(());
     'passes: for pass in 0..passes {
         select_pass(ctx, passes, pass).await?;
-        let mut stream = engine::stream_file(ctx, &sqlfiles::RATED_EVENTS).await?;
+        let (plan, mut stream) =
+            engine::stream_file_with_plan(ctx, &sqlfiles::RATED_EVENTS).await?;
         let schema = stream.schema();
         let exception = schema.index_of("exception")?;
         let rated_columns: Vec<usize> = (0..schema.fields().len())
@@ -192,6 +195,10 @@ async fn split_outcomes(
                 }
             }
         }
+        engine::save_plan_metrics(
+            &format!("rated_events.sql, pass {} of {passes}", pass + 1),
+            plan.as_ref(),
+        );
     }
     let Some((outcomes, task)) = writer else {
         return routed;

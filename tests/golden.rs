@@ -189,3 +189,48 @@ fn samples_rated_in_passes_give_the_same_events_and_invoices() {
     assert_eq!(a.len() as u64, one["rate"]["rated"].as_u64().unwrap());
     assert_eq!(a, b);
 }
+
+#[test]
+fn plan_metrics_account_for_every_event_of_each_pass() {
+    // MVNOBILL_PLAN_METRICS (docs/PERFORMANCE.md): each pass of `rate`
+    // appends its run plan with the operators' metrics; the rows out of
+    // each pass's plan add up to the month's CDRs.
+    let expected = expected();
+    let month = expected["month"].as_str().unwrap();
+    let ws = Workspace::samples();
+    let config = ws.dir.path().join("mvnobill.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[engine]\ncdrs_per_pass = 400\n");
+    std::fs::write(&config, text).unwrap();
+    ws.run(&["sync"]).ok();
+    ws.run(&["land"]).ok();
+    let metrics = ws.dir.path().join("plan.txt");
+    let out = std::process::Command::new(crate::common::binary())
+        .args(["--json", "rate", "--month", month])
+        .current_dir(ws.dir.path())
+        .env("MVNOBILL_PLAN_METRICS", &metrics)
+        .output()
+        .unwrap();
+    let rate = crate::common::Output::from(out).ok().json();
+    let passes = rate["passes"].as_u64().unwrap();
+    assert!(passes >= 3, "{rate}");
+    let plans = std::fs::read_to_string(&metrics).unwrap();
+    let mut rows = 0;
+    for pass in 1..=passes {
+        let title = format!("-- rated_events.sql, pass {pass} of {passes}\n");
+        let plan = plans
+            .split(&title)
+            .nth(1)
+            .unwrap_or_else(|| panic!("no {title}"));
+        assert!(plan.contains("BoundedWindowAggExec"), "{plan}");
+        // The plan's first line is its output; under 1,000 rows a pass's
+        // count is printed whole.
+        let first = plan.lines().next().unwrap();
+        let count = first.split("output_rows=").nth(1).unwrap();
+        let count: u64 = count[..count.find(',').unwrap()].parse().unwrap();
+        assert!(count > 0 && count < 1000, "{first}");
+        rows += count;
+    }
+    assert_eq!(rows, rate["cdrs"].as_u64().unwrap());
+    assert_eq!(rows, expected["month_cdrs"].as_u64().unwrap());
+}

@@ -45,9 +45,7 @@ covered AS (
             WHEN exception IS NOT NULL THEN NULL
             WHEN pool_group IS NULL THEN 0
             WHEN unlimited THEN billed_qty
-            WHEN pool_quantity - used_before <= 0 THEN 0
-            WHEN pool_quantity - used_before >= billed_qty THEN billed_qty
-            ELSE pool_quantity - used_before
+            ELSE LEAST(billed_qty, GREATEST(pool_quantity - used_before, 0))
         END AS covered_qty
     FROM consumed
 ),
