@@ -58,6 +58,7 @@ pub fn mvnobill(args: &[&str], dir: &Path) -> Output {
         .args(args)
         .current_dir(dir)
         .env_remove("RUST_LOG")
+        .env_remove("MVNOBILL_PLAN_METRICS")
         .output()
         .expect("run mvnobill");
     Output::from(out)
