@@ -555,29 +555,10 @@ impl CdrIndex {
     pub fn save(self, landed: &BTreeSet<String>) -> Result<(), IndexError> {
         self.sort(2).save(landed)
     }
-}
 
-/// A [`CdrIndex`] whose entries of this run are sorted, to be saved.
-pub struct SortedIndex {
-    index: CdrIndex,
-    added: Vec<Vec<Entry>>,
-}
-
-impl SortedIndex {
-    /// Writes the index for the next run: it covers `landed`, the RatedCDRs
-    /// files the ledger records as landed once this run is over.
-    pub fn save(self, landed: &BTreeSet<String>) -> Result<(), IndexError> {
-        let SortedIndex {
-            index: mut this,
-            added,
-        } = self;
-        this.save_sorted(added, landed)
-    }
-}
-
-impl CdrIndex {
+    /// [`SortedIndex::save`], given this run's sorted entries.
     fn save_sorted(
-        &mut self,
+        &self,
         added: Vec<Vec<Entry>>,
         landed: &BTreeSet<String>,
     ) -> Result<(), IndexError> {
@@ -626,6 +607,20 @@ impl CdrIndex {
             }
         }
         Ok(())
+    }
+}
+
+/// A [`CdrIndex`] whose entries of this run are sorted, to be saved.
+pub struct SortedIndex {
+    index: CdrIndex,
+    added: Vec<Vec<Entry>>,
+}
+
+impl SortedIndex {
+    /// Writes the index for the next run: it covers `landed`, the RatedCDRs
+    /// files the ledger records as landed once this run is over.
+    pub fn save(self, landed: &BTreeSet<String>) -> Result<(), IndexError> {
+        self.index.save_sorted(self.added, landed)
     }
 }
 

@@ -832,9 +832,6 @@ mod tests {
         assert_eq!(f.records[1].line, 4);
     }
 
-    /// The split of lines without quotes and `csv_core` for the others
-    /// give the fields the `csv` crate gives, on lines mixing quotes, line
-    /// endings, blank lines and empty fields.
     #[test]
     fn ascii_blocks_and_lines_with_other_bytes() {
         // Over two ASCII blocks of plain lines, then a Latin-1 byte, a
@@ -877,6 +874,9 @@ mod tests {
         assert_eq!(seen.last().unwrap().0, 2 * plain as u64 + 4);
     }
 
+    /// The split of lines without quotes and `csv_core` for the others
+    /// give the fields the `csv` crate gives, on lines mixing quotes, line
+    /// endings, blank lines and empty fields.
     #[test]
     fn fields_are_those_of_the_csv_crate() {
         let pieces: [&[u8]; 12] = [

@@ -166,12 +166,7 @@ pub async fn stream_file(
     ctx: &SessionContext,
     file: &SqlFile,
 ) -> Result<datafusion::execution::SendableRecordBatchStream, DataFusionError> {
-    ctx.sql(file.sql)
-        .await
-        .map_err(|e| e.context(format!("in sql file {}", file.name)))?
-        .execute_stream()
-        .await
-        .map_err(|e| e.context(format!("in sql file {}", file.name)))
+    Ok(stream_file_with_plan(ctx, file).await?.1)
 }
 
 /// [`stream_file`], keeping the physical plan, whose metrics (rows, time
@@ -186,14 +181,16 @@ pub async fn stream_file_with_plan(
     ),
     DataFusionError,
 > {
+    let in_file = |e: DataFusionError| e.context(format!("in sql file {}", file.name));
     let plan = ctx
         .sql(file.sql)
         .await
-        .map_err(|e| e.context(format!("in sql file {}", file.name)))?
+        .map_err(in_file)?
         .create_physical_plan()
         .await
-        .map_err(|e| e.context(format!("in sql file {}", file.name)))?;
-    let stream = datafusion::physical_plan::execute_stream(plan.clone(), ctx.task_ctx())?;
+        .map_err(in_file)?;
+    let stream =
+        datafusion::physical_plan::execute_stream(plan.clone(), ctx.task_ctx()).map_err(in_file)?;
     Ok((plan, stream))
 }
 

@@ -172,7 +172,6 @@ pub async fn land(
     // core waiting (docs/PERFORMANCE.md). Bounded by count and by bytes.
     let decoders = Arc::new(tokio::sync::Semaphore::new(threads));
     let mut decoding: VecDeque<(usize, DecodingFile)> = VecDeque::new();
-    let mut queued_bytes = 0usize;
     // Files de-duplicated (in order, on this task) whose rows are being
     // encoded and written on the runtime's other threads.
     let mut writing: VecDeque<(FetchedFile, Writing)> = VecDeque::new();
@@ -180,7 +179,8 @@ pub async fn land(
     let mut beside: Vec<(FetchedFile, Writing)> = Vec::new();
     loop {
         while decoding.len() < threads
-            || (decoding.len() < threads * QUEUED_FILES_A_CORE && queued_bytes < queue_budget)
+            || (decoding.len() < threads * QUEUED_FILES_A_CORE
+                && decoding.iter().map(|(size, _)| size).sum::<usize>() < queue_budget)
         {
             let Some(file) = to_decode.next() else { break };
             let raw = RawBytes::read(settings, lake, &file).await?;
@@ -188,7 +188,6 @@ pub async fn land(
                 RawBytes::Read(ref bytes) => bytes.len(),
                 RawBytes::Mapped(_) => 0,
             };
-            queued_bytes += size;
             let decoders = decoders.clone();
             decoding.push_back((
                 size,
@@ -209,11 +208,10 @@ pub async fn land(
                 }),
             ));
         }
-        let Some((size, next)) = decoding.pop_front() else {
+        let Some((_, next)) = decoding.pop_front() else {
             break;
         };
         let (file, bytes, decoded) = next.await.expect("decoding does not panic");
-        queued_bytes -= size;
         if matches!(decoded.rows, Rows::Streamed) {
             if file.folder == "RatedCDRs" {
                 // De-duplicated against all before it: in order.
