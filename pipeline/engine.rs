@@ -14,10 +14,12 @@ use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use futures::TryStreamExt;
 
 use crate::lake::{Lake, LakeError};
+use crate::running_sum::RunningSums;
 
 /// Memory DataFusion's operators may hold before sorts, windows and
 /// aggregations spill to disk, when the configuration does not say
@@ -40,7 +42,13 @@ pub fn session_with_pool(pool_bytes: usize) -> SessionContext {
         .with_memory_pool(Arc::new(FairSpillPool::new(pool_bytes)))
         .build_arc()
         .expect("a runtime with the default disk manager");
-    SessionContext::new_with_config_rt(config, runtime)
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(RunningSums))
+        .build();
+    SessionContext::new_with_state(state)
 }
 
 /// Registers a lake dataset (all partitions) as a table named like it.

@@ -39,6 +39,7 @@ pub mod rate;
 pub mod reference;
 pub mod render;
 pub mod rio;
+pub mod running_sum;
 pub mod sepa;
 pub mod settings;
 pub mod sim;

@@ -194,7 +194,8 @@ fn samples_rated_in_passes_give_the_same_events_and_invoices() {
 fn plan_metrics_account_for_every_event_of_each_pass() {
     // MVNOBILL_PLAN_METRICS (docs/PERFORMANCE.md): each pass of `rate`
     // appends its run plan with the operators' metrics; the rows out of
-    // each pass's plan add up to the month's CDRs.
+    // each pass's plan add up to the month's CDRs, and the running sum of
+    // the allowances is the project's operator (pipeline/running_sum.rs).
     let expected = expected();
     let month = expected["month"].as_str().unwrap();
     let ws = Workspace::samples();
@@ -222,7 +223,9 @@ fn plan_metrics_account_for_every_event_of_each_pass() {
             .split(&title)
             .nth(1)
             .unwrap_or_else(|| panic!("no {title}"));
-        assert!(plan.contains("BoundedWindowAggExec"), "{plan}");
+        // The allowances' running sum is computed by pipeline/running_sum.rs.
+        assert!(plan.contains("RunningSumExec"), "{plan}");
+        assert!(!plan.contains("BoundedWindowAggExec"), "{plan}");
         // The plan's first line is its output; under 1,000 rows a pass's
         // count is printed whole.
         let first = plan.lines().next().unwrap();
