@@ -34,7 +34,7 @@ use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, Tr
 use datafusion::error::Result;
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{WindowFrameBound, WindowFrameUnits};
-use datafusion::physical_expr::window::PlainAggregateWindowExpr;
+use datafusion::physical_expr::window::{PlainAggregateWindowExpr, WindowExpr};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr_common::sort_expr::OrderingRequirements;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
@@ -84,11 +84,11 @@ impl PhysicalOptimizerRule for RunningSums {
 /// requirements on its input).
 #[derive(Debug)]
 pub struct RunningSumExec {
-    input: Arc<dyn ExecutionPlan>,
-    /// The window this replaces: its expression (for display), its output
-    /// schema and properties, and its requirements on the input.
+    /// The window this replaces (of one expression): its input, partition
+    /// keys and name, its output schema and properties, and its
+    /// requirements on the input.
     window: Arc<BoundedWindowAggExec>,
-    partition_by: Vec<Arc<dyn PhysicalExpr>>,
+    /// What is summed: the expression's argument.
     value: Arc<dyn PhysicalExpr>,
     metrics: ExecutionPlanMetricsSet,
 }
@@ -132,21 +132,21 @@ impl RunningSumExec {
             return Ok(None);
         }
         Ok(Some(Self {
-            input: input.clone(),
             window: Arc::new(window.clone()),
-            partition_by: expr.partition_by().to_vec(),
             value: value.clone(),
             metrics: ExecutionPlanMetricsSet::new(),
         }))
+    }
+
+    /// The window's one expression (see [`RunningSumExec::replacing`]).
+    fn expr(&self) -> &Arc<dyn WindowExpr> {
+        &self.window.window_expr()[0]
     }
 }
 
 impl DisplayAs for RunningSumExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let [expr] = self.window.window_expr() else {
-            return write!(f, "RunningSumExec");
-        };
-        write!(f, "RunningSumExec: {}", expr.name())
+        write!(f, "RunningSumExec: {}", self.expr().name())
     }
 }
 
@@ -160,14 +160,14 @@ impl ExecutionPlan for RunningSumExec {
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.input]
+        vec![self.window.input()]
     }
 
     fn apply_expressions(
         &self,
         f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
-        apply_expression_roots(self.partition_by.iter().chain([&self.value]), f)
+        apply_expression_roots(self.expr().partition_by().iter().chain([&self.value]), f)
     }
 
     fn input_distribution_requirements(&self) -> InputDistributionRequirements {
@@ -187,8 +187,7 @@ impl ExecutionPlan for RunningSumExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         #[allow(deprecated)]
-        let window = Arc::new((*self.window).clone()).with_new_children(children)?;
-        let window: Arc<dyn ExecutionPlan> = window;
+        let window = Arc::clone(&self.window).with_new_children(children)?;
         match Self::replacing(&window)? {
             Some(exec) => Ok(Arc::new(exec)),
             None => Ok(window),
@@ -200,11 +199,11 @@ impl ExecutionPlan for RunningSumExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let input = self.input.execute(partition, context)?;
+        let input = self.window.input().execute(partition, context)?;
         Ok(Box::pin(RunningSumStream {
             input,
             schema: self.window.schema(),
-            partition_by: self.partition_by.clone(),
+            partition_by: self.expr().partition_by().to_vec(),
             value: self.value.clone(),
             last_key: None,
             sum: 0,
@@ -250,12 +249,11 @@ impl RunningSumStream {
         } else {
             partition(&keys)?.ranges()
         };
-        let continues = match &self.last_key {
-            None => false,
-            Some(last) => last.iter().zip(&keys).all(|(last, key)| {
-                not_distinct(last, &key.slice(0, 1)).is_ok_and(|same| same.value(0))
-            }),
-        };
+        // Whether the batch's first row is in the last batch's partition.
+        let mut continues = self.last_key.is_some();
+        for (last, key) in self.last_key.iter().flatten().zip(&keys) {
+            continues &= not_distinct(last, &key.slice(0, 1))?.value(0);
+        }
         let mut sums = Vec::with_capacity(rows);
         let mut valid = BooleanBufferBuilder::new(rows);
         for (i, range) in ranges.into_iter().enumerate() {
