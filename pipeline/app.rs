@@ -703,3 +703,31 @@ async fn demo(out: &Path, customers: u32, cdrs: u64, wait: bool) -> Result<DemoR
         pdf_missing,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pool_too_small_names_the_setting_to_raise() {
+        // What DataFusion returns when a merge cannot get its buffers: the
+        // suite cannot make a run hit it every time (crash.rs).
+        let exhausted = datafusion::error::DataFusionError::ResourcesExhausted(
+            "Failed to allocate additional 10.0 MB for ExternalSorterMerge[0]".to_string(),
+        );
+        let line = error_line(&AppError::Rate(RateError::Query(exhausted)));
+        assert_eq!(
+            line,
+            "not enough memory in [engine] memory_pool_mb for this work: raise it \
+             (docs/PERFORMANCE.md): rating failed: Resources exhausted: Failed to \
+             allocate additional 10.0 MB for ExternalSorterMerge[0]"
+        );
+        let other = AppError::Rate(RateError::Query(datafusion::error::DataFusionError::Plan(
+            "no such table: cdrs".to_string(),
+        )));
+        assert_eq!(
+            error_line(&other),
+            "rating failed: Error during planning: no such table: cdrs"
+        );
+    }
+}

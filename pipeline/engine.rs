@@ -34,10 +34,21 @@ pub fn session() -> SessionContext {
     session_with_pool(DEFAULT_MEMORY_POOL_BYTES)
 }
 
+/// Rows per batch in the engine's operators: twice DataFusion's default,
+/// which on rate's month costs fewer calls per row; the memory that takes
+/// comes back from compressing what sorts spill (docs/PERFORMANCE.md).
+pub const BATCH_ROWS: usize = 16_384;
+
 /// A session configured for exact money and bounded memory.
 pub fn session_with_pool(pool_bytes: usize) -> SessionContext {
-    let mut config = SessionConfig::new().with_information_schema(true);
+    use datafusion::common::config::SpillCompression;
+    let mut config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_batch_size(BATCH_ROWS);
     config.options_mut().sql_parser.parse_float_as_decimal = true;
+    // Sorted runs spilled to disk are LZ4 frames: less to write and read
+    // back, and smaller buffers while they are merged.
+    config.options_mut().execution.spill_compression = SpillCompression::Lz4Frame;
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(FairSpillPool::new(pool_bytes)))
         .build_arc()

@@ -35,9 +35,9 @@ pub const RATING: &[SqlFile] = &[
     sql!("rating", "pools"),
 ];
 
-/// Every event of the month, rated or with its exception, in order: run
-/// as the query itself (a view's ORDER BY does not survive being selected
-/// from).
+/// Every event of the month, rated or with its exception: run as the
+/// query itself, once per pass, its stream routed by `rate` to the
+/// `rated_cdrs` file and the exceptions' work file.
 pub const RATED_EVENTS: SqlFile = sql!("rating", "rated_events", Keep::View);
 
 /// The `rating_exceptions` dataset, from the events `rate` set aside

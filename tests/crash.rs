@@ -342,8 +342,12 @@ fn a_full_disk_fails_cleanly_and_a_rerun_completes() {
 
 #[test]
 fn the_memory_limit_of_the_configuration_holds() {
-    // 300,000 CDRs: rated within a 256 MB pool, refused in one line with
-    // the setting to raise under a 64 MB one, never an abort.
+    // 300,000 CDRs: rated within a 256 MB pool (its sort spills). Under
+    // 64 MB, the least the configuration takes, the sort spills more and
+    // its merge may or may not get the buffers it needs, depending on
+    // which partition asks first: the month is then rated to the same
+    // figures, or refused in one line naming the setting to raise, never
+    // an abort (docs/PERFORMANCE.md).
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("g");
     crate::common::mvnobill(
@@ -370,21 +374,28 @@ fn the_memory_limit_of_the_configuration_holds() {
     run(&["sync"]).ok();
     run(&["land"]).ok();
     let base = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, format!("{base}\n[engine]\nmemory_pool_mb = 64\n")).unwrap();
-    let refused = run(&["rate", "--month", "2026-10"]);
-    assert_eq!(refused.status, 1, "{}", refused.stdout);
-    let lines: Vec<&str> = refused.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{}", refused.stderr);
-    assert!(
-        lines[0].starts_with(
-            "error: not enough memory in [engine] memory_pool_mb for this work: raise it"
-        ),
-        "{}",
-        lines[0]
-    );
-    std::fs::write(&config, format!("{base}\n[engine]\nmemory_pool_mb = 256\n")).unwrap();
-    let rated = run(&["--json", "rate", "--month", "2026-10"]).ok().json();
-    assert_eq!(rated["cdrs"], 299744, "{rated}");
-    assert_eq!(rated["rated"], 299530, "{rated}");
-    assert_eq!(rated["amount"], "85185.843276", "{rated}");
+    for pool_mb in [64, 256] {
+        std::fs::write(
+            &config,
+            format!("{base}\n[engine]\nmemory_pool_mb = {pool_mb}\n"),
+        )
+        .unwrap();
+        let outcome = run(&["--json", "rate", "--month", "2026-10"]);
+        if pool_mb == 64 && outcome.status == 1 {
+            let lines: Vec<&str> = outcome.stderr.lines().collect();
+            assert_eq!(lines.len(), 1, "{}", outcome.stderr);
+            assert!(
+                lines[0].starts_with(
+                    "error: not enough memory in [engine] memory_pool_mb for this work: raise it"
+                ),
+                "{}",
+                lines[0]
+            );
+            continue;
+        }
+        let rated = outcome.ok().json();
+        assert_eq!(rated["cdrs"], 299744, "{pool_mb} MB: {rated}");
+        assert_eq!(rated["rated"], 299530, "{pool_mb} MB: {rated}");
+        assert_eq!(rated["amount"], "85185.843276", "{pool_mb} MB: {rated}");
+    }
 }
