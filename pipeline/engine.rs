@@ -47,7 +47,7 @@ pub fn session_with_pool(pool_bytes: usize) -> SessionContext {
         .with_batch_size(BATCH_ROWS);
     config.options_mut().sql_parser.parse_float_as_decimal = true;
     // Sorted runs spilled to disk are LZ4 frames: less to write and read
-    // back, and smaller buffers while they are merged.
+    // back, and, measured, a lower peak for rate (docs/PERFORMANCE.md).
     config.options_mut().execution.spill_compression = SpillCompression::Lz4Frame;
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(FairSpillPool::new(pool_bytes)))
