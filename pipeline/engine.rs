@@ -37,7 +37,7 @@ pub fn session() -> SessionContext {
 /// Rows per batch in the engine's operators: twice DataFusion's default,
 /// which on rate's month costs fewer calls per row; the memory that takes
 /// comes back from compressing what sorts spill (docs/PERFORMANCE.md).
-pub const BATCH_ROWS: usize = 16_384;
+const BATCH_ROWS: usize = 16_384;
 
 /// A session configured for exact money and bounded memory.
 pub fn session_with_pool(pool_bytes: usize) -> SessionContext {

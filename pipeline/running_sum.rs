@@ -245,7 +245,7 @@ impl RunningSumStream {
         let values = self.value.evaluate(&batch)?.into_array(rows)?;
         let values = values.as_primitive::<Int64Type>();
         let ranges = if keys.is_empty() {
-            vec![0..rows]
+            std::iter::once(0..rows).collect()
         } else {
             partition(&keys)?.ranges()
         };

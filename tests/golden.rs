@@ -223,7 +223,6 @@ fn plan_metrics_account_for_every_event_of_each_pass() {
             .split(&title)
             .nth(1)
             .unwrap_or_else(|| panic!("no {title}"));
-        // The allowances' running sum is computed by pipeline/running_sum.rs.
         assert!(plan.contains("RunningSumExec"), "{plan}");
         assert!(!plan.contains("BoundedWindowAggExec"), "{plan}");
         // The plan's first line is its output; under 1,000 rows a pass's
