@@ -81,6 +81,19 @@ pub async fn register_path(
     path: &str,
     partition: Option<&str>,
 ) -> Result<bool, LakeError> {
+    register_path_as(ctx, lake, table, path, partition, None).await
+}
+
+/// [`register_path`], read as `schema` when given rather than the files'
+/// own: a column added since some files were written reads as NULL there.
+async fn register_path_as(
+    ctx: &SessionContext,
+    lake: &Lake,
+    table: &str,
+    path: &str,
+    partition: Option<&str>,
+    schema: Option<&datafusion::arrow::datatypes::Schema>,
+) -> Result<bool, LakeError> {
     let files = lake.list(path).await?;
     if !files.iter().any(|f| f.ends_with(".parquet")) {
         return Ok(false);
@@ -90,7 +103,10 @@ pub async fn register_path(
     let partitions: Vec<(String, DataType)> = partition
         .map(|p| vec![(p.to_string(), DataType::Utf8)])
         .unwrap_or_default();
-    let options = ParquetReadOptions::default().table_partition_cols(partitions);
+    let mut options = ParquetReadOptions::default().table_partition_cols(partitions);
+    if let Some(schema) = schema {
+        options = options.schema(schema);
+    }
     ctx.register_parquet(table, &url, options)
         .await
         .map_err(|source| LakeError::Query {
@@ -100,8 +116,8 @@ pub async fn register_path(
     Ok(true)
 }
 
-/// Registers the Parquet files below `path` as `table`, or an empty table of
-/// `schema` when there is none yet.
+/// Registers the Parquet files below `path` as `table`, read as `schema`, or
+/// an empty table of `schema` when there is none yet.
 pub async fn register_path_or_empty(
     ctx: &SessionContext,
     lake: &Lake,
@@ -109,7 +125,7 @@ pub async fn register_path_or_empty(
     path: &str,
     schema: datafusion::arrow::datatypes::SchemaRef,
 ) -> Result<(), LakeError> {
-    if !register_path(ctx, lake, table, path, None).await? {
+    if !register_path_as(ctx, lake, table, path, None, Some(&schema)).await? {
         register_batch(ctx, table, empty(schema)).map_err(|source| LakeError::Query {
             url: lake.url().join(path),
             source,

@@ -1046,7 +1046,11 @@ async fn write_output(lake: Lake, output: Output) -> Result<(FileReport, Vec<Str
             conflicts,
         } => {
             let mut rows_out = MonthWriters::new(&lake, dataset, &output.name);
-            rows_out.write(&rows).await?;
+            if dataset == datasets::CDRS {
+                rows_out.write_by_bucket(&rows).await?;
+            } else {
+                rows_out.write(&rows).await?;
+            }
             rows_out.close().await?;
             if let Some(conflicts) = conflicts {
                 let mut conflicts_out =
@@ -1289,49 +1293,43 @@ impl<'l> MonthWriters<'l> {
     }
 
     async fn write(&mut self, batch: &RecordBatch) -> Result<(), LandError> {
-        if batch.num_rows() == 0 {
-            return Ok(());
-        }
-        let dates = batch
-            .column_by_name("local_date")
-            .expect("the CDR schema has local_date")
-            .as_primitive::<Date32Type>()
-            .clone();
-        // Month of each row as a number (202610), computed once per distinct day.
-        let mut last: Option<(i32, u32)> = None;
-        let months: Vec<u32> = dates
-            .values()
-            .iter()
-            .map(|days| match last {
-                Some((d, m)) if d == *days => m,
-                _ => {
-                    let m = upstream::month_number(*days);
-                    last = Some((*days, m));
-                    m
-                }
-            })
-            .collect();
-        let distinct: BTreeSet<u32> = months.iter().copied().collect();
-        for month in distinct {
-            let rows = if distinct_is_one(&months, month) {
-                batch.clone()
-            } else {
-                let in_month: BooleanArray = months.iter().map(|m| Some(*m == month)).collect();
-                filter_record_batch(batch, &in_month)?
-            };
-            if !self.open.contains_key(&month) {
-                let key = format!(
-                    "{}/month={:04}-{:02}/{}.parquet",
-                    self.dataset,
-                    month / 100,
-                    month % 100,
-                    self.stem
-                );
-                let writer = self.lake.parquet_writer(&key, rows.schema())?;
-                self.open.insert(month, (key, writer));
-            }
+        for (month, rows) in by_month(batch)? {
+            self.writer(month, &rows)?;
             let (key, writer) = self.open.get_mut(&month).expect("just opened");
             self.lake.write_batch(key, writer, &rows).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes a whole file's rows (one call, then `close`), each month's
+    /// rows in row groups of a range of line buckets, in bucket order, so
+    /// that a pass of `rate` over some buckets skips the other row groups
+    /// by their statistics (rate.rs, `select_pass`). Only the order of the
+    /// rows in the file changes.
+    async fn write_by_bucket(&mut self, batch: &RecordBatch) -> Result<(), LandError> {
+        for (month, rows) in by_month(batch)? {
+            self.writer(month, &rows)?;
+            let (key, writer) = self.open.get_mut(&month).expect("just opened");
+            for group in bucket_groups(&rows)? {
+                self.lake.write_batch(key, writer, &group).await?;
+                self.lake.flush_row_group(key, writer).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the month's file if this is its first row.
+    fn writer(&mut self, month: u32, rows: &RecordBatch) -> Result<(), LandError> {
+        if !self.open.contains_key(&month) {
+            let key = format!(
+                "{}/month={:04}-{:02}/{}.parquet",
+                self.dataset,
+                month / 100,
+                month % 100,
+                self.stem
+            );
+            let writer = self.lake.parquet_writer(&key, rows.schema())?;
+            self.open.insert(month, (key, writer));
         }
         Ok(())
     }
@@ -1342,6 +1340,85 @@ impl<'l> MonthWriters<'l> {
         }
         Ok(())
     }
+}
+
+/// A batch's rows by the month of their local date.
+fn by_month(batch: &RecordBatch) -> Result<Vec<(u32, RecordBatch)>, LandError> {
+    if batch.num_rows() == 0 {
+        return Ok(Vec::new());
+    }
+    let dates = batch
+        .column_by_name("local_date")
+        .expect("the CDR schema has local_date")
+        .as_primitive::<Date32Type>()
+        .clone();
+    // Month of each row as a number (202610), computed once per distinct day.
+    let mut last: Option<(i32, u32)> = None;
+    let months: Vec<u32> = dates
+        .values()
+        .iter()
+        .map(|days| match last {
+            Some((d, m)) if d == *days => m,
+            _ => {
+                let m = upstream::month_number(*days);
+                last = Some((*days, m));
+                m
+            }
+        })
+        .collect();
+    let distinct: BTreeSet<u32> = months.iter().copied().collect();
+    let mut split = Vec::with_capacity(distinct.len());
+    for month in distinct {
+        let rows = if distinct_is_one(&months, month) {
+            batch.clone()
+        } else {
+            let in_month: BooleanArray = months.iter().map(|m| Some(*m == month)).collect();
+            filter_record_batch(batch, &in_month)?
+        };
+        split.push((month, rows));
+    }
+    Ok(split)
+}
+
+/// Fewest rows in a row group of one range of line buckets: below that a
+/// file's rows stay in one row group (docs/PERFORMANCE.md).
+const MIN_ROWS_PER_BUCKET_GROUP: usize = 32 * 1024;
+
+/// How many ranges of line buckets a file of `rows` rows is cut into: the
+/// largest divisor of [`upstream::LINE_BUCKETS`] that leaves at least
+/// [`MIN_ROWS_PER_BUCKET_GROUP`] rows in each, on average.
+fn bucket_group_count(rows: usize) -> usize {
+    let buckets = usize::from(upstream::LINE_BUCKETS);
+    (1..=buckets)
+        .rev()
+        .find(|groups| buckets % groups == 0 && rows / groups >= MIN_ROWS_PER_BUCKET_GROUP)
+        .unwrap_or(1)
+}
+
+/// A batch's rows as consecutive ranges of line buckets (the empty ones
+/// left out), in bucket order, each range in the rows' own order.
+fn bucket_groups(batch: &RecordBatch) -> Result<Vec<RecordBatch>, LandError> {
+    use datafusion::arrow::array::UInt32Array;
+    use datafusion::arrow::compute::take_record_batch;
+    use datafusion::arrow::datatypes::Int8Type;
+    let groups = bucket_group_count(batch.num_rows());
+    if groups == 1 {
+        return Ok(vec![batch.clone()]);
+    }
+    let buckets = batch
+        .column_by_name("line_bucket")
+        .expect("the CDR schema has line_bucket")
+        .as_primitive::<Int8Type>();
+    let per_group = usize::from(upstream::LINE_BUCKETS) / groups;
+    let mut rows_of: Vec<Vec<u32>> = vec![Vec::new(); groups];
+    for (row, bucket) in buckets.values().iter().enumerate() {
+        rows_of[*bucket as usize / per_group].push(row as u32);
+    }
+    rows_of
+        .into_iter()
+        .filter(|rows| !rows.is_empty())
+        .map(|rows| Ok(take_record_batch(batch, &UInt32Array::from(rows))?))
+        .collect()
 }
 
 fn distinct_is_one(months: &[u32], month: u32) -> bool {
@@ -1387,5 +1464,48 @@ mod tests {
         let t = snapshot_time("AccountStatus_20261003_10.csv").unwrap();
         assert_eq!(t.to_rfc3339(), "2026-10-03T08:00:00+00:00");
         assert!(snapshot_time("status.csv").is_none());
+    }
+
+    #[test]
+    fn a_file_is_cut_into_bucket_ranges_of_at_least_32k_rows() {
+        assert_eq!(bucket_group_count(0), 1);
+        assert_eq!(bucket_group_count(65_535), 1);
+        assert_eq!(bucket_group_count(65_536), 2);
+        assert_eq!(bucket_group_count(86_000), 2);
+        assert_eq!(bucket_group_count(131_072), 4);
+        assert_eq!(bucket_group_count(258_000), 6);
+        assert_eq!(bucket_group_count(400_000), 12);
+    }
+
+    #[test]
+    fn bucket_groups_keep_every_row_in_bucket_order() {
+        use datafusion::arrow::array::{Int64Array, Int8Array};
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        let rows = 70_000;
+        let buckets: Int8Array = (0..rows).map(|r| Some(((r * 7) % 12) as i8)).collect();
+        let ids: Int64Array = (0..rows).map(|r| Some(r as i64)).collect();
+        let schema = Schema::new(vec![
+            Field::new("source_line", DataType::Int64, false),
+            Field::new("line_bucket", DataType::Int8, true),
+        ]);
+        let batch =
+            RecordBatch::try_new(Arc::new(schema), vec![Arc::new(ids), Arc::new(buckets)]).unwrap();
+        let groups = bucket_groups(&batch).unwrap();
+        // 70,000 rows: two ranges, buckets 0-5 then 6-11.
+        assert_eq!(groups.len(), 2);
+        let mut seen = 0;
+        for (n, group) in groups.iter().enumerate() {
+            let buckets = group
+                .column(1)
+                .as_primitive::<datafusion::arrow::datatypes::Int8Type>();
+            assert!(buckets.values().iter().all(|b| *b as usize / 6 == n));
+            let lines = group.column(0).as_primitive::<Int64Type>().values();
+            assert!(
+                lines.windows(2).all(|w| w[0] < w[1]),
+                "in the rows' own order"
+            );
+            seen += group.num_rows();
+        }
+        assert_eq!(seen, rows);
     }
 }

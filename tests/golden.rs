@@ -236,3 +236,154 @@ fn plan_metrics_account_for_every_event_of_each_pass() {
     assert_eq!(rows, rate["cdrs"].as_u64().unwrap());
     assert_eq!(rows, expected["month_cdrs"].as_u64().unwrap());
 }
+
+/// A delivery large enough is landed in row groups of ranges of line
+/// buckets (pipeline/land.rs), and a pass of `rate` over some buckets
+/// reads only its row groups (pipeline/rate.rs, `pass_filter`): 150,000
+/// CDRs in one file make four row groups, each pass of four reads one, and
+/// every event has the figures of one pass. A lake landed before the
+/// `line_bucket` column existed is rated in passes to the same figures.
+#[test]
+fn a_pass_reads_only_the_row_groups_of_its_line_buckets() {
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use datafusion::parquet::arrow::ArrowWriter;
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    use datafusion::parquet::file::statistics::Statistics;
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("g");
+    crate::common::mvnobill(
+        &[
+            "gen",
+            "--out",
+            out.to_str().unwrap(),
+            "--customers",
+            "300",
+            "--cdrs",
+            "150000",
+            "--seed",
+            "5",
+        ],
+        dir.path(),
+    )
+    .ok();
+    // The month's deliveries as one file.
+    let folder = out.join("ftp/RatedCDRs");
+    let mut files: Vec<_> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let mut whole = String::new();
+    for (n, file) in files.iter().enumerate() {
+        let text = std::fs::read_to_string(file).unwrap();
+        let skip = if n == 0 { 0 } else { 1 };
+        for line in text.lines().skip(skip) {
+            whole.push_str(line);
+            whole.push_str("\r\n");
+        }
+        std::fs::remove_file(file).unwrap();
+    }
+    std::fs::write(folder.join("RatedCDRs_20261031_235959.csv"), whole).unwrap();
+
+    let config = out.join("mvnobill.toml");
+    let base = std::fs::read_to_string(&config).unwrap();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--config", config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        crate::common::mvnobill(&all, dir.path())
+    };
+    run(&["sync"]).ok();
+    run(&["land"]).ok();
+
+    // The month's file: four row groups, bucket ranges 0-2, 3-5, 6-8, 9-11.
+    let landed = out.join("lake/cdrs/month=2026-10/RatedCDRs_20261031_235959.parquet");
+    let reader = SerializedFileReader::new(std::fs::File::open(&landed).unwrap()).unwrap();
+    let metadata = reader.metadata();
+    let column = metadata
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .position(|c| c.name() == "line_bucket")
+        .unwrap();
+    let ranges: Vec<(i32, i32)> = metadata
+        .row_groups()
+        .iter()
+        .map(|group| match group.column(column).statistics() {
+            Some(Statistics::Int32(s)) => (*s.min_opt().unwrap(), *s.max_opt().unwrap()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(ranges, [(0, 2), (3, 5), (6, 8), (9, 11)]);
+
+    let events = || {
+        let sql =
+            "SELECT cdr_id, msisdn, allowance_group, billed_qty, covered_qty, amount, margin \
+                   FROM rated_cdrs ORDER BY cdr_id";
+        run(&["query", "--format", "csv", sql]).ok().stdout
+    };
+    let one = run(&["--json", "rate", "--month", "2026-10"]).ok().json();
+    assert_eq!(one["passes"], 1);
+    assert_eq!(one["cdrs"], 149872);
+    let in_one = events();
+    assert_eq!(in_one.lines().count(), 149767 + 1);
+
+    std::fs::write(
+        &config,
+        format!("{base}\n[engine]\ncdrs_per_pass = 40000\n"),
+    )
+    .unwrap();
+    let rate_in_passes = || {
+        let metrics = dir.path().join("plan.txt");
+        let _ = std::fs::remove_file(&metrics);
+        let mut all = vec!["--config", config.to_str().unwrap()];
+        all.extend_from_slice(&["--json", "rate", "--month", "2026-10"]);
+        let out = std::process::Command::new(crate::common::binary())
+            .args(all)
+            .current_dir(dir.path())
+            .env("MVNOBILL_PLAN_METRICS", &metrics)
+            .output()
+            .unwrap();
+        let rate = crate::common::Output::from(out).ok().json();
+        assert_eq!(rate["passes"], 4);
+        assert_eq!(rate["amount"], one["amount"]);
+        std::fs::read_to_string(&metrics).unwrap()
+    };
+    let plans = rate_in_passes();
+    assert_eq!(
+        plans
+            .matches("row_groups_pruned_statistics=4 total → 1 matched")
+            .count(),
+        4,
+        "{plans}"
+    );
+    assert_eq!(events(), in_one);
+
+    // The same file as landed before `line_bucket`: read from every row
+    // group, each line's bucket computed from its number.
+    let old = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&landed).unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<_> = old.map(|b| b.unwrap()).collect();
+    let keep: Vec<usize> = (0..batches[0].num_columns())
+        .filter(|&i| batches[0].schema().field(i).name() != "line_bucket")
+        .collect();
+    let schema = std::sync::Arc::new(batches[0].schema().project(&keep).unwrap());
+    let mut writer =
+        ArrowWriter::try_new(std::fs::File::create(&landed).unwrap(), schema, None).unwrap();
+    for batch in &batches {
+        writer.write(&batch.project(&keep).unwrap()).unwrap();
+    }
+    writer.close().unwrap();
+    let plans = rate_in_passes();
+    assert_eq!(
+        plans
+            .matches("row_groups_pruned_statistics=1 total → 1 matched")
+            .count(),
+        4,
+        "{plans}"
+    );
+    assert_eq!(events(), in_one);
+}
