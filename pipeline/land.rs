@@ -28,12 +28,13 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
+use datafusion::arrow::array::UInt32Array;
 use datafusion::arrow::array::{
     ArrayRef, AsArray, BooleanArray, Date32Builder, StringArray, StringBuilder,
     TimestampMicrosecondBuilder,
 };
-use datafusion::arrow::compute::filter_record_batch;
-use datafusion::arrow::datatypes::{Date32Type, Int64Type};
+use datafusion::arrow::compute::{filter_record_batch, take_record_batch};
+use datafusion::arrow::datatypes::{Date32Type, Int64Type, Int8Type};
 use datafusion::arrow::record_batch::RecordBatch;
 use serde::Serialize;
 
@@ -1310,7 +1311,13 @@ impl<'l> MonthWriters<'l> {
         for (month, rows) in by_month(batch)? {
             self.writer(month, &rows)?;
             let (key, writer) = self.open.get_mut(&month).expect("just opened");
-            for group in bucket_groups(&rows)? {
+            // One range at a time, so that a copy of one range is held
+            // beside the file's rows, not of all of them.
+            for rows_of_group in bucket_groups(&rows) {
+                let group = match rows_of_group {
+                    None => rows.clone(),
+                    Some(indices) => take_record_batch(&rows, &UInt32Array::from(indices))?,
+                };
                 self.lake.write_batch(key, writer, &group).await?;
                 self.lake.flush_row_group(key, writer).await?;
             }
@@ -1384,26 +1391,24 @@ fn by_month(batch: &RecordBatch) -> Result<Vec<(u32, RecordBatch)>, LandError> {
 /// file's rows stay in one row group (docs/PERFORMANCE.md).
 const MIN_ROWS_PER_BUCKET_GROUP: usize = 32 * 1024;
 
-/// How many ranges of line buckets a file of `rows` rows is cut into: the
-/// largest divisor of [`upstream::LINE_BUCKETS`] that leaves at least
-/// [`MIN_ROWS_PER_BUCKET_GROUP`] rows in each, on average.
+/// How many ranges of line buckets a file of `rows` rows is cut into: 12, 6
+/// or 3, the most that leave at least [`MIN_ROWS_PER_BUCKET_GROUP`] rows in
+/// each on average, else 1. Each of 3 passes then reads whole ranges, and
+/// so does each of 2 passes with 6 or 12 ranges and each of 4 with 12.
 fn bucket_group_count(rows: usize) -> usize {
-    let buckets = usize::from(upstream::LINE_BUCKETS);
-    (1..=buckets)
-        .rev()
-        .find(|groups| buckets % groups == 0 && rows / groups >= MIN_ROWS_PER_BUCKET_GROUP)
+    [12, 6, 3]
+        .into_iter()
+        .find(|groups| rows / groups >= MIN_ROWS_PER_BUCKET_GROUP)
         .unwrap_or(1)
 }
 
-/// A batch's rows as consecutive ranges of line buckets (the empty ones
-/// left out), in bucket order, each range in the rows' own order.
-fn bucket_groups(batch: &RecordBatch) -> Result<Vec<RecordBatch>, LandError> {
-    use datafusion::arrow::array::UInt32Array;
-    use datafusion::arrow::compute::take_record_batch;
-    use datafusion::arrow::datatypes::Int8Type;
+/// A batch's rows as consecutive ranges of line buckets, in bucket order:
+/// the rows of each non-empty range, in their own order, or `None` for all
+/// the rows when the batch is not cut.
+fn bucket_groups(batch: &RecordBatch) -> Vec<Option<Vec<u32>>> {
     let groups = bucket_group_count(batch.num_rows());
     if groups == 1 {
-        return Ok(vec![batch.clone()]);
+        return vec![None];
     }
     let buckets = batch
         .column_by_name("line_bucket")
@@ -1417,7 +1422,7 @@ fn bucket_groups(batch: &RecordBatch) -> Result<Vec<RecordBatch>, LandError> {
     rows_of
         .into_iter()
         .filter(|rows| !rows.is_empty())
-        .map(|rows| Ok(take_record_batch(batch, &UInt32Array::from(rows))?))
+        .map(Some)
         .collect()
 }
 
@@ -1469,10 +1474,10 @@ mod tests {
     #[test]
     fn a_file_is_cut_into_bucket_ranges_of_at_least_32k_rows() {
         assert_eq!(bucket_group_count(0), 1);
-        assert_eq!(bucket_group_count(65_535), 1);
-        assert_eq!(bucket_group_count(65_536), 2);
-        assert_eq!(bucket_group_count(86_000), 2);
-        assert_eq!(bucket_group_count(131_072), 4);
+        assert_eq!(bucket_group_count(86_000), 1);
+        assert_eq!(bucket_group_count(98_303), 1);
+        assert_eq!(bucket_group_count(98_304), 3);
+        assert_eq!(bucket_group_count(196_607), 3);
         assert_eq!(bucket_group_count(258_000), 6);
         assert_eq!(bucket_group_count(400_000), 12);
     }
@@ -1481,7 +1486,7 @@ mod tests {
     fn bucket_groups_keep_every_row_in_bucket_order() {
         use datafusion::arrow::array::{Int64Array, Int8Array};
         use datafusion::arrow::datatypes::{DataType, Field, Schema};
-        let rows = 70_000;
+        let rows = 100_000;
         let buckets: Int8Array = (0..rows).map(|r| Some(((r * 7) % 12) as i8)).collect();
         let ids: Int64Array = (0..rows).map(|r| Some(r as i64)).collect();
         let schema = Schema::new(vec![
@@ -1490,15 +1495,14 @@ mod tests {
         ]);
         let batch =
             RecordBatch::try_new(Arc::new(schema), vec![Arc::new(ids), Arc::new(buckets)]).unwrap();
-        let groups = bucket_groups(&batch).unwrap();
-        // 70,000 rows: two ranges, buckets 0-5 then 6-11.
-        assert_eq!(groups.len(), 2);
+        let groups = bucket_groups(&batch);
+        // 100,000 rows: three ranges, buckets 0-3, 4-7 and 8-11.
+        assert_eq!(groups.len(), 3);
         let mut seen = 0;
-        for (n, group) in groups.iter().enumerate() {
-            let buckets = group
-                .column(1)
-                .as_primitive::<datafusion::arrow::datatypes::Int8Type>();
-            assert!(buckets.values().iter().all(|b| *b as usize / 6 == n));
+        for (n, indices) in groups.into_iter().enumerate() {
+            let group = take_record_batch(&batch, &UInt32Array::from(indices.unwrap())).unwrap();
+            let buckets = group.column(1).as_primitive::<Int8Type>();
+            assert!(buckets.values().iter().all(|b| *b as usize / 4 == n));
             let lines = group.column(0).as_primitive::<Int64Type>().values();
             assert!(
                 lines.windows(2).all(|w| w[0] < w[1]),

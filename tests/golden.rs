@@ -240,7 +240,7 @@ fn plan_metrics_account_for_every_event_of_each_pass() {
 /// A delivery large enough is landed in row groups of ranges of line
 /// buckets (pipeline/land.rs), and a pass of `rate` over some buckets
 /// reads only its row groups (pipeline/rate.rs, `pass_filter`): 150,000
-/// CDRs in one file make four row groups, each pass of four reads one, and
+/// CDRs in one file make three row groups, each pass of three reads one, and
 /// every event has the figures of one pass. A lake landed before the
 /// `line_bucket` column existed is rated in passes to the same figures.
 #[test]
@@ -296,7 +296,7 @@ fn a_pass_reads_only_the_row_groups_of_its_line_buckets() {
     run(&["sync"]).ok();
     run(&["land"]).ok();
 
-    // The month's file: four row groups, bucket ranges 0-2, 3-5, 6-8, 9-11.
+    // The month's file: three row groups, bucket ranges 0-3, 4-7, 8-11.
     let landed = out.join("lake/cdrs/month=2026-10/RatedCDRs_20261031_235959.parquet");
     let reader = SerializedFileReader::new(std::fs::File::open(&landed).unwrap()).unwrap();
     let metadata = reader.metadata();
@@ -315,7 +315,7 @@ fn a_pass_reads_only_the_row_groups_of_its_line_buckets() {
             other => panic!("{other:?}"),
         })
         .collect();
-    assert_eq!(ranges, [(0, 2), (3, 5), (6, 8), (9, 11)]);
+    assert_eq!(ranges, [(0, 3), (4, 7), (8, 11)]);
 
     let events = || {
         let sql =
@@ -331,7 +331,7 @@ fn a_pass_reads_only_the_row_groups_of_its_line_buckets() {
 
     std::fs::write(
         &config,
-        format!("{base}\n[engine]\ncdrs_per_pass = 40000\n"),
+        format!("{base}\n[engine]\ncdrs_per_pass = 50000\n"),
     )
     .unwrap();
     let rate_in_passes = || {
@@ -346,16 +346,16 @@ fn a_pass_reads_only_the_row_groups_of_its_line_buckets() {
             .output()
             .unwrap();
         let rate = crate::common::Output::from(out).ok().json();
-        assert_eq!(rate["passes"], 4);
+        assert_eq!(rate["passes"], 3);
         assert_eq!(rate["amount"], one["amount"]);
         std::fs::read_to_string(&metrics).unwrap()
     };
     let plans = rate_in_passes();
     assert_eq!(
         plans
-            .matches("row_groups_pruned_statistics=4 total → 1 matched")
+            .matches("row_groups_pruned_statistics=3 total → 1 matched")
             .count(),
-        4,
+        3,
         "{plans}"
     );
     assert_eq!(events(), in_one);
@@ -382,7 +382,7 @@ fn a_pass_reads_only_the_row_groups_of_its_line_buckets() {
         plans
             .matches("row_groups_pruned_statistics=1 total → 1 matched")
             .count(),
-        4,
+        3,
         "{plans}"
     );
     assert_eq!(events(), in_one);
