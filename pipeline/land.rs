@@ -1137,8 +1137,9 @@ async fn commit_streamed(
         match index.as_deref_mut() {
             None => rows_out.write(&batch).await?,
             Some(index) => {
+                // RatedCDRs, into `cdrs`: each chunk in ranges of buckets.
                 let (rows, conflicts) = dedup(index, &name, &mut counts, batch, &ids)?;
-                rows_out.write(&rows).await?;
+                rows_out.write_by_bucket(&rows).await?;
                 if let Some(conflicts) = conflicts {
                     conflicts_out.write(&conflicts).await?;
                 }
@@ -1302,10 +1303,10 @@ impl<'l> MonthWriters<'l> {
         Ok(())
     }
 
-    /// Writes a whole file's rows (one call, then `close`), each month's
-    /// rows in row groups of a range of line buckets, in bucket order, so
+    /// Writes rows (a whole file, or a chunk of a large one), each month's
+    /// rows as row groups of ranges of line buckets, in bucket order, so
     /// that a pass of `rate` over some buckets skips the other row groups
-    /// by their statistics (rate.rs, `select_pass`). Only the order of the
+    /// by their statistics (rate.rs, `pass_filter`). Only the order of the
     /// rows in the file changes.
     async fn write_by_bucket(&mut self, batch: &RecordBatch) -> Result<(), LandError> {
         for (month, rows) in by_month(batch)? {
