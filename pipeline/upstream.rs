@@ -255,10 +255,12 @@ pub const LINE_BUCKETS: u8 = 12;
 /// A line's bucket: its number (a string of digits, checked on landing)
 /// modulo [`LINE_BUCKETS`], as `CAST(msisdn AS BIGINT) % 12` computes it.
 pub fn line_bucket(msisdn: &str) -> i8 {
-    let bucket = msisdn.bytes().fold(0u32, |r, digit| {
-        (r * 10 + u32::from(digit.wrapping_sub(b'0'))) % u32::from(LINE_BUCKETS)
+    // Exact up to 19 digits; a number has at most 15.
+    let number = msisdn.bytes().fold(0u64, |n, digit| {
+        n.wrapping_mul(10)
+            .wrapping_add(u64::from(digit.wrapping_sub(b'0')))
     });
-    bucket as i8
+    (number % u64::from(LINE_BUCKETS)) as i8
 }
 
 /// The month of a day counted from 1970-01-01, as a number: 202610.
@@ -329,7 +331,9 @@ impl CdrBuilder {
         self.rows == 0
     }
 
-    pub fn push(&mut self, cdr: &Cdr<'_>, source_file: &str, line: u64, hash: i64) {
+    /// Appends a CDR with its content hash and its line's bucket
+    /// ([`line_bucket`]).
+    pub fn push(&mut self, cdr: &Cdr<'_>, source_file: &str, line: u64, hash: i64, bucket: i8) {
         self.cdr_id.append_value(cdr.cdr_id);
         self.msisdn.append_value(cdr.msisdn);
         self.imsi.append_option(cdr.imsi);
@@ -345,7 +349,7 @@ impl CdrBuilder {
         self.source_file.append_value(source_file);
         self.source_line.append_value(line as i64);
         self.content_hash.append_value(hash);
-        self.line_bucket.append_value(line_bucket(cdr.msisdn));
+        self.line_bucket.append_value(bucket);
         self.rows += 1;
     }
 

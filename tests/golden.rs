@@ -240,7 +240,7 @@ fn plan_metrics_account_for_every_event_of_each_pass() {
 /// A delivery large enough is landed in row groups of ranges of line
 /// buckets (pipeline/land.rs), and a pass of `rate` over some buckets
 /// reads only its row groups (pipeline/rate.rs, `pass_filter`): 150,000
-/// CDRs in one file make three row groups, each pass of three reads one, and
+/// CDRs in one file make six row groups, each pass of three reads two, and
 /// every event has the figures of one pass. A lake landed before the
 /// `line_bucket` column existed is rated in passes to the same figures.
 #[test]
@@ -296,7 +296,7 @@ fn a_pass_reads_only_the_row_groups_of_its_line_buckets() {
     run(&["sync"]).ok();
     run(&["land"]).ok();
 
-    // The month's file: three row groups, bucket ranges 0-3, 4-7, 8-11.
+    // The month's file: six row groups, bucket ranges 0-1, 2-3, … 10-11.
     let landed = out.join("lake/cdrs/month=2026-10/RatedCDRs_20261031_235959.parquet");
     let reader = SerializedFileReader::new(std::fs::File::open(&landed).unwrap()).unwrap();
     let metadata = reader.metadata();
@@ -315,7 +315,7 @@ fn a_pass_reads_only_the_row_groups_of_its_line_buckets() {
             other => panic!("{other:?}"),
         })
         .collect();
-    assert_eq!(ranges, [(0, 3), (4, 7), (8, 11)]);
+    assert_eq!(ranges, [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11)]);
 
     let events = || {
         let sql =
@@ -353,7 +353,7 @@ fn a_pass_reads_only_the_row_groups_of_its_line_buckets() {
     let plans = rate_in_passes();
     assert_eq!(
         plans
-            .matches("row_groups_pruned_statistics=3 total → 1 matched")
+            .matches("row_groups_pruned_statistics=6 total → 2 matched")
             .count(),
         3,
         "{plans}"
