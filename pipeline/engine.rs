@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
-use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
@@ -81,19 +81,6 @@ pub async fn register_path(
     path: &str,
     partition: Option<&str>,
 ) -> Result<bool, LakeError> {
-    register_path_as(ctx, lake, table, path, partition, None).await
-}
-
-/// [`register_path`], read as `schema` when given rather than the files'
-/// own: a column added since some files were written reads as NULL there.
-async fn register_path_as(
-    ctx: &SessionContext,
-    lake: &Lake,
-    table: &str,
-    path: &str,
-    partition: Option<&str>,
-    schema: Option<&datafusion::arrow::datatypes::Schema>,
-) -> Result<bool, LakeError> {
     let files = lake.list(path).await?;
     if !files.iter().any(|f| f.ends_with(".parquet")) {
         return Ok(false);
@@ -103,26 +90,7 @@ async fn register_path_as(
     let partitions: Vec<(String, DataType)> = partition
         .map(|p| vec![(p.to_string(), DataType::Utf8)])
         .unwrap_or_default();
-    let mut options = ParquetReadOptions::default().table_partition_cols(partitions);
-    // Text read as views into the decoded pages, as DataFusion reads it
-    // when it takes the schema from the files: with plain Utf8 the rating
-    // plan copies every string and took 10 % more time at 30M CDRs
-    // (docs/PERFORMANCE.md).
-    let as_views = schema.map(|schema| {
-        Schema::new(
-            schema
-                .fields()
-                .iter()
-                .map(|f| match f.data_type() {
-                    DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
-                    _ => f.as_ref().clone(),
-                })
-                .collect::<Vec<_>>(),
-        )
-    });
-    if let Some(schema) = &as_views {
-        options = options.schema(schema);
-    }
+    let options = ParquetReadOptions::default().table_partition_cols(partitions);
     ctx.register_parquet(table, &url, options)
         .await
         .map_err(|source| LakeError::Query {
@@ -132,8 +100,8 @@ async fn register_path_as(
     Ok(true)
 }
 
-/// Registers the Parquet files below `path` as `table`, read as `schema`, or
-/// an empty table of `schema` when there is none yet.
+/// Registers the Parquet files below `path` as `table`, or an empty table of
+/// `schema` when there is none yet.
 pub async fn register_path_or_empty(
     ctx: &SessionContext,
     lake: &Lake,
@@ -141,7 +109,7 @@ pub async fn register_path_or_empty(
     path: &str,
     schema: datafusion::arrow::datatypes::SchemaRef,
 ) -> Result<(), LakeError> {
-    if !register_path_as(ctx, lake, table, path, None, Some(&schema)).await? {
+    if !register_path(ctx, lake, table, path, None).await? {
         register_batch(ctx, table, empty(schema)).map_err(|source| LakeError::Query {
             url: lake.url().join(path),
             source,

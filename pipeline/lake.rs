@@ -309,18 +309,6 @@ impl Lake {
             .map_err(|e| self.parquet_err(key, e))
     }
 
-    /// Ends the row group in progress of an open writer (nothing if empty).
-    pub async fn flush_row_group(
-        &self,
-        key: &str,
-        writer: &mut AsyncArrowWriter<BufWriter>,
-    ) -> Result<(), LakeError> {
-        if writer.in_progress_rows() == 0 {
-            return Ok(());
-        }
-        writer.flush().await.map_err(|e| self.parquet_err(key, e))
-    }
-
     /// Completes a file started with [`Lake::parquet_writer`].
     pub async fn close_parquet(
         &self,

@@ -32,9 +32,7 @@ use datafusion::arrow::array::{
     ArrayRef, AsArray, BooleanArray, Date32Builder, StringArray, StringBuilder,
     TimestampMicrosecondBuilder,
 };
-use datafusion::arrow::compute::{
-    concat_batches, filter_record_batch, sort_to_indices, take_record_batch,
-};
+use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{Date32Type, Int64Type};
 use datafusion::arrow::record_batch::RecordBatch;
 use serde::Serialize;
@@ -419,7 +417,7 @@ pub fn check_delivery(folder: &str, name: &str, bytes: &[u8]) -> DeliveryCheck {
         // A large file: decoded chunk by chunk, as `commit` does.
         match CdrChunker::open(&mut decoded, bytes) {
             Ok(mut chunker) => loop {
-                match chunker.next_chunk(&mut decoded, ROWS_PER_CHUNK, 1) {
+                match chunker.next_chunk(&mut decoded, ROWS_PER_CHUNK) {
                     Ok(Some(_)) => {}
                     Ok(None) => break,
                     Err(refusal) => {
@@ -493,8 +491,11 @@ struct Decoded {
 
 enum Rows {
     None,
-    /// CDR rows, in ranges of line buckets.
-    Cdrs(CdrRows),
+    /// CDR rows with, per row, the hash of its `cdr_id`.
+    Cdrs {
+        batch: RecordBatch,
+        ids: Vec<u128>,
+    },
     /// A large CDR file, decoded chunk by chunk while it is committed.
     Streamed,
     Status {
@@ -518,9 +519,7 @@ fn decode(file: &FetchedFile, bytes: &[u8]) -> Decoded {
         rows: Rows::None,
     };
     let result = match file.folder.as_str() {
-        // Only `cdrs`, which rate reads in passes, is cut by bucket.
-        "RatedCDRs" => decode_cdrs(&mut decoded, bytes, true),
-        "BilledCDRs" => decode_cdrs(&mut decoded, bytes, false),
+        "RatedCDRs" | "BilledCDRs" => decode_cdrs(&mut decoded, bytes),
         "AccountStatus" => {
             decode_table(&mut decoded, bytes, upstream::STATUS_COLUMNS, decode_status)
         }
@@ -597,55 +596,17 @@ fn all_records(reader: &mut CsvReader<'_>) -> Vec<(u64, Vec<u8>)> {
 const STREAMED_FILE_BYTES: usize = 64 << 20;
 const ROWS_PER_CHUNK: usize = 256 * 1024;
 
-fn decode_cdrs(decoded: &mut Decoded, bytes: &[u8], by_bucket: bool) -> Result<(), Refusal> {
+fn decode_cdrs(decoded: &mut Decoded, bytes: &[u8]) -> Result<(), Refusal> {
     if bytes.len() > STREAMED_FILE_BYTES {
         decoded.rows = Rows::Streamed;
         return Ok(());
     }
-    let groups = if by_bucket {
-        bucket_group_count(estimated_rows(bytes))
-    } else {
-        1
-    };
     let mut chunker = CdrChunker::open(decoded, bytes)?;
-    let rows = chunker
-        .next_chunk(decoded, usize::MAX, groups)?
-        .unwrap_or_else(CdrRows::empty);
-    decoded.rows = Rows::Cdrs(rows);
+    let (batch, ids) = chunker
+        .next_chunk(decoded, usize::MAX)?
+        .unwrap_or_else(|| (CdrBuilder::default().finish(), Vec::new()));
+    decoded.rows = Rows::Cdrs { batch, ids };
     Ok(())
-}
-
-/// About how many rows a file holds, from the length of the lines of its
-/// first 64 KB.
-fn estimated_rows(bytes: &[u8]) -> usize {
-    let sample = &bytes[..bytes.len().min(64 << 10)];
-    let lines = memchr::memchr_iter(b'\n', sample).count().max(1);
-    bytes.len() / (sample.len() / lines).max(1)
-}
-
-/// A file's (or a chunk's) CDRs decoded into ranges of line buckets, so
-/// that they are written as row groups of those ranges without a copy.
-struct CdrRows {
-    /// Per range, in bucket order, its rows in the file's order (some may
-    /// be empty).
-    groups: Vec<RecordBatch>,
-    /// The range of each row, in the file's order; empty when there is one.
-    order: Vec<u8>,
-    /// Per row, in the file's order: the hash of its `cdr_id`, and of its
-    /// content.
-    ids: Vec<u128>,
-    hashes: Vec<i64>,
-}
-
-impl CdrRows {
-    fn empty() -> CdrRows {
-        CdrRows {
-            groups: vec![CdrBuilder::default().finish()],
-            order: Vec::new(),
-            ids: Vec::new(),
-            hashes: Vec::new(),
-        }
-    }
 }
 
 /// Reads a CDR file a chunk of rows at a time.
@@ -676,19 +637,16 @@ impl<'a> CdrChunker<'a> {
         })
     }
 
-    /// The next rows (at most `max_rows` read) in `groups` ranges of line
-    /// buckets (a divisor of [`upstream::LINE_BUCKETS`]); bad rows go to
-    /// `decoded`'s quarantine. `None` at the end.
+    /// The next rows (at most `max_rows` read), with the hash of each
+    /// `cdr_id`; bad rows go to `decoded`'s quarantine. `None` at the end.
     fn next_chunk(
         &mut self,
         decoded: &mut Decoded,
         max_rows: usize,
-        groups: usize,
-    ) -> Result<Option<CdrRows>, Refusal> {
+    ) -> Result<Option<(RecordBatch, Vec<u128>)>, Refusal> {
         let header_len = self.reader.header.len();
-        let mut builders: Vec<CdrBuilder> = (0..groups).map(|_| CdrBuilder::default()).collect();
-        let per_group = usize::from(upstream::LINE_BUCKETS) / groups;
-        let (mut ids, mut hashes, mut order) = (Vec::new(), Vec::new(), Vec::new());
+        let mut rows = CdrBuilder::default();
+        let mut ids = Vec::new();
         let mut read = 0;
         while read < max_rows {
             let Some(record) = self.reader.next_record() else {
@@ -706,15 +664,8 @@ impl<'a> CdrChunker<'a> {
             match parsed {
                 Ok(cdr) => {
                     decoded.counts.landed += 1;
-                    let bucket = upstream::line_bucket(cdr.msisdn);
-                    let group = usize::from(bucket as u8) / per_group;
-                    let hash = cdr.content_hash();
                     ids.push(cdr.id_hash());
-                    hashes.push(hash);
-                    if groups > 1 {
-                        order.push(group as u8);
-                    }
-                    builders[group].push(&cdr, &decoded.name, record.line, hash, bucket);
+                    rows.push(&cdr, &decoded.name, record.line, cdr.content_hash());
                 }
                 Err(reason) => {
                     decoded.counts.quarantined += 1;
@@ -724,12 +675,7 @@ impl<'a> CdrChunker<'a> {
                 }
             }
         }
-        Ok((read > 0).then(|| CdrRows {
-            groups: builders.into_iter().map(CdrBuilder::finish).collect(),
-            order,
-            ids,
-            hashes,
-        }))
+        Ok((read > 0).then(|| (rows.finish(), ids)))
     }
 }
 
@@ -1029,8 +975,7 @@ enum OutputRows {
     None,
     Cdrs {
         dataset: &'static str,
-        /// Ranges of line buckets, in bucket order.
-        rows: Vec<RecordBatch>,
+        rows: RecordBatch,
         conflicts: Option<RecordBatch>,
     },
     Status {
@@ -1054,12 +999,12 @@ fn prepare(
     let rows = match std::mem::replace(&mut decoded.rows, Rows::None) {
         Rows::None => OutputRows::None,
         Rows::Streamed => unreachable!("a streamed file is committed by commit_streamed"),
-        Rows::Cdrs(rows) => {
+        Rows::Cdrs { batch, ids } => {
             let rated = file.folder == "RatedCDRs";
             let (rows, conflicts) = if rated {
-                dedup(index, &decoded.name, &mut decoded.counts, rows)?
+                dedup(index, &decoded.name, &mut decoded.counts, batch, &ids)?
             } else {
-                (rows.groups, None)
+                (batch, None)
             };
             decoded.counts.new_rows =
                 decoded.counts.landed - decoded.counts.duplicates - decoded.counts.conflicts;
@@ -1101,7 +1046,7 @@ async fn write_output(lake: Lake, output: Output) -> Result<(FileReport, Vec<Str
             conflicts,
         } => {
             let mut rows_out = MonthWriters::new(&lake, dataset, &output.name);
-            rows_out.write_groups(&rows).await?;
+            rows_out.write(&rows).await?;
             rows_out.close().await?;
             if let Some(conflicts) = conflicts {
                 let mut conflicts_out =
@@ -1154,13 +1099,7 @@ async fn commit_streamed(
     let mut rows_out = MonthWriters::new(lake, dataset, &decoded.name);
     let mut conflicts_out = MonthWriters::new(lake, datasets::CDR_CONFLICTS, &decoded.name);
     let name = decoded.name.clone();
-    let (chunks, mut received) = tokio::sync::mpsc::channel::<CdrRows>(2);
-    // RatedCDRs, into `cdrs`: each chunk in ranges of line buckets.
-    let groups = if index.is_some() {
-        bucket_group_count(ROWS_PER_CHUNK)
-    } else {
-        1
-    };
+    let (chunks, mut received) = tokio::sync::mpsc::channel::<(RecordBatch, Vec<u128>)>(2);
     let decoding_folder = folder.clone();
     let decoding = tokio::task::spawn_blocking(move || {
         let mut decoded = decoded;
@@ -1172,7 +1111,7 @@ async fn commit_streamed(
             }
         };
         loop {
-            match chunker.next_chunk(&mut decoded, ROWS_PER_CHUNK, groups) {
+            match chunker.next_chunk(&mut decoded, ROWS_PER_CHUNK) {
                 Ok(Some(chunk)) => {
                     bytes.release(chunker.reader.consumed());
                     if chunks.blocking_send(chunk).is_err() {
@@ -1189,12 +1128,12 @@ async fn commit_streamed(
         }
     });
     let mut counts = LandedCounts::default();
-    while let Some(chunk) = received.recv().await {
+    while let Some((batch, ids)) = received.recv().await {
         match index.as_deref_mut() {
-            None => rows_out.write_groups(&chunk.groups).await?,
+            None => rows_out.write(&batch).await?,
             Some(index) => {
-                let (rows, conflicts) = dedup(index, &name, &mut counts, chunk)?;
-                rows_out.write_groups(&rows).await?;
+                let (rows, conflicts) = dedup(index, &name, &mut counts, batch, &ids)?;
+                rows_out.write(&rows).await?;
                 if let Some(conflicts) = conflicts {
                     conflicts_out.write(&conflicts).await?;
                 }
@@ -1276,24 +1215,18 @@ fn dedup(
     index: &mut CdrIndex,
     name: &str,
     counts: &mut LandedCounts,
-    rows: CdrRows,
-) -> Result<(Vec<RecordBatch>, Option<RecordBatch>), LandError> {
+    batch: RecordBatch,
+    ids: &[u128],
+) -> Result<(RecordBatch, Option<RecordBatch>), LandError> {
     let this_file = index.file_id(name);
-    let CdrRows {
-        groups,
-        order,
-        ids,
-        hashes,
-    } = rows;
-    // Walked in the file's order, whatever range each row is in: the first
-    // copy of a `cdr_id` in the file is the one kept.
-    let mut new: Vec<Vec<bool>> = groups
-        .iter()
-        .map(|g| Vec::with_capacity(g.num_rows()))
-        .collect();
-    let mut conflict: Vec<Vec<bool>> = new.clone();
-    let mut first_sources: Vec<Vec<String>> = vec![Vec::new(); groups.len()];
-    let (mut duplicates, mut conflicts) = (0, 0);
+    let hashes = batch
+        .column_by_name("content_hash")
+        .expect("the CDR schema has content_hash")
+        .as_primitive::<Int64Type>()
+        .clone();
+    let mut new = Vec::with_capacity(ids.len());
+    let mut conflict = Vec::with_capacity(ids.len());
+    let mut first_sources = Vec::new();
     // How many rows ahead the table's slot is fetched (see
     // `CdrIndex::prefetch`): enough to cover a memory access.
     const AHEAD: usize = 16;
@@ -1301,54 +1234,38 @@ fn dedup(
         if let Some(later) = ids.get(row + AHEAD) {
             index.prefetch(*later);
         }
-        let group = order.get(row).map_or(0, |g| usize::from(*g));
-        let hash = hashes[row];
-        let (is_new, is_conflict) = match index.get_or_insert(*id, hash, this_file) {
-            None => (true, false),
+        let hash = hashes.value(row);
+        match index.get_or_insert(*id, hash, this_file) {
+            None => {
+                new.push(true);
+                conflict.push(false);
+            }
             Some((seen_hash, _)) if seen_hash == hash => {
-                duplicates += 1;
-                (false, false)
+                counts.duplicates += 1;
+                new.push(false);
+                conflict.push(false);
             }
             Some((_, first)) => {
-                conflicts += 1;
-                first_sources[group].push(index.file_name(first).to_string());
-                (false, true)
+                counts.conflicts += 1;
+                first_sources.push(index.file_name(first).to_string());
+                new.push(false);
+                conflict.push(true);
             }
-        };
-        new[group].push(is_new);
-        conflict[group].push(is_conflict);
+        }
     }
-    counts.duplicates += duplicates;
-    counts.conflicts += conflicts;
-    if duplicates == 0 && conflicts == 0 {
-        return Ok((groups, None));
-    }
-    let rows = groups
-        .iter()
-        .zip(new)
-        .map(|(g, new)| filter_record_batch(g, &BooleanArray::from(new)))
-        .collect::<Result<_, _>>()?;
-    if conflicts == 0 {
+    let rows = if counts.duplicates == 0 && counts.conflicts == 0 {
+        batch.clone()
+    } else {
+        filter_record_batch(&batch, &BooleanArray::from(new))?
+    };
+    if first_sources.is_empty() {
         return Ok((rows, None));
     }
-    let mut copies = Vec::new();
-    for ((g, conflict), sources) in groups.iter().zip(conflict).zip(first_sources) {
-        if sources.is_empty() {
-            continue;
-        }
-        let mut columns = filter_record_batch(g, &BooleanArray::from(conflict))?
-            .columns()
-            .to_vec();
-        columns.push(Arc::new(StringArray::from(sources)));
-        copies.push(RecordBatch::try_new(upstream::cdr_schema(true), columns)?);
-    }
-    let copies = concat_batches(&upstream::cdr_schema(true), &copies)?;
-    // Back in the file's order.
-    let lines = copies
-        .column_by_name("source_line")
-        .expect("the CDR schema has source_line");
-    let in_order = sort_to_indices(lines, None, None)?;
-    Ok((rows, Some(take_record_batch(&copies, &in_order)?)))
+    let copies = filter_record_batch(&batch, &BooleanArray::from(conflict))?;
+    let mut columns = copies.columns().to_vec();
+    columns.push(Arc::new(StringArray::from(first_sources)));
+    let conflicts = RecordBatch::try_new(upstream::cdr_schema(true), columns)?;
+    Ok((rows, Some(conflicts)))
 }
 
 /// One file's CDR rows, written as one Parquet file per month of their local
@@ -1372,46 +1289,49 @@ impl<'l> MonthWriters<'l> {
     }
 
     async fn write(&mut self, batch: &RecordBatch) -> Result<(), LandError> {
-        for (month, rows) in by_month(batch)? {
-            self.writer(month, &rows)?;
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let dates = batch
+            .column_by_name("local_date")
+            .expect("the CDR schema has local_date")
+            .as_primitive::<Date32Type>()
+            .clone();
+        // Month of each row as a number (202610), computed once per distinct day.
+        let mut last: Option<(i32, u32)> = None;
+        let months: Vec<u32> = dates
+            .values()
+            .iter()
+            .map(|days| match last {
+                Some((d, m)) if d == *days => m,
+                _ => {
+                    let m = upstream::month_number(*days);
+                    last = Some((*days, m));
+                    m
+                }
+            })
+            .collect();
+        let distinct: BTreeSet<u32> = months.iter().copied().collect();
+        for month in distinct {
+            let rows = if distinct_is_one(&months, month) {
+                batch.clone()
+            } else {
+                let in_month: BooleanArray = months.iter().map(|m| Some(*m == month)).collect();
+                filter_record_batch(batch, &in_month)?
+            };
+            if !self.open.contains_key(&month) {
+                let key = format!(
+                    "{}/month={:04}-{:02}/{}.parquet",
+                    self.dataset,
+                    month / 100,
+                    month % 100,
+                    self.stem
+                );
+                let writer = self.lake.parquet_writer(&key, rows.schema())?;
+                self.open.insert(month, (key, writer));
+            }
             let (key, writer) = self.open.get_mut(&month).expect("just opened");
             self.lake.write_batch(key, writer, &rows).await?;
-        }
-        Ok(())
-    }
-
-    /// Writes rows cut into ranges of line buckets (a whole file, or a
-    /// chunk of a large one): in each month's file, each range as a row
-    /// group, in bucket order, so that a pass of `rate` over some buckets
-    /// skips the other row groups by their statistics (rate.rs,
-    /// `pass_filter`). Only the order of the rows in the file changes.
-    async fn write_groups(&mut self, groups: &[RecordBatch]) -> Result<(), LandError> {
-        if let [rows] = groups {
-            return self.write(rows).await;
-        }
-        for group in groups {
-            for (month, rows) in by_month(group)? {
-                self.writer(month, &rows)?;
-                let (key, writer) = self.open.get_mut(&month).expect("just opened");
-                self.lake.write_batch(key, writer, &rows).await?;
-                self.lake.flush_row_group(key, writer).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Opens the month's file if this is its first row.
-    fn writer(&mut self, month: u32, rows: &RecordBatch) -> Result<(), LandError> {
-        if !self.open.contains_key(&month) {
-            let key = format!(
-                "{}/month={:04}-{:02}/{}.parquet",
-                self.dataset,
-                month / 100,
-                month % 100,
-                self.stem
-            );
-            let writer = self.lake.parquet_writer(&key, rows.schema())?;
-            self.open.insert(month, (key, writer));
         }
         Ok(())
     }
@@ -1422,59 +1342,6 @@ impl<'l> MonthWriters<'l> {
         }
         Ok(())
     }
-}
-
-/// A batch's rows by the month of their local date.
-fn by_month(batch: &RecordBatch) -> Result<Vec<(u32, RecordBatch)>, LandError> {
-    if batch.num_rows() == 0 {
-        return Ok(Vec::new());
-    }
-    let dates = batch
-        .column_by_name("local_date")
-        .expect("the CDR schema has local_date")
-        .as_primitive::<Date32Type>()
-        .clone();
-    // Month of each row as a number (202610), computed once per distinct day.
-    let mut last: Option<(i32, u32)> = None;
-    let months: Vec<u32> = dates
-        .values()
-        .iter()
-        .map(|days| match last {
-            Some((d, m)) if d == *days => m,
-            _ => {
-                let m = upstream::month_number(*days);
-                last = Some((*days, m));
-                m
-            }
-        })
-        .collect();
-    let distinct: BTreeSet<u32> = months.iter().copied().collect();
-    let mut split = Vec::with_capacity(distinct.len());
-    for month in distinct {
-        let rows = if distinct_is_one(&months, month) {
-            batch.clone()
-        } else {
-            let in_month: BooleanArray = months.iter().map(|m| Some(*m == month)).collect();
-            filter_record_batch(batch, &in_month)?
-        };
-        split.push((month, rows));
-    }
-    Ok(split)
-}
-
-/// Fewest rows in a row group of one range of line buckets: below that a
-/// file's rows stay in one row group (docs/PERFORMANCE.md).
-const MIN_ROWS_PER_BUCKET_GROUP: usize = 16 * 1024;
-
-/// How many ranges of line buckets a file of `rows` rows is cut into: 12, 6
-/// or 3, the most that leave at least [`MIN_ROWS_PER_BUCKET_GROUP`] rows in
-/// each on average, else 1. Each of 3 passes then reads whole ranges, and
-/// so does each of 2 passes with 6 or 12 ranges and each of 4 with 12.
-fn bucket_group_count(rows: usize) -> usize {
-    [12, 6, 3]
-        .into_iter()
-        .find(|groups| rows / groups >= MIN_ROWS_PER_BUCKET_GROUP)
-        .unwrap_or(1)
 }
 
 fn distinct_is_one(months: &[u32], month: u32) -> bool {
@@ -1520,90 +1387,5 @@ mod tests {
         let t = snapshot_time("AccountStatus_20261003_10.csv").unwrap();
         assert_eq!(t.to_rfc3339(), "2026-10-03T08:00:00+00:00");
         assert!(snapshot_time("status.csv").is_none());
-    }
-
-    #[test]
-    fn a_file_is_cut_into_bucket_ranges_of_at_least_16k_rows() {
-        assert_eq!(bucket_group_count(0), 1);
-        assert_eq!(bucket_group_count(49_151), 1);
-        assert_eq!(bucket_group_count(49_152), 3);
-        assert_eq!(bucket_group_count(98_303), 3);
-        assert_eq!(bucket_group_count(98_304), 6);
-        assert_eq!(bucket_group_count(196_608), 12);
-    }
-
-    /// A file of CDRs with, at its lines 2 and 3, the same `cdr_id` for
-    /// two lines of other buckets (a conflict), then a line whose copy
-    /// comes at line 5 (a duplicate).
-    fn conflicting_file() -> Vec<u8> {
-        let mut text = String::from(
-            "cdr_id;msisdn;imsi;event_type;start_time;called_number;duration_s;volume_kb;units;visited_mccmnc;wholesale_eur\n",
-        );
-        let line = |id: &str, msisdn: u64| {
-            format!("{id};{msisdn};;SMS;01/10/2026 10:00:00;33612345678;;;1;20801;0,0100\n")
-        };
-        // 33600000011 is in bucket 11, 33600000012 in bucket 0.
-        text.push_str(&line("A", 33600000011));
-        text.push_str(&line("A", 33600000012));
-        text.push_str(&line("B", 33600000005));
-        text.push_str(&line("B", 33600000005));
-        for n in 0..100u64 {
-            text.push_str(&line(&format!("C{n}"), 33600000000 + n));
-        }
-        text.into_bytes()
-    }
-
-    #[test]
-    fn rows_in_bucket_ranges_keep_the_first_copy_of_the_file() {
-        let bytes = conflicting_file();
-        let mut decoded = Decoded {
-            name: "RatedCDRs_20261001_100000.csv".into(),
-            counts: LandedCounts::default(),
-            quarantine: QuarantineBuilder::default(),
-            refused: None,
-            unknown_columns: Vec::new(),
-            rows: Rows::None,
-        };
-        let mut chunker = CdrChunker::open(&mut decoded, &bytes).ok().unwrap();
-        let rows = chunker
-            .next_chunk(&mut decoded, usize::MAX, 3)
-            .ok()
-            .unwrap()
-            .unwrap();
-        assert_eq!(decoded.counts.landed, 104);
-        assert_eq!(rows.groups.len(), 3);
-        // Each range holds its four buckets, each row in the file's order.
-        for (n, group) in rows.groups.iter().enumerate() {
-            let buckets = group.column_by_name("line_bucket").unwrap();
-            let buckets = buckets.as_primitive::<datafusion::arrow::datatypes::Int8Type>();
-            assert!(buckets.values().iter().all(|b| *b as usize / 4 == n));
-            let lines = group.column_by_name("source_line").unwrap();
-            let lines = lines.as_primitive::<Int64Type>().values();
-            assert!(lines.windows(2).all(|w| w[0] < w[1]));
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let mut index = CdrIndex::empty(dir.path());
-        let mut counts = LandedCounts::default();
-        let (kept, conflicts) = dedup(&mut index, &decoded.name, &mut counts, rows).unwrap();
-        assert_eq!((counts.duplicates, counts.conflicts), (1, 1));
-        assert_eq!(kept.iter().map(RecordBatch::num_rows).sum::<usize>(), 102);
-        // The copy of A kept is that of line 2 (bucket 11, the last range),
-        // though the first range is written first.
-        let a: Vec<String> = kept
-            .iter()
-            .flat_map(|g| {
-                let ids = crate::engine::strings(g.column_by_name("cdr_id").unwrap());
-                let msisdns = crate::engine::strings(g.column_by_name("msisdn").unwrap());
-                ids.into_iter()
-                    .zip(msisdns)
-                    .filter(|(id, _)| id == "A")
-                    .map(|(_, msisdn)| msisdn)
-            })
-            .collect();
-        assert_eq!(a, ["33600000011"]);
-        let conflicts = conflicts.unwrap();
-        assert_eq!(conflicts.num_rows(), 1);
-        let line = conflicts.column_by_name("source_line").unwrap();
-        assert_eq!(line.as_primitive::<Int64Type>().value(0), 3);
     }
 }

@@ -86,55 +86,25 @@ impl std::fmt::Display for RateReport {
 const WORK_DIR: &str = "_work/rate";
 
 /// A month above this many CDRs (`[engine] cdrs_per_pass`) is rated in
-/// several passes, each over some of the lines: a line's events are all in
-/// one pass, so its allowances are consumed as in one (rating.md §4), and
-/// each pass sorts what fits in memory without spilling
-/// (docs/PERFORMANCE.md).
+/// several passes, each over the lines whose number falls in one class
+/// modulo the number of passes: a line's events are all in one pass, so its
+/// allowances are consumed as in one (rating.md §4), and each pass sorts
+/// what fits in memory without spilling (docs/PERFORMANCE.md).
 pub const DEFAULT_CDRS_PER_PASS: u64 = 12_000_000;
-
-/// The lines of pass `pass` of `passes`: when the passes divide the line
-/// buckets (1, 2, 3, 4, 6 or 12 passes), a range of buckets, whose row
-/// groups are the only ones the pass reads (land groups rows by bucket);
-/// otherwise the lines whose number is `pass` modulo `passes`, read from
-/// every row group. Files landed before the `line_bucket` column existed
-/// have it NULL: their lines' bucket is computed from the number, as land
-/// computes it.
-fn pass_filter(passes: u64, pass: u64) -> (&'static str, Vec<datafusion::common::ScalarValue>) {
-    use datafusion::common::ScalarValue;
-    let buckets = u64::from(upstream::LINE_BUCKETS);
-    if buckets % passes == 0 {
-        let per_pass = buckets / passes;
-        let (first, end) = (pass * per_pass, (pass + 1) * per_pass);
-        (
-            "SELECT * FROM month_cdrs \
-             WHERE (line_bucket >= $1 AND line_bucket < $2) \
-             OR (line_bucket IS NULL \
-                 AND CAST(msisdn AS BIGINT) % $3 >= $1 AND CAST(msisdn AS BIGINT) % $3 < $2)",
-            vec![
-                ScalarValue::Int8(Some(first as i8)),
-                ScalarValue::Int8(Some(end as i8)),
-                ScalarValue::Int64(Some(buckets as i64)),
-            ],
-        )
-    } else {
-        (
-            "SELECT * FROM month_cdrs WHERE CAST(msisdn AS BIGINT) % $1 = $2",
-            vec![
-                ScalarValue::Int64(Some(passes as i64)),
-                ScalarValue::Int64(Some(pass as i64)),
-            ],
-        )
-    }
-}
 
 /// `cdrs` as the rating layer reads it: the month's CDRs, or those of the
 /// lines of one pass.
 async fn select_pass(ctx: &SessionContext, passes: u64, pass: u64) -> Result<(), RateError> {
+    use datafusion::common::ScalarValue;
     let frame = if passes == 1 {
         ctx.sql("SELECT * FROM month_cdrs").await?
     } else {
-        let (query, values) = pass_filter(passes, pass);
-        ctx.sql(query).await?.with_param_values(values)?
+        ctx.sql("SELECT * FROM month_cdrs WHERE CAST(msisdn AS BIGINT) % $1 = $2")
+            .await?
+            .with_param_values(vec![
+                ScalarValue::Int64(Some(passes as i64)),
+                ScalarValue::Int64(Some(pass as i64)),
+            ])?
     };
     let view = frame.into_view();
     ctx.deregister_table("cdrs")?;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{
-    ArrayRef, Date32Builder, Decimal128Builder, Int64Builder, Int8Builder, StringBuilder,
+    ArrayRef, Date32Builder, Decimal128Builder, Int64Builder, StringBuilder,
     TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -237,30 +237,11 @@ pub fn cdr_schema(with_first_source: bool) -> SchemaRef {
         Field::new("source_file", DataType::Utf8, false),
         Field::new("source_line", DataType::Int64, false),
         Field::new("content_hash", DataType::Int64, false),
-        // Absent from files landed before it existed: read as NULL there.
-        Field::new("line_bucket", DataType::Int8, true),
     ];
     if with_first_source {
         fields.push(Field::new("first_source_file", DataType::Utf8, false));
     }
     Arc::new(Schema::new(fields))
-}
-
-/// How many buckets the lines are spread over: a line's bucket is its number
-/// modulo this. Land groups each delivery's rows by bucket into row groups,
-/// so that a pass of `rate` over some buckets reads only their row groups.
-/// 12 divides into 1, 2, 3, 4 and 6 passes.
-pub const LINE_BUCKETS: u8 = 12;
-
-/// A line's bucket: its number (a string of digits, checked on landing)
-/// modulo [`LINE_BUCKETS`], as `CAST(msisdn AS BIGINT) % 12` computes it.
-pub fn line_bucket(msisdn: &str) -> i8 {
-    // Exact up to 19 digits; a number has at most 15.
-    let number = msisdn.bytes().fold(0u64, |n, digit| {
-        n.wrapping_mul(10)
-            .wrapping_add(u64::from(digit.wrapping_sub(b'0')))
-    });
-    (number % u64::from(LINE_BUCKETS)) as i8
 }
 
 /// The month of a day counted from 1970-01-01, as a number: 202610.
@@ -292,7 +273,6 @@ pub struct CdrBuilder {
     source_file: StringBuilder,
     source_line: Int64Builder,
     content_hash: Int64Builder,
-    line_bucket: Int8Builder,
     rows: usize,
 }
 
@@ -316,7 +296,6 @@ impl Default for CdrBuilder {
             source_file: StringBuilder::new(),
             source_line: Int64Builder::new(),
             content_hash: Int64Builder::new(),
-            line_bucket: Int8Builder::new(),
             rows: 0,
         }
     }
@@ -331,9 +310,7 @@ impl CdrBuilder {
         self.rows == 0
     }
 
-    /// Appends a CDR with its content hash and its line's bucket
-    /// ([`line_bucket`]).
-    pub fn push(&mut self, cdr: &Cdr<'_>, source_file: &str, line: u64, hash: i64, bucket: i8) {
+    pub fn push(&mut self, cdr: &Cdr<'_>, source_file: &str, line: u64, hash: i64) {
         self.cdr_id.append_value(cdr.cdr_id);
         self.msisdn.append_value(cdr.msisdn);
         self.imsi.append_option(cdr.imsi);
@@ -349,7 +326,6 @@ impl CdrBuilder {
         self.source_file.append_value(source_file);
         self.source_line.append_value(line as i64);
         self.content_hash.append_value(hash);
-        self.line_bucket.append_value(bucket);
         self.rows += 1;
     }
 
@@ -370,7 +346,6 @@ impl CdrBuilder {
             Arc::new(self.source_file.finish()),
             Arc::new(self.source_line.finish()),
             Arc::new(self.content_hash.finish()),
-            Arc::new(self.line_bucket.finish()),
         ];
         RecordBatch::try_new(cdr_schema(false), columns).expect("columns match the CDR schema")
     }
@@ -481,14 +456,6 @@ pub fn sim_schema() -> SchemaRef {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn a_line_bucket_is_the_number_modulo_12() {
-        for msisdn in ["33612345678", "33700000000", "999999999999999", "12345678"] {
-            let n: i64 = msisdn.parse().unwrap();
-            assert_eq!(i64::from(super::line_bucket(msisdn)), n % 12, "{msisdn}");
-        }
-    }
-
     use super::*;
 
     fn record(text: &str) -> csv::ByteRecord {
