@@ -5,28 +5,30 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::assure::{self, AssureError, AssureReport};
-use crate::bill::{self, BillError, BillReport};
-use crate::check::{self, CheckError, CheckReport};
-use crate::cli::{Cli, Command, RioCommand, SimCommand};
-use crate::credit::{self, CreditError, CreditReport, CreditRequest};
-use crate::duration::{self, DurationError, DurationReport};
-use crate::finance::{self, FinanceError, FinanceReport};
-use crate::gen::{self, GenError, GenOptions, GenReport};
-use crate::lake::{Lake, LakeError};
-use crate::land::{self, LandError, LandReport};
-use crate::ledger::{Ledger, LedgerError};
-use crate::lock::{LockError, StateLock};
-use crate::month::Month;
-use crate::publish::{self, PublishError, PublishRunReport};
-use crate::query::{self, QueryError, QueryReport};
-use crate::rate::{self, RateError, RateReport};
-use crate::render::{self, RenderError, RenderOptions, RenderReport};
-use crate::rio::{self, RioBatchReport, RioCheckReport, RioError};
-use crate::sepa::{self, SepaError, SepaReport};
+use crate::cli::{Cli, Command, QueryFormat, RioCommand, SepaFormat, SimCommand};
+use crate::core::lake::{Lake, LakeError};
+use crate::core::ledger::{Ledger, LedgerError};
+use crate::core::lock::{LockError, StateLock};
+use crate::core::month::Month;
+use crate::core::text::one_line;
 use crate::settings::{Settings, SettingsError};
-use crate::sync::{self, SyncError, SyncReport};
-use crate::whatif::{self, WhatifError, WhatifReport};
+use crate::stages::assure::{self, AssureError, AssureReport};
+use crate::stages::bill::{self, BillError, BillReport};
+use crate::stages::credit::{self, CreditError, CreditReport, CreditRequest};
+use crate::stages::finance::{self, FinanceError, FinanceReport};
+use crate::stages::land::{self, LandError, LandReport};
+use crate::stages::publish::{self, PublishError, PublishRunReport};
+use crate::stages::rate::{self, RateError, RateReport};
+use crate::stages::render::{self, RenderError, RenderOptions, RenderReport};
+use crate::stages::sepa::{self, SepaError, SepaReport};
+use crate::stages::sync::{self, SyncError, SyncReport};
+use crate::stages::{Context, ContextError};
+use crate::tools::check::{self, CheckError, CheckReport};
+use crate::tools::duration::{self, DurationError, DurationReport};
+use crate::tools::gen::{self, GenError, GenOptions, GenReport};
+use crate::tools::query::{self, QueryError, QueryReport};
+use crate::tools::rio::{self, RioBatchReport, RioCheckReport, RioError};
+use crate::tools::whatif::{self, WhatifError, WhatifReport};
 
 /// Every error a command can end with; each displays as one line.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,8 @@ pub enum AppError {
     Land(#[from] LandError),
     #[error(transparent)]
     Rate(#[from] RateError),
+    #[error(transparent)]
+    Context(#[from] ContextError),
     #[error(transparent)]
     Bill(#[from] BillError),
     #[error(transparent)]
@@ -66,13 +70,13 @@ pub enum AppError {
     #[error(transparent)]
     Rio(#[from] RioError),
     #[error(transparent)]
-    Sim(#[from] crate::sim::SimError),
+    Sim(#[from] crate::tools::sim::SimError),
     #[error(transparent)]
     Duration(#[from] DurationError),
     #[error(transparent)]
     Gen(#[from] GenError),
     #[error(transparent)]
-    Doctor(#[from] crate::doctor::DoctorError),
+    Doctor(#[from] crate::tools::doctor::DoctorError),
     #[error(transparent)]
     Check(#[from] CheckError),
     #[error("demo folder {0} exists and is not a previous demo: choose another --out")]
@@ -104,10 +108,10 @@ pub enum Report {
     QuerySession(query::SessionReport),
     Credit(Timed<CreditReport>),
     RioCheck(RioCheckReport),
-    Puk(crate::sim::PukReport),
+    Puk(crate::tools::sim::PukReport),
     RioBatch(RioBatchReport),
     Duration(DurationReport),
-    Doctor(crate::doctor::DoctorReport),
+    Doctor(crate::tools::doctor::DoctorReport),
     Check(CheckReport),
     Gen(GenReport),
     Demo(DemoReport),
@@ -158,6 +162,15 @@ impl Report {
             Report::Doctor(r) => r.passed(),
             Report::Check(r) => r.passed(),
             _ => true,
+        }
+    }
+
+    /// What `--json` prints instead of the report: a query's rows, as one
+    /// JSON array.
+    pub fn json_rows(&self) -> Option<&str> {
+        match self {
+            Report::Query(r) if r.out.is_none() && r.json_array => Some(&r.output),
+            _ => None,
         }
     }
 }
@@ -279,29 +292,23 @@ impl std::fmt::Display for DemoReport {
     }
 }
 
-/// Opens what every stage needs.
+/// The stages of one command, on one context, each run recorded in the
+/// ledger.
 struct Stages {
-    settings: Settings,
-    lake: Lake,
-    ledger: Ledger,
+    context: Context,
 }
 
 impl Stages {
     fn open(config: &Path) -> Result<Stages, AppError> {
-        let settings = Settings::load(config)?;
-        let lake = Lake::open(&settings.lake_url, &settings.lake_s3)?;
-        let ledger = Ledger::open(&settings.state_dir)?;
         Ok(Stages {
-            settings,
-            lake,
-            ledger,
+            context: Context::open(config)?,
         })
     }
 
     /// Opens a stage run in the ledger and starts its clock.
     fn start(&self, stage: &'static str, month: Option<Month>) -> Result<Started, AppError> {
         let month = month.map(|m| m.to_string());
-        let id = self.ledger.start_run(stage, month.as_deref())?;
+        let id = self.context.ledger.start_run(stage, month.as_deref())?;
         tracing::info!(stage, month, "stage started");
         Ok(Started {
             id,
@@ -331,14 +338,14 @@ impl Stages {
                     elapsed_ms,
                 };
                 let json = serde_json::to_string(&timed).unwrap_or_default();
-                self.ledger.end_run(started.id, "ok", &json)?;
+                self.context.ledger.end_run(started.id, "ok", &json)?;
                 tracing::info!(stage, elapsed_ms, status = "ok", "stage finished");
                 Ok(timed)
             }
             Err(e) => {
                 let e = e.into();
                 let reason = one_line(&e.to_string());
-                self.ledger.end_run(started.id, "failed", &reason)?;
+                self.context.ledger.end_run(started.id, "failed", &reason)?;
                 // At info level: the error itself is the command's last
                 // line (or, with JSON logs, its last event, at error level).
                 tracing::info!(
@@ -355,31 +362,31 @@ impl Stages {
 
     async fn sync(&self) -> Result<Timed<SyncReport>, AppError> {
         let id = self.start("sync", None)?;
-        let result = sync::sync(&self.settings, &self.lake, &self.ledger).await;
+        let result = sync::sync(&self.context).await;
         self.record(id, result)
     }
 
     async fn land(&self) -> Result<Timed<LandReport>, AppError> {
         let id = self.start("land", None)?;
-        let result = land::land(&self.settings, &self.lake, &self.ledger).await;
+        let result = land::land(&self.context).await;
         self.record(id, result)
     }
 
     async fn rate(&self, month: Month) -> Result<Timed<RateReport>, AppError> {
         let id = self.start("rate", Some(month))?;
-        let result = rate::rate(&self.settings, &self.lake, &self.ledger, month).await;
+        let result = rate::rate(&self.context, month).await;
         self.record(id, result)
     }
 
     async fn bill(&mut self, month: Month) -> Result<Timed<BillReport>, AppError> {
         let id = self.start("bill", Some(month))?;
-        let result = bill::bill(&self.settings, &self.lake, &mut self.ledger, month).await;
+        let result = bill::bill(&mut self.context, month).await;
         self.record(id, result)
     }
 
     async fn finance(&self, month: Month) -> Result<Timed<FinanceReport>, AppError> {
         let id = self.start("finance", Some(month))?;
-        let result = finance::finance(&self.settings, &self.lake, &self.ledger, month).await;
+        let result = finance::finance(&self.context, month).await;
         self.record(id, result)
     }
 
@@ -389,13 +396,13 @@ impl Stages {
         options: RenderOptions,
     ) -> Result<Timed<RenderReport>, AppError> {
         let id = self.start("render", Some(month))?;
-        let result = render::render(&self.settings, &self.lake, &self.ledger, month, options).await;
+        let result = render::render(&self.context, month, options).await;
         self.record(id, result)
     }
 
     async fn publish(&self, month: Month) -> Result<Timed<PublishRunReport>, AppError> {
         let id = self.start("publish", Some(month))?;
-        let result = publish::publish(&self.settings, &self.lake, &self.ledger, month).await;
+        let result = publish::publish(&self.context, month).await;
         self.record(id, result)
     }
 
@@ -405,20 +412,20 @@ impl Stages {
         format: sepa::Format,
     ) -> Result<Timed<SepaReport>, AppError> {
         let id = self.start("sepa", Some(month))?;
-        let result = sepa::sepa(&self.settings, &self.lake, &self.ledger, month, format).await;
+        let result = sepa::sepa(&self.context, month, format).await;
         self.record(id, result)
     }
 
     /// Records the run in the ledger; numbers and issues nothing.
     async fn whatif(&self, month: Month) -> Result<Timed<WhatifReport>, AppError> {
         let id = self.start("whatif", Some(month))?;
-        let result = whatif::whatif(&self.settings, &self.lake, month).await;
+        let result = whatif::whatif(&self.context.settings, &self.context.lake, month).await;
         self.record(id, result)
     }
 
     async fn assure(&self, month: Month) -> Result<Timed<AssureReport>, AppError> {
         let id = self.start("assure", Some(month))?;
-        let result = assure::assure(&self.settings, &self.lake, &self.ledger, month).await;
+        let result = assure::assure(&self.context, month).await;
         self.record(id, result)
     }
 
@@ -428,8 +435,7 @@ impl Stages {
         options: RenderOptions,
     ) -> Result<Timed<CreditReport>, AppError> {
         let id = self.start("credit", None)?;
-        let result =
-            credit::credit(&self.settings, &self.lake, &self.ledger, request, options).await;
+        let result = credit::credit(&self.context, request, options).await;
         let mut report = self.record(id, result)?;
         // The note's row goes into the journal of the billing month whose
         // invoices were issued in the note's month, once that month is billed.
@@ -437,7 +443,7 @@ impl Stages {
             .ok()
             .and_then(|day| Month::of(day).previous());
         if let Some(billing) = billing {
-            if self.ledger.is_issued(&billing.to_string())? {
+            if self.context.ledger.is_issued(&billing.to_string())? {
                 report.journal = Some(self.finance(billing).await?.report.journal_csv);
             }
         }
@@ -451,7 +457,7 @@ impl Stages {
     ) -> Result<Timed<RunReport>, AppError> {
         let at = chrono::Utc::now();
         let clock = std::time::Instant::now();
-        let sync = match self.settings.source {
+        let sync = match self.context.settings.source {
             Some(_) => Some(self.sync().await?),
             None => None,
         };
@@ -463,7 +469,7 @@ impl Stages {
             bill: self.bill(month).await?,
             finance: self.finance(month).await?,
             render: self.render(month, options).await?,
-            publish: match (options.pdf, &self.settings.source) {
+            publish: match (options.pdf, &self.context.settings.source) {
                 (true, Some(_)) => Some(self.publish(month).await?),
                 _ => None,
             },
@@ -490,30 +496,59 @@ pub fn error_line(error: &AppError) -> String {
     }
 }
 
-/// A message on one line (some library errors span several), cut after
-/// 1000 characters: a value quoted from a broken file may be megabytes.
-pub fn one_line(text: &str) -> String {
-    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    cut(line, 1000)
+/// The clap choices of the command line, as the stages name them.
+fn sepa_format(format: SepaFormat) -> sepa::Format {
+    match format {
+        SepaFormat::Pain00800102 => sepa::Format::Pain00800102,
+        SepaFormat::Pain00800108 => sepa::Format::Pain00800108,
+    }
 }
 
-/// `text` cut after `max` characters, saying how many were left out.
-pub fn cut(text: String, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        None => text,
-        Some((at, _)) => {
-            let left = text[at..].chars().count();
-            format!("{}… ({left} more characters)", &text[..at])
-        }
+fn query_format(format: QueryFormat) -> query::QueryFormat {
+    match format {
+        QueryFormat::Table => query::QueryFormat::Table,
+        QueryFormat::Csv => query::QueryFormat::Csv,
+        QueryFormat::Json => query::QueryFormat::Json,
+        QueryFormat::Parquet => query::QueryFormat::Parquet,
+    }
+}
+
+/// Whether a command writes the lake or the ledger, and so takes the lock.
+/// Every command is listed: a new one must say which it is.
+pub fn writes(command: &Command) -> bool {
+    match command {
+        Command::Sync
+        | Command::Land
+        | Command::Rate { .. }
+        | Command::Bill { .. }
+        | Command::Finance { .. }
+        | Command::Render { .. }
+        | Command::Publish { .. }
+        | Command::Sepa { .. }
+        | Command::Assure { .. }
+        | Command::Run { .. }
+        | Command::Whatif { .. }
+        | Command::Credit { .. } => true,
+        // Read-only, but its verdict is about a lake at rest: not while a
+        // command writes it (it waits with --wait).
+        Command::Doctor => true,
+        // `demo` takes the lock of its own folder's state (below).
+        Command::Query { .. }
+        | Command::Sim { .. }
+        | Command::Rio { .. }
+        | Command::Duration { .. }
+        | Command::Gen { .. }
+        | Command::Check
+        | Command::Demo { .. } => false,
     }
 }
 
 pub async fn execute(cli: Cli) -> Result<Report, AppError> {
     // One writer at a time on a lake and its ledger (lock.rs).
-    let _lock = match crate::lock::writes(&cli.command) {
+    let _lock = match writes(&cli.command) {
         true => Some(StateLock::take(
             &Settings::load(&cli.config)?.state_dir,
-            &crate::lock::command_line(),
+            &crate::core::lock::command_line(),
             cli.wait,
         )?),
         false => None,
@@ -535,7 +570,9 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
             Stages::open(&cli.config)?.publish(month).await?,
         )),
         Command::Sepa { month, format } => Ok(Report::Sepa(
-            Stages::open(&cli.config)?.sepa(month, format).await?,
+            Stages::open(&cli.config)?
+                .sepa(month, sepa_format(format))
+                .await?,
         )),
         Command::Assure { month } => Ok(Report::Assure(
             Stages::open(&cli.config)?.assure(month).await?,
@@ -572,6 +609,12 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
         Command::Query { sql, format, out } => {
             let settings = Settings::load(&cli.config)?;
             let lake = Lake::open(&settings.lake_url, &settings.lake_s3)?;
+            // `--json` asks for the rows as JSON, as `duckdb -json` gives
+            // them (the report is then the rows: main.rs).
+            let format = match (cli.json, format) {
+                (true, QueryFormat::Table | QueryFormat::Json) => query::QueryFormat::JsonArray,
+                (_, format) => query_format(format),
+            };
             match sql {
                 Some(sql) => Ok(Report::Query(
                     query::query(&settings, &lake, &sql, format, out.as_deref()).await?,
@@ -590,9 +633,9 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
             // Not a run: the report carries the codes, the ledger keeps the
             // look-up only.
             let stages = Stages::open(&cli.config)?;
-            Ok(Report::Puk(crate::sim::puk(
-                &stages.settings,
-                &stages.ledger,
+            Ok(Report::Puk(crate::tools::sim::puk(
+                &stages.context.settings,
+                &stages.context.ledger,
                 &card,
             )?))
         }
@@ -613,7 +656,9 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
             let settings = Settings::load(&cli.config)?;
             let lake = Lake::open(&settings.lake_url, &settings.lake_s3)?;
             let ledger = Ledger::open(&settings.state_dir)?;
-            Ok(Report::Doctor(crate::doctor::doctor(&lake, &ledger).await?))
+            Ok(Report::Doctor(
+                crate::tools::doctor::doctor(&lake, &ledger).await?,
+            ))
         }
         Command::Check => {
             // Not a stage run: nothing is written, the ledger is not opened.
@@ -622,7 +667,7 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
             Ok(Report::Check(check::check(&settings, &lake).await?))
         }
         Command::Duration { durations, date } => {
-            let day = date.unwrap_or_else(|| crate::csvfile::paris_date(chrono::Utc::now()));
+            let day = date.unwrap_or_else(|| crate::core::csvfile::paris_date(chrono::Utc::now()));
             Ok(Report::Duration(duration::duration(
                 &cli.config,
                 &durations,
@@ -681,19 +726,19 @@ async fn demo(out: &Path, customers: u32, cdrs: u64, wait: bool) -> Result<DemoR
     let config = std::path::absolute(out.join("mvnobill.toml")).map_err(io)?;
     let mut stages = Stages::open(&config)?;
     let _lock = StateLock::take(
-        &stages.settings.state_dir,
-        &crate::lock::command_line(),
+        &stages.context.settings.state_dir,
+        &crate::core::lock::command_line(),
         wait,
     )?;
     // Without Chromium the demo still shows the invoices, as HTML pages.
-    let pdf_missing = render::chromium_available(&stages.settings)
+    let pdf_missing = render::chromium_available(&stages.context.settings)
         .err()
         .map(|e| e.to_string());
     let options = RenderOptions {
         pdf: pdf_missing.is_none(),
     };
     let run = stages.run(month, options).await?;
-    let lake = stages.settings.lake_url.clone();
+    let lake = stages.context.settings.lake_url.clone();
     Ok(DemoReport {
         generated,
         config: config.display().to_string(),

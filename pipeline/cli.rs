@@ -5,8 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::month::Month;
-use crate::query::QueryFormat;
+use crate::core::month::Month;
 
 /// mvnobill: the billing pipeline of an MVNO. Files from the MVNE in,
 /// invoices out, exact to the cent.
@@ -99,7 +98,7 @@ pub enum Command {
         /// The schema version: pain.008.001.08 is written beside, as
         /// sepa-YYYY-MM.pain.008.001.08.xml.
         #[arg(long, value_enum, default_value = "pain.008.001.02")]
-        format: crate::sepa::Format,
+        format: SepaFormat,
     },
     /// Revenue assurance: the MVNE's billing against our CDRs, lines active
     /// or terminated at the MVNE against the subscriptions, leakage.
@@ -137,7 +136,7 @@ pub enum Command {
         reason: String,
         /// Credit this amount HT in euros (e.g. 12.50) instead of all that
         /// remains creditable on the invoice.
-        #[arg(long, value_name = "EUR", value_parser = crate::credit::parse_amount_ht)]
+        #[arg(long, value_name = "EUR", value_parser = crate::stages::credit::parse_amount_ht)]
         amount_ht: Option<rust_decimal::Decimal>,
         /// Issue date, YYYY-MM-DD (default: today in Europe/Paris).
         #[arg(long, value_name = "YYYY-MM-DD")]
@@ -252,4 +251,26 @@ pub enum RioCommand {
         #[arg(long, value_name = "FILE", conflicts_with_all = ["rio", "msisdn"])]
         file: Option<PathBuf>,
     },
+}
+
+/// `query --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QueryFormat {
+    /// An aligned table.
+    Table,
+    /// CSV, `,`-separated, with a header.
+    Csv,
+    /// One JSON object a line.
+    Json,
+    /// A Parquet file (zstd), with `--out`.
+    Parquet,
+}
+
+/// `sepa --format`: the schema version of the direct-debit file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SepaFormat {
+    #[value(name = "pain.008.001.02")]
+    Pain00800102,
+    #[value(name = "pain.008.001.08")]
+    Pain00800108,
 }

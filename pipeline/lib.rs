@@ -1,50 +1,28 @@
 //! mvnobill: the billing pipeline of an MVNO on an MVNE's network.
 //!
-//! Stages (one module each, one entry point returning a typed report):
-//! `sync` → `land` → `rate` → `bill` → `render` → `publish` → `assure`.
-//! Data lives in a Parquet lake behind `object_store`; the SQL of `sql/`
-//! runs in DataFusion; an SQLite ledger records what was done so that every
-//! stage can be re-run safely.
+//! The modules are layers, each a folder that imports only from the folders
+//! below it (docs/ARCHITECTURE.md):
+//!
+//! - `core`: text, months, the lake, the ledger, the lock, CSV reading,
+//!   identifiers: what every layer above uses, and nothing of theirs;
+//! - `engine`: the DataFusion session, the SQL of `sql/`, the zones;
+//! - `mvne`: the MVNE's FTP, its file formats, the raw zone;
+//! - `reference`: the integrator's tables and identity;
+//! - `documents`: templates, PDF printing, Factur-X, mail;
+//! - `settings`: the config file, which every stage takes;
+//! - `stages`: one verb each, `sync` → `land` → `rate` → `bill` →
+//!   `render` → `publish` → `assure`, with `finance`, `sepa` and `credit`;
+//! - `tools`: the commands beside the pipeline (`check`, `doctor`,
+//!   `query`, `whatif`, …);
+//! - `cli` (clap) and `app` (a command → its stages), used by `main.rs`.
 
 pub mod app;
-pub mod assure;
-pub mod bill;
-pub mod cdrindex;
-pub mod check;
-pub mod chrome;
 pub mod cli;
-pub mod credit;
-pub mod csvfile;
-pub mod doctor;
-pub mod document;
-pub mod duration;
+pub mod core;
+pub mod documents;
 pub mod engine;
-pub mod facturx;
-pub mod finance;
-pub mod ftp;
-pub mod gen;
-pub mod images;
-pub mod integrator;
-pub mod lake;
-pub mod land;
-pub mod ledger;
-pub mod lock;
-pub mod mail;
-pub mod month;
-pub mod pdfbatch;
-pub mod progress;
-pub mod publish;
-pub mod query;
-pub mod rate;
+pub mod mvne;
 pub mod reference;
-pub mod render;
-pub mod rio;
-pub mod running_sum;
-pub mod sepa;
 pub mod settings;
-pub mod sim;
-pub mod sqlfiles;
-pub mod sync;
-pub mod upstream;
-pub mod whatif;
-pub mod zones;
+pub mod stages;
+pub mod tools;

@@ -15,7 +15,7 @@ fn main() -> std::process::ExitCode {
     let log_json = cli.log_format == LogFormat::Json;
     init_logs(log_json);
     // Progress bars for a person at a terminal, never in a scheduler's log.
-    mvnobill::progress::enable(!log_json && std::io::stderr().is_terminal());
+    mvnobill::core::progress::enable(!log_json && std::io::stderr().is_terminal());
     let json = cli.json;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -30,7 +30,9 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(mvnobill::app::execute(cli)) {
         Ok(report) => {
             let passed = report.passed();
-            let text = if json {
+            let text = if let Some(rows) = report.json_rows().filter(|_| json) {
+                rows.to_string()
+            } else if json {
                 match serde_json::to_string_pretty(&report) {
                     Ok(text) => text,
                     Err(e) => {

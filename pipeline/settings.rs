@@ -9,7 +9,16 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+use crate::core::lake::{LakeUrl, S3Options};
+
+/// A month above this many CDRs (`[engine] cdrs_per_pass`) is rated in
+/// several passes, each over the lines whose number falls in one class
+/// modulo the number of passes: a line's events are all in one pass, so its
+/// allowances are consumed as in one (rating.md §4), and each pass sorts
+/// what fits in memory without spilling (docs/PERFORMANCE.md).
+pub const DEFAULT_CDRS_PER_PASS: u64 = 12_000_000;
 
 /// Errors of the configuration layer: each names the file and the key.
 #[derive(Debug, thiserror::Error)]
@@ -41,8 +50,8 @@ struct ConfigFile {
     engine: Option<EngineSection>,
     templates: Option<TemplatesSection>,
     render: Option<RenderSection>,
-    mail: Option<crate::mail::MailSection>,
-    accounting: Option<crate::finance::AccountingSection>,
+    mail: Option<crate::documents::mail::MailSection>,
+    accounting: Option<AccountingSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -156,7 +165,7 @@ pub enum Source {
     /// A local folder laid out like the MVNE's FTP tree.
     Folder(PathBuf),
     /// The MVNE's FTP server (`ftp://` or `ftps://`, explicit TLS).
-    Ftp(crate::ftp::FtpSettings),
+    Ftp(crate::mvne::ftp::FtpSettings),
 }
 
 /// Everything a stage needs, resolved and absolute.
@@ -167,7 +176,7 @@ pub struct Settings {
     pub reference_dir: PathBuf,
     pub integrator_path: PathBuf,
     /// The lake's URL, always with a trailing `/` (`file:///abs/lake/`).
-    pub lake_url: url_string::LakeUrl,
+    pub lake_url: LakeUrl,
     /// How to reach an `s3://` lake (`[lake]` keys beside `url`).
     pub lake_s3: S3Options,
     /// Local folder for the ledger and the secrets store (never in the lake
@@ -193,66 +202,153 @@ pub struct Settings {
     /// Chromium in one process (`[render] single_process`, default false).
     pub render_single_process: bool,
     /// Invoices printed as one Chromium document, then split (`[render]
-    /// batch`, default [`crate::pdfbatch::DEFAULT_BATCH`]; 1: one at a time).
+    /// batch`, default [`crate::documents::pdfbatch::DEFAULT_BATCH`]; 1: one at a time).
     pub render_batch: usize,
     /// The SMTP relay for "invoice available" mails (`[mail]`), when set.
-    pub mail: Option<crate::mail::MailSettings>,
+    pub mail: Option<crate::documents::mail::MailSettings>,
     /// Journal, accounts and e-reporting period of the finance outputs
     /// (`[accounting]`, French PCG defaults; docs/ACCOUNTING.md).
-    pub accounting: crate::finance::AccountingSettings,
+    pub accounting: AccountingSettings,
 }
 
-/// The `[lake]` keys of an `s3://` lake. Credentials not given here come
-/// from the standard AWS environment variables (`AWS_ACCESS_KEY_ID`,
-/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_DEFAULT_REGION`,
-/// `AWS_ENDPOINT`).
-#[derive(Clone, Default)]
-pub struct S3Options {
-    pub endpoint: Option<String>,
-    pub region: Option<String>,
-    pub virtual_hosted_style: bool,
-    pub allow_http: bool,
-    pub access_key_id: Option<String>,
+/// The `[accounting]` section of mvnobill.toml, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountingSection {
+    journal_code: Option<String>,
+    journal_label: Option<String>,
+    customer_account: Option<String>,
+    services_account: Option<String>,
+    equipment_account: Option<String>,
+    vat_account: Option<String>,
+    e_reporting_period: Option<String>,
 }
 
-impl std::fmt::Debug for S3Options {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Options")
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .field("virtual_hosted_style", &self.virtual_hosted_style)
-            .field("allow_http", &self.allow_http)
-            .field("access_key_id", &self.access_key_id.as_ref().map(|_| "…"))
-            .finish()
+/// The period B2C e-reporting totals are given for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReportingPeriod {
+    /// Ten days: 1–10, 11–20, 21–end of month (VAT "réel normal mensuel").
+    Decade,
+    /// The calendar month.
+    Month,
+}
+
+impl ReportingPeriod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportingPeriod::Decade => "DECADE",
+            ReportingPeriod::Month => "MONTH",
+        }
     }
 }
 
-pub mod url_string {
-    //! The lake URL as given, normalised to end with `/`.
-    use std::path::PathBuf;
+/// The journal and accounts of the sales journal, and the e-reporting
+/// period. Defaults follow the French chart of accounts (PCG).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountingSettings {
+    pub journal_code: String,
+    pub journal_label: String,
+    /// Debited with each invoice's TTC (411 Clients).
+    pub customer_account: String,
+    /// Credited with subscriptions, options and usage HT (706 Prestations de services).
+    pub services_account: String,
+    /// Credited with handsets HT (707 Ventes de marchandises).
+    pub equipment_account: String,
+    /// Credited with the VAT (44571 TVA collectée).
+    pub vat_account: String,
+    pub e_reporting_period: ReportingPeriod,
+}
 
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct LakeUrl(String);
+impl Default for AccountingSettings {
+    fn default() -> Self {
+        AccountingSettings {
+            journal_code: "VE".into(),
+            journal_label: "Ventes".into(),
+            customer_account: "411000".into(),
+            services_account: "706000".into(),
+            equipment_account: "707000".into(),
+            vat_account: "445710".into(),
+            e_reporting_period: ReportingPeriod::Decade,
+        }
+    }
+}
 
-    impl LakeUrl {
-        pub fn new(url: &str) -> Self {
-            let mut url = url.to_string();
-            if !url.ends_with('/') {
-                url.push('/');
+impl AccountingSettings {
+    /// Resolves the section; an error names the key and says what is
+    /// accepted.
+    pub fn from_section(
+        section: AccountingSection,
+    ) -> Result<AccountingSettings, (&'static str, String)> {
+        let mut settings = AccountingSettings::default();
+        // Codes: letters and digits only, as accounting software imports them.
+        let code = |key: &'static str, value: Option<String>, target: &mut String, max: usize| {
+            if let Some(value) = value {
+                if value.is_empty()
+                    || value.chars().count() > max
+                    || !value.chars().all(|c| c.is_ascii_alphanumeric())
+                {
+                    return Err((key, format!("'{value}': give 1 to {max} letters or digits")));
+                }
+                *target = value;
             }
-            LakeUrl(url)
+            Ok(())
+        };
+        code(
+            "journal_code",
+            section.journal_code,
+            &mut settings.journal_code,
+            10,
+        )?;
+        code(
+            "customer_account",
+            section.customer_account,
+            &mut settings.customer_account,
+            20,
+        )?;
+        code(
+            "services_account",
+            section.services_account,
+            &mut settings.services_account,
+            20,
+        )?;
+        code(
+            "equipment_account",
+            section.equipment_account,
+            &mut settings.equipment_account,
+            20,
+        )?;
+        code(
+            "vat_account",
+            section.vat_account,
+            &mut settings.vat_account,
+            20,
+        )?;
+        if let Some(label) = section.journal_label {
+            if label.trim().is_empty()
+                || label.chars().count() > 100
+                || label.contains(['\r', '\n'])
+            {
+                return Err((
+                    "journal_label",
+                    "give a label of 1 to 100 characters on one line".into(),
+                ));
+            }
+            settings.journal_label = label;
         }
-        pub fn as_str(&self) -> &str {
-            &self.0
+        if let Some(period) = section.e_reporting_period {
+            settings.e_reporting_period = match period.as_str() {
+                "decade" => ReportingPeriod::Decade,
+                "month" => ReportingPeriod::Month,
+                other => {
+                    return Err((
+                        "e_reporting_period",
+                        format!("'{other}': give \"decade\" or \"month\""),
+                    ))
+                }
+            };
         }
-        /// The local folder of a `file://` lake.
-        pub fn local_path(&self) -> Option<PathBuf> {
-            self.0.strip_prefix("file://").map(PathBuf::from)
-        }
-        /// URL of a dataset folder or file below the lake.
-        pub fn join(&self, relative: &str) -> String {
-            format!("{}{}", self.0, relative)
-        }
+        Ok(settings)
     }
 }
 
@@ -289,7 +385,7 @@ impl Settings {
         };
         let lake_url = if file.lake.url.starts_with("file://") || !file.lake.url.contains("://") {
             let dir = resolve(&file.lake.url);
-            url_string::LakeUrl::new(&format!("file://{}", dir.display()))
+            LakeUrl::new(&format!("file://{}", dir.display()))
         } else if let Some(rest) = file.lake.url.strip_prefix("s3://") {
             let bucket = rest.split('/').next().unwrap_or("");
             if bucket.is_empty() || rest.contains('@') {
@@ -303,7 +399,7 @@ impl Settings {
                     ),
                 });
             }
-            url_string::LakeUrl::new(&file.lake.url)
+            LakeUrl::new(&file.lake.url)
         } else {
             return Err(SettingsError::Key {
                 path: path_text,
@@ -338,7 +434,7 @@ impl Settings {
             .engine
             .as_ref()
             .and_then(|e| e.cdrs_per_pass)
-            .unwrap_or(crate::rate::DEFAULT_CDRS_PER_PASS);
+            .unwrap_or(DEFAULT_CDRS_PER_PASS);
         if cdrs_per_pass == 0 {
             return Err(SettingsError::Key {
                 path: path_text,
@@ -397,30 +493,29 @@ impl Settings {
             .render
             .as_ref()
             .and_then(|r| r.batch)
-            .unwrap_or(crate::pdfbatch::DEFAULT_BATCH);
-        if !(1..=crate::pdfbatch::MAX_BATCH).contains(&render_batch) {
+            .unwrap_or(crate::documents::pdfbatch::DEFAULT_BATCH);
+        if !(1..=crate::documents::pdfbatch::MAX_BATCH).contains(&render_batch) {
             return Err(render_key(
                 "batch",
                 format!(
                     "{render_batch} invoices a document: give 1 to {}",
-                    crate::pdfbatch::MAX_BATCH
+                    crate::documents::pdfbatch::MAX_BATCH
                 ),
             ));
         }
         let mail = match &file.mail {
             None => None,
             Some(section) => Some(
-                crate::mail::MailSettings::from_section(section, &base).map_err(|e| {
-                    SettingsError::Parse {
+                crate::documents::mail::MailSettings::from_section(section, &base).map_err(
+                    |e| SettingsError::Parse {
                         path: path_text.clone(),
                         message: e.to_string(),
-                    }
-                })?,
+                    },
+                )?,
             ),
         };
-        let accounting =
-            crate::finance::AccountingSettings::from_section(file.accounting.unwrap_or_default())
-                .map_err(|(key, message)| SettingsError::Key {
+        let accounting = AccountingSettings::from_section(file.accounting.unwrap_or_default())
+            .map_err(|(key, message)| SettingsError::Key {
                 path: path_text.clone(),
                 section: "accounting",
                 key,
@@ -475,7 +570,7 @@ fn source_settings(
             ),
         ));
     }
-    let mut ftp = crate::ftp::FtpSettings::from_url(&s.url)
+    let mut ftp = crate::mvne::ftp::FtpSettings::from_url(&s.url)
         .map_err(|message| error("url", format!("'{}': {message}", redact_url(&s.url))))?;
     ftp.password_file = s.password_file.as_deref().map(resolve);
     ftp.ca_file = s.ca_file.as_deref().map(resolve);
@@ -594,5 +689,27 @@ mod tests {
     fn passwords_are_redacted_from_urls() {
         assert_eq!(redact_url("ftp://bob:secret@host:21/"), "ftp://host:21/");
         assert_eq!(redact_url("file:///x"), "file:///x");
+    }
+
+    #[test]
+    fn accounting_defaults_and_bad_keys() {
+        let defaults = AccountingSettings::from_section(AccountingSection::default()).unwrap();
+        assert_eq!(defaults, AccountingSettings::default());
+        let section: AccountingSection =
+            toml::from_str("customer_account = \"41100000\"\ne_reporting_period = \"month\"")
+                .unwrap();
+        let settings = AccountingSettings::from_section(section).unwrap();
+        assert_eq!(settings.customer_account, "41100000");
+        assert_eq!(settings.e_reporting_period, ReportingPeriod::Month);
+        let bad: AccountingSection = toml::from_str("vat_account = \"=4457\"").unwrap();
+        assert_eq!(
+            AccountingSettings::from_section(bad).unwrap_err().0,
+            "vat_account"
+        );
+        let bad: AccountingSection = toml::from_str("e_reporting_period = \"week\"").unwrap();
+        assert_eq!(
+            AccountingSettings::from_section(bad).unwrap_err().0,
+            "e_reporting_period"
+        );
     }
 }

@@ -1,11 +1,11 @@
-//! Two writers on one lake: the state folder's lock (`pipeline/lock.rs`)
+//! Two writers on one lake: the state folder's lock (`pipeline/core/lock.rs`)
 //! lets one run, refuses the other at once in one line naming the lock file
 //! and its holder, or makes it wait with `--wait`. Readers never wait.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mvnobill::lock::StateLock;
+use mvnobill::core::lock::StateLock;
 
 use crate::common::{binary, text, Output, Workspace};
 

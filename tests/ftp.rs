@@ -142,7 +142,7 @@ pub(crate) fn served_tree() -> tempfile::TempDir {
 /// The files `sync` fetches from a tree: those it lands and the MVNE's own
 /// invoices (`Factures/Intégrateur/`, kept in the raw zone).
 fn fetched_files(tree: &Path) -> u64 {
-    mvnobill::sync::FOLDERS
+    mvnobill::mvne::raw::FOLDERS
         .iter()
         .filter_map(|f| std::fs::read_dir(tree.join(f)).ok())
         .map(|entries| entries.count() as u64)
@@ -300,11 +300,11 @@ fn a_month_from_the_ftp_server_bills_like_the_local_folder_and_resyncs_nothing()
     let Some(mvnobill::settings::Source::Ftp(ftp_settings)) = &settings.source else {
         panic!("an FTP source");
     };
-    let mut client = mvnobill::ftp::FtpClient::new(
+    let mut client = mvnobill::mvne::ftp::FtpClient::new(
         ftp_settings,
-        mvnobill::ftp::Credentials {
+        mvnobill::mvne::ftp::Credentials {
             user: USER.into(),
-            password: mvnobill::ftp::Secret::new(PASSWORD.into()),
+            password: mvnobill::mvne::ftp::Secret::new(PASSWORD.into()),
         },
     )
     .unwrap();
@@ -447,7 +447,7 @@ fn a_download_cut_mid_file_is_never_landed_and_the_next_sync_resumes_it() {
     // Nothing of it in the ledger nor the raw zone; the partial download
     // waits in the private state folder.
     let state = ws.lake().join("_state");
-    let ledger = mvnobill::ledger::Ledger::open(&state).unwrap();
+    let ledger = mvnobill::core::ledger::Ledger::open(&state).unwrap();
     let fetched = ledger.unlanded_files().unwrap();
     assert!(!fetched.is_empty(), "the files before it are fetched");
     assert!(fetched
@@ -650,7 +650,7 @@ fn a_file_the_server_refuses_fails_the_sync_after_fetching_the_others() {
         )),
         "{error}"
     );
-    let ledger = mvnobill::ledger::Ledger::open(&ws.lake().join("_state")).unwrap();
+    let ledger = mvnobill::core::ledger::Ledger::open(&ws.lake().join("_state")).unwrap();
     assert_eq!(ledger.unlanded_files().unwrap().len() as u64, others);
     // A 5xx is not retried.
     let retrieved = server
@@ -722,20 +722,18 @@ fn password_file() -> (tempfile::TempDir, PathBuf) {
     (dir, file)
 }
 
-fn publish(ws: &Workspace, month: &str) -> Result<mvnobill::publish::PublishReport, String> {
-    let settings =
-        mvnobill::settings::Settings::load(&ws.dir.path().join("mvnobill.toml")).unwrap();
-    let lake = mvnobill::lake::Lake::open(&settings.lake_url, &settings.lake_s3).unwrap();
-    let ledger = mvnobill::ledger::Ledger::open(&settings.state_dir).unwrap();
+fn publish(
+    ws: &Workspace,
+    month: &str,
+) -> Result<mvnobill::stages::publish::PublishReport, String> {
+    let stage = mvnobill::stages::Context::open(&ws.dir.path().join("mvnobill.toml")).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime
-        .block_on(mvnobill::publish::publish_documents(
-            &settings,
-            &lake,
-            &ledger,
+        .block_on(mvnobill::stages::publish::publish_documents(
+            &stage,
             month.parse().unwrap(),
         ))
         .map_err(|e| e.to_string())

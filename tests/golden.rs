@@ -151,7 +151,7 @@ fn lake_files(ws: &Workspace) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// A month rated in passes over shares of the lines (`[engine]
-/// cdrs_per_pass`, pipeline/rate.rs) gives every event the same figures as
+/// cdrs_per_pass`, pipeline/stages/rate.rs) gives every event the same figures as
 /// one pass: a line's allowances are consumed within one pass.
 #[test]
 fn samples_rated_in_passes_give_the_same_events_and_invoices() {
@@ -195,7 +195,7 @@ fn plan_metrics_account_for_every_event_of_each_pass() {
     // MVNOBILL_PLAN_METRICS (docs/PERFORMANCE.md): each pass of `rate`
     // appends its run plan with the operators' metrics; the rows out of
     // each pass's plan add up to the month's CDRs, and the running sum of
-    // the allowances is the project's operator (pipeline/running_sum.rs).
+    // the allowances is the project's operator (pipeline/engine/running_sum.rs).
     let expected = expected();
     let month = expected["month"].as_str().unwrap();
     let ws = Workspace::samples();

@@ -123,7 +123,7 @@ fn redelivery_same_bytes_is_a_no_op_and_other_bytes_a_new_version() {
 }
 
 /// rating.md §1 across deliveries landed on different runs: the `cdr_id`
-/// index is kept between runs (pipeline/cdrindex.rs), and rebuilt from the
+/// index is kept between runs (pipeline/stages/cdrindex.rs), and rebuilt from the
 /// `cdrs` dataset when it is missing, with the same verdicts.
 #[test]
 fn duplicates_and_conflicts_across_runs_with_the_index_kept_or_rebuilt() {

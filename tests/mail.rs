@@ -2,7 +2,7 @@
 //! 127.0.0.1, a free port) writes each message it accepts as `.eml` and as
 //! JSON read back by Python's own `email` package, refuses one recipient
 //! with 550 and, when asked, requires STARTTLS and a login. The library is
-//! called directly (`mvnobill::mail::send_notices`) with a scratch ledger.
+//! called directly (`mvnobill::documents::mail::send_notices`) with a scratch ledger.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -10,9 +10,9 @@ use std::process::{Child, Command, Stdio};
 
 use base64::Engine;
 use chrono::NaiveDate;
-use mvnobill::integrator::Integrator;
-use mvnobill::ledger::Ledger;
-use mvnobill::mail::{self, MailError, MailSection, MailSettings, Notice};
+use mvnobill::core::ledger::Ledger;
+use mvnobill::documents::mail::{self, MailError, MailSection, MailSettings, Notice};
+use mvnobill::reference::integrator::Integrator;
 use rust_decimal::Decimal;
 
 use crate::common;

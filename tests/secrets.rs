@@ -120,7 +120,7 @@ fn no_password_and_no_puk_code_anywhere_but_the_private_stores() {
     ] {
         step(args);
     }
-    for (dataset, _) in mvnobill::lake::datasets::ALL {
+    for (dataset, _) in mvnobill::core::lake::datasets::ALL {
         step(&["--json", "query", &format!("SELECT * FROM {dataset}")][..]);
     }
     for table in ["customers", "subscriptions", "plans"] {

@@ -1,4 +1,4 @@
-//! The SEPA direct-debit file (pipeline/sepa.rs): the samples month through
+//! The SEPA direct-debit file (pipeline/stages/sepa.rs): the samples month through
 //! `run` (its `publish` writes the file) and `sepa`, validated against the
 //! official pain.008.001.02 schema that the `sepaxml` package from PyPI
 //! ships, its figures compared with `expected.json`'s invoice totals and

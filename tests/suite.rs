@@ -3,6 +3,7 @@
 
 mod airflow;
 mod analysts;
+mod architecture;
 mod assure;
 mod check;
 mod cli;

@@ -1,7 +1,7 @@
 //! The desk's tools on the real binary: `rio check` (one RIO, or a file of
 //! porting orders) and `duration` (with and without the samples' grids).
 //!
-//! The RIO keys below are worked by hand in `pipeline/rio.rs`'s tests:
+//! The RIO keys below are worked by hand in `pipeline/tools/rio.rs`'s tests:
 //! 02P123456 + 0612345678 → key 4NH; 01EAB12CD + 0798765432 → key WIV.
 
 use crate::common::{mvnobill, Workspace};

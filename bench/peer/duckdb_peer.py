@@ -47,7 +47,7 @@ from decimal import Decimal
 import duckdb
 
 # Columns of the MVNE files: (name, required in the header), as mvnobill
-# has them (pipeline/upstream.rs): a CDR file may lack only `imsi` (a value
+# has them (pipeline/mvne/upstream.rs): a CDR file may lack only `imsi` (a value
 # no row requires); an AccountStatus file needs msisdn, status, status_since.
 CDR_COLUMNS = [
     ("cdr_id", True), ("msisdn", True), ("imsi", False), ("event_type", True),

@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let (folder, name) = DELIVERIES[*choice as usize % DELIVERIES.len()];
-    let check = mvnobill::land::check_delivery(folder, name, bytes);
+    let check = mvnobill::stages::land::check_delivery(folder, name, bytes);
     let counts = &check.counts;
     assert_eq!(
         counts.rows_in,

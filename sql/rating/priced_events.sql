@@ -28,7 +28,7 @@ WITH zoned AS (
             WHEN length(e.called_number) <= 6 THEN 'FR_SHORT'
             -- The zone of the longest prefix in destinations.csv (NULL when
             -- none matches): a hash look-up per prefix length, in Rust, see
-            -- pipeline/zones.rs for why and its tests.
+            -- pipeline/engine/zones.rs for why and its tests.
             ELSE longest_prefix_zone(e.called_number)
         END AS zone
     FROM events e

@@ -1,0 +1,564 @@
+//! The ledger: an embedded SQLite database in the state folder that records
+//! what the pipeline has done, so that every stage can be re-run safely.
+//!
+//! - `fetched_files`: each upstream file fetched (folder, name, size, sha256,
+//!   where its bytes sit in the raw zone). A re-delivered identical file is a
+//!   no-op; the same name with other bytes is kept as a new version.
+//! - `landed_files`: each raw file landed, with its row counts.
+//! - `runs`: each stage run (stage, month, start, end, status, JSON report).
+//! - `invoice_numbers` and `issued_months`: the invoice numbering and which
+//!   months are closed.
+//! - `remote_files`: each (folder, name, size, modification time) listed by
+//!   an FTP source and fetched, so that a later sync skips it without
+//!   downloading it again.
+//! - `published_files`: each invoice document published, with its size and
+//!   sha256, so that a re-run of `publish` uploads nothing twice.
+//!
+//! Writes that must agree go in one transaction. The database is the only
+//! local state: the lake itself can live on an object store.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger {path}: {source}")]
+    Sqlite {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot create the state folder {path}: {source}")]
+    Folder {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub struct Ledger {
+    connection: Connection,
+    path: PathBuf,
+}
+
+/// A file fetched from the source and kept in the raw zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedFile {
+    pub id: i64,
+    pub folder: String,
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+    /// Key of the copy in the raw zone, relative to the lake or state folder.
+    pub raw_key: String,
+    pub version: i64,
+}
+
+/// Counts of one landed file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LandedCounts {
+    pub rows_in: u64,
+    pub landed: u64,
+    pub new_rows: u64,
+    pub duplicates: u64,
+    pub conflicts: u64,
+    pub quarantined: u64,
+}
+
+/// One issued invoice number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedNumber {
+    pub customer_id: String,
+    pub invoice_number: String,
+}
+
+/// The whole ledger: every table any stage keeps, created on open.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS fetched_files (
+    id INTEGER PRIMARY KEY,
+    folder TEXT NOT NULL,
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    raw_key TEXT NOT NULL UNIQUE,
+    version INTEGER NOT NULL,
+    fetched_at TEXT NOT NULL,
+    UNIQUE (folder, name, sha256)
+);
+CREATE TABLE IF NOT EXISTS landed_files (
+    fetched_id INTEGER PRIMARY KEY REFERENCES fetched_files(id),
+    landed_at TEXT NOT NULL,
+    rows_in INTEGER NOT NULL,
+    landed INTEGER NOT NULL,
+    new_rows INTEGER NOT NULL,
+    duplicates INTEGER NOT NULL,
+    conflicts INTEGER NOT NULL,
+    quarantined INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    stage TEXT NOT NULL,
+    month TEXT,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    status TEXT NOT NULL,
+    report TEXT
+);
+CREATE TABLE IF NOT EXISTS issued_months (
+    month TEXT PRIMARY KEY,
+    issued_at TEXT NOT NULL,
+    invoice_count INTEGER NOT NULL,
+    total_ttc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS remote_files (
+    source TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    modified TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    seen_at TEXT NOT NULL,
+    PRIMARY KEY (source, folder, name, size, modified)
+);
+CREATE TABLE IF NOT EXISTS published_files (
+    target TEXT NOT NULL,
+    month TEXT NOT NULL,
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    remote_path TEXT NOT NULL,
+    published_at TEXT NOT NULL,
+    PRIMARY KEY (target, month, name)
+);
+CREATE TABLE IF NOT EXISTS puk_lookups (
+    at TEXT NOT NULL,
+    card TEXT NOT NULL,
+    user TEXT NOT NULL,
+    found INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS invoice_numbers (
+    invoice_number TEXT PRIMARY KEY,
+    year INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    month TEXT NOT NULL REFERENCES issued_months(month),
+    customer_id TEXT NOT NULL,
+    UNIQUE (year, seq),
+    UNIQUE (month, customer_id)
+);
+-- The SEPA mandates each creditor identifier collected, and the first
+-- month it did: FRST then RCUR (sepa).
+CREATE TABLE IF NOT EXISTS sepa_mandates (
+    ics TEXT NOT NULL,
+    rum TEXT NOT NULL,
+    first_month TEXT NOT NULL,
+    first_invoice TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    PRIMARY KEY (ics, rum)
+);
+-- The notices mailed (mail).
+CREATE TABLE IF NOT EXISTS mails_sent (
+    month TEXT NOT NULL,
+    invoice_number TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    sent_at TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    PRIMARY KEY (month, invoice_number)
+);
+-- The credit notes (credit): one row per note, amounts as exact decimal text.
+-- `requested_ht` is `--amount-ht` as asked, NULL for 'what remains': with
+-- the invoice and the reason, it is what makes a re-run the same request.
+CREATE TABLE IF NOT EXISTS credit_notes (
+    credit_note_number TEXT PRIMARY KEY,
+    year INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    invoice_number TEXT NOT NULL REFERENCES invoice_numbers(invoice_number),
+    invoice_month TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    customer_kind TEXT NOT NULL,
+    issue_date TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    requested_ht TEXT,
+    vat_rate TEXT NOT NULL,
+    total_ht TEXT NOT NULL,
+    vat TEXT NOT NULL,
+    total_ttc TEXT NOT NULL,
+    issued_at TEXT NOT NULL,
+    UNIQUE (year, seq)
+);
+CREATE INDEX IF NOT EXISTS credit_notes_invoice ON credit_notes (invoice_number);
+";
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Ledger {
+    /// Opens (creating if needed) `<state_dir>/ledger.sqlite`.
+    pub fn open(state_dir: &Path) -> Result<Ledger, LedgerError> {
+        create_private_dir(state_dir)?;
+        let path = state_dir.join("ledger.sqlite");
+        let err = |source| LedgerError::Sqlite {
+            path: path.display().to_string(),
+            source,
+        };
+        let connection = Connection::open(&path).map_err(err)?;
+        connection
+            .busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(err)?;
+        connection
+            .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
+            .map_err(err)?;
+        connection.execute_batch(SCHEMA).map_err(err)?;
+        Ok(Ledger { connection, path })
+    }
+
+    fn err(&self, source: rusqlite::Error) -> LedgerError {
+        LedgerError::Sqlite {
+            path: self.path.display().to_string(),
+            source,
+        }
+    }
+
+    /// The fetched file with this folder, name and checksum, if any.
+    /// The SQLite connection, for a stage that keeps its own table in the
+    /// ledger (every table is created here, in `SCHEMA`).
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
+    pub fn find_fetched(
+        &self,
+        folder: &str,
+        name: &str,
+        sha256: &str,
+    ) -> Result<Option<FetchedFile>, LedgerError> {
+        self.connection
+            .query_row(
+                "SELECT id, folder, name, size, sha256, raw_key, version FROM fetched_files
+                 WHERE folder = ?1 AND name = ?2 AND sha256 = ?3",
+                params![folder, name, sha256],
+                row_to_fetched,
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// How many versions of this name were fetched already.
+    pub fn version_count(&self, folder: &str, name: &str) -> Result<i64, LedgerError> {
+        self.connection
+            .query_row(
+                "SELECT COUNT(*) FROM fetched_files WHERE folder = ?1 AND name = ?2",
+                params![folder, name],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn record_fetched(&self, file: &FetchedFile) -> Result<i64, LedgerError> {
+        self.connection
+            .execute(
+                "INSERT INTO fetched_files (folder, name, size, sha256, raw_key, version, fetched_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![file.folder, file.name, file.size as i64, file.sha256, file.raw_key, file.version, now()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.connection.last_insert_rowid())
+    }
+
+    /// Fetched files not landed yet, in landing order: by folder, then name,
+    /// then version.
+    pub fn unlanded_files(&self) -> Result<Vec<FetchedFile>, LedgerError> {
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT id, folder, name, size, sha256, raw_key, version FROM fetched_files f
+                 WHERE NOT EXISTS (SELECT 1 FROM landed_files l WHERE l.fetched_id = f.id)
+                 ORDER BY folder, name, version",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = statement
+            .query_map([], row_to_fetched)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// The stored names (the last part of the raw key) of the files of
+    /// `folder` recorded as landed.
+    pub fn landed_names(
+        &self,
+        folder: &str,
+    ) -> Result<std::collections::BTreeSet<String>, LedgerError> {
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT f.raw_key FROM fetched_files f JOIN landed_files l ON l.fetched_id = f.id
+                 WHERE f.folder = ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = statement
+            .query_map([folder], |row| row.get::<_, String>(0))
+            .map_err(|e| self.err(e))?;
+        rows.map(|key| {
+            key.map(|key| key.rsplit('/').next().unwrap_or(&key).to_string())
+                .map_err(|e| self.err(e))
+        })
+        .collect()
+    }
+
+    pub fn record_landed(&self, fetched_id: i64, counts: &LandedCounts) -> Result<(), LedgerError> {
+        self.connection
+            .execute(
+                "INSERT OR REPLACE INTO landed_files
+                 (fetched_id, landed_at, rows_in, landed, new_rows, duplicates, conflicts, quarantined)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    fetched_id,
+                    now(),
+                    counts.rows_in as i64,
+                    counts.landed as i64,
+                    counts.new_rows as i64,
+                    counts.duplicates as i64,
+                    counts.conflicts as i64,
+                    counts.quarantined as i64
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Records the start of a stage run; returns its id.
+    pub fn start_run(&self, stage: &str, month: Option<&str>) -> Result<i64, LedgerError> {
+        self.connection
+            .execute(
+                "INSERT INTO runs (stage, month, started_at, status) VALUES (?1, ?2, ?3, 'running')",
+                params![stage, month, now()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.connection.last_insert_rowid())
+    }
+
+    pub fn end_run(&self, run_id: i64, status: &str, report: &str) -> Result<(), LedgerError> {
+        self.connection
+            .execute(
+                "UPDATE runs SET ended_at = ?2, status = ?3, report = ?4 WHERE id = ?1",
+                params![run_id, now(), status, report],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Whether invoices of this month were issued (the month is closed).
+    /// A look-up of a SIM card's PUK codes (`sim puk`): when, which card
+    /// (number or ICCID), who, and whether it was found; never the codes.
+    pub fn record_puk_lookup(
+        &self,
+        card: &str,
+        user: &str,
+        found: bool,
+    ) -> Result<(), LedgerError> {
+        self.connection
+            .execute(
+                "INSERT INTO puk_lookups (at, card, user, found) VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![chrono::Utc::now().to_rfc3339(), card, user, found],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn is_issued(&self, month: &str) -> Result<bool, LedgerError> {
+        self.connection
+            .query_row(
+                "SELECT COUNT(*) FROM issued_months WHERE month = ?1",
+                params![month],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.err(e))
+    }
+
+    /// The highest sequence number issued in a year (0 if none).
+    pub fn last_sequence(&self, year: i32) -> Result<i64, LedgerError> {
+        self.connection
+            .query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM invoice_numbers WHERE year = ?1",
+                params![year],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Closes a month: records its numbers in one transaction.
+    pub fn issue_month(
+        &mut self,
+        month: &str,
+        year: i32,
+        numbers: &[(i64, IssuedNumber)],
+        total_ttc: &str,
+    ) -> Result<(), LedgerError> {
+        let path = self.path.display().to_string();
+        let err = |source| LedgerError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.connection.transaction().map_err(err)?;
+        tx.execute(
+            "INSERT INTO issued_months (month, issued_at, invoice_count, total_ttc) VALUES (?1, ?2, ?3, ?4)",
+            params![month, now(), numbers.len() as i64, total_ttc],
+        )
+        .map_err(err)?;
+        for (seq, number) in numbers {
+            tx.execute(
+                "INSERT INTO invoice_numbers (invoice_number, year, seq, month, customer_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![number.invoice_number, year, seq, month, number.customer_id],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// The numbers issued for a month, by customer.
+    pub fn issued_numbers(&self, month: &str) -> Result<Vec<IssuedNumber>, LedgerError> {
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT customer_id, invoice_number FROM invoice_numbers WHERE month = ?1 ORDER BY seq",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = statement
+            .query_map(params![month], |r| {
+                Ok(IssuedNumber {
+                    customer_id: r.get(0)?,
+                    invoice_number: r.get(1)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+}
+
+/// A file listed by an FTP source: what identifies its bytes without
+/// downloading them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteFile {
+    /// The source's URL, without credentials.
+    pub source: String,
+    pub folder: String,
+    pub name: String,
+    pub size: u64,
+    /// The server's modification time (`MLSD` `modify` fact).
+    pub modified: String,
+}
+
+/// A document published to the source's `Factures/Clients/` folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedFile {
+    /// Where: the source's URL, without credentials.
+    pub target: String,
+    pub month: String,
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+    /// The path on the target (`Factures/Clients/2026-10/EXM-….pdf`).
+    pub remote_path: String,
+}
+
+impl Ledger {
+    /// The checksum of a listed remote file fetched before, if any.
+    pub fn remote_file_sha256(&self, file: &RemoteFile) -> Result<Option<String>, LedgerError> {
+        self.connection
+            .query_row(
+                "SELECT sha256 FROM remote_files
+                 WHERE source = ?1 AND folder = ?2 AND name = ?3 AND size = ?4 AND modified = ?5",
+                params![
+                    file.source,
+                    file.folder,
+                    file.name,
+                    file.size as i64,
+                    file.modified
+                ],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Remembers a listed remote file whose bytes (`sha256`) are fetched.
+    pub fn record_remote_file(&self, file: &RemoteFile, sha256: &str) -> Result<(), LedgerError> {
+        self.connection
+            .execute(
+                "INSERT OR REPLACE INTO remote_files (source, folder, name, size, modified, sha256, seen_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![file.source, file.folder, file.name, file.size as i64, file.modified, sha256, now()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The last publication of a month's document to a target, if any.
+    pub fn find_published(
+        &self,
+        target: &str,
+        month: &str,
+        name: &str,
+    ) -> Result<Option<PublishedFile>, LedgerError> {
+        self.connection
+            .query_row(
+                "SELECT target, month, name, size, sha256, remote_path FROM published_files
+                 WHERE target = ?1 AND month = ?2 AND name = ?3",
+                params![target, month, name],
+                |r| {
+                    Ok(PublishedFile {
+                        target: r.get(0)?,
+                        month: r.get(1)?,
+                        name: r.get(2)?,
+                        size: r.get::<_, i64>(3)? as u64,
+                        sha256: r.get(4)?,
+                        remote_path: r.get(5)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records (or replaces) the publication of a document.
+    pub fn record_published(&self, file: &PublishedFile) -> Result<(), LedgerError> {
+        self.connection
+            .execute(
+                "INSERT OR REPLACE INTO published_files (target, month, name, size, sha256, remote_path, published_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![file.target, file.month, file.name, file.size as i64, file.sha256, file.remote_path, now()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+}
+
+fn row_to_fetched(r: &rusqlite::Row<'_>) -> rusqlite::Result<FetchedFile> {
+    Ok(FetchedFile {
+        id: r.get(0)?,
+        folder: r.get(1)?,
+        name: r.get(2)?,
+        size: r.get::<_, i64>(3)? as u64,
+        sha256: r.get(4)?,
+        raw_key: r.get(5)?,
+        version: r.get(6)?,
+    })
+}
+
+/// Creates a folder readable by its owner only (the state folder holds the
+/// ledger and the PUK store).
+pub fn create_private_dir(dir: &Path) -> Result<(), LedgerError> {
+    let err = |source| LedgerError::Folder {
+        path: dir.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+    }
+    Ok(())
+}

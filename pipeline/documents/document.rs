@@ -1,0 +1,299 @@
+//! What an invoice document shows, gathered from the lake and the reference
+//! tables before any template sees it: the integrator, the customer, the
+//! numbered invoice with its lines and totals, and the annex (each line's
+//! usage summary and its charged events, called numbers masked).
+//!
+//! Amounts stay `Decimal` here (serialised as their exact text); templates
+//! format them with the `eur` filter (`1 234,56 €`) and dates with
+//! `date_fr` (`31/10/2026`), see `render.rs`.
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::core::month::Month;
+use crate::reference::integrator::Integrator;
+
+/// One invoice, ready to render.
+#[derive(Debug, Clone, Serialize)]
+pub struct InvoiceDocument {
+    pub invoice_number: String,
+    pub month: String,
+    #[serde(serialize_with = "iso_date")]
+    pub issue_date: NaiveDate,
+    #[serde(serialize_with = "iso_date")]
+    pub due_date: NaiveDate,
+    #[serde(serialize_with = "iso_date")]
+    pub period_start: NaiveDate,
+    #[serde(serialize_with = "iso_date")]
+    pub period_end: NaiveDate,
+    pub integrator: Integrator,
+    pub customer: Customer,
+    /// Lines in invoice order: subscriptions, options, usage, equipment.
+    pub lines: Vec<InvoiceLine>,
+    pub subscription_ht: Decimal,
+    pub options_ht: Decimal,
+    pub usage_ht: Decimal,
+    pub equipment_ht: Decimal,
+    pub total_ht: Decimal,
+    /// One entry per VAT rate (rating.md: a single 20 % rate today).
+    pub vat: Vec<VatAmount>,
+    pub total_vat: Decimal,
+    pub total_ttc: Decimal,
+    pub payment: Payment,
+    /// The annex: one entry per line (msisdn) of the invoice with usage.
+    pub annex: Vec<LineUsage>,
+}
+
+/// The customer as `customers.csv` has it (bank details masked).
+#[derive(Debug, Clone, Serialize)]
+pub struct Customer {
+    pub customer_id: String,
+    /// `B2C` or `B2B`.
+    pub kind: String,
+    pub name: String,
+    pub address1: String,
+    pub address2: String,
+    pub postcode: String,
+    pub city: String,
+    /// ISO 3166 alpha-2, e.g. `FR`.
+    pub country: String,
+    pub email: String,
+    pub vat_number: String,
+    /// SIRET (14 digits) for a business; its first 9 digits are the SIREN.
+    pub siret: String,
+}
+
+impl Customer {
+    /// From a query row whose columns carry `customers.csv`'s names (`get`
+    /// gives a column's text).
+    pub fn from_columns<'r>(get: impl Fn(&str) -> &'r str) -> Customer {
+        Customer {
+            customer_id: get("customer_id").to_string(),
+            kind: get("kind").to_string(),
+            name: get("name").to_string(),
+            address1: get("address1").to_string(),
+            address2: get("address2").to_string(),
+            postcode: get("postcode").to_string(),
+            city: get("city").to_string(),
+            country: get("country").to_string(),
+            email: get("email").to_string(),
+            vat_number: get("vat_number").to_string(),
+            siret: get("siret").to_string(),
+        }
+    }
+}
+
+impl Customer {
+    pub fn is_business(&self) -> bool {
+        self.kind == "B2B"
+    }
+
+    /// The SIREN: the first 9 digits of the SIRET, when there is one.
+    pub fn siren(&self) -> Option<&str> {
+        (self.siret.len() >= 9).then(|| &self.siret[..9])
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InvoiceLine {
+    /// `SUBSCRIPTION`, `OPTION`, `USAGE` or `EQUIPMENT`.
+    pub kind: String,
+    pub msisdn: String,
+    pub label: String,
+    pub code: String,
+    pub event_type: String,
+    pub zone: String,
+    /// Days for a subscription or option, billed units for usage (seconds,
+    /// KB, messages), 1 for equipment.
+    pub quantity: Decimal,
+    pub unit_price: Option<Decimal>,
+    pub amount_ht: Decimal,
+    #[serde(serialize_with = "iso_date_opt")]
+    pub period_start: Option<NaiveDate>,
+    #[serde(serialize_with = "iso_date_opt")]
+    pub period_end: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VatAmount {
+    /// Percent, e.g. `20`.
+    pub rate: Decimal,
+    pub base_ht: Decimal,
+    pub amount: Decimal,
+}
+
+/// How the invoice is paid.
+#[derive(Debug, Clone, Serialize)]
+pub struct Payment {
+    /// `SEPA_DD` or `TRANSFER`.
+    pub method: String,
+    /// SEPA direct debit: the creditor identifier (ICS) of the integrator.
+    pub creditor_id: String,
+    /// SEPA direct debit: the mandate reference (RUM) and its signature date.
+    pub mandate_rum: String,
+    #[serde(serialize_with = "iso_date_opt")]
+    pub mandate_date: Option<NaiveDate>,
+    /// The debtor's IBAN with all but its last 4 characters masked.
+    pub iban_masked: String,
+    /// The day the amount is debited (the due date).
+    #[serde(serialize_with = "iso_date")]
+    pub debit_date: NaiveDate,
+    /// Transfer: the integrator's account.
+    pub bank_iban: String,
+    pub bank_bic: String,
+}
+
+/// The annex for one line: its usage per event type and zone, and the
+/// events that were charged (outside the allowances).
+#[derive(Debug, Clone, Serialize)]
+pub struct LineUsage {
+    pub msisdn: String,
+    pub summary: Vec<UsageSummary>,
+    pub charged: Vec<ChargedEvent>,
+    /// Charged events beyond those listed (the list is capped).
+    pub charged_not_listed: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UsageSummary {
+    pub event_type: String,
+    pub zone: String,
+    pub events: u64,
+    /// Billed units: seconds, KB or messages.
+    pub billed_qty: i64,
+    pub covered_qty: i64,
+    pub amount: Decimal,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChargedEvent {
+    /// Local (Europe/Paris) date and time, `31/10/2026 23:59`.
+    pub local_time: String,
+    pub event_type: String,
+    pub zone: String,
+    /// The called number with its last 4 digits masked (`336123XXXX`).
+    pub called_number: String,
+    pub billed_qty: i64,
+    pub amount: Decimal,
+}
+
+/// Dates as `2026-10-31` for the templates (chrono's own serde support
+/// would change the feature set every Arrow crate is built with).
+pub(crate) fn iso_date<S: serde::Serializer>(date: &NaiveDate, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&date.format("%Y-%m-%d"))
+}
+
+fn iso_date_opt<S: serde::Serializer>(date: &Option<NaiveDate>, s: S) -> Result<S::Ok, S::Error> {
+    match date {
+        Some(date) => iso_date(date, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// Escapes text for XML and HTML, content and attribute values alike, and
+/// drops the characters XML 1.0 does not allow (the Factur-X XML and the
+/// mails' HTML part use it; the invoice page is escaped by its templates).
+pub fn escape_markup(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Masks the last 4 characters of a called number, as French rules require
+/// by default on itemised bills.
+pub fn mask_called_number(number: &str) -> String {
+    let keep = number.chars().count().saturating_sub(4);
+    number
+        .chars()
+        .enumerate()
+        .map(|(i, c)| if i < keep { c } else { 'X' })
+        .collect()
+}
+
+/// Masks an IBAN but its last 4 characters, which are printed apart so
+/// that the customer recognises the account: `**** … *** 4472`.
+pub fn mask_iban(iban: &str) -> String {
+    let compact: Vec<char> = iban.chars().filter(|c| !c.is_whitespace()).collect();
+    let keep_from = compact.len().saturating_sub(4);
+    let stars = vec!['*'; keep_from];
+    let mut groups: Vec<String> = stars.chunks(4).map(|c| c.iter().collect()).collect();
+    groups.push(compact[keep_from..].iter().collect());
+    groups.join(" ")
+}
+
+/// A credit note as its page shows it (`templates/credit_note.html`).
+#[derive(Debug, Clone, Serialize)]
+pub struct CreditNoteDocument {
+    pub credit_note_number: String,
+    #[serde(serialize_with = "iso_date")]
+    pub issue_date: NaiveDate,
+    pub reason: String,
+    /// The note credits the whole invoice (its total HT).
+    pub whole: bool,
+    pub invoice: CreditedInvoiceSummary,
+    pub integrator: Integrator,
+    pub customer: Customer,
+    /// How the invoice was paid: the note is refunded accordingly.
+    pub payment: Payment,
+    pub total_ht: Decimal,
+    pub vat: Vec<VatAmount>,
+    pub total_vat: Decimal,
+    pub total_ttc: Decimal,
+}
+
+/// The invoice a note credits, as the note shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreditedInvoiceSummary {
+    pub invoice_number: String,
+    pub month: String,
+    #[serde(serialize_with = "iso_date")]
+    pub issue_date: NaiveDate,
+    #[serde(serialize_with = "iso_date")]
+    pub period_start: NaiveDate,
+    #[serde(serialize_with = "iso_date")]
+    pub period_end: NaiveDate,
+    pub total_ht: Decimal,
+    pub total_vat: Decimal,
+    pub total_ttc: Decimal,
+}
+
+/// The VAT rate of rating.md §6, in percent.
+pub const VAT_RATE_PERCENT: u32 = 20;
+
+/// `documents/2026-10/EXM-2026-000001.pdf`.
+pub fn document_key(month: Month, invoice_number: &str, extension: &str) -> String {
+    format!("documents/{month}/{invoice_number}.{extension}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_the_last_four_digits_of_a_called_number() {
+        assert_eq!(mask_called_number("33612345678"), "3361234XXXX");
+        assert_eq!(mask_called_number("3060"), "XXXX");
+        assert_eq!(mask_called_number("12"), "XX");
+    }
+
+    #[test]
+    fn masks_an_iban_but_its_last_four_characters() {
+        assert_eq!(
+            mask_iban("FR76 3000 6000 0112 3456 7890 189"),
+            "**** **** **** **** **** *** 0189"
+        );
+        assert!(!mask_iban("FR7630006000011234567890189").contains("FR76"));
+    }
+}

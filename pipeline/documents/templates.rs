@@ -1,0 +1,394 @@
+//! The document templates (`templates/`): the integrator's own files where
+//! its `[templates] dir` has them, the embedded defaults otherwise, with the
+//! filters that format French amounts, dates, numbers and quantities, and
+//! the integrator's logo and banner. Invoices and credit notes are laid out
+//! with them (`render`, `credit`), mails quote the same formats.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use chrono::NaiveDate;
+use minijinja::{Environment, Value};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::documents::document::{CreditNoteDocument, InvoiceDocument, InvoiceLine};
+use crate::documents::images::{self, ImageError};
+use crate::reference::integrator::Integrator;
+
+/// A template that does not load or does not render, on one line naming
+/// the template and the line.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TemplateError(pub String);
+
+/// The templates every invoice is laid out with, and their file names.
+const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
+    ("invoice.html", include_str!("../../templates/invoice.html")),
+    ("invoice.css", include_str!("../../templates/invoice.css")),
+    ("parties.html", include_str!("../../templates/parties.html")),
+    (
+        "credit_note.html",
+        include_str!("../../templates/credit_note.html"),
+    ),
+];
+
+/// The invoice templates: the integrator's own files where its `[templates]
+/// dir` has them, the embedded defaults otherwise, with the filters that
+/// format French amounts, dates, numbers and quantities.
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl Templates {
+    pub fn load(dir: Option<&Path>) -> Result<Templates, TemplateError> {
+        let mut env = Environment::new();
+        for (name, default) in DEFAULT_TEMPLATES {
+            let source = match dir.map(|d| d.join(name)) {
+                Some(path) if path.exists() => std::fs::read_to_string(&path).map_err(|e| {
+                    TemplateError(format!("template {}: cannot read: {e}", path.display()))
+                })?,
+                _ => default.to_string(),
+            };
+            env.add_template_owned(name.to_string(), source)
+                .map_err(template_error)?;
+        }
+        env.add_filter("eur", eur);
+        env.add_filter("eur_unit", eur_unit);
+        env.add_filter("date_fr", date_fr);
+        env.add_filter("msisdn_fr", |v: String| msisdn_fr(&v));
+        env.add_filter("qty", quantity);
+        env.add_filter("event_label", |v: String| event_label(&v).to_string());
+        env.add_filter("zone_label", |v: String| zone_label(&v));
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        Ok(Templates { env })
+    }
+
+    /// The HTML page of one invoice.
+    pub fn invoice_html(
+        &self,
+        invoice: &InvoiceDocument,
+        logo: Option<&str>,
+        banner: Option<&str>,
+    ) -> Result<String, TemplateError> {
+        let template = self
+            .env
+            .get_template("invoice.html")
+            .map_err(template_error)?;
+        template
+            .render(minijinja::context! {
+                invoice => Value::from_serialize(invoice),
+                sections => Value::from_serialize(sections(invoice)),
+                logo => logo,
+                banner => banner,
+            })
+            .map_err(template_error)
+    }
+}
+
+impl Templates {
+    /// The HTML page of one credit note (`credit.rs`).
+    pub fn credit_note_html(
+        &self,
+        note: &CreditNoteDocument,
+        logo: Option<&str>,
+        banner: Option<&str>,
+    ) -> Result<String, TemplateError> {
+        let template = self
+            .env
+            .get_template("credit_note.html")
+            .map_err(template_error)?;
+        template
+            .render(minijinja::context! {
+                note => Value::from_serialize(note),
+                logo => logo,
+                banner => banner,
+            })
+            .map_err(template_error)
+    }
+}
+
+/// A template error on one line, naming the template and the line.
+fn template_error(error: minijinja::Error) -> TemplateError {
+    let mut text = String::from("template");
+    if let Some(name) = error.name() {
+        text.push_str(&format!(" {name}"));
+    }
+    if let Some(line) = error.line() {
+        text.push_str(&format!(" line {line}"));
+    }
+    text.push_str(&format!(": {}", error.kind()));
+    if let Some(detail) = error.detail() {
+        text.push_str(&format!(": {detail}"));
+    }
+    TemplateError(crate::core::text::one_line(&text))
+}
+
+/// The lines of an invoice grouped by mobile line, in invoice order.
+#[derive(Debug, Serialize)]
+struct Section<'a> {
+    title: String,
+    short: String,
+    lines: Vec<&'a InvoiceLine>,
+    subtotal: Decimal,
+}
+
+fn sections(invoice: &InvoiceDocument) -> Vec<Section<'_>> {
+    let mut order: Vec<&str> = Vec::new();
+    let mut by_line: BTreeMap<&str, Vec<&InvoiceLine>> = BTreeMap::new();
+    for line in &invoice.lines {
+        if !by_line.contains_key(line.msisdn.as_str()) {
+            order.push(&line.msisdn);
+        }
+        by_line.entry(&line.msisdn).or_default().push(line);
+    }
+    order
+        .into_iter()
+        .map(|msisdn| {
+            let lines = by_line.remove(msisdn).unwrap_or_default();
+            let subtotal = lines.iter().map(|l| l.amount_ht).sum();
+            let (title, short) = if msisdn.is_empty() {
+                ("Autres prestations".to_string(), "autres".to_string())
+            } else {
+                let number = msisdn_fr(msisdn);
+                (format!("Ligne {number}"), format!("ligne {number}"))
+            };
+            Section {
+                title,
+                short,
+                lines,
+                subtotal,
+            }
+        })
+        .collect()
+}
+
+// ---- French formatting (filters) -------------------------------------
+
+/// The exact decimal a template value holds (decimals are serialised as
+/// their text, integers as numbers).
+fn decimal_of(value: &Value) -> Result<Decimal, minijinja::Error> {
+    let text = value.to_string();
+    Decimal::from_str(&text).map_err(|_| {
+        minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("'{text}' is not an amount"),
+        )
+    })
+}
+
+/// `1234.5` → `1 234,50 €` (narrow no-break space between thousands,
+/// no-break space before the sign, as French typography has them).
+fn eur(value: Value) -> Result<Value, minijinja::Error> {
+    Ok(Value::from_safe_string(format_eur(decimal_of(&value)?, 2)))
+}
+
+/// A unit price: at least 2 decimals, up to the 6 the tariff tables allow.
+fn eur_unit(value: Value) -> Result<Value, minijinja::Error> {
+    let price = decimal_of(&value)?.normalize();
+    Ok(Value::from_safe_string(format_eur(
+        price,
+        price.scale().max(2),
+    )))
+}
+
+pub fn format_eur(amount: Decimal, decimals: u32) -> String {
+    format!("{}\u{a0}€", format_decimal_fr(amount, decimals))
+}
+
+/// A decimal in French notation with `decimals` digits (rounded half away
+/// from zero when it has more).
+pub fn format_decimal_fr(value: Decimal, decimals: u32) -> String {
+    let rounded = value.round_dp_with_strategy(
+        decimals,
+        rust_decimal::RoundingStrategy::MidpointAwayFromZero,
+    );
+    let text = format!("{:.*}", decimals as usize, rounded.abs());
+    let (int_part, frac_part) = match text.split_once('.') {
+        Some((i, f)) => (i.to_string(), Some(f.to_string())),
+        None => (text.clone(), None),
+    };
+    let mut grouped = String::new();
+    for (i, digit) in int_part.chars().enumerate() {
+        if i > 0 && (int_part.len() - i) % 3 == 0 {
+            grouped.push('\u{202f}');
+        }
+        grouped.push(digit);
+    }
+    let sign = if rounded.is_sign_negative() && !rounded.is_zero() {
+        "-"
+    } else {
+        ""
+    };
+    match frac_part {
+        Some(frac) => format!("{sign}{grouped},{frac}"),
+        None => format!("{sign}{grouped}"),
+    }
+}
+
+/// `2026-10-31` → `31/10/2026`. The filters that format numbers and dates
+/// return markup-safe text: it is made of digits and punctuation only.
+fn date_fr(value: Value) -> Result<Value, minijinja::Error> {
+    let text = value.to_string();
+    NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+        .map(|d| Value::from_safe_string(d.format("%d/%m/%Y").to_string()))
+        .map_err(|_| {
+            minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("'{text}' is not a date"),
+            )
+        })
+}
+
+/// `33612345678` → `06 12 34 56 78`; other numbers as they are.
+pub fn msisdn_fr(msisdn: &str) -> String {
+    match msisdn.strip_prefix("33") {
+        Some(national) if national.len() == 9 && national.bytes().all(|b| b.is_ascii_digit()) => {
+            let digits = format!("0{national}");
+            digits
+                .as_bytes()
+                .chunks(2)
+                .map(|pair| String::from_utf8_lossy(pair).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+        _ => msisdn.to_string(),
+    }
+}
+
+/// A billed quantity in its unit: seconds as `1 h 02 min 05 s`, KB as
+/// megabytes (`12,50 Mo`), messages as a count.
+fn quantity(value: Value, event_type: String) -> Result<Value, minijinja::Error> {
+    let amount = decimal_of(&value)?;
+    Ok(Value::from_safe_string(format_quantity(
+        amount,
+        &event_type,
+    )))
+}
+
+pub fn format_quantity(amount: Decimal, event_type: &str) -> String {
+    match event_type {
+        "VOICE" | "VOICE_IN" => {
+            let seconds = amount.trunc().to_string().parse::<i64>().unwrap_or(0);
+            let (h, m, s) = (seconds / 3600, seconds % 3600 / 60, seconds % 60);
+            match (h, m) {
+                (0, 0) => format!("{s} s"),
+                (0, _) => format!("{m} min {s:02} s"),
+                _ => format!("{h} h {m:02} min {s:02} s"),
+            }
+        }
+        "DATA" => format!("{} Mo", format_decimal_fr(amount / Decimal::from(1024), 2)),
+        "SMS" | "SMS_IN" => format!("{} SMS", format_decimal_fr(amount, 0)),
+        "MMS" => format!("{} MMS", format_decimal_fr(amount, 0)),
+        _ => format_decimal_fr(amount, 0),
+    }
+}
+
+pub fn event_label(event_type: &str) -> &str {
+    match event_type {
+        "VOICE" => "Appels",
+        "VOICE_IN" => "Appels reçus",
+        "SMS" => "SMS",
+        "SMS_IN" => "SMS reçus",
+        "MMS" => "MMS",
+        "DATA" => "Internet mobile",
+        other => other,
+    }
+}
+
+pub fn zone_label(zone: &str) -> String {
+    match zone {
+        "HOME" => "France".into(),
+        "FR_MOBILE" => "Mobiles France".into(),
+        "FR_FIXED" => "Fixes France".into(),
+        "FR_SPECIAL" => "Numéros spéciaux".into(),
+        "FR_SHORT" => "Numéros courts".into(),
+        "DOM" => "Outre-mer".into(),
+        "EU" => "Union européenne".into(),
+        "EUROPE_OTHER" => "Europe hors UE".into(),
+        "WORLD" => "International".into(),
+        "MAGHREB" => "Maghreb".into(),
+        "NORTH_AMERICA" => "Amérique du Nord".into(),
+        "ROAM_Z1" => "Itinérance zone 1".into(),
+        "ROAM_Z2" => "Itinérance zone 2".into(),
+        "ROAM_Z3" => "Itinérance zone 3".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The integrator's logo and banner as `data:` URIs, checked.
+pub fn branding(
+    integrator_path: &Path,
+    integrator: &Integrator,
+) -> Result<(Option<String>, Option<String>), ImageError> {
+    let base = integrator_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let load = |path: &Option<PathBuf>, slot| -> Result<Option<String>, ImageError> {
+        match path {
+            None => Ok(None),
+            Some(p) => Ok(Some(images::load(&base.join(p), slot)?.data_uri)),
+        }
+    };
+    Ok((
+        load(&integrator.logo, images::LOGO)?,
+        load(&integrator.footer_banner, images::BANNER)?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_amounts_the_french_way() {
+        let d = |s: &str| Decimal::from_str(s).unwrap();
+        assert_eq!(format_eur(d("1234.56"), 2), "1\u{202f}234,56\u{a0}€");
+        assert_eq!(format_eur(d("0.5"), 2), "0,50\u{a0}€");
+        assert_eq!(
+            format_eur(d("1234567.005"), 2),
+            "1\u{202f}234\u{202f}567,01\u{a0}€"
+        );
+        assert_eq!(format_eur(d("-40"), 2), "-40,00\u{a0}€");
+        assert_eq!(format_decimal_fr(d("999"), 0), "999");
+    }
+
+    #[test]
+    fn formats_quantities_numbers_and_dates() {
+        assert_eq!(format_quantity(Decimal::from(195), "VOICE"), "3 min 15 s");
+        assert_eq!(
+            format_quantity(Decimal::from(3725), "VOICE"),
+            "1 h 02 min 05 s"
+        );
+        assert_eq!(format_quantity(Decimal::from(45), "VOICE"), "45 s");
+        assert_eq!(format_quantity(Decimal::from(1536), "DATA"), "1,50 Mo");
+        assert_eq!(format_quantity(Decimal::from(2), "SMS"), "2 SMS");
+        assert_eq!(msisdn_fr("33612345678"), "06 12 34 56 78");
+        assert_eq!(msisdn_fr("447700900123"), "447700900123");
+        assert_eq!(
+            date_fr(Value::from("2026-10-31")).unwrap().to_string(),
+            "31/10/2026"
+        );
+    }
+
+    #[test]
+    fn a_template_error_names_the_template_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("invoice.html"),
+            "<p>ok</p>\n<p>{{ invoice.number | eur }</p>\n",
+        )
+        .unwrap();
+        let Err(err) = Templates::load(Some(dir.path())) else {
+            panic!("a broken template loads");
+        };
+        let text = err.to_string();
+        assert!(
+            text.starts_with("template invoice.html line 2: syntax error"),
+            "{text}"
+        );
+        assert!(!text.contains('\n'));
+    }
+}

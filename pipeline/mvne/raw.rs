@@ -1,0 +1,231 @@
+//! The raw zone: each upstream file kept as delivered, under
+//! `<lake>/raw/<folder>/<name>`, or, for SIM orders (they carry PUK codes),
+//! in the private state folder. `sync` writes it, `land`, `check`,
+//! `doctor` and `publish` read it; names and versions are decided here.
+
+use std::path::Path;
+
+use crate::core::lake::{Lake, LakeError};
+use crate::core::ledger::LedgerError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RawError {
+    #[error("raw zone {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+/// The upstream folders that the pipeline lands.
+pub const FOLDERS: &[&str] = &[
+    "RatedCDRs",
+    "BilledCDRs",
+    "AccountStatus",
+    "Cartes SIM",
+    INTEGRATOR_INVOICES,
+    PLATFORM_FOLDER,
+];
+
+/// The MVNE's own invoices to the integrator (PDF): fetched and kept in the
+/// raw zone for finance (`raw/Factures/Intégrateur/`), not landed.
+pub const INTEGRATOR_INVOICES: &str = "Factures/Intégrateur";
+
+/// The folders whose files `land` turns into datasets.
+pub const LANDED_FOLDERS: &[&str] = &["RatedCDRs", "BilledCDRs", "AccountStatus", "Cartes SIM"];
+
+/// The folder whose files carry secrets (PUK codes).
+pub const SIM_FOLDER: &str = "Cartes SIM";
+
+/// The tariff tables the MVNE configured, fetched for `check`.
+pub const PLATFORM_FOLDER: &str = "Tables tarifaires";
+
+/// Why a remote name is not fetched, if it is not: a name is one path
+/// component of printable characters.
+pub fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        Err("an empty name")
+    } else if name.contains(['/', '\\']) {
+        Err("a path separator in the name")
+    } else if name.contains("..") {
+        Err("'..' in the name")
+    } else if name.chars().any(char::is_control) {
+        Err("a control character in the name")
+    } else if name == "." {
+        Err("'.' is not a file name")
+    } else if name.len() > 255 {
+        Err("a name longer than 255 bytes")
+    } else {
+        Ok(())
+    }
+}
+
+/// `RatedCDRs_x.csv` version 2 is stored as `RatedCDRs_x.v2.csv`, so that
+/// versions sort after the original.
+pub fn versioned_name(name: &str, version: i64) -> String {
+    if version <= 1 {
+        return name.to_string();
+    }
+    match name.rsplit_once('.') {
+        Some((stem, ext)) => format!("{stem}.v{version}.{ext}"),
+        None => format!("{name}.v{version}"),
+    }
+}
+
+/// The delivered name and version of a stored name (`versioned_name`
+/// undone): `x.v2.csv` is version 2 of `x.csv`.
+pub fn original_name(stored: &str) -> (String, i64) {
+    let (stem, ext) = match stored.rsplit_once('.') {
+        Some((stem, ext)) if !ext.starts_with('v') => (stem, Some(ext)),
+        _ => (stored, None),
+    };
+    if let Some((base, version)) = stem.rsplit_once(".v") {
+        if let Ok(version) = version.parse::<i64>() {
+            if version > 1 {
+                let name = match ext {
+                    Some(ext) => format!("{base}.{ext}"),
+                    None => base.to_string(),
+                };
+                return (name, version);
+            }
+        }
+    }
+    (stored.to_string(), 1)
+}
+
+/// Stores a raw copy; returns its key (`lake:` or `state:` prefixed).
+pub async fn store_raw(
+    state_dir: &Path,
+    lake: &Lake,
+    folder: &str,
+    name: &str,
+    bytes: &[u8],
+) -> Result<String, RawError> {
+    if folder == SIM_FOLDER {
+        let dir = state_dir.join("sim-orders");
+        crate::core::ledger::create_private_dir(&dir)?;
+        let path = dir.join(name);
+        write_private_file(&path, bytes).map_err(|source| RawError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(format!("state:sim-orders/{name}"))
+    } else {
+        let key = format!("raw/{folder}/{name}");
+        lake.put(&key, bytes.to_vec()).await?;
+        Ok(format!("lake:{key}"))
+    }
+}
+
+/// Writes a file readable by its owner only, atomically (temp + rename).
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("partial");
+    {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+/// Reads the bytes of a fetched file back from the raw zone.
+pub async fn read_raw(state_dir: &Path, lake: &Lake, raw_key: &str) -> Result<Vec<u8>, RawError> {
+    if let Some(key) = raw_key.strip_prefix("lake:") {
+        Ok(lake.get(key).await?)
+    } else {
+        let relative = raw_key.strip_prefix("state:").unwrap_or(raw_key);
+        let path = state_dir.join(relative);
+        std::fs::read(&path).map_err(|source| RawError::Read {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+}
+
+/// The local path of a raw file, when it is on this machine's disk (a
+/// local lake or the state folder); None on S3.
+pub fn raw_local_path(state_dir: &Path, lake: &Lake, raw_key: &str) -> Option<std::path::PathBuf> {
+    if let Some(key) = raw_key.strip_prefix("lake:") {
+        lake.url().local_path().map(|dir| dir.join(key))
+    } else {
+        let relative = raw_key.strip_prefix("state:").unwrap_or(raw_key);
+        Some(state_dir.join(relative))
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_names_are_checked() {
+        assert!(check_name("RatedCDRs_20261001_100000.csv").is_ok());
+        assert!(check_name("SIM_CMD 2026 é.csv").is_ok());
+        assert_eq!(check_name(".."), Err("'..' in the name"));
+        assert_eq!(
+            check_name("../../etc/passwd"),
+            Err("a path separator in the name")
+        );
+        assert_eq!(check_name("a..b"), Err("'..' in the name"));
+        assert_eq!(check_name("a\\b"), Err("a path separator in the name"));
+        assert_eq!(
+            check_name("bell\u{7}.csv"),
+            Err("a control character in the name")
+        );
+        assert_eq!(
+            check_name("nl\n.csv"),
+            Err("a control character in the name")
+        );
+        assert_eq!(
+            check_name("c1\u{85}.csv"),
+            Err("a control character in the name")
+        );
+        assert_eq!(check_name("."), Err("'.' is not a file name"));
+        assert_eq!(check_name(""), Err("an empty name"));
+    }
+
+    #[test]
+    fn stored_names_give_back_their_version() {
+        for (name, version) in [
+            ("options.csv", 1),
+            ("options.csv", 2),
+            ("plans", 3),
+            ("a.v.csv", 12),
+        ] {
+            assert_eq!(
+                original_name(&versioned_name(name, version)),
+                (name.to_string(), version)
+            );
+        }
+    }
+
+    #[test]
+    fn versions_sort_after_the_original() {
+        assert_eq!(versioned_name("RatedCDRs_1.csv", 1), "RatedCDRs_1.csv");
+        assert_eq!(versioned_name("RatedCDRs_1.csv", 2), "RatedCDRs_1.v2.csv");
+        assert!("RatedCDRs_1.v2.csv" > "RatedCDRs_1.csv");
+    }
+}

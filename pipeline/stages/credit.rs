@@ -1,0 +1,835 @@
+//! `credit`: a credit note (avoir) on an issued invoice. An issued month is
+//! closed (rating.md §7): a correction is a credit note with its own number,
+//! never an edit; the invoice's data and documents are not touched.
+//!
+//! A note credits the invoice in whole (by default, what remains creditable
+//! on it) or in part (`--amount-ht`), never more than remains after the
+//! earlier notes. Its VAT is computed on its own HT at the invoice's rate,
+//! as rating.md §6 computes an invoice's: `round(total_ht × 20 %, 2)`, half
+//! away from zero (how DataFusion's `CAST(… AS DECIMAL(18, 2))` rounds in
+//! `bill`); `total_ttc = total_ht + vat`. Amounts are positive: a note is a
+//! credit by its type, not by its sign (docs/CREDIT_NOTES.md).
+//!
+//! Numbers are `<prefix>-AV-<YYYY>-<seq>`, `seq` on 6 digits, continuous
+//! within the calendar year of the note's issue date, apart from the
+//! invoices' series, and in date order (a back-dated note before the last
+//! one of its year is refused).
+//!
+//! Order of writes: the ledger first (table `credit_notes`: the number and
+//! the whole note in one `IMMEDIATE` transaction, which also keeps two
+//! commands from crediting the same remainder at once); then the
+//! `credit_notes/month=YYYY-MM/` partition, rewritten whole from the ledger;
+//! then the documents. The same command run again (same invoice, reason and
+//! amount asked) finds its note instead of issuing another, and writes its
+//! dataset and documents again where they are missing: that is how a crash
+//! after the commit is repaired. `--again` issues a second identical note.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::{Datelike, NaiveDate};
+use datafusion::arrow::array::{ArrayRef, Date32Array, Decimal128Array, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::record_batch::RecordBatch;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::Serialize;
+
+use crate::core::lake::{datasets, Lake, LakeError};
+use crate::core::month::Month;
+use crate::documents::chrome::{ChromeError, Printer, PrinterOptions};
+use crate::documents::document::{
+    document_key, CreditNoteDocument, CreditedInvoiceSummary, Customer, InvoiceDocument,
+    InvoiceLine, Payment, VatAmount, VAT_RATE_PERCENT,
+};
+use crate::documents::facturx::{self, CreditedInvoice, FacturxError};
+use crate::documents::images::ImageError;
+use crate::documents::templates::{branding, TemplateError, Templates};
+use crate::engine;
+use crate::engine::sqlfiles;
+use crate::reference::integrator::{Integrator, IntegratorError};
+use crate::settings::Settings;
+use crate::stages::render::{RenderError, RenderOptions};
+use crate::stages::Context;
+use crate::stages::SessionError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreditError {
+    #[error("credit: invoice '{0}' was never issued (no such number in the ledger)")]
+    UnknownInvoice(String),
+    #[error("credit: --reason is empty: say why invoice {0} is credited")]
+    NoReason(String),
+    #[error(
+        "credit: {amount} € HT is more than the {remaining} € HT that remain creditable on \
+         invoice {invoice} (total HT {total} €, credited already {credited} €)"
+    )]
+    OverCredit {
+        invoice: String,
+        amount: Decimal,
+        remaining: Decimal,
+        total: Decimal,
+        credited: Decimal,
+    },
+    #[error("credit: invoice {invoice} is credited in full already ({notes})")]
+    FullyCredited { invoice: String, notes: String },
+    #[error("credit: invoice {invoice} has nothing to credit (total HT {total} €)")]
+    NothingToCredit { invoice: String, total: Decimal },
+    #[error("credit: date {date} is before {invoice}'s issue date {invoice_date}")]
+    BeforeInvoice {
+        date: NaiveDate,
+        invoice: String,
+        invoice_date: NaiveDate,
+    },
+    #[error(
+        "credit: date {date} is before credit note {last} of {last_date}: numbers follow \
+         dates within a year"
+    )]
+    BeforeLastNote {
+        date: NaiveDate,
+        last: String,
+        last_date: NaiveDate,
+    },
+    #[error(
+        "credit: invoice {invoice} is issued ({month}) but not in the lake's invoices, or its \
+         customer {customer} is no longer in customers.csv"
+    )]
+    MissingInvoice {
+        invoice: String,
+        month: String,
+        customer: String,
+    },
+    #[error("credit: {number}: {message}")]
+    Data { number: String, message: String },
+    #[error("ledger {path}: {source}")]
+    Sqlite {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(transparent)]
+    Integrator(#[from] IntegratorError),
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error("credit: reading the invoice failed: {0}")]
+    Query(#[from] datafusion::error::DataFusionError),
+    #[error("credit: cannot build the credit_notes dataset: {0}")]
+    Dataset(#[from] ArrowError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Chrome(#[from] ChromeError),
+    #[error("credit: {number}: {source}")]
+    Facturx {
+        number: String,
+        #[source]
+        source: FacturxError,
+    },
+}
+
+/// What to credit.
+#[derive(Debug, Clone)]
+pub struct CreditRequest {
+    pub invoice_number: String,
+    pub reason: String,
+    /// `None`: what remains creditable on the invoice (its total HT when
+    /// nothing was credited yet).
+    pub amount_ht: Option<Decimal>,
+    /// `None`: today in Europe/Paris.
+    pub date: Option<NaiveDate>,
+    /// Issue a note even when the same one (invoice, reason, amount asked)
+    /// exists.
+    pub again: bool,
+}
+
+/// What `credit` did.
+#[derive(Debug, Default, Serialize)]
+pub struct CreditReport {
+    pub credit_note_number: String,
+    pub invoice_number: String,
+    pub customer_id: String,
+    pub issue_date: String,
+    pub reason: String,
+    pub total_ht: String,
+    pub vat: String,
+    pub total_ttc: String,
+    /// True when the same note was issued before: no new number.
+    pub already_issued: bool,
+    /// What remains creditable (HT) on the invoice after this note.
+    pub remaining_ht: String,
+    /// The note's page, and its PDF unless `--html-only`.
+    pub html: String,
+    pub pdf: Option<String>,
+    /// Whether the PDF carries Factur-X (business customers).
+    pub facturx: bool,
+    /// True when the documents were already in the lake, the same.
+    pub documents_unchanged: bool,
+    /// The sales journal rewritten with the note's row: that of the billing
+    /// month whose invoices were issued in the note's month, if it is billed
+    /// (docs/ACCOUNTING.md).
+    pub journal: Option<String>,
+}
+
+impl std::fmt::Display for CreditReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.already_issued {
+            write!(
+                f,
+                "credit {}: already issued on {} for this invoice, reason and amount; \
+                 no new note (--again issues another)",
+                self.credit_note_number, self.issue_date
+            )?;
+        } else {
+            write!(
+                f,
+                "credit {}: issued on {}",
+                self.credit_note_number, self.issue_date
+            )?;
+        }
+        write!(
+            f,
+            "\n  on invoice {} (customer {}): total HT {} €, VAT {} €, total TTC {} €; \
+             {} € HT remain creditable",
+            self.invoice_number,
+            self.customer_id,
+            self.total_ht,
+            self.vat,
+            self.total_ttc,
+            self.remaining_ht
+        )?;
+        write!(f, "\n  documents: {}", self.html)?;
+        if let Some(pdf) = &self.pdf {
+            write!(f, ", {pdf}")?;
+            if self.facturx {
+                write!(f, " (Factur-X)")?;
+            }
+        }
+        if let Some(journal) = &self.journal {
+            write!(f, "\n  sales journal: {journal}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `--amount-ht`: euros with at most 2 decimals, more than zero.
+pub fn parse_amount_ht(text: &str) -> Result<Decimal, String> {
+    let amount = Decimal::from_str(text.trim())
+        .map_err(|_| format!("'{text}' is not an amount in euros: write it like 12.50"))?;
+    if amount <= Decimal::ZERO {
+        return Err(format!("'{text}': a credit note credits more than 0 €"));
+    }
+    if amount.normalize().scale() > 2 {
+        return Err(format!("'{text}' has more than 2 decimals (cents)"));
+    }
+    Ok(with_cents(amount))
+}
+
+/// One note as the ledger keeps it.
+#[derive(Debug, Clone)]
+struct StoredNote {
+    number: String,
+    invoice_number: String,
+    invoice_month: String,
+    customer_id: String,
+    customer_kind: String,
+    issue_date: NaiveDate,
+    reason: String,
+    vat_rate: Decimal,
+    total_ht: Decimal,
+    vat: Decimal,
+    total_ttc: Decimal,
+}
+
+const NOTE_COLUMNS: &str = "credit_note_number, invoice_number, invoice_month, customer_id, \
+     customer_kind, issue_date, reason, vat_rate, total_ht, vat, total_ttc";
+
+/// The invoice a request names, as the lake and the customer table have it.
+struct Invoice {
+    summary: CreditedInvoiceSummary,
+    customer: Customer,
+    payment: Payment,
+}
+
+pub async fn credit(
+    stage: &Context,
+    request: &CreditRequest,
+    options: RenderOptions,
+) -> Result<CreditReport, CreditError> {
+    let Context {
+        settings,
+        lake,
+        ledger,
+    } = stage;
+    let number = request.invoice_number.trim();
+    let reason = crate::core::text::one_line(&request.reason);
+    if reason.is_empty() {
+        return Err(CreditError::NoReason(number.to_string()));
+    }
+    let connection = ledger.connection();
+    let sqlite = |source| sqlite_error(connection, source);
+    let (invoice_month, customer_id): (String, String) = connection
+        .query_row(
+            "SELECT month, customer_id FROM invoice_numbers WHERE invoice_number = ?1",
+            params![number],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(sqlite)?
+        .ok_or_else(|| CreditError::UnknownInvoice(number.to_string()))?;
+    let month: Month = invoice_month.parse().map_err(|_| CreditError::Data {
+        number: number.to_string(),
+        message: format!("ledger month '{invoice_month}' is not a month"),
+    })?;
+    // Templates and images first: a mistake there is reported before a
+    // number is taken.
+    let templates = Templates::load(settings.templates_dir.as_deref())?;
+    let integrator = Integrator::load(&settings.integrator_path)?;
+    let (logo, banner) = branding(&settings.integrator_path, &integrator)?;
+    let invoice = read_invoice(settings, lake, month, number, &customer_id).await?;
+
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Europe::Paris)
+        .date_naive();
+    let (note, already_issued) = issue(
+        connection,
+        &integrator.invoice_prefix,
+        &invoice,
+        &reason,
+        request,
+        today,
+    )?;
+    let remaining_ht = invoice.summary.total_ht - credited_ht(connection, number)?;
+
+    let issue_month = month_of(note.issue_date);
+    write_dataset(connection, lake, issue_month).await?;
+
+    let document = CreditNoteDocument {
+        credit_note_number: note.number.clone(),
+        issue_date: note.issue_date,
+        reason: note.reason.clone(),
+        whole: note.total_ht == invoice.summary.total_ht,
+        invoice: invoice.summary.clone(),
+        integrator,
+        customer: invoice.customer.clone(),
+        payment: invoice.payment.clone(),
+        total_ht: note.total_ht,
+        vat: vec![VatAmount {
+            rate: note.vat_rate,
+            base_ht: note.total_ht,
+            amount: note.vat,
+        }],
+        total_vat: note.vat,
+        total_ttc: note.total_ttc,
+    };
+    let html = templates.credit_note_html(&document, logo.as_deref(), banner.as_deref())?;
+    let written = write_documents(settings, lake, &document, &html, options).await?;
+
+    let url = |key: &str| lake.url().join(key);
+    Ok(CreditReport {
+        credit_note_number: note.number.clone(),
+        invoice_number: note.invoice_number.clone(),
+        customer_id: note.customer_id.clone(),
+        issue_date: note.issue_date.to_string(),
+        reason: note.reason.clone(),
+        total_ht: note.total_ht.to_string(),
+        vat: note.vat.to_string(),
+        total_ttc: note.total_ttc.to_string(),
+        already_issued,
+        remaining_ht: with_cents(remaining_ht).to_string(),
+        html: url(&document_key(issue_month, &note.number, "html")),
+        pdf: options
+            .pdf
+            .then(|| url(&document_key(issue_month, &note.number, "pdf"))),
+        facturx: options.pdf && document.customer.is_business(),
+        documents_unchanged: !written,
+        journal: None,
+    })
+}
+
+/// Finds the same note issued before, or takes the next number and records
+/// a new one, in one transaction. Returns the note and whether it existed.
+fn issue(
+    connection: &Connection,
+    prefix: &str,
+    invoice: &Invoice,
+    reason: &str,
+    request: &CreditRequest,
+    today: NaiveDate,
+) -> Result<(StoredNote, bool), CreditError> {
+    let sqlite = |source| sqlite_error(connection, source);
+    let number = invoice.summary.invoice_number.as_str();
+    let requested = request.amount_ht.map(|a| with_cents(a).to_string());
+    let tx = rusqlite::Transaction::new_unchecked(connection, TransactionBehavior::Immediate)
+        .map_err(sqlite)?;
+    if !request.again {
+        let same = tx
+            .query_row(
+                &format!(
+                    "SELECT {NOTE_COLUMNS} FROM credit_notes
+                     WHERE invoice_number = ?1 AND reason = ?2 AND requested_ht IS ?3
+                     ORDER BY seq LIMIT 1"
+                ),
+                params![number, reason, requested],
+                row_to_note,
+            )
+            .optional()
+            .map_err(sqlite)?;
+        if let Some(note) = same {
+            return Ok((note.parse()?, true));
+        }
+    }
+
+    let earlier = notes_where(&tx, "invoice_number = ?1", number)?;
+    let credited: Decimal = earlier.iter().map(|note| note.total_ht).sum();
+    let total = invoice.summary.total_ht;
+    let remaining = total - credited;
+    if total <= Decimal::ZERO {
+        return Err(CreditError::NothingToCredit {
+            invoice: number.to_string(),
+            total: with_cents(total),
+        });
+    }
+    if remaining <= Decimal::ZERO {
+        return Err(CreditError::FullyCredited {
+            invoice: number.to_string(),
+            notes: earlier
+                .iter()
+                .map(|note| note.number.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    let total_ht = with_cents(request.amount_ht.unwrap_or(remaining));
+    if total_ht > remaining {
+        return Err(CreditError::OverCredit {
+            invoice: number.to_string(),
+            amount: total_ht,
+            remaining: with_cents(remaining),
+            total: with_cents(total),
+            credited: with_cents(credited),
+        });
+    }
+
+    let issue_date = request.date.unwrap_or(today);
+    if issue_date < invoice.summary.issue_date {
+        return Err(CreditError::BeforeInvoice {
+            date: issue_date,
+            invoice: number.to_string(),
+            invoice_date: invoice.summary.issue_date,
+        });
+    }
+    let year = issue_date.year();
+    if !(1000..=9999).contains(&year) {
+        return Err(CreditError::Data {
+            number: number.to_string(),
+            message: format!("date {issue_date} is out of range (years 1000 to 9999)"),
+        });
+    }
+    let last: Option<(i64, String, String)> = tx
+        .query_row(
+            "SELECT seq, credit_note_number, issue_date FROM credit_notes
+             WHERE year = ?1 ORDER BY seq DESC LIMIT 1",
+            params![year],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(sqlite)?;
+    let mut seq = 1;
+    if let Some((last_seq, last, last_date)) = last {
+        let last_date = parse_date(&last, "issue_date", &last_date)?;
+        if issue_date < last_date {
+            return Err(CreditError::BeforeLastNote {
+                date: issue_date,
+                last,
+                last_date,
+            });
+        }
+        seq = last_seq + 1;
+    }
+
+    let vat_rate = Decimal::from(VAT_RATE_PERCENT);
+    let vat = (total_ht * vat_rate / Decimal::ONE_HUNDRED)
+        .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+    let note = StoredNote {
+        number: format!("{prefix}-AV-{year}-{seq:06}"),
+        invoice_number: number.to_string(),
+        invoice_month: invoice.summary.month.clone(),
+        customer_id: invoice.customer.customer_id.clone(),
+        customer_kind: invoice.customer.kind.clone(),
+        issue_date,
+        reason: reason.to_string(),
+        vat_rate,
+        total_ht,
+        vat: with_cents(vat),
+        total_ttc: with_cents(total_ht + vat),
+    };
+    tx.execute(
+        "INSERT INTO credit_notes (credit_note_number, year, seq, invoice_number, invoice_month,
+             customer_id, customer_kind, issue_date, reason, requested_ht, vat_rate, total_ht,
+             vat, total_ttc, issued_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        params![
+            note.number,
+            year,
+            seq,
+            note.invoice_number,
+            note.invoice_month,
+            note.customer_id,
+            note.customer_kind,
+            note.issue_date.to_string(),
+            note.reason,
+            requested,
+            note.vat_rate.to_string(),
+            note.total_ht.to_string(),
+            note.vat.to_string(),
+            note.total_ttc.to_string(),
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        ],
+    )
+    .map_err(sqlite)?;
+    tx.commit().map_err(sqlite)?;
+    Ok((note, false))
+}
+
+/// HT credited so far on an invoice.
+fn credited_ht(connection: &Connection, invoice_number: &str) -> Result<Decimal, CreditError> {
+    Ok(
+        notes_where(connection, "invoice_number = ?1", invoice_number)?
+            .iter()
+            .map(|note| note.total_ht)
+            .sum(),
+    )
+}
+
+/// The notes matching a condition on one parameter, in number order.
+fn notes_where(
+    connection: &Connection,
+    condition: &str,
+    value: &str,
+) -> Result<Vec<StoredNote>, CreditError> {
+    let sqlite = |source| sqlite_error(connection, source);
+    let mut statement = connection
+        .prepare(&format!(
+            "SELECT {NOTE_COLUMNS} FROM credit_notes WHERE {condition} ORDER BY year, seq"
+        ))
+        .map_err(sqlite)?;
+    let rows = statement
+        .query_map(params![value], row_to_note)
+        .map_err(sqlite)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sqlite)?;
+    rows.into_iter().map(NoteRow::parse).collect()
+}
+
+/// A ledger row as text, before its dates and amounts are parsed.
+struct NoteRow([String; 11]);
+
+fn row_to_note(r: &rusqlite::Row<'_>) -> rusqlite::Result<NoteRow> {
+    let mut values: [String; 11] = Default::default();
+    for (i, value) in values.iter_mut().enumerate() {
+        *value = r.get(i)?;
+    }
+    Ok(NoteRow(values))
+}
+
+impl NoteRow {
+    fn parse(self) -> Result<StoredNote, CreditError> {
+        let [number, invoice_number, invoice_month, customer_id, customer_kind, issue_date, reason, vat_rate, total_ht, vat, total_ttc] =
+            self.0;
+        let amount = |column: &str, text: &str| {
+            Decimal::from_str(text).map_err(|_| CreditError::Data {
+                number: number.clone(),
+                message: format!("ledger {column} '{text}' is not an amount"),
+            })
+        };
+        Ok(StoredNote {
+            issue_date: parse_date(&number, "issue_date", &issue_date)?,
+            vat_rate: amount("vat_rate", &vat_rate)?,
+            total_ht: amount("total_ht", &total_ht)?,
+            vat: amount("vat", &vat)?,
+            total_ttc: amount("total_ttc", &total_ttc)?,
+            number,
+            invoice_number,
+            invoice_month,
+            customer_id,
+            customer_kind,
+            reason,
+        })
+    }
+}
+
+/// The invoice and its customer, from the month's `invoices` partition
+/// and `customers.csv` (the SQL `render` shows an invoice with).
+async fn read_invoice(
+    settings: &Settings,
+    lake: &Lake,
+    month: Month,
+    number: &str,
+    customer_id: &str,
+) -> Result<Invoice, CreditError> {
+    let missing = || CreditError::MissingInvoice {
+        invoice: number.to_string(),
+        month: month.to_string(),
+        customer: customer_id.to_string(),
+    };
+    let ctx = crate::stages::session(settings, month, None).await?;
+    let partition = format!("{}/month={month}", datasets::INVOICES);
+    if !engine::register_path(&ctx, lake, "invoices", &partition, None).await? {
+        return Err(missing());
+    }
+    let table = engine::Rows::query(&ctx, &sqlfiles::DOCUMENT_INVOICES).await?;
+    let values = table
+        .rows
+        .iter()
+        .find(|row| table.get(row, "invoice_number") == number)
+        .ok_or_else(missing)?;
+    let get = |column: &str| table.get(values, column);
+    let amount = |column: &str| -> Result<Decimal, CreditError> {
+        Decimal::from_str(get(column)).map_err(|_| CreditError::Data {
+            number: number.to_string(),
+            message: format!("{column} '{}' is not an amount", get(column)),
+        })
+    };
+    let date = |column: &str| parse_date(number, column, get(column));
+    let due_date = date("due_date")?;
+    let mandate_date = match get("mandate_date") {
+        "" => None,
+        text => Some(parse_date(number, "mandate_date", text)?),
+    };
+    let total_ht = amount("total_ht")?;
+    Ok(Invoice {
+        summary: CreditedInvoiceSummary {
+            invoice_number: number.to_string(),
+            month: month.to_string(),
+            issue_date: date("issue_date")?,
+            period_start: date("period_start")?,
+            period_end: date("period_end")?,
+            total_ht,
+            total_vat: amount("vat")?,
+            total_ttc: amount("total_ttc")?,
+        },
+        customer: Customer::from_columns(get),
+        payment: Payment {
+            method: get("payment_method").to_string(),
+            creditor_id: String::new(),
+            mandate_rum: get("mandate_rum").to_string(),
+            mandate_date,
+            iban_masked: match get("iban") {
+                "" => String::new(),
+                iban => crate::documents::document::mask_iban(iban),
+            },
+            debit_date: due_date,
+            bank_iban: String::new(),
+            bank_bic: String::new(),
+        },
+    })
+}
+
+/// The `credit_notes` dataset's columns. Amounts are positive
+/// (docs/CREDIT_NOTES.md, sign convention); `vat_rate` in percent.
+pub fn schema() -> SchemaRef {
+    let money = || DataType::Decimal128(18, 2);
+    Arc::new(Schema::new(vec![
+        Field::new("credit_note_number", DataType::Utf8, false),
+        Field::new("invoice_number", DataType::Utf8, false),
+        Field::new("invoice_month", DataType::Utf8, false),
+        Field::new("customer_id", DataType::Utf8, false),
+        Field::new("customer_kind", DataType::Utf8, false),
+        Field::new("issue_date", DataType::Date32, false),
+        Field::new("reason", DataType::Utf8, false),
+        Field::new("vat_rate", DataType::Decimal128(5, 2), false),
+        Field::new("total_ht", money(), false),
+        Field::new("vat", money(), false),
+        Field::new("total_ttc", money(), false),
+    ]))
+}
+
+/// Rewrites the month's partition whole from the ledger.
+async fn write_dataset(
+    connection: &Connection,
+    lake: &Lake,
+    month: Month,
+) -> Result<(), CreditError> {
+    let notes = notes_where(
+        connection,
+        "substr(issue_date, 1, 7) = ?1",
+        &month.to_string(),
+    )?;
+    let text = |f: fn(&StoredNote) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(notes.iter().map(f)))
+    };
+    let decimals = |f: fn(&StoredNote) -> Decimal, precision: u8| -> Result<ArrayRef, ArrowError> {
+        let cents = notes.iter().map(|note| with_cents(f(note)).mantissa());
+        Ok(Arc::new(
+            Decimal128Array::from_iter_values(cents).with_precision_and_scale(precision, 2)?,
+        ))
+    };
+    let columns = vec![
+        text(|n| &n.number),
+        text(|n| &n.invoice_number),
+        text(|n| &n.invoice_month),
+        text(|n| &n.customer_id),
+        text(|n| &n.customer_kind),
+        Arc::new(Date32Array::from_iter_values(
+            notes
+                .iter()
+                .map(|n| crate::core::month::epoch_days(n.issue_date)),
+        )),
+        text(|n| &n.reason),
+        decimals(|n| n.vat_rate, 5)?,
+        decimals(|n| n.total_ht, 18)?,
+        decimals(|n| n.vat, 18)?,
+        decimals(|n| n.total_ttc, 18)?,
+    ];
+    let batch = RecordBatch::try_new(schema(), columns)?;
+    let key = format!("{}/month={month}/part-0.parquet", datasets::CREDIT_NOTES);
+    lake.write_parquet(&key, schema(), &[batch]).await?;
+    Ok(())
+}
+
+/// Writes the note's page, and its PDF (Factur-X for a business), unless
+/// they are in the lake already, the same. Returns whether it wrote.
+async fn write_documents(
+    settings: &Settings,
+    lake: &Lake,
+    note: &CreditNoteDocument,
+    html: &str,
+    options: RenderOptions,
+) -> Result<bool, CreditError> {
+    let month = month_of(note.issue_date);
+    let html_key = document_key(month, &note.credit_note_number, "html");
+    let pdf_key = document_key(month, &note.credit_note_number, "pdf");
+    let same_page = lake.get_if_exists(&html_key).await?.as_deref() == Some(html.as_bytes());
+    if same_page && (!options.pdf || lake.exists(&pdf_key).await?) {
+        return Ok(false);
+    }
+    if !same_page {
+        lake.put(&html_key, html.as_bytes().to_vec()).await?;
+    }
+    if !options.pdf {
+        return Ok(true);
+    }
+    let pdf = tokio::task::block_in_place(|| {
+        let mut printer = Printer::launch(&PrinterOptions {
+            chromium: settings.chromium.clone(),
+            tabs: 1,
+            single_process: settings.render_single_process,
+            ..PrinterOptions::default()
+        })?;
+        printer.print(html)
+    })?;
+    let bytes = if note.customer.is_business() {
+        let document = as_invoice_document(note);
+        let credited = CreditedInvoice {
+            number: &note.invoice.invoice_number,
+            issue_date: note.invoice.issue_date,
+        };
+        let xml = facturx::credit_note_xml(&document, credited);
+        facturx::embed(&pdf, &xml, &document).map_err(|source| CreditError::Facturx {
+            number: note.credit_note_number.clone(),
+            source,
+        })?
+    } else {
+        pdf
+    };
+    lake.put(&pdf_key, bytes).await?;
+    Ok(true)
+}
+
+/// The note as the one-line document Factur-X describes: its number and
+/// date, the invoice's period, one line of its HT, its VAT and totals.
+fn as_invoice_document(note: &CreditNoteDocument) -> InvoiceDocument {
+    let invoice = &note.invoice;
+    InvoiceDocument {
+        invoice_number: note.credit_note_number.clone(),
+        month: invoice.month.clone(),
+        issue_date: note.issue_date,
+        due_date: note.issue_date,
+        period_start: invoice.period_start,
+        period_end: invoice.period_end,
+        integrator: note.integrator.clone(),
+        customer: note.customer.clone(),
+        lines: vec![InvoiceLine {
+            kind: "CREDIT".to_string(),
+            msisdn: String::new(),
+            label: format!(
+                "Avoir sur la facture {} : {}",
+                invoice.invoice_number, note.reason
+            ),
+            code: String::new(),
+            event_type: String::new(),
+            zone: String::new(),
+            quantity: Decimal::ONE,
+            unit_price: Some(note.total_ht),
+            amount_ht: note.total_ht,
+            period_start: Some(invoice.period_start),
+            period_end: Some(invoice.period_end),
+        }],
+        subscription_ht: Decimal::ZERO,
+        options_ht: Decimal::ZERO,
+        usage_ht: Decimal::ZERO,
+        equipment_ht: Decimal::ZERO,
+        total_ht: note.total_ht,
+        vat: note.vat.clone(),
+        total_vat: note.total_vat,
+        total_ttc: note.total_ttc,
+        payment: note.payment.clone(),
+        annex: Vec::new(),
+    }
+}
+
+/// The month of a day (documents and dataset partitions of a note).
+fn month_of(date: NaiveDate) -> Month {
+    date.format("%Y-%m")
+        .to_string()
+        .parse()
+        .expect("a date's month is a month")
+}
+
+/// An amount with exactly 2 decimals.
+fn with_cents(mut amount: Decimal) -> Decimal {
+    amount.rescale(2);
+    amount
+}
+
+fn parse_date(number: &str, column: &str, text: &str) -> Result<NaiveDate, CreditError> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| CreditError::Data {
+        number: number.to_string(),
+        message: format!("{column} '{text}' is not a date"),
+    })
+}
+
+fn sqlite_error(connection: &Connection, source: rusqlite::Error) -> CreditError {
+    CreditError::Sqlite {
+        path: connection.path().unwrap_or("ledger").to_string(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_amount_is_positive_euros_and_cents() {
+        assert_eq!(parse_amount_ht("12.5").unwrap().to_string(), "12.50");
+        assert_eq!(parse_amount_ht(" 1234.56 ").unwrap().to_string(), "1234.56");
+        assert_eq!(parse_amount_ht("3.100").unwrap().to_string(), "3.10");
+        assert!(parse_amount_ht("12,50").unwrap_err().contains("12.50"));
+        assert!(parse_amount_ht("0").is_err());
+        assert!(parse_amount_ht("-3").is_err());
+        assert!(parse_amount_ht("1.005").unwrap_err().contains("cents"));
+    }
+
+    #[test]
+    fn a_month_of_a_day() {
+        let day = NaiveDate::from_ymd_opt(2027, 1, 5).unwrap();
+        assert_eq!(month_of(day).to_string(), "2027-01");
+    }
+}

@@ -1,0 +1,319 @@
+//! `rate`: price the month's CDRs against the reference data in force
+//! (rating.md §1–5), with the SQL of `sql/reference` and `sql/rating`.
+//!
+//! Output: `rated_cdrs/month=YYYY-MM/part-0.parquet` and
+//! `rating_exceptions/month=YYYY-MM/part-0.parquet`, each replaced whole on
+//! re-run. A month whose invoices were issued is closed: rating it again
+//! changes nothing (corrections are credit notes).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::core::lake::{datasets, Lake, LakeError};
+use crate::core::ledger::LedgerError;
+use crate::core::month::Month;
+use crate::engine;
+use crate::engine::sqlfiles;
+use crate::mvne::upstream;
+use crate::stages::Context;
+use crate::stages::SessionError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RateError {
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("rating failed: {0}")]
+    Query(#[from] datafusion::error::DataFusionError),
+    #[error("rating failed: {0}")]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
+    #[error("rating {month} accounted for {accounted} events of {cdrs}: a rule matched an event twice or not at all (overlapping reference rows?)")]
+    Lost {
+        month: String,
+        cdrs: u64,
+        accounted: u64,
+    },
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct RateReport {
+    pub month: String,
+    /// True when the month is closed and nothing was rated again.
+    pub closed: bool,
+    pub cdrs: u64,
+    pub rated: u64,
+    pub exceptions: BTreeMap<String, u64>,
+    /// Sum of event amounts HT, wholesale and margin, in euros.
+    pub amount: String,
+    pub wholesale: String,
+    pub margin: String,
+    /// Wholesale cost of the exceptions (revenue leakage until re-rated).
+    pub exceptions_wholesale: String,
+    /// Passes over the month's lines (`[engine] cdrs_per_pass`).
+    pub passes: u64,
+}
+
+impl std::fmt::Display for RateReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.closed {
+            return write!(
+                f,
+                "rate {}: month closed (invoices issued), nothing rated again",
+                self.month
+            );
+        }
+        let exceptions: u64 = self.exceptions.values().sum();
+        write!(
+            f,
+            "rate {}: {} CDRs, {} rated ({} € HT, wholesale {} €, margin {} €), {} exceptions",
+            self.month, self.cdrs, self.rated, self.amount, self.wholesale, self.margin, exceptions
+        )?;
+        for (reason, count) in &self.exceptions {
+            write!(f, "\n  {reason}: {count}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Where `rate` sets a month's excepted events aside, below the lake.
+const WORK_DIR: &str = "_work/rate";
+
+/// `cdrs` as the rating layer reads it: the month's CDRs, or those of the
+/// lines of one pass.
+async fn select_pass(ctx: &SessionContext, passes: u64, pass: u64) -> Result<(), RateError> {
+    use datafusion::common::ScalarValue;
+    let frame = if passes == 1 {
+        ctx.sql("SELECT * FROM month_cdrs").await?
+    } else {
+        ctx.sql("SELECT * FROM month_cdrs WHERE CAST(msisdn AS BIGINT) % $1 = $2")
+            .await?
+            .with_param_values(vec![
+                ScalarValue::Int64(Some(passes as i64)),
+                ScalarValue::Int64(Some(pass as i64)),
+            ])?
+    };
+    let view = frame.into_view();
+    ctx.deregister_table("cdrs")?;
+    ctx.register_table("cdrs", view)?;
+    engine::run_layer(ctx, sqlfiles::RATING).await?;
+    Ok(())
+}
+
+/// Runs rated_events.sql (once per pass) and routes each event by its
+/// `exception` column: NULL to the `rated_cdrs` file (without that
+/// column), otherwise to the work file `excepted_key` (every column).
+/// Routing only: every rule is in the SQL. The Parquet encoding runs on a
+/// task of its own, beside the end of the plan (the window and the
+/// amounts), which is one stream.
+async fn split_outcomes(
+    ctx: &SessionContext,
+    lake: &Lake,
+    rated_key: &str,
+    excepted_key: &str,
+    passes: u64,
+) -> Result<(), RateError> {
+    use datafusion::arrow::compute::{filter_record_batch, is_null, not};
+    type Routed = (bool, datafusion::arrow::record_batch::RecordBatch);
+    // Where the batches go, and the task writing them.
+    type Writer = (
+        tokio::sync::mpsc::Sender<Routed>,
+        tokio::task::JoinHandle<Result<(), RateError>>,
+    );
+    let mut writer: Option<Writer> = None;
+    let mut routed = Ok(());
+    'passes: for pass in 0..passes {
+        select_pass(ctx, passes, pass).await?;
+        let (plan, mut stream) =
+            engine::stream_file_with_plan(ctx, &sqlfiles::RATED_EVENTS).await?;
+        let schema = stream.schema();
+        let exception = schema.index_of("exception")?;
+        let rated_columns: Vec<usize> = (0..schema.fields().len())
+            .filter(|&i| i != exception)
+            .collect();
+        if writer.is_none() {
+            let rated =
+                lake.parquet_writer(rated_key, Arc::new(schema.project(&rated_columns)?))?;
+            let excepted = lake.parquet_writer(excepted_key, schema.clone())?;
+            // (true, batch) to rated_cdrs, (false, batch) to the exceptions.
+            let (outcomes, mut received) = tokio::sync::mpsc::channel::<Routed>(4);
+            let lake = lake.clone();
+            let (rated_key, excepted_key) = (rated_key.to_string(), excepted_key.to_string());
+            let task = tokio::spawn(async move {
+                let (mut rated, mut excepted) = (rated, excepted);
+                while let Some((is_rated, batch)) = received.recv().await {
+                    if is_rated {
+                        lake.write_batch(&rated_key, &mut rated, &batch).await?;
+                    } else {
+                        lake.write_batch(&excepted_key, &mut excepted, &batch)
+                            .await?;
+                    }
+                }
+                lake.close_parquet(&rated_key, rated).await?;
+                lake.close_parquet(&excepted_key, excepted).await?;
+                Ok::<(), RateError>(())
+            });
+            writer = Some((outcomes, task));
+        }
+        let outcomes = &writer.as_ref().expect("just started").0;
+        while let Some(batch) = stream.next().await {
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(e) => {
+                    routed = Err(e.into());
+                    break 'passes;
+                }
+            };
+            let is_rated = is_null(batch.column(exception))?;
+            let mut sends = Vec::with_capacity(2);
+            if is_rated.true_count() == batch.num_rows() {
+                sends.push((true, batch.project(&rated_columns)?));
+            } else {
+                sends.push((
+                    true,
+                    filter_record_batch(&batch, &is_rated)?.project(&rated_columns)?,
+                ));
+                sends.push((false, filter_record_batch(&batch, &not(&is_rated)?)?));
+            }
+            for send in sends {
+                if outcomes.send(send).await.is_err() {
+                    // The writer stopped: its error is the one to report.
+                    break 'passes;
+                }
+            }
+        }
+        engine::save_plan_metrics(
+            &format!("rated_events.sql, pass {} of {passes}", pass + 1),
+            plan.as_ref(),
+        );
+    }
+    let Some((outcomes, task)) = writer else {
+        return routed;
+    };
+    drop(outcomes);
+    let written = task.await.expect("the writer does not panic");
+    routed.and(written)
+}
+
+pub async fn rate(stage: &Context, month: Month) -> Result<RateReport, RateError> {
+    let Context {
+        settings,
+        lake,
+        ledger,
+    } = stage;
+    let mut report = RateReport {
+        month: month.to_string(),
+        ..Default::default()
+    };
+    if ledger.is_issued(&report.month)? {
+        report.closed = true;
+        return Ok(report);
+    }
+    let ctx = crate::stages::session(settings, month, None).await?;
+    let partition = format!("month={month}");
+    // A month without any CDR (or conflict) yet rates to empty outputs.
+    engine::register_path_or_empty(
+        &ctx,
+        lake,
+        "month_cdrs",
+        &format!("{}/{partition}", datasets::CDRS),
+        upstream::cdr_schema(false),
+    )
+    .await?;
+    // Counted from the files' footers.
+    let month_cdrs = engine::scalar_u64(&ctx, "SELECT COUNT(*) FROM month_cdrs").await?;
+    let passes = month_cdrs.div_ceil(settings.cdrs_per_pass).max(1);
+    engine::register_path_or_empty(
+        &ctx,
+        lake,
+        "cdr_conflicts",
+        &format!("{}/{partition}", datasets::CDR_CONFLICTS),
+        upstream::cdr_schema(true),
+    )
+    .await?;
+    engine::run_layer(&ctx, sqlfiles::REFERENCE).await?;
+
+    // One pass over the month: the rated events go to `rated_cdrs`, the
+    // others to a work file that rating_exceptions.sql orders with the
+    // conflicting duplicates.
+    let work = format!("{WORK_DIR}/{partition}");
+    let excepted_key = format!("{work}/excepted.parquet");
+    split_outcomes(
+        &ctx,
+        lake,
+        &format!("{}/{partition}/part-0.parquet", datasets::RATED_CDRS),
+        &excepted_key,
+        passes,
+    )
+    .await?;
+    report.passes = passes;
+    engine::register_path(&ctx, lake, "excepted_events", &work, None).await?;
+    let stream = engine::stream_file(&ctx, &sqlfiles::RATING_EXCEPTIONS).await?;
+    lake.write_stream(
+        &format!("{}/{partition}/part-0.parquet", datasets::RATING_EXCEPTIONS),
+        stream,
+    )
+    .await?;
+    lake.delete(&excepted_key).await?;
+
+    // The figures of the report come from the files just written: reading
+    // them back is cheaper than running the plan again.
+    let ctx = engine::session();
+    for (table, dataset) in [
+        ("rated", datasets::RATED_CDRS),
+        ("exceptions", datasets::RATING_EXCEPTIONS),
+    ] {
+        engine::register_path(&ctx, lake, table, &format!("{dataset}/{partition}"), None).await?;
+    }
+    let totals = engine::row_strings(
+        &ctx,
+        "SELECT COUNT(*), COALESCE(SUM(amount), 0), COALESCE(SUM(wholesale), 0), COALESCE(SUM(margin), 0) FROM rated",
+    )
+    .await?;
+    report.rated = totals[0].parse().unwrap_or_default();
+    report.amount = totals[1].clone();
+    report.wholesale = totals[2].clone();
+    report.margin = totals[3].clone();
+    report.exceptions_wholesale =
+        engine::row_strings(&ctx, "SELECT COALESCE(SUM(wholesale), 0) FROM exceptions").await?[0]
+            .clone();
+    let mut excepted = 0;
+    for row in engine::rows_strings(
+        &ctx,
+        "SELECT reason, COUNT(*) FROM exceptions GROUP BY reason ORDER BY reason",
+    )
+    .await?
+    {
+        let count: u64 = row[1].parse().unwrap_or_default();
+        if row[0] != "CONFLICTING_DUPLICATE" {
+            excepted += count;
+        }
+        report.exceptions.insert(row[0].clone(), count);
+    }
+    // Every CDR of the month is either rated or an exception, once.
+    if engine::register_path(
+        &ctx,
+        lake,
+        "cdrs",
+        &format!("{}/{partition}", datasets::CDRS),
+        None,
+    )
+    .await?
+    {
+        report.cdrs = engine::scalar_u64(&ctx, "SELECT COUNT(*) FROM cdrs").await?;
+    }
+    if report.cdrs != report.rated + excepted {
+        return Err(RateError::Lost {
+            month: report.month,
+            cdrs: report.cdrs,
+            accounted: report.rated + excepted,
+        });
+    }
+    Ok(report)
+}

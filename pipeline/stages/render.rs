@@ -1,0 +1,583 @@
+//! `render`: each invoice of an issued month as an HTML page (minijinja,
+//! `templates/`) and a PDF (headless Chromium, `chrome.rs`), with Factur-X
+//! (`facturx.rs`) for business customers.
+//!
+//! Output: `<lake>/documents/YYYY-MM/<invoice_number>.html` and `.pdf`.
+//! A month is rendered only once it is issued (`bill`), so the numbers and
+//! amounts are final. Re-rendering compares each page with the one already
+//! in the lake: an unchanged invoice whose PDF exists is not printed or
+//! written again, so a re-run rewrites nothing that did not change.
+//!
+//! Everything a template shows is gathered first (`document.rs`) by the
+//! SQL of `sql/documents/`; the templates only lay it out. Money is
+//! formatted from the exact decimals (`1 234,56 €`), never through a float.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::core::lake::{datasets, Lake, LakeError};
+use crate::core::ledger::LedgerError;
+use crate::core::month::Month;
+use crate::documents::chrome::{self, ChromeError, Printer, PrinterOptions};
+use crate::documents::document::{
+    self, document_key, ChargedEvent, Customer, InvoiceDocument, InvoiceLine, LineUsage, Payment,
+    UsageSummary, VatAmount, VAT_RATE_PERCENT,
+};
+use crate::documents::facturx::{self, FacturxError};
+use crate::documents::images::ImageError;
+use crate::documents::pdfbatch;
+use crate::documents::templates::{branding, TemplateError, Templates};
+use crate::engine::sqlfiles;
+use crate::engine::{self, Rows};
+use crate::reference::integrator::{Integrator, IntegratorError};
+use crate::settings::Settings;
+use crate::stages::Context;
+use crate::stages::SessionError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("render {0}: the month has no issued invoices yet (run `bill --month {0}` first)")]
+    NotIssued(String),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Integrator(#[from] IntegratorError),
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("render: reading the invoices failed: {0}")]
+    Query(#[from] datafusion::error::DataFusionError),
+    #[error("render: invoice {invoice}: {message}")]
+    Data { invoice: String, message: String },
+    #[error(transparent)]
+    Chrome(#[from] ChromeError),
+    #[error("render: invoice {invoice}: {source}")]
+    Facturx {
+        invoice: String,
+        #[source]
+        source: FacturxError,
+    },
+}
+
+/// What `render` did.
+#[derive(Debug, Default, Serialize)]
+pub struct RenderReport {
+    pub month: String,
+    pub invoices: u64,
+    pub html_written: u64,
+    pub pdf_written: u64,
+    /// Invoices whose page and PDF were already in the lake, unchanged.
+    pub unchanged: u64,
+    /// PDFs carrying Factur-X (business customers).
+    pub facturx: u64,
+    /// Times Chromium was restarted after a crash.
+    pub chrome_restarts: u64,
+    /// Invoices of a batch (`[render] batch`) printed one at a time because
+    /// the batch could not be split.
+    pub printed_alone: u64,
+    /// False when only the HTML pages were asked for.
+    pub pdf: bool,
+    /// The folder of the month's documents.
+    pub folder: String,
+}
+
+impl std::fmt::Display for RenderReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "render {}: {} invoices, {} HTML and {} PDF written ({} with Factur-X), {} unchanged",
+            self.month,
+            self.invoices,
+            self.html_written,
+            self.pdf_written,
+            self.facturx,
+            self.unchanged
+        )?;
+        if self.printed_alone > 0 {
+            write!(
+                f,
+                ", {} printed alone (their batch did not split)",
+                self.printed_alone
+            )?;
+        }
+        if self.chrome_restarts > 0 {
+            write!(f, ", Chromium restarted {} times", self.chrome_restarts)?;
+        }
+        if !self.pdf {
+            write!(f, " (HTML only)")?;
+        }
+        write!(f, "\n  documents: {}", self.folder)
+    }
+}
+
+/// What to produce.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderOptions {
+    /// Print PDFs (needs Chromium); false writes the HTML pages only.
+    pub pdf: bool,
+}
+
+// ---- Gathering the documents -----------------------------------------
+
+/// Reads a value the SQL guarantees, naming the invoice when it does not
+/// parse.
+fn parse<T: FromStr>(invoice: &str, column: &str, text: &str) -> Result<T, RenderError> {
+    text.parse().map_err(|_| RenderError::Data {
+        invoice: invoice.to_string(),
+        message: format!("{column} '{text}' does not parse"),
+    })
+}
+
+fn parse_date(invoice: &str, column: &str, text: &str) -> Result<NaiveDate, RenderError> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| RenderError::Data {
+        invoice: invoice.to_string(),
+        message: format!("{column} '{text}' is not a date"),
+    })
+}
+
+fn optional_date(
+    invoice: &str,
+    column: &str,
+    text: &str,
+) -> Result<Option<NaiveDate>, RenderError> {
+    if text.is_empty() {
+        Ok(None)
+    } else {
+        parse_date(invoice, column, text).map(Some)
+    }
+}
+
+/// The annex entry of a customer's line, made empty on first use.
+fn line_usage<'a>(
+    annex_of: &'a mut BTreeMap<String, BTreeMap<String, LineUsage>>,
+    customer: &str,
+    msisdn: &str,
+) -> &'a mut LineUsage {
+    annex_of
+        .entry(customer.to_string())
+        .or_default()
+        .entry(msisdn.to_string())
+        .or_insert_with(|| LineUsage {
+            msisdn: msisdn.to_string(),
+            summary: Vec::new(),
+            charged: Vec::new(),
+            charged_not_listed: 0,
+        })
+}
+
+/// Every invoice of the month, gathered for its document.
+pub async fn gather(
+    settings: &Settings,
+    lake: &Lake,
+    month: Month,
+    integrator: &Integrator,
+) -> Result<Vec<InvoiceDocument>, RenderError> {
+    let ctx = crate::stages::session(settings, month, None).await?;
+    let partition = format!("month={month}");
+    for (table, dataset) in [
+        ("invoices", datasets::INVOICES),
+        ("invoice_lines", datasets::INVOICE_LINES),
+        ("rated_cdrs", datasets::RATED_CDRS),
+        ("cdrs", datasets::CDRS),
+    ] {
+        engine::register_path(&ctx, lake, table, &format!("{dataset}/{partition}"), None).await?;
+    }
+    let invoices = Rows::query(&ctx, &sqlfiles::DOCUMENT_INVOICES).await?;
+    let lines = Rows::query(&ctx, &sqlfiles::DOCUMENT_LINES).await?;
+    let summary = Rows::query(&ctx, &sqlfiles::ANNEX_SUMMARY).await?;
+    let charged = Rows::query(&ctx, &sqlfiles::ANNEX_CHARGED).await?;
+
+    let mut lines_of: BTreeMap<String, Vec<InvoiceLine>> = BTreeMap::new();
+    for row in &lines.rows {
+        let number = lines.get(row, "invoice_number");
+        let unit_price = lines.get(row, "unit_price");
+        lines_of
+            .entry(number.to_string())
+            .or_default()
+            .push(InvoiceLine {
+                kind: lines.get(row, "kind").to_string(),
+                msisdn: lines.get(row, "msisdn").to_string(),
+                label: lines.get(row, "label").to_string(),
+                code: lines.get(row, "code").to_string(),
+                event_type: lines.get(row, "event_type").to_string(),
+                zone: lines.get(row, "zone").to_string(),
+                quantity: parse(number, "quantity", lines.get(row, "quantity"))?,
+                unit_price: if unit_price.is_empty() {
+                    None
+                } else {
+                    Some(parse(number, "unit_price", unit_price)?)
+                },
+                amount_ht: parse(number, "amount_ht", lines.get(row, "amount_ht"))?,
+                period_start: optional_date(
+                    number,
+                    "period_start",
+                    lines.get(row, "period_start"),
+                )?,
+                period_end: optional_date(number, "period_end", lines.get(row, "period_end"))?,
+            });
+    }
+
+    // The annex, per customer then line.
+    let mut annex_of: BTreeMap<String, BTreeMap<String, LineUsage>> = BTreeMap::new();
+    for row in &summary.rows {
+        let customer = summary.get(row, "customer_id");
+        let entry = line_usage(&mut annex_of, customer, summary.get(row, "msisdn"));
+        entry.summary.push(UsageSummary {
+            event_type: summary.get(row, "event_type").to_string(),
+            zone: summary.get(row, "zone").to_string(),
+            events: parse(customer, "events", summary.get(row, "events"))?,
+            billed_qty: parse(customer, "billed_qty", summary.get(row, "billed_qty"))?,
+            covered_qty: parse(customer, "covered_qty", summary.get(row, "covered_qty"))?,
+            amount: parse(customer, "amount", summary.get(row, "amount"))?,
+        });
+    }
+    let paris = chrono_tz::Europe::Paris;
+    for row in &charged.rows {
+        let customer = charged.get(row, "customer_id");
+        // The detailed call list is on request (rating.md §6).
+        if !settings.call_detail.includes(customer) {
+            continue;
+        }
+        let entry = line_usage(&mut annex_of, customer, charged.get(row, "msisdn"));
+        let total: u64 = parse(
+            customer,
+            "charged_events",
+            charged.get(row, "charged_events"),
+        )?;
+        let start = charged.get(row, "start_time");
+        let local_time = chrono::NaiveDateTime::parse_from_str(
+            start.trim_end_matches('Z'),
+            "%Y-%m-%dT%H:%M:%S%.f",
+        )
+        .map(|utc| {
+            utc.and_utc()
+                .with_timezone(&paris)
+                .format("%d/%m/%Y %H:%M")
+                .to_string()
+        })
+        .unwrap_or_else(|_| start.to_string());
+        entry.charged.push(ChargedEvent {
+            local_time,
+            event_type: charged.get(row, "event_type").to_string(),
+            zone: charged.get(row, "zone").to_string(),
+            called_number: document::mask_called_number(charged.get(row, "called_number")),
+            billed_qty: parse(customer, "billed_qty", charged.get(row, "billed_qty"))?,
+            amount: parse(customer, "amount", charged.get(row, "amount"))?,
+        });
+        entry.charged_not_listed = total.saturating_sub(entry.charged.len() as u64);
+    }
+
+    let mut documents = Vec::with_capacity(invoices.rows.len());
+    for row in &invoices.rows {
+        let get = |column: &str| invoices.get(row, column);
+        let number = get("invoice_number");
+        let customer_id = get("customer_id");
+        let total_ht: Decimal = parse(number, "total_ht", get("total_ht"))?;
+        let vat: Decimal = parse(number, "vat", get("vat"))?;
+        let due_date = parse_date(number, "due_date", get("due_date"))?;
+        let payment = Payment {
+            method: get("payment_method").to_string(),
+            creditor_id: integrator.sepa_ics.clone().unwrap_or_default(),
+            mandate_rum: get("mandate_rum").to_string(),
+            mandate_date: optional_date(number, "mandate_date", get("mandate_date"))?,
+            iban_masked: if get("iban").is_empty() {
+                String::new()
+            } else {
+                document::mask_iban(get("iban"))
+            },
+            debit_date: due_date,
+            bank_iban: integrator.bank_iban.clone().unwrap_or_default(),
+            bank_bic: integrator.bank_bic.clone().unwrap_or_default(),
+        };
+        documents.push(InvoiceDocument {
+            invoice_number: number.to_string(),
+            month: month.to_string(),
+            issue_date: parse_date(number, "issue_date", get("issue_date"))?,
+            due_date,
+            period_start: parse_date(number, "period_start", get("period_start"))?,
+            period_end: parse_date(number, "period_end", get("period_end"))?,
+            integrator: integrator.clone(),
+            customer: Customer::from_columns(get),
+            lines: lines_of.remove(number).unwrap_or_default(),
+            subscription_ht: parse(number, "subscription_ht", get("subscription_ht"))?,
+            options_ht: parse(number, "options_ht", get("options_ht"))?,
+            usage_ht: parse(number, "usage_ht", get("usage_ht"))?,
+            equipment_ht: parse(number, "equipment_ht", get("equipment_ht"))?,
+            total_ht,
+            vat: vec![VatAmount {
+                rate: Decimal::from(VAT_RATE_PERCENT),
+                base_ht: total_ht,
+                amount: vat,
+            }],
+            total_vat: vat,
+            total_ttc: parse(number, "total_ttc", get("total_ttc"))?,
+            payment,
+            annex: annex_of
+                .remove(customer_id)
+                .map(|lines| lines.into_values().collect())
+                .unwrap_or_default(),
+        });
+    }
+    Ok(documents)
+}
+
+/// The "invoice available" mail of each invoice of an issued month, without
+/// its PDF (`publish` reads the PDFs one at a time as it mails).
+pub async fn notices(
+    settings: &Settings,
+    lake: &Lake,
+    month: Month,
+) -> Result<Vec<crate::documents::mail::Notice>, RenderError> {
+    let ctx = crate::stages::session(settings, month, None).await?;
+    engine::register_path(
+        &ctx,
+        lake,
+        "invoices",
+        &format!("{}/month={month}", datasets::INVOICES),
+        None,
+    )
+    .await?;
+    let invoices = Rows::query(&ctx, &sqlfiles::DOCUMENT_INVOICES).await?;
+    let mut notices = Vec::with_capacity(invoices.rows.len());
+    for row in &invoices.rows {
+        let get = |column: &str| invoices.get(row, column);
+        let number = get("invoice_number");
+        notices.push(crate::documents::mail::Notice {
+            invoice_number: number.to_string(),
+            customer_id: get("customer_id").to_string(),
+            customer_name: get("name").to_string(),
+            to: get("email").to_string(),
+            amount_ttc: parse(number, "total_ttc", get("total_ttc"))?,
+            due_date: parse_date(number, "due_date", get("due_date"))?,
+            payment_method: get("payment_method").to_string(),
+            pdf: None,
+        });
+    }
+    Ok(notices)
+}
+
+// ---- The stage -------------------------------------------------------
+
+pub async fn render(
+    stage: &Context,
+    month: Month,
+    options: RenderOptions,
+) -> Result<RenderReport, RenderError> {
+    let Context {
+        settings,
+        lake,
+        ledger,
+    } = stage;
+    let mut report = RenderReport {
+        month: month.to_string(),
+        pdf: options.pdf,
+        folder: lake.url().join(&format!("documents/{month}/")),
+        ..Default::default()
+    };
+    if !ledger.is_issued(&report.month)? {
+        return Err(RenderError::NotIssued(report.month));
+    }
+    // Templates and images first: a mistake there is reported before any
+    // work.
+    let templates = Templates::load(settings.templates_dir.as_deref())?;
+    let integrator = Integrator::load(&settings.integrator_path)?;
+    let (logo, banner) = branding(&settings.integrator_path, &integrator)?;
+    let documents = gather(settings, lake, month, &integrator).await?;
+    report.invoices = documents.len() as u64;
+
+    // The pages first; which PDFs are to print. Their pages are made again
+    // as Chromium pulls them, so that a month of invoices is never held in
+    // memory.
+    let page = |invoice: &InvoiceDocument| {
+        templates.invoice_html(invoice, logo.as_deref(), banner.as_deref())
+    };
+    let mut to_print: Vec<usize> = Vec::new();
+    for (index, invoice) in documents.iter().enumerate() {
+        let html = page(invoice)?;
+        let html_key = document_key(month, &invoice.invoice_number, "html");
+        let pdf_key = document_key(month, &invoice.invoice_number, "pdf");
+        let same_page = lake.get_if_exists(&html_key).await?.as_deref() == Some(html.as_bytes());
+        if same_page && (!options.pdf || lake.exists(&pdf_key).await?) {
+            report.unchanged += 1;
+            continue;
+        }
+        if !same_page {
+            lake.put(&html_key, html.into_bytes()).await?;
+            report.html_written += 1;
+        }
+        if options.pdf {
+            to_print.push(index);
+        }
+    }
+    if to_print.is_empty() {
+        return Ok(report);
+    }
+
+    // Batches no larger than needed to keep every tab busy: a few invoices
+    // print on all tabs at once rather than as one document on one tab.
+    let batch = settings
+        .render_batch
+        .min(to_print.len().div_ceil(settings.render_tabs.max(1)))
+        .max(1);
+    let mut printer = Printer::launch(&PrinterOptions {
+        chromium: settings.chromium.clone(),
+        tabs: settings.render_tabs,
+        single_process: settings.render_single_process,
+        // A tab is replaced after about as many invoices as before, in
+        // fewer documents.
+        recycle_after: chrome::RECYCLE_AFTER.div_ceil(batch),
+    })?;
+    let runtime = tokio::runtime::Handle::current();
+    let failure: RefCell<Option<RenderError>> = RefCell::default();
+    let bar = crate::core::progress::bar("render", to_print.len() as u64, "PDFs");
+    let mut facturx_count = 0;
+    let mut written = 0;
+    // Each invoice's PDF, made Factur-X for a business, written to the lake.
+    let mut keep = |index: usize, pdf: Vec<u8>| -> Result<(), String> {
+        let invoice = &documents[index];
+        let bytes = if invoice.customer.is_business() {
+            let xml = facturx::cii_xml(invoice);
+            match facturx::embed(&pdf, &xml, invoice) {
+                Ok(bytes) => {
+                    facturx_count += 1;
+                    bytes
+                }
+                Err(source) => {
+                    let message = source.to_string();
+                    *failure.borrow_mut() = Some(RenderError::Facturx {
+                        invoice: invoice.invoice_number.clone(),
+                        source,
+                    });
+                    return Err(message);
+                }
+            }
+        } else {
+            pdf
+        };
+        let key = document_key(month, &invoice.invoice_number, "pdf");
+        runtime
+            .block_on(lake.put(&key, bytes))
+            .map_err(|e| e.to_string())?;
+        written += 1;
+        bar.inc(1);
+        Ok(())
+    };
+    // Batches of invoices as one document each (`pdfbatch.rs`), or one
+    // invoice a document. A key names the invoices of its document:
+    // `3,4,5`. The pages are made again as Chromium pulls them, so that a
+    // month of invoices is never held in memory.
+    let layouts: RefCell<HashMap<String, pdfbatch::Layout>> = RefCell::default();
+    let mut alone: Vec<usize> = Vec::new();
+    let mut restarts = 0;
+    let documents_to_print = to_print.chunks(batch).flat_map(|chunk| {
+        // The same template and data gave these pages a moment ago.
+        let pages: Vec<String> = chunk
+            .iter()
+            .map(|&index| page(&documents[index]).unwrap_or_default())
+            .collect();
+        let key = |indices: &[usize]| {
+            indices
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let composed = (chunk.len() > 1)
+            .then(|| pdfbatch::compose(&pages.iter().map(String::as_str).collect::<Vec<_>>()))
+            .flatten();
+        match composed {
+            Some(composed) => {
+                let (html, layout) = composed.into_parts();
+                let key = key(chunk);
+                layouts.borrow_mut().insert(key.clone(), layout);
+                vec![(key, html)]
+            }
+            None => chunk
+                .iter()
+                .zip(pages)
+                .map(|(&index, html)| (key(&[index]), html))
+                .collect(),
+        }
+    });
+    let printed = tokio::task::block_in_place(|| {
+        printer.print_all(documents_to_print, |key, pdf| {
+            let indices = key
+                .split(',')
+                .map(|index| index.parse::<usize>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| format!("unknown document {key}"))?;
+            let layout = layouts.borrow_mut().remove(key);
+            let Some(layout) = layout else {
+                return keep(indices[0], pdf);
+            };
+            match pdfbatch::split(&pdf, &layout) {
+                Ok(pdfs) => {
+                    for (index, pdf) in indices.into_iter().zip(pdfs) {
+                        keep(index, pdf)?;
+                    }
+                    Ok(())
+                }
+                Err(reason) => {
+                    tracing::warn!(
+                        "render: a batch of {} invoices is printed again one at a time: {reason}",
+                        indices.len()
+                    );
+                    alone.extend(indices);
+                    Ok(())
+                }
+            }
+        })
+    });
+    if let Some(failure) = failure.borrow_mut().take() {
+        return Err(failure);
+    }
+    restarts += printed?.restarts;
+    if !alone.is_empty() {
+        report.printed_alone = alone.len() as u64;
+        let pages = alone.iter().map(|&index| {
+            (
+                index.to_string(),
+                page(&documents[index]).unwrap_or_default(),
+            )
+        });
+        let printed = tokio::task::block_in_place(|| {
+            printer.print_all(pages, |key, pdf| {
+                let index = key.parse().map_err(|_| format!("unknown page {key}"))?;
+                keep(index, pdf)
+            })
+        });
+        if let Some(failure) = failure.borrow_mut().take() {
+            return Err(failure);
+        }
+        restarts += printed?.restarts;
+    }
+    bar.finish_and_clear();
+    report.pdf_written = written;
+    report.facturx = facturx_count;
+    report.chrome_restarts = restarts as u64;
+    Ok(report)
+}
+
+/// Whether Chromium can be found, for `demo` (which writes the HTML pages
+/// only when it cannot, and says how to get it).
+pub fn chromium_available(settings: &Settings) -> Result<(), ChromeError> {
+    chrome::chromium_path(&PrinterOptions {
+        chromium: settings.chromium.clone(),
+        tabs: settings.render_tabs,
+        ..PrinterOptions::default()
+    })
+    .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {}
