@@ -117,14 +117,24 @@ impl Workspace {
         mvnobill(args, self.dir.path())
     }
 
-    /// Rows of a query as JSON objects (values as strings, null as null).
+    /// Rows of a query as JSON objects, every value as its text (an
+    /// integer or a boolean, which `query` prints as JSON numbers and
+    /// booleans, too), null as null.
     pub fn query(&self, sql: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
         let out = self.run(&["query", "--format", "json", sql]).ok();
         out.stdout
             .lines()
             .filter(|l| !l.trim().is_empty())
             .map(|l| match serde_json::from_str(l).expect("a JSON line") {
-                serde_json::Value::Object(map) => map,
+                serde_json::Value::Object(map) => map
+                    .into_iter()
+                    .map(|(k, v)| match v {
+                        serde_json::Value::Number(_) | serde_json::Value::Bool(_) => {
+                            (k, serde_json::Value::String(v.to_string()))
+                        }
+                        v => (k, v),
+                    })
+                    .collect(),
                 other => panic!("not an object: {other}"),
             })
             .collect()
