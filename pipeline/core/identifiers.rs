@@ -251,6 +251,12 @@ pub fn siret_problem(siret: &str) -> Option<String> {
     (!luhn_valid(&digits)).then(|| format!("'{siret}': the SIRET's check digit is wrong (Luhn)"))
 }
 
+/// The 2-digit key of a French VAT number: `(12 + 3 × (SIREN mod 97)) mod
+/// 97`.
+pub fn french_vat_key(siren: u64) -> u64 {
+    (12 + 3 * (siren % 97)) % 97
+}
+
 /// What is wrong with an intra-community VAT number, if anything. A French
 /// one is `FR`, a 2-digit key and the SIREN, the key being
 /// `(12 + 3 × (SIREN mod 97)) mod 97`; another country's is only checked
@@ -275,8 +281,7 @@ pub fn vat_number_problem(vat: &str) -> Option<String> {
             "'{vat}' is not a French VAT number (FR, 2 digits of key, the 9-digit SIREN)"
         ));
     }
-    let siren_value: u64 = siren.parse().ok()?;
-    let expected = (12 + 3 * (siren_value % 97)) % 97;
+    let expected = french_vat_key(siren.parse().ok()?);
     (key.parse::<u64>().ok() != Some(expected))
         .then(|| format!("'{vat}': the key is wrong (for SIREN {siren} it is {expected:02})"))
 }

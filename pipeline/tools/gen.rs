@@ -40,7 +40,7 @@ use chrono::{Datelike, Days, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, T
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::core::identifiers::{iban_is_valid, luhn_digit, mod97};
+use crate::core::identifiers::{french_vat_key, iban_is_valid, luhn_digit, mod97};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -758,10 +758,7 @@ fn build_world(rng: &mut ChaCha8Rng, customers: u32, cal: &Cal) -> World {
             let nic = format!("{siren}{:04}", rng.random_range(1..100u32));
             let siret = format!("{nic}{}", luhn_digit(&nic));
             let siren_n: u64 = siren.parse().expect("digits");
-            (
-                format!("FR{:02}{siren}", (12 + 3 * (siren_n % 97)) % 97),
-                siret,
-            )
+            (format!("FR{:02}{siren}", french_vat_key(siren_n)), siret)
         } else {
             (String::new(), String::new())
         };
