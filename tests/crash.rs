@@ -272,9 +272,11 @@ fn killed_runs_end_as_an_uninterrupted_run() {
     );
 
     // A small generator for the delays: the same kill points every run,
-    // spread over the stage as long as it took in the clean run, at most;
-    // a run after a kill may have less left to do (land skips the files
-    // landed), so each kill that comes after the stage halves the bound.
+    // spread over the first 3/8 of the stage as long as it took in the
+    // clean run (a run may go faster, and once a kill comes after bill,
+    // the month is issued and rate has nothing left to do); a run after a
+    // kill may also have less left to do (land skips the files landed),
+    // so each kill that comes after the stage halves the bound.
     let mut seed: u64 = 20261128;
     let mut next_delay = move |bound_ms: u64| {
         seed = seed
@@ -289,7 +291,7 @@ fn killed_runs_end_as_an_uninterrupted_run() {
         // Four kills inside this stage, each checked in the ledger (a kill
         // that came after it does not count), then a run to the end.
         let (mut here, mut attempts, mut chromium) = (0, 0, false);
-        let mut bound_ms = stage_ms;
+        let mut bound_ms = stage_ms / 2;
         let mut missed = Vec::new();
         while here < 4 && attempts < 12 {
             attempts += 1;
