@@ -172,15 +172,27 @@ pub fn python() -> PathBuf {
 
 /// The Python of a virtual environment `name` under cargo's target folder,
 /// with the requirements file installed from PyPI (again whenever that file
-/// changes). One install at a time.
+/// or pip's changes). One install at a time. The file is a lock made by
+/// pip-compile from its `.in` beside it (how, at its top): every package,
+/// the dependencies too, at one version with its hashes, and pip installs
+/// with `--require-hashes`, so a package missing from the lock, unpinned or
+/// whose download has another hash stops the install. pip itself comes
+/// first, from its own lock (`tests/python/pip.txt`): the one `venv` brings
+/// (23.2 with Python 3.11) refuses a lock where a package is asked for with
+/// and without extras (`uvicorn[standard]` and `uvicorn`).
 pub fn venv(name: &str, requirements: &str) -> PathBuf {
     static READY: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = READY.lock().unwrap_or_else(|e| e.into_inner());
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let python = venv.join("bin/python");
-    let requirements = Path::new(env!("CARGO_MANIFEST_DIR")).join(requirements);
-    let wanted = std::fs::read_to_string(&requirements)
-        .unwrap_or_else(|e| panic!("{}: {e}", requirements.display()));
+    let locks = ["tests/python/pip.txt", requirements]
+        .map(|lock| Path::new(env!("CARGO_MANIFEST_DIR")).join(lock));
+    let wanted: String = locks
+        .iter()
+        .map(|lock| {
+            std::fs::read_to_string(lock).unwrap_or_else(|e| panic!("{}: {e}", lock.display()))
+        })
+        .collect();
     let ready = venv.join(".ready");
     if std::fs::read_to_string(&ready).ok().as_deref() != Some(wanted.as_str()) {
         if !python.exists() {
@@ -194,16 +206,18 @@ pub fn venv(name: &str, requirements: &str) -> PathBuf {
                 "cannot create a virtual environment with python3 -m venv"
             );
         }
-        let status = Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "-r"])
-            .arg(&requirements)
-            .status()
-            .expect("pip install");
-        assert!(
-            status.success(),
-            "pip install -r {} failed",
-            requirements.display()
-        );
+        for lock in &locks {
+            let status = Command::new(&python)
+                .args(["-m", "pip", "install", "--quiet", "--require-hashes", "-r"])
+                .arg(lock)
+                .status()
+                .expect("pip install");
+            assert!(
+                status.success(),
+                "pip install --require-hashes -r {} failed",
+                lock.display()
+            );
+        }
         std::fs::write(&ready, &wanted).unwrap();
     }
     python

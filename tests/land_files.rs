@@ -2,7 +2,7 @@
 //! without a required column refused whole, nothing lost (rows in = landed
 //! + quarantined), and re-delivery rules.
 
-use crate::common::{fixtures, walk, Workspace};
+use crate::common::{fixtures, text, walk, Workspace};
 
 const HEADER: &str = "cdr_id;msisdn;imsi;event_type;start_time;called_number;duration_s;volume_kb;units;visited_mccmnc;wholesale_eur";
 
@@ -238,4 +238,126 @@ fn puk_codes_stay_out_of_the_lake_and_the_reports() {
         std::fs::metadata(&store).unwrap().permissions().mode() & 0o077,
         0
     );
+}
+
+/// A delivery above land's 64 MB threshold is decoded a chunk of 256K rows
+/// at a time (land.rs `STREAMED_FILE_BYTES`, `ROWS_PER_CHUNK`): made here,
+/// 720,000 rows over three chunks and two months, with bad rows in the
+/// first, second and last chunk, repeats in later chunks of rows of earlier
+/// ones (identical: duplicates; other content: a conflict). The counts
+/// reconcile and every CDR lands once.
+#[test]
+fn a_delivery_above_the_chunk_size_lands_in_chunks() {
+    const STREAMED_FILE_BYTES: usize = 64 << 20;
+    const ROWS_PER_CHUNK: usize = 256 * 1024;
+    const ROWS: usize = 720_000;
+    let row = |i: usize, duration: u32| {
+        // The first of each thousand on the 30th of September (Paris).
+        let (day, month) = if i % 1000 == 0 {
+            (30, 9)
+        } else {
+            (1 + i % 28, 10)
+        };
+        format!(
+            "B{i:09};336322{:05};2080106322{:05};VOICE;{day:02}/{month:02}/2026 {:02}:{:02}:{:02};33612345678;{duration};;;20801;0,{:04}\n",
+            i % 3000,
+            i % 3000,
+            i / 3600 % 24,
+            i / 60 % 60,
+            i % 60,
+            i % 10000
+        )
+        .into_bytes()
+    };
+    // Bad rows (by their index among the data rows) and their reason code.
+    let bad: [(usize, &[u8], &str); 4] = [
+        (
+            1_000,
+            b"X1;33632200001;;VOICE;31/02/2026 10:00:00;33612345678;60;;;20801;0,01\n",
+            "BAD_TIMESTAMP",
+        ),
+        (
+            ROWS_PER_CHUNK,
+            b"X2;33632200001;;VOICE;01/10/2026 10:00:00;33612345678;60;;;20801;abc\n",
+            "BAD_NUMBER",
+        ),
+        (
+            400_000,
+            b"X\xE93;33632200001;;VOICE;01/10/2026 10:00:00;33612345678;60;;;20801;0,01\n",
+            "BAD_ENCODING",
+        ),
+        (ROWS - 10, b"X4;33632200001;;VOICE\n", "FIELD_COUNT"),
+    ];
+    let mut lines: Vec<Vec<u8>> = (0..ROWS).map(|i| row(i, 60)).collect();
+    // In the second chunk, row 10 with another duration: a conflict. At the
+    // end (third chunk), rows of the first and second chunks again as they
+    // were: duplicates.
+    lines.insert(300_000, row(10, 61));
+    let repeated = [5, 6, 7, 300_500];
+    // In order, each lands at its index.
+    for (at, line, _) in &bad {
+        lines.insert(*at, line.to_vec());
+    }
+    lines.extend(repeated.iter().map(|&i| row(i, 60)));
+    let rows_in = lines.len();
+    assert!(rows_in > 2 * ROWS_PER_CHUNK, "three chunks");
+    let mut file = HEADER.as_bytes().to_vec();
+    file.push(b'\n');
+    file.extend(lines.concat());
+    assert!(
+        file.len() > STREAMED_FILE_BYTES,
+        "{} bytes: not above the threshold",
+        file.len()
+    );
+
+    let name = "RatedCDRs_20261031_235900.csv";
+    let (_ftp, ws) = workspace_with(&[(name, file.as_slice())]);
+    drop(file);
+    let report = land(&ws);
+    let counts = &report["files"][0];
+    assert_eq!(counts["file"], name, "{report}");
+    assert_eq!(counts["refused"], serde_json::Value::Null, "{report}");
+    assert_eq!(counts["rows_in"], rows_in, "{report}");
+    assert_eq!(counts["quarantined"], bad.len(), "{report}");
+    assert_eq!(counts["landed"], rows_in - bad.len(), "{report}");
+    assert_eq!(counts["duplicates"], repeated.len(), "{report}");
+    assert_eq!(counts["conflicts"], 1, "{report}");
+    assert_eq!(counts["new_rows"], ROWS, "{report}");
+
+    // Each bad row quarantined at its line (the header is line 1).
+    let quarantined = ws.query("SELECT line, reason FROM quarantine ORDER BY line");
+    let got: Vec<(String, String)> = quarantined
+        .iter()
+        .map(|r| (text(r, "line"), text(r, "reason")))
+        .collect();
+    assert_eq!(got.len(), bad.len(), "{got:?}");
+    for ((at, _, code), (line, reason)) in bad.iter().zip(&got) {
+        assert_eq!(*line, (at + 2).to_string(), "{got:?}");
+        assert!(reason.starts_with(code), "{code}: {reason}");
+    }
+    let landed = ws.query(
+        "SELECT COUNT(*) AS n, COUNT(DISTINCT cdr_id) AS ids, \
+         SUM(CASE WHEN local_date < '2026-10-01' THEN 1 ELSE 0 END) AS september \
+         FROM cdrs",
+    );
+    assert_eq!(landed[0]["n"], ROWS.to_string());
+    assert_eq!(landed[0]["ids"], ROWS.to_string());
+    assert_eq!(landed[0]["september"], (ROWS / 1000).to_string());
+    // The first copy stays; the other is in cdr_conflicts.
+    let conflict = ws.query("SELECT cdr_id, duration_s FROM cdr_conflicts");
+    assert_eq!(conflict.len(), 1, "{conflict:?}");
+    assert_eq!(conflict[0]["cdr_id"], "B000000010");
+    assert_eq!(text(&conflict[0], "duration_s"), "61");
+    let first = ws.query("SELECT duration_s FROM cdrs WHERE cdr_id = 'B000000010'");
+    assert_eq!(text(&first[0], "duration_s"), "60");
+    for month in ["2026-09", "2026-10"] {
+        assert!(
+            ws.lake()
+                .join(format!(
+                    "cdrs/month={month}/RatedCDRs_20261031_235900.parquet"
+                ))
+                .exists(),
+            "no {month} file"
+        );
+    }
 }

@@ -14,6 +14,7 @@ mod credit;
 mod documents;
 mod finance;
 mod ftp;
+mod fuzz;
 mod golden;
 mod hostile;
 mod injection;
