@@ -253,7 +253,7 @@ fn a_delivery_above_the_chunk_size_lands_in_chunks() {
     const ROWS: usize = 720_000;
     let row = |i: usize, duration: u32| {
         // The first of each thousand on the 30th of September (Paris).
-        let (day, month) = if i % 1000 == 0 {
+        let (day, month) = if i.is_multiple_of(1000) {
             (30, 9)
         } else {
             (1 + i % 28, 10)
