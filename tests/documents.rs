@@ -87,6 +87,55 @@ pub(crate) fn french_eur(amount: &str) -> String {
     format!("{sign}{},{:0<2} €", groups.join(" "), frac)
 }
 
+/// Whether a PDF's text (through `plain`) shows `amount` (as `french_eur`
+/// writes it) whole, not as the end of a longer amount: preceded by the
+/// start of the text or a space, never by a digit, a comma or a sign, so
+/// that "5,00 €" is not found in "15,00 €", "0,5,00 €" nor "-5,00 €"; and
+/// a three-digit amount is not the last group of a larger one ("937,78 €"
+/// after "1 ", in "1 937,78 €"). Followed by no digit when it ends with
+/// one.
+pub(crate) fn shows_amount(page: &str, amount: &str) -> bool {
+    let digits = amount.strip_prefix('-').unwrap_or(amount).as_bytes();
+    let a_group = digits.len() > 3
+        && digits[..3].iter().all(u8::is_ascii_digit)
+        && !digits[3].is_ascii_digit();
+    page.match_indices(amount).any(|(at, _)| {
+        let mut before = page[..at].chars().rev();
+        let whole_start = match before.next() {
+            None => true,
+            Some(space) if space.is_whitespace() => {
+                !(a_group && before.next().is_some_and(|c| c.is_ascii_digit()))
+            }
+            Some(_) => false,
+        };
+        let after = page[at + amount.len()..].chars().next();
+        let whole_end = !(amount.ends_with(|c: char| c.is_ascii_digit())
+            && after.is_some_and(|c| c.is_ascii_digit() || c == ','));
+        whole_start && whole_end
+    })
+}
+
+#[test]
+fn amounts_are_found_whole_in_a_pdf_text() {
+    let page = "Option   15,00 €\nRemise  -6,00 €\nTotal    1 937,78 €\n4,5,00 €";
+    assert!(shows_amount(page, "15,00 €"));
+    assert!(shows_amount(page, "1 937,78 €"));
+    assert!(shows_amount(page, "-6,00 €"));
+    assert!(
+        !shows_amount(page, "5,00 €"),
+        "the end of 15,00 € or 4,5,00 €"
+    );
+    assert!(!shows_amount(page, "6,00 €"), "the end of -6,00 €");
+    assert!(!shows_amount(page, "937,78 €"), "the end of 1 937,78 €");
+    assert!(!shows_amount(page, "37,78 €"));
+    assert!(shows_amount("5,00 € au début", "5,00 €"));
+    assert!(shows_amount("Frais 40 €.", "40 €"));
+    assert!(!shows_amount("Frais 140 €.", "40 €"));
+    assert!(!shows_amount("Quantité 12", "1"));
+    assert_eq!(french_eur("1937.78"), "1 937,78 €");
+    assert!(shows_amount(page, &french_eur("1937.78")));
+}
+
 #[test]
 fn invoices_print_as_branded_pdfs_with_facturx_for_businesses() {
     let (_keep, samples) = samples_copy();
@@ -130,17 +179,20 @@ fn invoices_print_as_branded_pdfs_with_facturx_for_businesses() {
     )) {
         let amount = french_eur(&text(&line, "amount_ht"));
         assert!(
-            page.contains(&amount),
+            shows_amount(&page, &amount),
             "line amount {amount} missing:\n{page}"
         );
     }
     let ttc = french_eur(&text(first, "total_ttc"));
-    assert!(page.contains(&ttc), "TTC {ttc} missing:\n{page}");
+    assert!(shows_amount(&page, &ttc), "TTC {ttc} missing:\n{page}");
     let due = text(first, "due_date");
     let due_fr = format!("{}/{}/{}", &due[8..10], &due[5..7], &due[..4]);
     assert!(page.contains(&due_fr), "due date {due_fr} missing");
     // Legal mentions for a business, the SEPA mandate, the IBAN masked.
-    assert!(page.contains("40 €") && page.contains("L441-10"), "{page}");
+    assert!(
+        shows_amount(&page, "40 €") && page.contains("L441-10"),
+        "{page}"
+    );
     assert!(page.contains("RUM-C00001-001"));
     assert!(
         !page.contains("FR3014170753645568151884472"),

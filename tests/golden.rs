@@ -1,10 +1,15 @@
 //! The golden dataset (`tests/fixtures/samples`, a copy of the spec's
 //! samples): every figure of `expected.json` reproduced to the cent by the
-//! real binary, and a second run that changes nothing.
+//! real binary, and a second run that changes nothing. The spec's folder
+//! (`../shared/spec/samples`) is the one source: the copy is checked to be
+//! it byte for byte whenever it is there, and everything here reads the
+//! copy (`expected()`, `Workspace::samples()`), so that a fresh clone
+//! without `../shared` still runs.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
-use crate::common::{fixtures, text, Workspace};
+use crate::common::{fixtures, text, walk, Workspace};
 
 fn sum_rated_files(land: &serde_json::Value, field: &str) -> u64 {
     land["files"]
@@ -16,10 +21,81 @@ fn sum_rated_files(land: &serde_json::Value, field: &str) -> u64 {
         .sum()
 }
 
-/// The contract's figures for the samples month.
+/// The contract's figures for the samples month: the one place this file
+/// reads `expected.json` from.
 fn expected() -> serde_json::Value {
     let samples = fixtures().join("samples");
     serde_json::from_str(&std::fs::read_to_string(samples.join("expected.json")).unwrap()).unwrap()
+}
+
+/// The spec's samples, beside the clone: the source of the fixture copy.
+fn spec_samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/spec/samples")
+}
+
+/// Every file below `root`, by its path relative to `root`, with its bytes.
+fn files_below(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    walk(root)
+        .into_iter()
+        .map(|file| {
+            let relative = file.strip_prefix(root).unwrap().display().to_string();
+            let bytes = std::fs::read(&file).unwrap();
+            (relative, bytes)
+        })
+        .collect()
+}
+
+/// What differs between two trees of files, one line per file: only in
+/// one, or in both with other bytes.
+fn tree_differences(
+    copy: &BTreeMap<String, Vec<u8>>,
+    source: &BTreeMap<String, Vec<u8>>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (path, bytes) in copy {
+        match source.get(path) {
+            None => out.push(format!("{path}: in the fixtures only")),
+            Some(theirs) if theirs != bytes => out.push(format!(
+                "{path}: differs ({} bytes in the fixtures, {} in the spec)",
+                bytes.len(),
+                theirs.len()
+            )),
+            Some(_) => {}
+        }
+    }
+    for path in source.keys().filter(|p| !copy.contains_key(*p)) {
+        out.push(format!("{path}: in the spec only"));
+    }
+    out
+}
+
+/// `tests/fixtures/samples` is `../shared/spec/samples` byte for byte, every
+/// file of each in the other. Skipped, with a note, where `../shared` is
+/// not beside the clone.
+#[test]
+fn fixture_samples_are_the_spec_samples_byte_for_byte() {
+    let spec = spec_samples();
+    if !spec.is_dir() {
+        // Straight to stderr, past the test harness's capture: the note
+        // shows even though the test passes.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: {} is absent: the fixture copy of the samples is not compared with the spec's (skipped)",
+            spec.display()
+        );
+        return;
+    }
+    let copy = files_below(&fixtures().join("samples"));
+    let source = files_below(&spec);
+    assert!(copy.contains_key("expected.json") && source.len() > 30);
+    let differences = tree_differences(&copy, &source);
+    assert!(
+        differences.is_empty(),
+        "tests/fixtures/samples is not a copy of {} (copy the spec's folder again):\n{}",
+        spec.display(),
+        differences.join("\n")
+    );
 }
 
 #[test]

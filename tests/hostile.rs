@@ -343,7 +343,8 @@ fn hostile_reference_tables_stop_the_stage_with_one_line() {
     );
     // (what the table holds, what the one line must say after the path)
     let cases: Vec<(Vec<u8>, String)> = vec![
-        (garbage(64 * 1024), String::new()),
+        // Binary garbage: its first line, read as the header, is not text.
+        (garbage(64 * 1024), "customers.csv line 1: the header is not valid UTF-8".into()),
         (with_line(1, &"A".repeat(10 << 20)), "customers.csv line 3, column customer_id: the row has 1 fields, the header 16".into()),
         (wide_header.into_bytes(), "customers.csv line 2, column customer_id: the row has 16 fields, the header 1000016".into()),
         (with_line(rows.len(), "C09999;B2C;\"Jean"), format!("customers.csv line {}: a quoted field opened on this line is never closed (the file is cut or broken)", rows.len() + 2)),
@@ -356,6 +357,11 @@ fn hostile_reference_tables_stop_the_stage_with_one_line() {
         (mixed.into_bytes(), "customers.csv line 4, column kind: 'B2X' is not one of".into()),
     ];
     for (i, (bytes, expected)) in cases.iter().enumerate() {
+        // An empty expectation is in every line: it would check nothing.
+        assert!(
+            expected.len() >= 20,
+            "case {i}: {expected:?} says too little of what the line must hold"
+        );
         let reference = reference_with_customers(bytes);
         let ws = Workspace::new(
             &samples.join("ftp"),

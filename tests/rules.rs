@@ -1,10 +1,12 @@
 //! The rule corpus: `tests/fixtures/rules/<case>/` holds a few CDRs (and
 //! reference tables overriding `_base/reference/`) and `expected.toml`, whose
 //! figures were computed by hand from rating.md, with the arithmetic beside
-//! each. Every case runs through the real binary (`run --month`); the
-//! sections present in `expected.toml` are compared as whole sets.
+//! each. Every case runs through the real binary (`run --month`) as its
+//! own test (`cargo test --test suite rules::case_17_duplicates`); the
+//! sections present in `expected.toml` are compared as multisets: a row
+//! found twice where it is expected once is a failure.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::common::{copy_dir, fixtures, text, Workspace};
@@ -16,46 +18,68 @@ fn toml_text(value: &toml::Value) -> String {
     }
 }
 
+/// Rows as a multiset: each tuple with the number of times it occurs.
+type Rows = BTreeMap<Vec<String>, usize>;
+
+fn multiset(rows: impl IntoIterator<Item = Vec<String>>) -> Rows {
+    let mut out = Rows::new();
+    for row in rows {
+        *out.entry(row).or_default() += 1;
+    }
+    out
+}
+
 /// Rows of an `expected.toml` array as tuples of the given keys.
-fn expected_rows(
-    expected: &toml::Table,
-    section: &str,
-    keys: &[&str],
-) -> Option<BTreeSet<Vec<String>>> {
+fn expected_rows(expected: &toml::Table, section: &str, keys: &[&str]) -> Option<Rows> {
     let rows = expected.get(section)?.as_array()?;
-    Some(
-        rows.iter()
-            .map(|row| {
-                keys.iter()
-                    .map(|k| row.get(*k).map(toml_text).unwrap_or_default())
-                    .collect()
-            })
-            .collect(),
-    )
+    Some(multiset(rows.iter().map(|row| {
+        keys.iter()
+            .map(|k| row.get(*k).map(toml_text).unwrap_or_default())
+            .collect()
+    })))
 }
 
 /// The same tuples from a query of the lake.
-fn actual_rows(ws: &Workspace, sql: &str, keys: &[&str]) -> BTreeSet<Vec<String>> {
-    ws.query(sql)
-        .iter()
-        .map(|row| keys.iter().map(|k| text(row, k)).collect())
+fn actual_rows(ws: &Workspace, sql: &str, keys: &[&str]) -> Rows {
+    multiset(
+        ws.query(sql)
+            .iter()
+            .map(|row| keys.iter().map(|k| text(row, k)).collect()),
+    )
+}
+
+/// What `b` lacks of `a`, counted: each tuple with how many more times it
+/// is in `a` than in `b`.
+fn shortfall(a: &Rows, b: &Rows) -> Vec<(Vec<String>, usize)> {
+    a.iter()
+        .filter_map(|(row, &n)| {
+            let m = b.get(row).copied().unwrap_or(0);
+            (n > m).then(|| (row.clone(), n - m))
+        })
         .collect()
+}
+
+/// The failure of one section, if its rows differ as multisets.
+fn difference(case: &str, what: &str, expected: &Rows, actual: &Rows) -> Option<String> {
+    if expected == actual {
+        return None;
+    }
+    let missing = shortfall(expected, actual);
+    let extra = shortfall(actual, expected);
+    Some(format!(
+        "{case} {what}:\n    expected, not found (row, times): {missing:?}\n    found, not expected (row, times): {extra:?}"
+    ))
 }
 
 fn compare(
     case: &str,
     what: &str,
-    expected: Option<BTreeSet<Vec<String>>>,
-    actual: impl FnOnce() -> BTreeSet<Vec<String>>,
+    expected: Option<Rows>,
+    actual: impl FnOnce() -> Rows,
     failures: &mut Vec<String>,
 ) {
     let Some(expected) = expected else { return };
-    let actual = actual();
-    if expected != actual {
-        let missing: Vec<_> = expected.difference(&actual).collect();
-        let extra: Vec<_> = actual.difference(&expected).collect();
-        failures.push(format!("{case} {what}:\n    expected, not found: {missing:?}\n    found, not expected: {extra:?}"));
-    }
+    failures.extend(difference(case, what, &expected, &actual()));
 }
 
 fn run_case(case_dir: &Path, failures: &mut Vec<String>) {
@@ -127,7 +151,7 @@ fn run_case(case_dir: &Path, failures: &mut Vec<String>) {
         failures,
     );
     let exceptions = match expected.get("exception") {
-        Some(toml::Value::Array(a)) if a.is_empty() => Some(BTreeSet::new()),
+        Some(toml::Value::Array(a)) if a.is_empty() => Some(Rows::new()),
         _ => expected_rows(&expected, "exception", &["cdr_id", "reason"]),
     };
     compare(
@@ -142,7 +166,7 @@ fn run_case(case_dir: &Path, failures: &mut Vec<String>) {
                     &["cdr_id", "reason"],
                 )
             } else {
-                BTreeSet::new()
+                Rows::new()
             }
         },
         failures,
@@ -226,25 +250,124 @@ fn run_case(case_dir: &Path, failures: &mut Vec<String>) {
     }
 }
 
+/// One case, by its folder's name: every difference, or a pass.
+fn check_case(name: &str) {
+    let case_dir = fixtures().join("rules").join(name);
+    assert!(
+        case_dir.join("expected.toml").is_file(),
+        "{} has no expected.toml",
+        case_dir.display()
+    );
+    let mut failures = Vec::new();
+    run_case(&case_dir, &mut failures);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// One test per case folder, `case_<folder>`, and `CASES`, the folders
+/// named.
+macro_rules! rule_cases {
+    ($($test:ident),+ $(,)?) => {
+        const CASES: &[&str] = &[$(case_folder(stringify!($test))),+];
+        $(
+            #[test]
+            fn $test() {
+                check_case(case_folder(stringify!($test)));
+            }
+        )+
+    };
+}
+
+/// `case_01_voice_60_60` is the folder `01_voice_60_60`.
+const fn case_folder(test: &'static str) -> &'static str {
+    match test.as_bytes() {
+        [b'c', b'a', b's', b'e', b'_', rest @ ..] => match std::str::from_utf8(rest) {
+            Ok(folder) => folder,
+            Err(_) => panic!("not UTF-8"),
+        },
+        _ => panic!("a rule case's test is named case_<folder>"),
+    }
+}
+
+rule_cases! {
+    case_01_voice_60_60,
+    case_02_voice_60_1,
+    case_03_voice_1_1,
+    case_04_voice_30_30,
+    case_05_data_1_1,
+    case_06_data_10_10,
+    case_07_data_1024_1024,
+    case_08_messages_units,
+    case_09_connect_fee,
+    case_10_longest_prefix,
+    case_11_short_number,
+    case_12_no_destination,
+    case_13_roaming_eu_vs_z1,
+    case_14_unlisted_mcc,
+    case_15_no_price,
+    case_16_no_subscription,
+    case_17_duplicates,
+    case_18_allowance_exhaustion,
+    case_19_chronological_order,
+    case_20_unlimited_option,
+    case_21_option_adds_to_group,
+    case_22_grid_price_change,
+    case_23_plan_fee_change,
+    case_24_plan_change_mid_month,
+    case_25_line_start_mid_month,
+    case_26_termination_mid_month,
+    case_27_terminated_previous_month,
+    case_28_handset_sales,
+    case_29_dst_end,
+    case_30_dst_start,
+    case_31_month_boundaries,
+    case_32_quarantine,
+    case_33_rounding,
+    case_34_termination_snapshot_at_midnight,
+}
+
+/// Every folder of `tests/fixtures/rules/` (but `_base` and other `_`
+/// folders, which are shared) is a case with its test above, and every
+/// case named there has its folder: a case added without its line in
+/// `rule_cases!` would never run.
 #[test]
-fn every_rule_case_gives_its_hand_computed_figures() {
+fn every_rule_case_folder_has_its_test() {
     let root = fixtures().join("rules");
-    let mut cases: Vec<_> = std::fs::read_dir(&root)
+    let folders: BTreeSet<String> = std::fs::read_dir(&root)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('_'))
+        .filter(|p| p.is_dir())
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with('_'))
         .collect();
-    cases.sort();
-    assert!(cases.len() >= 30, "the rule corpus is missing");
-    let mut failures = Vec::new();
-    for case in &cases {
-        run_case(case, &mut failures);
-    }
+    let listed: BTreeSet<String> = CASES.iter().map(|c| c.to_string()).collect();
+    assert_eq!(listed.len(), CASES.len(), "a case is listed twice");
+    let unlisted: Vec<_> = folders.difference(&listed).collect();
+    let absent: Vec<_> = listed.difference(&folders).collect();
     assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
+        unlisted.is_empty() && absent.is_empty(),
+        "folders of {} without a test in rule_cases!: {unlisted:?}; tests without a folder: {absent:?}",
+        root.display()
+    );
+    assert!(CASES.len() >= 30, "the rule corpus is missing");
+    assert!(root.join("_base/reference").is_dir());
+}
+
+/// The comparison counts rows: a row found twice where `expected.toml` has
+/// it once (or the other way round) fails, and says how many times.
+#[test]
+fn rule_rows_are_compared_as_multisets() {
+    let row = |id: &str| vec![id.to_string(), "0.100000".to_string()];
+    let once = multiset([row("V01"), row("V02")]);
+    let twice = multiset([row("V01"), row("V02"), row("V02")]);
+    assert_eq!(difference("c", "rated", &once, &once), None);
+    let extra = difference("c", "rated", &once, &twice).expect("a duplicate found");
+    assert!(
+        extra.contains(r#"found, not expected (row, times): [(["V02", "0.100000"], 1)]"#),
+        "{extra}"
+    );
+    let missing = difference("c", "rated", &twice, &once).expect("a duplicate expected");
+    assert!(
+        missing.contains(r#"expected, not found (row, times): [(["V02", "0.100000"], 1)]"#),
+        "{missing}"
     );
 }
