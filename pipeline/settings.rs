@@ -689,6 +689,9 @@ mod tests {
     fn passwords_are_redacted_from_urls() {
         assert_eq!(redact_url("ftp://bob:secret@host:21/"), "ftp://host:21/");
         assert_eq!(redact_url("file:///x"), "file:///x");
+        // Also where no URL parser would follow: a '/' in the password.
+        assert_eq!(redact_url("ftp://bob:s3cr/et@host/"), "ftp://host/");
+        assert_eq!(redact_url("sftp://bob:x@host/in"), "sftp://host/in");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! `date_fr` (`31/10/2026`), see `render.rs`.
 
 use chrono::NaiveDate;
+use quick_xml::events::{BytesStart, BytesText};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
@@ -209,6 +210,24 @@ pub fn escape_markup(text: &str) -> String {
         }
     }
     out
+}
+
+/// A start tag for quick-xml's writer whose attribute values are escaped
+/// by [`escape_markup`] (quick-xml's own escaping writes `&apos;` and keeps
+/// the characters XML 1.0 forbids).
+pub fn markup_start<'a>(name: &'a str, attributes: &[(&str, &str)]) -> BytesStart<'a> {
+    let mut start = BytesStart::new(name);
+    for (key, value) in attributes {
+        let value = escape_markup(value);
+        // Raw bytes: quick-xml takes them as they are, already escaped.
+        start.push_attribute((key.as_bytes(), value.as_bytes()));
+    }
+    start
+}
+
+/// Text for quick-xml's writer, escaped by [`escape_markup`].
+pub fn markup_text(text: &str) -> BytesText<'static> {
+    BytesText::from_escaped(escape_markup(text))
 }
 
 /// Masks the last 4 characters of a called number, as French rules require

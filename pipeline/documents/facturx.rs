@@ -19,10 +19,11 @@
 use crate::core::text::one_line;
 use chrono::NaiveDate;
 use lopdf::{dictionary, Dictionary, Document, Object, ObjectId, Stream, StringFormat};
+use quick_xml::events::{BytesDecl, BytesEnd, BytesPI, Event};
 use rust_decimal::{Decimal, RoundingStrategy};
 use sha2::{Digest, Sha256};
 
-use crate::documents::document::{Customer, InvoiceDocument};
+use crate::documents::document::{markup_start, markup_text, Customer, InvoiceDocument};
 
 /// The name the Factur-X specification gives the embedded XML.
 pub const XML_FILENAME: &str = "factur-x.xml";
@@ -82,9 +83,8 @@ pub fn credit_note_xml(doc: &InvoiceDocument, credited: CreditedInvoice<'_>) -> 
 }
 
 fn cross_industry_invoice(doc: &InvoiceDocument, credited: Option<CreditedInvoice<'_>>) -> String {
-    let mut x = Xml::default();
-    x.buf
-        .push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let mut x = Xml::new();
+    x.declaration();
     x.open_with(
         "rsm:CrossIndustryInvoice",
         &[
@@ -192,7 +192,9 @@ fn cross_industry_invoice(doc: &InvoiceDocument, credited: Option<CreditedInvoic
 
     x.close("rsm:SupplyChainTradeTransaction");
     x.close("rsm:CrossIndustryInvoice");
-    x.buf
+    let mut xml = x.into_string();
+    xml.push('\n');
+    xml
 }
 
 fn seller(x: &mut Xml, doc: &InvoiceDocument) {
@@ -603,34 +605,30 @@ fn percent(value: Decimal) -> String {
     value.normalize().to_string()
 }
 
-use crate::documents::document::escape_markup as escape;
-
-/// An indented XML writer: every text and attribute goes through
-/// [`escape_markup`](crate::documents::document::escape_markup).
-#[derive(Default)]
+/// The XML through quick-xml's writer, indented by 2 spaces as the SEPA
+/// file is; every text and attribute value goes through
+/// [`escape_markup`](crate::documents::document::escape_markup), which also
+/// drops the characters XML 1.0 forbids.
 struct Xml {
-    buf: String,
-    depth: usize,
+    writer: quick_xml::Writer<Vec<u8>>,
 }
 
 impl Xml {
-    fn indent(&mut self) {
-        for _ in 0..self.depth {
-            self.buf.push_str("  ");
+    fn new() -> Xml {
+        Xml {
+            writer: quick_xml::Writer::new_with_indent(Vec::new(), b' ', 2),
         }
     }
 
-    fn start_tag(&mut self, tag: &str, attrs: &[(&str, &str)]) {
-        self.indent();
-        self.buf.push('<');
-        self.buf.push_str(tag);
-        for (name, value) in attrs {
-            self.buf.push(' ');
-            self.buf.push_str(name);
-            self.buf.push_str("=\"");
-            self.buf.push_str(&escape(value));
-            self.buf.push('"');
-        }
+    fn write(&mut self, event: Event<'_>) {
+        self.writer
+            .write_event(event)
+            .expect("writing to memory cannot fail");
+    }
+
+    /// `<?xml version="1.0" encoding="UTF-8"?>`
+    fn declaration(&mut self) {
+        self.write(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)));
     }
 
     fn open(&mut self, tag: &str) {
@@ -638,17 +636,11 @@ impl Xml {
     }
 
     fn open_with(&mut self, tag: &str, attrs: &[(&str, &str)]) {
-        self.start_tag(tag, attrs);
-        self.buf.push_str(">\n");
-        self.depth += 1;
+        self.write(Event::Start(markup_start(tag, attrs)));
     }
 
     fn close(&mut self, tag: &str) {
-        self.depth -= 1;
-        self.indent();
-        self.buf.push_str("</");
-        self.buf.push_str(tag);
-        self.buf.push_str(">\n");
+        self.write(Event::End(BytesEnd::new(tag)));
     }
 
     fn leaf(&mut self, tag: &str, text: &str) {
@@ -663,12 +655,14 @@ impl Xml {
     }
 
     fn leaf_with(&mut self, tag: &str, attrs: &[(&str, &str)], text: &str) {
-        self.start_tag(tag, attrs);
-        self.buf.push('>');
-        self.buf.push_str(&escape(text));
-        self.buf.push_str("</");
-        self.buf.push_str(tag);
-        self.buf.push_str(">\n");
+        self.open_with(tag, attrs);
+        self.write(Event::Text(markup_text(text)));
+        self.close(tag);
+    }
+
+    /// The document as written, without a final newline.
+    fn into_string(self) -> String {
+        String::from_utf8(self.writer.into_inner()).expect("the writer was given UTF-8 only")
     }
 
     /// A date, format 102 (`YYYYMMDD`).
@@ -954,96 +948,113 @@ impl Dates {
 /// The XMP packet: PDF/A-3B identification, Dublin Core, PDF and XMP basic
 /// properties (matching the Info dictionary), the Factur-X properties and
 /// the PDF/A extension schema that declares them (Factur-X 1.0 §6.2.2).
+/// Written by the same writer as the CII XML, without a final newline.
 fn xmp_packet(doc: &InvoiceDocument, dates: &Dates) -> String {
-    let title = escape(&doc.invoice_number);
-    let author = escape(&doc.integrator.name);
-    let date = &dates.xmp;
-    format!(
-        r#"<?xpacket begin="{bom}" id="W5M0MpCehiHzreSzNTczkc9d"?>
-<x:xmpmeta xmlns:x="adobe:ns:meta/">
-  <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
-    <rdf:Description rdf:about="" xmlns:pdfaid="http://www.aiim.org/pdfa/ns/id/">
-      <pdfaid:part>3</pdfaid:part>
-      <pdfaid:conformance>B</pdfaid:conformance>
-    </rdf:Description>
-    <rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/">
-      <dc:format>application/pdf</dc:format>
-      <dc:title>
-        <rdf:Alt>
-          <rdf:li xml:lang="x-default">{title}</rdf:li>
-        </rdf:Alt>
-      </dc:title>
-      <dc:creator>
-        <rdf:Seq>
-          <rdf:li>{author}</rdf:li>
-        </rdf:Seq>
-      </dc:creator>
-    </rdf:Description>
-    <rdf:Description rdf:about="" xmlns:pdf="http://ns.adobe.com/pdf/1.3/">
-      <pdf:Producer>{producer}</pdf:Producer>
-    </rdf:Description>
-    <rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/">
-      <xmp:CreatorTool>{creator}</xmp:CreatorTool>
-      <xmp:CreateDate>{date}</xmp:CreateDate>
-      <xmp:ModifyDate>{date}</xmp:ModifyDate>
-      <xmp:MetadataDate>{date}</xmp:MetadataDate>
-    </rdf:Description>
-    <rdf:Description rdf:about="" xmlns:fx="urn:factur-x:pdfa:CrossIndustryDocument:invoice:1p0#">
-      <fx:DocumentType>INVOICE</fx:DocumentType>
-      <fx:DocumentFileName>{file}</fx:DocumentFileName>
-      <fx:Version>1.0</fx:Version>
-      <fx:ConformanceLevel>EN 16931</fx:ConformanceLevel>
-    </rdf:Description>
-    <rdf:Description rdf:about=""
-        xmlns:pdfaExtension="http://www.aiim.org/pdfa/ns/extension/"
-        xmlns:pdfaSchema="http://www.aiim.org/pdfa/ns/schema#"
-        xmlns:pdfaProperty="http://www.aiim.org/pdfa/ns/property#">
-      <pdfaExtension:schemas>
-        <rdf:Bag>
-          <rdf:li rdf:parseType="Resource">
-            <pdfaSchema:schema>Factur-X PDFA Extension Schema</pdfaSchema:schema>
-            <pdfaSchema:namespaceURI>urn:factur-x:pdfa:CrossIndustryDocument:invoice:1p0#</pdfaSchema:namespaceURI>
-            <pdfaSchema:prefix>fx</pdfaSchema:prefix>
-            <pdfaSchema:property>
-              <rdf:Seq>
-                <rdf:li rdf:parseType="Resource">
-                  <pdfaProperty:name>DocumentFileName</pdfaProperty:name>
-                  <pdfaProperty:valueType>Text</pdfaProperty:valueType>
-                  <pdfaProperty:category>external</pdfaProperty:category>
-                  <pdfaProperty:description>name of the embedded XML invoice file</pdfaProperty:description>
-                </rdf:li>
-                <rdf:li rdf:parseType="Resource">
-                  <pdfaProperty:name>DocumentType</pdfaProperty:name>
-                  <pdfaProperty:valueType>Text</pdfaProperty:valueType>
-                  <pdfaProperty:category>external</pdfaProperty:category>
-                  <pdfaProperty:description>INVOICE</pdfaProperty:description>
-                </rdf:li>
-                <rdf:li rdf:parseType="Resource">
-                  <pdfaProperty:name>Version</pdfaProperty:name>
-                  <pdfaProperty:valueType>Text</pdfaProperty:valueType>
-                  <pdfaProperty:category>external</pdfaProperty:category>
-                  <pdfaProperty:description>The actual version of the Factur-X XML schema</pdfaProperty:description>
-                </rdf:li>
-                <rdf:li rdf:parseType="Resource">
-                  <pdfaProperty:name>ConformanceLevel</pdfaProperty:name>
-                  <pdfaProperty:valueType>Text</pdfaProperty:valueType>
-                  <pdfaProperty:category>external</pdfaProperty:category>
-                  <pdfaProperty:description>The conformance level of the embedded Factur-X data</pdfaProperty:description>
-                </rdf:li>
-              </rdf:Seq>
-            </pdfaSchema:property>
-          </rdf:li>
-        </rdf:Bag>
-      </pdfaExtension:schemas>
-    </rdf:Description>
-  </rdf:RDF>
-</x:xmpmeta>
-<?xpacket end="w"?>"#,
-        bom = '\u{feff}',
-        producer = escape(PRODUCER),
-        creator = escape(CREATOR),
-        file = XML_FILENAME,
-    )
+    const RDF: &str = "http://www.w3.org/1999/02/22-rdf-syntax-ns#";
+    const FX: &str = "urn:factur-x:pdfa:CrossIndustryDocument:invoice:1p0#";
+    let date = dates.xmp.as_str();
+    let mut x = Xml::new();
+    x.write(Event::PI(BytesPI::new(
+        "xpacket begin=\"\u{feff}\" id=\"W5M0MpCehiHzreSzNTczkc9d\"",
+    )));
+    x.open_with("x:xmpmeta", &[("xmlns:x", "adobe:ns:meta/")]);
+    x.open_with("rdf:RDF", &[("xmlns:rdf", RDF)]);
+
+    // Each schema in its own rdf:Description, its namespace declared there.
+    let description = |x: &mut Xml, namespaces: &[(&str, &str)]| {
+        let mut attrs = vec![("rdf:about", "")];
+        attrs.extend_from_slice(namespaces);
+        x.open_with("rdf:Description", &attrs);
+    };
+    description(
+        &mut x,
+        &[("xmlns:pdfaid", "http://www.aiim.org/pdfa/ns/id/")],
+    );
+    x.leaf("pdfaid:part", "3");
+    x.leaf("pdfaid:conformance", "B");
+    x.close("rdf:Description");
+
+    description(&mut x, &[("xmlns:dc", "http://purl.org/dc/elements/1.1/")]);
+    x.leaf("dc:format", "application/pdf");
+    x.open("dc:title");
+    x.open("rdf:Alt");
+    x.leaf_with("rdf:li", &[("xml:lang", "x-default")], &doc.invoice_number);
+    x.close("rdf:Alt");
+    x.close("dc:title");
+    x.open("dc:creator");
+    x.open("rdf:Seq");
+    x.leaf("rdf:li", &doc.integrator.name);
+    x.close("rdf:Seq");
+    x.close("dc:creator");
+    x.close("rdf:Description");
+
+    description(&mut x, &[("xmlns:pdf", "http://ns.adobe.com/pdf/1.3/")]);
+    x.leaf("pdf:Producer", PRODUCER);
+    x.close("rdf:Description");
+
+    description(&mut x, &[("xmlns:xmp", "http://ns.adobe.com/xap/1.0/")]);
+    x.leaf("xmp:CreatorTool", CREATOR);
+    x.leaf("xmp:CreateDate", date);
+    x.leaf("xmp:ModifyDate", date);
+    x.leaf("xmp:MetadataDate", date);
+    x.close("rdf:Description");
+
+    description(&mut x, &[("xmlns:fx", FX)]);
+    x.leaf("fx:DocumentType", "INVOICE");
+    x.leaf("fx:DocumentFileName", XML_FILENAME);
+    x.leaf("fx:Version", "1.0");
+    x.leaf("fx:ConformanceLevel", "EN 16931");
+    x.close("rdf:Description");
+
+    description(
+        &mut x,
+        &[
+            (
+                "xmlns:pdfaExtension",
+                "http://www.aiim.org/pdfa/ns/extension/",
+            ),
+            ("xmlns:pdfaSchema", "http://www.aiim.org/pdfa/ns/schema#"),
+            (
+                "xmlns:pdfaProperty",
+                "http://www.aiim.org/pdfa/ns/property#",
+            ),
+        ],
+    );
+    x.open("pdfaExtension:schemas");
+    x.open("rdf:Bag");
+    x.open_with("rdf:li", &[("rdf:parseType", "Resource")]);
+    x.leaf("pdfaSchema:schema", "Factur-X PDFA Extension Schema");
+    x.leaf("pdfaSchema:namespaceURI", FX);
+    x.leaf("pdfaSchema:prefix", "fx");
+    x.open("pdfaSchema:property");
+    x.open("rdf:Seq");
+    for (name, description) in [
+        ("DocumentFileName", "name of the embedded XML invoice file"),
+        ("DocumentType", "INVOICE"),
+        ("Version", "The actual version of the Factur-X XML schema"),
+        (
+            "ConformanceLevel",
+            "The conformance level of the embedded Factur-X data",
+        ),
+    ] {
+        x.open_with("rdf:li", &[("rdf:parseType", "Resource")]);
+        x.leaf("pdfaProperty:name", name);
+        x.leaf("pdfaProperty:valueType", "Text");
+        x.leaf("pdfaProperty:category", "external");
+        x.leaf("pdfaProperty:description", description);
+        x.close("rdf:li");
+    }
+    x.close("rdf:Seq");
+    x.close("pdfaSchema:property");
+    x.close("rdf:li");
+    x.close("rdf:Bag");
+    x.close("pdfaExtension:schemas");
+    x.close("rdf:Description");
+
+    x.close("rdf:RDF");
+    x.close("x:xmpmeta");
+    x.write(Event::PI(BytesPI::new("xpacket end=\"w\"")));
+    x.into_string()
 }
 
 #[cfg(test)]
@@ -1137,100 +1148,88 @@ mod tests {
         }
     }
 
-    /// A small well-formedness check: tags nest and close, names are names,
-    /// attribute values are quoted, `&` only starts a reference and no text
-    /// holds a `<`. Returns the root element's name.
+    /// The document parsed whole by quick-xml's reader: first the
+    /// declaration `<?xml version="1.0" encoding="UTF-8"?>`, then
+    /// [`root_element`]. Returns the root element's name.
     fn well_formed(xml: &str) -> Result<String, String> {
-        fn is_name(name: &str) -> bool {
-            let mut chars = name.chars();
-            chars
-                .next()
-                .is_some_and(|c| c.is_alphabetic() || c == '_' || c == ':')
-                && chars.all(|c| c.is_alphanumeric() || "_:.-".contains(c))
-        }
-        fn check_text(text: &str) -> Result<(), String> {
-            if text.contains('<') {
-                return Err(format!("'<' in text {text:?}"));
-            }
-            let mut rest = text;
-            while let Some(at) = rest.find('&') {
-                rest = &rest[at + 1..];
-                let end = rest
-                    .find(';')
-                    .ok_or_else(|| format!("bare '&' in {text:?}"))?;
-                let entity = &rest[..end];
-                let ok = matches!(entity, "amp" | "lt" | "gt" | "quot" | "apos")
-                    || entity.strip_prefix('#').is_some_and(|n| {
-                        n.strip_prefix('x').map_or_else(
-                            || n.parse::<u32>().is_ok(),
-                            |hex| u32::from_str_radix(hex, 16).is_ok(),
-                        )
-                    });
-                if !ok {
-                    return Err(format!("unknown entity &{entity};"));
+        let mut reader = quick_xml::Reader::from_str(xml);
+        match reader.read_event() {
+            Ok(Event::Decl(decl)) => {
+                let version = decl.version().map_err(|e| e.to_string())?;
+                let encoding = decl.encoding().transpose().map_err(|e| e.to_string())?;
+                if version.as_ref() != b"1.0" || encoding.as_deref() != Some(&b"UTF-8"[..]) {
+                    return Err(format!("declaration {decl:?}"));
                 }
             }
-            Ok(())
+            other => return Err(format!("no XML declaration first: {other:?}")),
         }
-        let mut rest = xml
-            .strip_prefix("<?xml version=\"1.0\" encoding=\"UTF-8\"?>")
-            .ok_or("no XML declaration")?;
-        let mut stack: Vec<String> = Vec::new();
+        root_element(reader)
+    }
+
+    /// Reads the rest of a document to its end: every end tag matches its
+    /// start tag (the reader checks end names), attributes are well formed
+    /// with known references, text holds only known references and none
+    /// stands outside the single root element, nothing is left open.
+    /// Processing instructions and comments are skipped. Returns the root
+    /// element's name.
+    fn root_element(mut reader: quick_xml::Reader<&[u8]>) -> Result<String, String> {
+        let mut open: Vec<String> = Vec::new();
         let mut root = None;
-        while let Some(at) = rest.find('<') {
-            let text = &rest[..at];
-            if stack.is_empty() && !text.trim().is_empty() {
-                return Err(format!("text outside the root: {text:?}"));
-            }
-            check_text(text)?;
-            let end = rest[at..].find('>').ok_or("unclosed tag")? + at;
-            let tag = &rest[at + 1..end];
-            rest = &rest[end + 1..];
-            if let Some(name) = tag.strip_prefix('/') {
-                let open = stack
-                    .pop()
-                    .ok_or_else(|| format!("</{name}> closes nothing"))?;
-                if open != name.trim() {
-                    return Err(format!("<{open}> closed by </{name}>"));
+        loop {
+            let event = reader
+                .read_event()
+                .map_err(|e| format!("at byte {}: {e}", reader.error_position()))?;
+            let (start, empty) = match event {
+                Event::Start(start) => (start, false),
+                Event::Empty(start) => (start, true),
+                Event::End(_) => {
+                    open.pop();
+                    continue;
                 }
-                continue;
-            }
-            let (tag, self_closing) = match tag.strip_suffix('/') {
-                Some(tag) => (tag, true),
-                None => (tag, false),
+                Event::Text(text) => {
+                    let text = text.decode().map_err(|e| e.to_string())?;
+                    if open.is_empty() && !text.trim().is_empty() {
+                        return Err(format!("text outside the root: {text:?}"));
+                    }
+                    continue;
+                }
+                Event::GeneralRef(reference) => {
+                    let name = reference.decode().map_err(|e| e.to_string())?;
+                    let known = if reference.is_char_ref() {
+                        reference.resolve_char_ref().is_ok_and(|c| c.is_some())
+                    } else {
+                        quick_xml::escape::resolve_predefined_entity(&name).is_some()
+                    };
+                    if !known {
+                        return Err(format!("unknown reference &{name};"));
+                    }
+                    if open.is_empty() {
+                        return Err(format!("&{name}; outside the root"));
+                    }
+                    continue;
+                }
+                Event::Eof => break,
+                _ => continue,
             };
-            let name_end = tag.find(char::is_whitespace).unwrap_or(tag.len());
-            let name = &tag[..name_end];
-            if !is_name(name) {
-                return Err(format!("bad element name {name:?}"));
+            let name = String::from_utf8_lossy(start.name().as_ref()).into_owned();
+            for attribute in start.attributes() {
+                let attribute = attribute.map_err(|e| format!("<{name}>: {e}"))?;
+                attribute
+                    .unescape_value()
+                    .map_err(|e| format!("<{name}>: {e}"))?;
             }
-            let mut attrs = tag[name_end..].trim();
-            while !attrs.is_empty() {
-                let eq = attrs
-                    .find('=')
-                    .ok_or_else(|| format!("bad attributes in <{tag}>"))?;
-                if !is_name(attrs[..eq].trim()) {
-                    return Err(format!("bad attribute name in <{tag}>"));
+            if open.is_empty() {
+                if let Some(first) = &root {
+                    return Err(format!("two root elements, <{first}> and <{name}>"));
                 }
-                let value = attrs[eq + 1..].trim_start();
-                let quote = value.chars().next().filter(|q| *q == '"' || *q == '\'');
-                let quote = quote.ok_or_else(|| format!("unquoted attribute in <{tag}>"))?;
-                let close = value[1..].find(quote).ok_or("unterminated attribute")? + 1;
-                check_text(&value[1..close])?;
-                attrs = value[close + 1..].trim_start();
+                root = Some(name.clone());
             }
-            if stack.is_empty() {
-                if root.is_some() {
-                    return Err("two root elements".to_string());
-                }
-                root = Some(name.to_string());
-            }
-            if !self_closing {
-                stack.push(name.to_string());
+            if !empty {
+                open.push(name);
             }
         }
-        if !rest.trim().is_empty() || !stack.is_empty() {
-            return Err(format!("unclosed elements {stack:?}"));
+        if !open.is_empty() {
+            return Err(format!("unclosed elements {open:?}"));
         }
         root.ok_or_else(|| "no root element".to_string())
     }
@@ -1245,8 +1244,26 @@ mod tests {
         assert!(!xml.contains("<script>"));
         assert!(xml.contains("<ram:Name>Appels vers l&#39;international (33612345678)</ram:Name>"));
         // The checker itself catches what escaping prevents.
-        assert!(well_formed("<?xml version=\"1.0\" encoding=\"UTF-8\"?><a>&</a>").is_err());
-        assert!(well_formed("<?xml version=\"1.0\" encoding=\"UTF-8\"?><a><b></a></b>").is_err());
+        let declared = |body: &str| format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>{body}");
+        for broken in [
+            "<a>&</a>",
+            "<a>&nbsp;</a>",
+            "<a><b></a></b>",
+            "<a><b></b>",
+            "<a></a></b>",
+            "<a></a><b/>",
+            "<a></a>text",
+            "<a b=\"1\" b=\"2\"/>",
+            "<a b=\"&x;\"/>",
+            "<a b=1/>",
+        ] {
+            assert!(well_formed(&declared(broken)).is_err(), "{broken} passes");
+        }
+        assert!(well_formed("<a/>").is_err(), "no declaration");
+        assert_eq!(
+            well_formed(&declared("<a b=\"&#39;\">&#x41;&amp;</a>")).unwrap(),
+            "a"
+        );
     }
 
     #[test]
@@ -1515,6 +1532,10 @@ mod tests {
         );
         assert!(metadata.dict.get(b"Filter").is_err(), "XMP stays readable");
         let xmp = String::from_utf8(metadata.content.clone()).unwrap();
+        assert_eq!(
+            root_element(quick_xml::Reader::from_str(&xmp)).unwrap(),
+            "x:xmpmeta"
+        );
         for expected in [
             "<pdfaid:part>3</pdfaid:part>",
             "<pdfaid:conformance>B</pdfaid:conformance>",

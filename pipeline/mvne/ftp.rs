@@ -24,9 +24,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use percent_encoding::percent_decode_str;
 use suppaftp::rustls;
 use suppaftp::types::FileType;
 use suppaftp::{FtpError as WireError, Mode, RustlsConnector, RustlsFtpStream, Status};
+use url::{Host, ParseError, Url};
 
 /// Environment variable holding the FTP user.
 pub const USER_VAR: &str = "MVNOBILL_FTP_USER";
@@ -67,8 +69,10 @@ impl FtpSettings {
     pub const DEFAULT_RETRIES: u32 = 3;
     pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
 
-    /// Parses `ftp://[user@]host[:port][/path]` or `ftps://…`. A password in
-    /// the URL is refused, with a message that does not repeat it.
+    /// Parses `ftp://[user@]host[:port][/path]` or `ftps://…` with the url
+    /// crate: the user and the path percent-decoded, an IPv6 host written
+    /// `[address]`, port 21 by default. A password in the URL is refused,
+    /// with a message that does not repeat it.
     pub fn from_url(url: &str) -> Result<FtpSettings, String> {
         let (tls, rest) = if let Some(rest) = url.strip_prefix("ftp://") {
             (false, rest)
@@ -80,49 +84,60 @@ impl FtpSettings {
         // Checked on the whole rest first, so that no part of a password
         // (which may hold a '/') can end up in another message.
         if rest.rfind('@').is_some_and(|at| rest[..at].contains(':')) {
-            return Err(format!(
-                "a password in the URL is refused: give it in {PASSWORD_VAR} or [source] password_file (write an '@' of the path as %40)"
-            ));
+            return Err(password_refused());
         }
-        if rest.contains(['?', '#']) {
-            return Err("a query or fragment is not allowed in the URL".into());
+        // The url crate follows the WHATWG URL standard, which forgives what
+        // a configuration should not: it drops tabs and line breaks, resolves
+        // `..` (`%2e%2e` too) and reads `ftp:///x` as the host `x`. These are
+        // refused on the URL as written.
+        if rest.chars().any(char::is_control) {
+            return Err("the URL has a control character".into());
         }
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        let (user, hostport) = match authority.rfind('@') {
-            Some(at) => {
-                let userinfo = &authority[..at];
-                let user = percent_decode(userinfo).ok_or("the user of the URL is not UTF-8")?;
-                (Some(user).filter(|u| !u.is_empty()), &authority[at + 1..])
-            }
-            None => (None, authority),
-        };
-        let (host, port) = if let Some(bracketed) = hostport.strip_prefix('[') {
-            let (host, after) = bracketed
-                .split_once(']')
-                .ok_or("an IPv6 host must be written [address]")?;
-            (host, after.strip_prefix(':'))
-        } else {
-            match hostport.rsplit_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (hostport, None),
-            }
-        };
-        if host.is_empty() {
+        if rest
+            .split(['/', '\\'])
+            .any(|segment| percent_decode_str(segment).decode_utf8_lossy() == "..")
+        {
+            return Err("the path of the URL has a control character or '..'".into());
+        }
+        if rest.starts_with(['/', '\\']) {
             return Err("the URL has no host".into());
         }
-        let port = match port {
-            None | Some("") => 21,
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| format!("'{p}' is not a port"))?,
+        // ftps is not one of the url crate's special schemes: both are read
+        // by the rules of ftp:// (a domain lowercased and IDNA-encoded, an
+        // IPv4 address normalised, 21 the default port).
+        let parsed = Url::parse(&format!("ftp://{rest}")).map_err(|e| match e {
+            ParseError::EmptyHost => "the URL has no host".to_string(),
+            ParseError::InvalidPort => "the port of the URL is not a number from 1 to 65535".into(),
+            ParseError::InvalidIpv6Address => "an IPv6 host must be written [address]".into(),
+            // The url crate's messages never quote the URL.
+            e => format!("the host of the URL is not valid ({e})"),
+        })?;
+        if parsed.password().is_some() {
+            return Err(password_refused());
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err("a query or fragment is not allowed in the URL".into());
+        }
+        let host = match parsed.host() {
+            Some(Host::Domain(domain)) => domain.to_string(),
+            Some(Host::Ipv4(address)) => address.to_string(),
+            Some(Host::Ipv6(address)) => address.to_string(),
+            None => return Err("the URL has no host".into()),
         };
-        let mut root = percent_decode(path).ok_or("the path of the URL is not UTF-8")?;
-        if root.chars().any(char::is_control) || root.split('/').any(|s| s == "..") {
+        // The default port is left out of the parsed URL.
+        let port = parsed.port().unwrap_or(21);
+        if port == 0 {
+            return Err("the port of the URL is not a number from 1 to 65535".into());
+        }
+        let user = percent_decode_str(parsed.username())
+            .decode_utf8()
+            .map_err(|_| "the user of the URL is not UTF-8")?;
+        let user = Some(user.into_owned()).filter(|u| !u.is_empty());
+        let mut root = percent_decode_str(parsed.path())
+            .decode_utf8()
+            .map_err(|_| "the path of the URL is not UTF-8")?
+            .into_owned();
+        if root.chars().any(char::is_control) {
             return Err("the path of the URL has a control character or '..'".into());
         }
         if !root.ends_with('/') {
@@ -130,7 +145,7 @@ impl FtpSettings {
         }
         Ok(FtpSettings {
             tls,
-            host: host.to_string(),
+            host,
             port,
             root,
             user,
@@ -160,21 +175,10 @@ impl FtpSettings {
     }
 }
 
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+fn password_refused() -> String {
+    format!(
+        "a password in the URL is refused: give it in {PASSWORD_VAR} or [source] password_file (write an '@' of the path as %40)"
+    )
 }
 
 /// A secret string: its `Debug` and `Display` never show it.
@@ -1066,6 +1070,105 @@ mod tests {
         assert!(FtpSettings::from_url("ftp://host:99999/").is_err());
         assert!(FtpSettings::from_url("ftp:///x").is_err());
         assert!(FtpSettings::from_url("ftp://host/../etc").is_err());
+    }
+
+    #[test]
+    fn the_user_is_percent_decoded() {
+        let s = FtpSettings::from_url("ftp://jean%20dupont%40corp.example@host/").unwrap();
+        assert_eq!(s.user.as_deref(), Some("jean dupont@corp.example"));
+        assert_eq!(s.host, "host");
+        let s = FtpSettings::from_url("ftp://%C3%A9lodie@host/").unwrap();
+        assert_eq!(s.user.as_deref(), Some("élodie"));
+        // An empty user is no user.
+        assert_eq!(FtpSettings::from_url("ftp://@host/").unwrap().user, None);
+        let err = FtpSettings::from_url("ftp://%FF@host/").unwrap_err();
+        assert_eq!(err, "the user of the URL is not UTF-8");
+        // A ':' written %3A is part of the user, not a password.
+        let s = FtpSettings::from_url("ftp://a%3Ab@host/").unwrap();
+        assert_eq!(s.user.as_deref(), Some("a:b"));
+    }
+
+    #[test]
+    fn an_ipv6_host_is_written_in_brackets() {
+        let s = FtpSettings::from_url("ftps://[2001:DB8:0:0::2]/in").unwrap();
+        assert_eq!((s.host.as_str(), s.port, s.tls), ("2001:db8::2", 21, true));
+        assert_eq!(s.url(), "ftps://[2001:db8::2]:21/in/");
+        let s = FtpSettings::from_url("ftp://bob@[::1]:2100").unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("::1", 2100));
+        assert_eq!(s.user.as_deref(), Some("bob"));
+        for bad in ["ftp://[::1/", "ftp://[zz::1]/", "ftp://[::1]x/"] {
+            let err = FtpSettings::from_url(bad).unwrap_err();
+            assert!(err.contains("IPv6") || err.contains("port"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_port_is_21_unless_given() {
+        let port = |url: &str| FtpSettings::from_url(url).map(|s| s.port);
+        assert_eq!(port("ftp://host:2121/"), Ok(2121));
+        assert_eq!(port("ftps://host:990"), Ok(990));
+        assert_eq!(port("ftp://host:21/"), Ok(21));
+        assert_eq!(port("ftps://host:21/"), Ok(21));
+        assert_eq!(port("ftps://host/"), Ok(21));
+        assert_eq!(port("ftp://host:/"), Ok(21));
+        for bad in ["ftp://host:0/", "ftp://host:65536/", "ftp://host:x/"] {
+            assert_eq!(
+                port(bad),
+                Err("the port of the URL is not a number from 1 to 65535".to_string()),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_path_is_percent_decoded_and_kept_below_its_root() {
+        let root = |url: &str| FtpSettings::from_url(url).map(|s| s.root);
+        assert_eq!(
+            root("ftp://host/Origyne FTP/in"),
+            Ok("/Origyne FTP/in/".into())
+        );
+        assert_eq!(
+            root("ftp://host/Origyne%20FTP/"),
+            Ok("/Origyne FTP/".into())
+        );
+        assert_eq!(
+            root("ftp://host/Int%C3%A9grateur"),
+            Ok("/Intégrateur/".into())
+        );
+        assert_eq!(root("ftp://host/a%40b"), Ok("/a@b/".into()));
+        assert_eq!(root("ftp://host"), Ok("/".into()));
+        for bad in [
+            "ftp://host/a/../b",
+            "ftp://host/a/%2E%2e/b",
+            "ftp://host/a\\..\\b",
+            "ftp://host/a%0Ab",
+        ] {
+            let err = root(bad).unwrap_err();
+            assert_eq!(
+                err, "the path of the URL has a control character or '..'",
+                "{bad}"
+            );
+        }
+        // The url crate would drop a tab or a line break: refused instead.
+        assert!(root("ftp://host/a\tb").is_err());
+        assert!(root("ftp://host/a\nb").is_err());
+        assert!(root("ftp://host/?x")
+            .unwrap_err()
+            .contains("query or fragment"));
+        assert!(root("ftp://host/#x")
+            .unwrap_err()
+            .contains("query or fragment"));
+        assert_eq!(root("ftp:///x"), Err("the URL has no host".into()));
+        assert_eq!(root("ftp://"), Err("the URL has no host".into()));
+        assert_eq!(
+            root("http://host/"),
+            Err("not an ftp:// or ftps:// URL".into())
+        );
+        // A domain as DNS wants it.
+        assert_eq!(
+            FtpSettings::from_url("ftp://MVNE.Example/").unwrap().host,
+            "mvne.example"
+        );
     }
 
     #[test]

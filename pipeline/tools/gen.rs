@@ -144,7 +144,8 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> GenError + '_ {
     }
 }
 
-/// A buffered output file that counts its bytes and names itself in errors.
+/// A buffered output file that counts its bytes and names itself in errors
+/// (its `Write` counts too, for the CSV writer).
 struct Out {
     w: BufWriter<File>,
     path: PathBuf,
@@ -170,27 +171,85 @@ impl Out {
     }
 }
 
+impl Write for Out {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.w.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.w.flush()
+    }
+}
+
 fn write_file(path: &Path, content: &[u8]) -> Result<u64, GenError> {
     let mut out = Out::create(path.to_path_buf())?;
     out.put(content)?;
     out.finish()
 }
 
-/// Appends one CSV record (`;`, quoted where needed, `\n`).
-fn csv_row(buf: &mut String, fields: &[&str]) {
-    for (i, f) in fields.iter().enumerate() {
-        if i > 0 {
-            buf.push(';');
-        }
-        if f.contains([';', '"', '\n', '\r']) {
-            buf.push('"');
-            buf.push_str(&f.replace('"', "\"\""));
-            buf.push('"');
-        } else {
-            buf.push_str(f);
-        }
+/// A CSV file as formats.md has them, written by the csv crate: `;`
+/// between fields, `"` around a field that holds `;`, `"` or a line break
+/// (`""` inside), records ended by `\n` unless said otherwise, the same
+/// number of fields in every record.
+struct Csv {
+    w: csv::Writer<Out>,
+    path: PathBuf,
+}
+
+impl Csv {
+    fn create(path: PathBuf) -> Result<Csv, GenError> {
+        Csv::with(path, &mut csv::WriterBuilder::new(), false)
     }
-    buf.push('\n');
+
+    /// An MVNE delivery: with a UTF-8 BOM or not, records ended by `\r\n`
+    /// or `\n` (formats.md allows both, the generator draws them).
+    fn delivery(path: PathBuf, bom: bool, crlf: bool) -> Result<Csv, GenError> {
+        let mut builder = csv::WriterBuilder::new();
+        if crlf {
+            builder.terminator(csv::Terminator::CRLF);
+        }
+        Csv::with(path, &mut builder, bom)
+    }
+
+    fn with(path: PathBuf, builder: &mut csv::WriterBuilder, bom: bool) -> Result<Csv, GenError> {
+        let mut out = Out::create(path.clone())?;
+        if bom {
+            out.put("\u{feff}".as_bytes())?;
+        }
+        let w = builder.delimiter(b';').from_writer(out);
+        Ok(Csv { w, path })
+    }
+
+    fn csv_err(&self) -> impl FnOnce(csv::Error) -> GenError + '_ {
+        move |e| io_err(&self.path)(e.into())
+    }
+
+    /// The header line: the column names of a `;`-joined list.
+    fn header(&mut self, columns: &str) -> Result<(), GenError> {
+        let result = self.w.write_record(columns.split(';'));
+        result.map_err(self.csv_err())
+    }
+
+    fn row(&mut self, fields: &[&str]) -> Result<(), GenError> {
+        let result = self.w.write_record(fields);
+        result.map_err(self.csv_err())
+    }
+
+    fn record(&mut self, record: &csv::ByteRecord) -> Result<(), GenError> {
+        let result = self.w.write_byte_record(record);
+        result.map_err(self.csv_err())
+    }
+
+    /// Flushes the file; its size in bytes.
+    fn finish(self) -> Result<u64, GenError> {
+        let path = self.path;
+        let out = self
+            .w
+            .into_inner()
+            .map_err(|e| io_err(&path)(e.into_error()))?;
+        out.finish()
+    }
 }
 
 /// `v` in units of 10^-scale, with `sep` as decimal separator.
@@ -985,65 +1044,63 @@ const H_CUSTOMERS: &str = "customer_id;kind;name;address1;address2;postcode;city
 const H_SUBSCRIPTIONS: &str = "msisdn;customer_id;plan_code;commitment_months;with_handset;rate_grid;options;start_date;end_date";
 const H_SALES: &str = "sale_id;customer_id;msisdn;model;sale_date";
 
-fn table(header: &str) -> String {
-    let mut s = String::with_capacity(4096);
-    s.push_str(header);
-    s.push('\n');
-    s
+/// A reference table: `header`, then what `rows` writes.
+fn write_table(
+    path: PathBuf,
+    header: &str,
+    rows: impl FnOnce(&mut Csv) -> Result<(), GenError>,
+) -> Result<u64, GenError> {
+    let mut t = Csv::create(path)?;
+    t.header(header)?;
+    rows(&mut t)?;
+    t.finish()
 }
 
 fn write_reference(dir: &Path, world: &World, cal: &Cal) -> Result<u64, GenError> {
     let from = ymd(cal.base_from);
     let mut bytes = 0;
 
-    let mut t = table(H_PLANS);
-    for p in &PLANS {
-        let a = p.allowances;
-        csv_row(&mut t, &[p.code, p.label, a[0], a[1], a[2], a[3]]);
-    }
-    bytes += write_file(&dir.join("plans.csv"), t.as_bytes())?;
+    bytes += write_table(dir.join("plans.csv"), H_PLANS, |t| {
+        for p in &PLANS {
+            let a = p.allowances;
+            t.row(&[p.code, p.label, a[0], a[1], a[2], a[3]])?;
+        }
+        Ok(())
+    })?;
 
-    let mut t = table(H_PLAN_FEES);
-    for p in &PLANS {
-        for c in [0u64, 12, 24] {
-            for h in [false, true] {
-                let fee = p.fee - c / 12 * 100 + if h { 1000 } else { 0 };
-                csv_row(
-                    &mut t,
-                    &[
+    bytes += write_table(dir.join("plan_fees.csv"), H_PLAN_FEES, |t| {
+        for p in &PLANS {
+            for c in [0u64, 12, 24] {
+                for h in [false, true] {
+                    let fee = p.fee - c / 12 * 100 + if h { 1000 } else { 0 };
+                    t.row(&[
                         p.code,
                         &c.to_string(),
                         &h.to_string(),
                         &decimal(fee, 2, '.'),
                         &from,
-                    ],
-                );
+                    ])?;
+                }
             }
         }
-    }
-    // Versioned rows: a fee change from the month's first day, and one after it.
-    csv_row(&mut t, &["ILL20", "0", "false", "15.99", &ymd(cal.month)]);
-    csv_row(
-        &mut t,
-        &[
+        // Versioned rows: a fee change from the month's first day, and one after it.
+        t.row(&["ILL20", "0", "false", "15.99", &ymd(cal.month)])?;
+        t.row(&[
             "ILL100",
             "0",
             "false",
             "29.99",
             &ymd(cal.last() + Days::new(10)),
-        ],
-    );
-    bytes += write_file(&dir.join("plan_fees.csv"), t.as_bytes())?;
+        ])
+    })?;
 
-    let mut t = table(H_OPTIONS);
-    for o in &OPTIONS {
-        let with = o
-            .fee_with_handset
-            .map(|v| decimal(v, 2, '.'))
-            .unwrap_or_default();
-        csv_row(
-            &mut t,
-            &[
+    bytes += write_table(dir.join("options.csv"), H_OPTIONS, |t| {
+        for o in &OPTIONS {
+            let with = o
+                .fee_with_handset
+                .map(|v| decimal(v, 2, '.'))
+                .unwrap_or_default();
+            t.row(&[
                 o.code,
                 o.label,
                 &decimal(o.fee, 2, '.'),
@@ -1051,48 +1108,50 @@ fn write_reference(dir: &Path, world: &World, cal: &Cal) -> Result<u64, GenError
                 o.group,
                 o.qty,
                 &from,
-            ],
-        );
-    }
-    bytes += write_file(&dir.join("options.csv"), t.as_bytes())?;
+            ])?;
+        }
+        Ok(())
+    })?;
 
-    bytes += write_file(&dir.join("rate_grids.csv"), rate_grids(cal).as_bytes())?;
+    bytes += write_table(dir.join("rate_grids.csv"), H_RATE_GRIDS, |t| {
+        rate_grids(cal, t)
+    })?;
 
-    let mut t = table(H_DESTINATIONS);
-    for d in &DESTINATIONS {
-        csv_row(&mut t, &[d.0, d.1, d.2]);
-    }
-    bytes += write_file(&dir.join("destinations.csv"), t.as_bytes())?;
+    bytes += write_table(dir.join("destinations.csv"), H_DESTINATIONS, |t| {
+        for d in &DESTINATIONS {
+            t.row(&[d.0, d.1, d.2])?;
+        }
+        Ok(())
+    })?;
 
-    let mut t = table(H_ROAMING);
-    for r in &ROAMING_ZONES {
-        csv_row(&mut t, &[r.0, r.1, r.2]);
-    }
-    bytes += write_file(&dir.join("roaming_zones.csv"), t.as_bytes())?;
+    bytes += write_table(dir.join("roaming_zones.csv"), H_ROAMING, |t| {
+        for r in &ROAMING_ZONES {
+            t.row(&[r.0, r.1, r.2])?;
+        }
+        Ok(())
+    })?;
 
-    let mut t = table(H_HANDSETS);
-    for h in &HANDSETS {
-        csv_row(&mut t, &[h.0, h.1, h.2, &decimal(h.3, 2, '.'), &from]);
-    }
-    bytes += write_file(&dir.join("handsets.csv"), t.as_bytes())?;
+    bytes += write_table(dir.join("handsets.csv"), H_HANDSETS, |t| {
+        for h in &HANDSETS {
+            t.row(&[h.0, h.1, h.2, &decimal(h.3, 2, '.'), &from])?;
+        }
+        Ok(())
+    })?;
 
-    let mut out = Out::create(dir.join("customers.csv"))?;
-    let mut t = table(H_CUSTOMERS);
-    for c in &world.customers {
-        let (pm, iban, bic, rum, date) = match &c.sepa {
-            Some(s) => (
-                "SEPA_DD",
-                s.iban.as_str(),
-                s.bic,
-                s.rum.as_str(),
-                ymd(s.mandate),
-            ),
-            None => ("TRANSFER", "", "", "", String::new()),
-        };
-        let kind = if c.b2b { "B2B" } else { "B2C" };
-        csv_row(
-            &mut t,
-            &[
+    bytes += write_table(dir.join("customers.csv"), H_CUSTOMERS, |t| {
+        for c in &world.customers {
+            let (pm, iban, bic, rum, date) = match &c.sepa {
+                Some(s) => (
+                    "SEPA_DD",
+                    s.iban.as_str(),
+                    s.bic,
+                    s.rum.as_str(),
+                    ymd(s.mandate),
+                ),
+                None => ("TRANSFER", "", "", "", String::new()),
+            };
+            let kind = if c.b2b { "B2B" } else { "B2C" };
+            t.row(&[
                 &c.id,
                 kind,
                 &c.name,
@@ -1109,18 +1168,21 @@ fn write_reference(dir: &Path, world: &World, cal: &Cal) -> Result<u64, GenError
                 bic,
                 rum,
                 &date,
-            ],
-        );
-        if t.len() > 1 << 20 {
-            out.put(t.as_bytes())?;
-            t.clear();
+            ])?;
         }
-    }
-    out.put(t.as_bytes())?;
-    bytes += out.finish()?;
+        Ok(())
+    })?;
 
-    let mut out = Out::create(dir.join("subscriptions.csv"))?;
-    let mut t = table(H_SUBSCRIPTIONS);
+    // The options field lists codes separated by `,`, in quotes
+    // (formats.md: "quoted field"). csv quotes a field holding the
+    // comment character: with `,` that is the options of several codes,
+    // no other field of the table holds one.
+    let mut t = Csv::with(
+        dir.join("subscriptions.csv"),
+        csv::WriterBuilder::new().comment(Some(b',')),
+        false,
+    )?;
+    t.header(H_SUBSCRIPTIONS)?;
     for l in &world.lines {
         let Some(c) = l.customer else { continue };
         let msisdn = l.msisdn.to_string();
@@ -1131,53 +1193,39 @@ fn write_reference(dir: &Path, world: &World, cal: &Cal) -> Result<u64, GenError
                 .filter(|(i, _)| s.options & (1 << i) != 0)
                 .map(|(_, o)| o.code)
                 .collect();
-            let opts = opts.join(",");
-            // The options field is quoted when it lists several codes (formats.md: "quoted field").
-            let opts = if opts.contains(',') {
-                format!("\"{opts}\"")
-            } else {
-                opts
-            };
-            let end = s.end.map(ymd).unwrap_or_default();
-            t.push_str(&format!(
-                "{msisdn};{};{};{};{};{};{opts};{};{end}\n",
-                world.customers[c].id,
+            t.row(&[
+                &msisdn,
+                &world.customers[c].id,
                 PLANS[s.plan].code,
-                s.commitment,
-                s.handset,
-                s.grid,
-                ymd(s.start)
-            ));
-        }
-        if t.len() > 1 << 20 {
-            out.put(t.as_bytes())?;
-            t.clear();
+                &s.commitment.to_string(),
+                &s.handset.to_string(),
+                &s.grid.to_string(),
+                &opts.join(","),
+                &ymd(s.start),
+                &s.end.map(ymd).unwrap_or_default(),
+            ])?;
         }
     }
-    out.put(t.as_bytes())?;
-    bytes += out.finish()?;
+    bytes += t.finish()?;
 
-    let mut t = table(H_SALES);
-    for (i, s) in world.sales.iter().enumerate() {
-        let id = format!("S{}{:04}", cal.yyyymm, i + 1);
-        csv_row(
-            &mut t,
-            &[
-                &id,
+    bytes += write_table(dir.join("handset_sales.csv"), H_SALES, |t| {
+        for (i, s) in world.sales.iter().enumerate() {
+            t.row(&[
+                &format!("S{}{:04}", cal.yyyymm, i + 1),
                 &world.customers[s.customer].id,
                 &s.msisdn.to_string(),
                 s.model,
                 &ymd(s.date),
-            ],
-        );
-    }
-    bytes += write_file(&dir.join("handset_sales.csv"), t.as_bytes())?;
+            ])?;
+        }
+        Ok(())
+    })?;
     Ok(bytes)
 }
 
-fn rate_grids(cal: &Cal) -> String {
+/// The rows of `rate_grids.csv`.
+fn rate_grids(cal: &Cal, t: &mut Csv) -> Result<(), GenError> {
     let from = ymd(cal.base_from);
-    let mut t = table(H_RATE_GRIDS);
     let price = |base: u64, pct: u64| decimal(base * pct / 100, 4, '.');
     let cents = |c: u64| {
         if c == 0 {
@@ -1196,95 +1244,61 @@ fn rate_grids(cal: &Cal) -> String {
         );
         for (z, zone) in DOMESTIC_ZONES.iter().enumerate() {
             let (p, cf) = VOICE_BASE[z];
-            csv_row(
-                &mut t,
-                &[
-                    &g,
-                    zone,
-                    "VOICE",
-                    &price(p, pct),
-                    &cents(cf),
-                    &vf,
-                    &vn,
-                    &from,
-                ],
-            );
+            t.row(&[
+                &g,
+                zone,
+                "VOICE",
+                &price(p, pct),
+                &cents(cf),
+                &vf,
+                &vn,
+                &from,
+            ])?;
         }
         for (z, zone) in DOMESTIC_ZONES.iter().enumerate() {
-            csv_row(
-                &mut t,
-                &[&g, zone, "SMS", &price(SMS_BASE[z], pct), "", "", "", &from],
-            );
-            csv_row(
-                &mut t,
-                &[&g, zone, "MMS", &price(MMS_BASE[z], pct), "", "", "", &from],
-            );
+            t.row(&[&g, zone, "SMS", &price(SMS_BASE[z], pct), "", "", "", &from])?;
+            t.row(&[&g, zone, "MMS", &price(MMS_BASE[z], pct), "", "", "", &from])?;
         }
-        csv_row(
-            &mut t,
-            &[
-                &g,
-                "HOME",
-                "DATA",
-                &price(HOME_DATA_BASE, pct),
-                "",
-                &df,
-                &dn,
-                &from,
-            ],
-        );
+        t.row(&[
+            &g,
+            "HOME",
+            "DATA",
+            &price(HOME_DATA_BASE, pct),
+            "",
+            &df,
+            &dn,
+            &from,
+        ])?;
         for (z, zone) in ROAM_ZONES.iter().enumerate() {
             let b = ROAM_BASE[z];
-            csv_row(
-                &mut t,
-                &[
-                    &g,
-                    zone,
-                    "VOICE",
-                    &price(b[0], pct),
-                    &cents(b[1]),
-                    &vf,
-                    &vn,
-                    &from,
-                ],
-            );
-            csv_row(
-                &mut t,
-                &[&g, zone, "VOICE_IN", &price(b[2], pct), "", &vf, &vn, &from],
-            );
-            csv_row(
-                &mut t,
-                &[&g, zone, "SMS", &price(b[3], pct), "", "", "", &from],
-            );
-            csv_row(
-                &mut t,
-                &[&g, zone, "SMS_IN", &price(b[4], pct), "", "", "", &from],
-            );
-            csv_row(
-                &mut t,
-                &[&g, zone, "MMS", &price(b[5], pct), "", "", "", &from],
-            );
-            csv_row(
-                &mut t,
-                &[&g, zone, "DATA", &price(b[6], pct), "", &df, &dn, &from],
-            );
+            t.row(&[
+                &g,
+                zone,
+                "VOICE",
+                &price(b[0], pct),
+                &cents(b[1]),
+                &vf,
+                &vn,
+                &from,
+            ])?;
+            t.row(&[&g, zone, "VOICE_IN", &price(b[2], pct), "", &vf, &vn, &from])?;
+            t.row(&[&g, zone, "SMS", &price(b[3], pct), "", "", "", &from])?;
+            t.row(&[&g, zone, "SMS_IN", &price(b[4], pct), "", "", "", &from])?;
+            t.row(&[&g, zone, "MMS", &price(b[5], pct), "", "", "", &from])?;
+            t.row(&[&g, zone, "DATA", &price(b[6], pct), "", &df, &dn, &from])?;
         }
     }
     // A mid-month price change on grid 1.
-    csv_row(
-        &mut t,
-        &[
-            "1",
-            "FR_MOBILE",
-            "VOICE",
-            "0.0900",
-            "",
-            "60",
-            "60",
-            &ymd(cal.date(15)),
-        ],
-    );
-    t
+    t.row(&[
+        "1",
+        "FR_MOBILE",
+        "VOICE",
+        "0.0900",
+        "",
+        "60",
+        "60",
+        &ymd(cal.date(15)),
+    ])
 }
 
 // ---------------------------------------------------------------------------
@@ -1317,21 +1331,16 @@ fn write_account_status(
     for (d, h) in snapshots {
         let at = cal.at(d, h, 0);
         let bom = rng.random_range(0..2u32) == 1;
-        let eol = if rng.random_range(0..2u32) == 1 {
-            "\r\n"
-        } else {
-            "\n"
-        };
-        let mut out = Out::create(dir.join(format!(
-            "AccountStatus_{}_{h:02}.csv",
-            cal.date(d).format("%Y%m%d")
-        )))?;
-        let mut t = String::with_capacity(1 << 16);
-        if bom {
-            t.push('\u{feff}');
-        }
-        t.push_str("msisdn;iccid;imsi;status;status_since;activation_date");
-        t.push_str(eol);
+        let crlf = rng.random_range(0..2u32) == 1;
+        let mut out = Csv::delivery(
+            dir.join(format!(
+                "AccountStatus_{}_{h:02}.csv",
+                cal.date(d).format("%Y%m%d")
+            )),
+            bom,
+            crlf,
+        )?;
+        out.header("msisdn;iccid;imsi;status;status_since;activation_date")?;
         for l in world.lines.iter().filter(|l| l.activation <= at) {
             let (status, since) = match (l.terminated, l.suspended) {
                 (Some(x), _) if x <= at => ("TERMINATED", x),
@@ -1339,18 +1348,15 @@ fn write_account_status(
                 _ => ("ACTIVE", l.activation),
             };
             let tail = l.msisdn % 1_000_000_000;
-            t.push_str(&format!(
-                "{};89330000000{tail:09};208010{tail:09};{status};{};{}{eol}",
-                l.msisdn,
-                dmy_hms(since),
-                dmy(l.activation.date())
-            ));
-            if t.len() > 1 << 20 {
-                out.put(t.as_bytes())?;
-                t.clear();
-            }
+            out.row(&[
+                &l.msisdn.to_string(),
+                &format!("89330000000{tail:09}"),
+                &format!("208010{tail:09}"),
+                status,
+                &dmy_hms(since),
+                &dmy(l.activation.date()),
+            ])?;
         }
-        out.put(t.as_bytes())?;
         bytes += out.finish()?;
     }
     Ok(bytes)
@@ -1363,8 +1369,8 @@ fn write_sim_order(
     rng: &mut ChaCha8Rng,
 ) -> Result<u64, GenError> {
     let order = format!("CMD{}", cal.yyyymm);
-    let mut out = Out::create(dir.join(format!("SIM_{order}.csv")))?;
-    let mut t = table("order_id;iccid;imsi;msisdn;puk1;puk2;delivered_on");
+    let mut out = Csv::create(dir.join(format!("SIM_{order}.csv")))?;
+    out.header("order_id;iccid;imsi;msisdn;puk1;puk2;delivered_on")?;
     for l in &world.lines {
         let tail = l.msisdn % 1_000_000_000;
         let delivered = l.activation.date() - Days::new(rng.random_range(0..=7u64));
@@ -1372,15 +1378,15 @@ fn write_sim_order(
             rng.random_range(0..100_000_000u32),
             rng.random_range(0..100_000_000u32),
         );
-        t.push_str(&format!(
-            "{order};89330000000{tail:09};208010{tail:09};{};{p1:08};{p2:08};{}\n",
-            l.msisdn,
-            dmy(delivered)
-        ));
-        if t.len() > 1 << 20 {
-            out.put(t.as_bytes())?;
-            t.clear();
-        }
+        out.row(&[
+            &order,
+            &format!("89330000000{tail:09}"),
+            &format!("208010{tail:09}"),
+            &l.msisdn.to_string(),
+            &format!("{p1:08}"),
+            &format!("{p2:08}"),
+            &dmy(delivered),
+        ])?;
     }
     // Three generic SIMs, not yet assigned to a number.
     for i in 1..=3u32 {
@@ -1388,12 +1394,16 @@ fn write_sim_order(
             rng.random_range(0..100_000_000u32),
             rng.random_range(0..100_000_000u32),
         );
-        t.push_str(&format!(
-            "{order};8933000000199{i:07};20801999{i:07};;{p1:08};{p2:08};{}\n",
-            dmy(cal.date(1))
-        ));
+        out.row(&[
+            &order,
+            &format!("8933000000199{i:07}"),
+            &format!("20801999{i:07}"),
+            "",
+            &format!("{p1:08}"),
+            &format!("{p2:08}"),
+            &dmy(cal.date(1)),
+        ])?;
     }
-    out.put(t.as_bytes())?;
     out.finish()
 }
 
@@ -1707,9 +1717,9 @@ struct CdrGen<'a> {
     roam_seed: u64,
     /// `DD/MM/YYYY ` of each day index.
     day_str: Vec<[u8; 11]>,
-    row: Vec<u8>,
-    /// Length of the row up to and including the `;` before `wholesale_eur`.
-    prefix_len: usize,
+    /// The row built last, one field after the other in `field`.
+    record: csv::ByteRecord,
+    field: Vec<u8>,
 }
 
 impl CdrGen<'_> {
@@ -1734,31 +1744,7 @@ impl CdrGen<'_> {
         idx
     }
 
-    fn push_number(&mut self, rng: &mut ChaCha8Rng, class: usize, ev: u8) {
-        match class {
-            Z_NONE => {}
-            Z_FR_SHORT => {
-                let s = if ev == SMS || ev == SMS_IN || ev == MMS {
-                    *pick(rng, &SHORT_SMS)
-                } else {
-                    *pick(rng, &SHORT_VOICE)
-                };
-                self.row.extend_from_slice(s.as_bytes());
-            }
-            _ => {
-                let (prefix, len) = *pick(rng, NUMBER_PLANS[class]);
-                self.row.extend_from_slice(prefix.as_bytes());
-                let digits = len as usize - prefix.len();
-                push_padded(
-                    &mut self.row,
-                    rng.random_range(0..10u64.pow(digits as u32)),
-                    digits,
-                );
-            }
-        }
-    }
-
-    /// Builds one row (without line ending) at `t` seconds since `Cal::base`; returns whether the
+    /// Builds one row in `record` at `t` seconds since `Cal::base`; returns whether the
     /// event is in the month, and its wholesale in 1/10000 €.
     fn build_row(
         &mut self,
@@ -1787,35 +1773,43 @@ impl CdrGen<'_> {
         };
         let roaming = ctx > EU;
 
-        let row = &mut self.row;
-        row.clear();
-        row.push(b'R');
-        row.extend_from_slice(self.cal.yyyymm.as_bytes());
-        push_padded(row, id, 9);
-        row.push(b';');
-        push_u64(row, msisdn);
-        row.extend_from_slice(b";208010");
-        push_padded(row, msisdn % 1_000_000_000, 9);
-        row.push(b';');
-        row.extend_from_slice(if malformed == Some(1) {
+        let (record, f) = (&mut self.record, &mut self.field);
+        record.clear();
+        // cdr_id
+        f.clear();
+        f.push(b'R');
+        f.extend_from_slice(self.cal.yyyymm.as_bytes());
+        push_padded(f, id, 9);
+        record.push_field(f);
+        // msisdn, imsi, event_type
+        f.clear();
+        push_u64(f, msisdn);
+        record.push_field(f);
+        f.clear();
+        f.extend_from_slice(b"208010");
+        push_padded(f, msisdn % 1_000_000_000, 9);
+        record.push_field(f);
+        record.push_field(if malformed == Some(1) {
             b"VOIX"
         } else {
             EVENT_NAMES[ev as usize].as_bytes()
         });
-        row.push(b';');
+        // start_time
+        f.clear();
         if malformed == Some(0) {
-            row.extend_from_slice(b"30/02/");
-            row.extend_from_slice(&self.day_str[day as usize][6..11]);
+            f.extend_from_slice(b"30/02/");
+            f.extend_from_slice(&self.day_str[day as usize][6..11]);
         } else {
-            row.extend_from_slice(&self.day_str[day as usize]);
+            f.extend_from_slice(&self.day_str[day as usize]);
         }
-        push_padded(row, u64::from(sod / 3600), 2);
-        row.push(b':');
-        push_padded(row, u64::from(sod / 60 % 60), 2);
-        row.push(b':');
-        push_padded(row, u64::from(sod % 60), 2);
-        row.push(b';');
+        push_padded(f, u64::from(sod / 3600), 2);
+        f.push(b':');
+        push_padded(f, u64::from(sod / 60 % 60), 2);
+        f.push(b':');
+        push_padded(f, u64::from(sod % 60), 2);
+        record.push_field(f);
 
+        // called_number, duration_s, volume_kb, units
         let wholesale = match ev {
             VOICE | VOICE_IN => {
                 let class = pick_class(
@@ -1826,7 +1820,9 @@ impl CdrGen<'_> {
                         &VOICE_IN_FROM
                     },
                 );
-                self.push_number(rng, class, ev);
+                f.clear();
+                push_number(f, rng, class, ev);
+                record.push_field(f);
                 let mut d = pick_bucket(rng, &CALL_SECONDS);
                 let per_min = if ev == VOICE_IN {
                     WS_VOICE_IN[ctx]
@@ -1835,14 +1831,15 @@ impl CdrGen<'_> {
                 } else {
                     WS_VOICE_DEST[class] + WS_VOICE_ROAM[ctx]
                 };
-                let row = &mut self.row;
-                row.push(b';');
+                f.clear();
                 if malformed == Some(2) {
                     d = d.max(7);
-                    row.push(b'-');
+                    f.push(b'-');
                 }
-                push_u64(row, d);
-                row.extend_from_slice(b";;;");
+                push_u64(f, d);
+                record.push_field(f);
+                record.push_field(b"");
+                record.push_field(b"");
                 (d * per_min).div_ceil(60)
             }
             SMS | SMS_IN | MMS => {
@@ -1852,7 +1849,9 @@ impl CdrGen<'_> {
                     _ => &MMS_DEST,
                 };
                 let class = pick_class(rng, table);
-                self.push_number(rng, class, ev);
+                f.clear();
+                push_number(f, rng, class, ev);
+                record.push_field(f);
                 let units = if ev == MMS {
                     1
                 } else {
@@ -1879,45 +1878,69 @@ impl CdrGen<'_> {
                         }
                     }
                 };
-                let row = &mut self.row;
-                row.extend_from_slice(b";;;");
+                record.push_field(b"");
+                record.push_field(b"");
+                f.clear();
                 if malformed != Some(4) {
-                    push_u64(row, units);
+                    push_u64(f, units);
                 }
-                row.push(b';');
+                record.push_field(f);
                 units * per_unit
             }
             _ => {
                 let kb = pick_bucket(rng, if roaming { &ROAM_DATA_KB } else { &DATA_KB });
-                let row = &mut self.row;
-                row.extend_from_slice(b";;");
+                record.push_field(b"");
+                record.push_field(b"");
+                f.clear();
                 if malformed == Some(3) {
-                    push_u64(row, kb / 100 + 1);
-                    row.push(b'O');
-                    push_u64(row, kb % 100);
+                    push_u64(f, kb / 100 + 1);
+                    f.push(b'O');
+                    push_u64(f, kb % 100);
                 } else {
-                    push_u64(row, kb);
+                    push_u64(f, kb);
                 }
-                row.extend_from_slice(b";;");
+                record.push_field(f);
+                record.push_field(b"");
                 (kb * WS_DATA_MB[ctx]).div_ceil(1024)
             }
         };
-        let row = &mut self.row;
-        row.extend_from_slice(net.as_bytes());
-        row.push(b';');
-        self.prefix_len = row.len();
-        push_wholesale(row, wholesale);
+        // visited_mccmnc, wholesale_eur
+        record.push_field(net.as_bytes());
+        f.clear();
+        push_wholesale(f, wholesale);
+        record.push_field(f);
         ((1..=self.cal.days).contains(&day), wholesale)
     }
 }
 
-fn push_wholesale(row: &mut Vec<u8>, v: u64) {
-    push_u64(row, v / 10_000);
-    row.push(b',');
-    push_padded(row, v % 10_000, 4);
+/// A called number of `class` for an event `ev`, appended to `field`.
+fn push_number(field: &mut Vec<u8>, rng: &mut ChaCha8Rng, class: usize, ev: u8) {
+    match class {
+        Z_NONE => {}
+        Z_FR_SHORT => {
+            let s = if ev == SMS || ev == SMS_IN || ev == MMS {
+                *pick(rng, &SHORT_SMS)
+            } else {
+                *pick(rng, &SHORT_VOICE)
+            };
+            field.extend_from_slice(s.as_bytes());
+        }
+        _ => {
+            let (prefix, len) = *pick(rng, NUMBER_PLANS[class]);
+            field.extend_from_slice(prefix.as_bytes());
+            let digits = len as usize - prefix.len();
+            push_padded(field, rng.random_range(0..10u64.pow(digits as u32)), digits);
+        }
+    }
 }
 
-const CDR_HEADER: &[u8] = b"cdr_id;msisdn;imsi;event_type;start_time;called_number;duration_s;volume_kb;units;visited_mccmnc;wholesale_eur";
+fn push_wholesale(field: &mut Vec<u8>, v: u64) {
+    push_u64(field, v / 10_000);
+    field.push(b',');
+    push_padded(field, v % 10_000, 4);
+}
+
+const CDR_HEADER: &str = "cdr_id;msisdn;imsi;event_type;start_time;called_number;duration_s;volume_kb;units;visited_mccmnc;wholesale_eur";
 
 fn write_cdrs(
     ftp: &Path,
@@ -1953,8 +1976,8 @@ fn write_cdrs(
         total_weight: acc,
         roam_seed: splitmix64(seed ^ 0x0A0A_0B0B_0C0C_0D0D),
         day_str,
-        row: Vec::with_capacity(256),
-        prefix_len: 0,
+        record: csv::ByteRecord::with_capacity(256, 11),
+        field: Vec::with_capacity(64),
     };
     let n = if acc == 0 { 0 } else { n };
 
@@ -1973,9 +1996,8 @@ fn write_cdrs(
         (u64::MAX, u64::MAX)
     };
 
-    let mut billed = Out::create(ftp.join(format!("BilledCDRs/BilledCDRs_{}.csv", cal.yyyymm)))?;
-    billed.put(CDR_HEADER)?;
-    billed.put(b"\n")?;
+    let mut billed = Csv::create(ftp.join(format!("BilledCDRs/BilledCDRs_{}.csv", cal.yyyymm)))?;
+    billed.header(CDR_HEADER)?;
 
     let mut totals = CdrTotals {
         rows: 0,
@@ -1986,22 +2008,14 @@ fn write_cdrs(
     let mut good = 0u64;
     let mut month_events = 0u64;
     let mut malformed_done = 0u64;
-    let mut pending: Vec<Vec<u8>> = Vec::new();
+    let mut pending: Vec<csv::ByteRecord> = Vec::new();
     let mut times: Vec<u32> = Vec::new();
     let mut hour = cal.start_hour;
     for dlv in &deliveries {
-        let mut out = Out::create(ftp.join("RatedCDRs").join(&dlv.name))?;
         let bom = rng.random_range(0..2u32) == 1;
-        let eol: &[u8] = if rng.random_range(0..2u32) == 1 {
-            b"\r\n"
-        } else {
-            b"\n"
-        };
-        if bom {
-            out.put("\u{feff}".as_bytes())?;
-        }
-        out.put(CDR_HEADER)?;
-        out.put(eol)?;
+        let crlf = rng.random_range(0..2u32) == 1;
+        let mut out = Csv::delivery(ftp.join("RatedCDRs").join(&dlv.name), bom, crlf)?;
+        out.header(CDR_HEADER)?;
         let redeliver_now = std::mem::take(&mut pending);
         while hour < dlv.cut_hour {
             let k = count_before(hour + 1) - count_before(hour);
@@ -2017,38 +2031,36 @@ fn write_cdrs(
                     g.build_row(rng, t, next_id, Some(kind));
                     next_id += 1;
                     malformed_done += 1;
-                    out.put(&g.row)?;
-                    out.put(eol)?;
+                    out.record(&g.record)?;
                     totals.rows += 1;
                 }
                 let (in_month, wholesale) = g.build_row(rng, t, next_id, None);
                 next_id += 1;
-                out.put(&g.row)?;
-                out.put(eol)?;
+                out.record(&g.record)?;
                 totals.rows += 1;
                 if in_month {
                     if month_events == amount_at {
-                        billed.put(&g.row[..g.prefix_len])?;
-                        let mut other = Vec::with_capacity(16);
-                        push_wholesale(&mut other, wholesale + 125);
-                        billed.put(&other)?;
-                        billed.put(b"\n")?;
+                        // The same event at another amount.
+                        let fields = g.record.len() - 1;
+                        let mut other: csv::ByteRecord = g.record.iter().take(fields).collect();
+                        let mut amount = Vec::with_capacity(16);
+                        push_wholesale(&mut amount, wholesale + 125);
+                        other.push_field(&amount);
+                        billed.record(&other)?;
                     } else if month_events != missing_at {
-                        billed.put(&g.row)?;
-                        billed.put(b"\n")?;
+                        billed.record(&g.record)?;
                     }
                     month_events += 1;
                 }
                 if good % redeliver_every == redeliver_every / 3 {
-                    pending.push(g.row.clone());
+                    pending.push(g.record.clone());
                 }
                 good += 1;
             }
             hour += 1;
         }
-        for row in &redeliver_now {
-            out.put(row)?;
-            out.put(eol)?;
+        for record in &redeliver_now {
+            out.record(record)?;
             totals.rows += 1;
         }
         totals.bytes += out.finish()?;
@@ -2057,8 +2069,7 @@ fn write_cdrs(
     // One event billed by the MVNE that was never delivered.
     if n > 0 {
         g.build_row(rng, 15 * 86_400 + 12 * 3600, 999_999_999, None);
-        billed.put(&g.row)?;
-        billed.put(b"\n")?;
+        billed.record(&g.record)?;
     }
     totals.bytes += billed.finish()?;
     Ok(totals)
@@ -2257,7 +2268,11 @@ mod tests {
 
     #[test]
     fn grids_price_every_zone_and_event_type() {
-        let text = rate_grids(&Cal::new(NaiveDate::from_ymd_opt(2026, 10, 1).unwrap()));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rate_grids.csv");
+        let cal = Cal::new(NaiveDate::from_ymd_opt(2026, 10, 1).unwrap());
+        write_table(path.clone(), H_RATE_GRIDS, |t| rate_grids(&cal, t)).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
         let have: std::collections::HashSet<(String, String, String)> = text
             .lines()
             .skip(1)

@@ -37,6 +37,7 @@ use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
+use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 
@@ -44,7 +45,7 @@ use crate::core::csvfile::{self, CsvFile, DecimalMark};
 use crate::core::lake::datasets::{self, WHATIF as DATASET};
 use crate::core::lake::{Lake, LakeError};
 use crate::core::month::Month;
-use crate::documents::document::escape_markup;
+use crate::documents::document::{markup_start, markup_text};
 use crate::engine;
 use crate::engine::sqlfiles;
 use crate::mvne::upstream::{self, MONEY_PRECISION, MONEY_SCALE};
@@ -734,27 +735,77 @@ pub fn chart_svg(report: &WhatifReport) -> String {
             .round_dp_with_strategy(1, RoundingStrategy::MidpointAwayFromZero)
     };
     let px = |value: Decimal| format!("{value:.1}");
-    let mut svg = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
-         <svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <title>{}</title>\n\
-         <rect x=\"0\" y=\"0\" width=\"{width}\" height=\"{height}\" fill=\"#ffffff\"/>\n\
-         <text x=\"{LEFT}\" y=\"28\" font-size=\"16\" font-weight=\"bold\">{}</text>\n\
-         <line x1=\"{LEFT}\" y1=\"{base}\" x2=\"{}\" y2=\"{base}\" stroke=\"#333333\"/>\n",
-        escape_markup(&format!("Revenue HT per alternative, {}", report.month)),
-        escape_markup(&format!(
-            "Revenue HT per alternative, {} (services, €)",
-            report.month
-        )),
-        width - LEFT,
+    let (width_text, height_text) = (width.to_string(), height.to_string());
+    let (left, base_text, right) = (
+        LEFT.to_string(),
+        base.to_string(),
+        (width - LEFT).to_string(),
+    );
+    let mut svg = Svg::default();
+    svg.write(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)));
+    svg.line();
+    svg.write(Event::Start(markup_start(
+        "svg",
+        &[
+            ("xmlns", "http://www.w3.org/2000/svg"),
+            ("width", &width_text),
+            ("height", &height_text),
+            ("viewBox", &format!("0 0 {width} {height}")),
+            ("font-family", "sans-serif"),
+            ("font-size", "12"),
+        ],
+    )));
+    svg.line();
+    svg.leaf(
+        "title",
+        &[],
+        &format!("Revenue HT per alternative, {}", report.month),
+    );
+    svg.empty(
+        "rect",
+        &[
+            ("x", "0"),
+            ("y", "0"),
+            ("width", &width_text),
+            ("height", &height_text),
+            ("fill", "#ffffff"),
+        ],
+    );
+    svg.leaf(
+        "text",
+        &[
+            ("x", &left),
+            ("y", "28"),
+            ("font-size", "16"),
+            ("font-weight", "bold"),
+        ],
+        &format!("Revenue HT per alternative, {} (services, €)", report.month),
+    );
+    svg.empty(
+        "line",
+        &[
+            ("x1", &left),
+            ("y1", &base_text),
+            ("x2", &right),
+            ("y2", &base_text),
+            ("stroke", "#333333"),
+        ],
     );
     // The actual level first, so the bars and their figures are drawn over it.
     if let Some(actual) = report.alternatives.iter().find(|a| a.kind == "ACTUAL") {
         let y = px(Decimal::from(base) - scale(actual.revenue_ht));
-        svg.push_str(&format!(
-            "<line class=\"actual-level\" x1=\"{LEFT}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"#1f4e79\" stroke-dasharray=\"4 4\"/>\n",
-            width - LEFT
-        ));
+        svg.empty(
+            "line",
+            &[
+                ("class", "actual-level"),
+                ("x1", &left),
+                ("y1", &y),
+                ("x2", &right),
+                ("y2", &y),
+                ("stroke", "#1f4e79"),
+                ("stroke-dasharray", "4 4"),
+            ],
+        );
     }
     for (i, a) in report.alternatives.iter().enumerate() {
         let x = LEFT + STEP * i as i64 + (STEP - BAR) / 2;
@@ -766,22 +817,106 @@ pub fn chart_svg(report: &WhatifReport) -> String {
             "GRID" => ("bar", "#6f9fd8"),
             _ => ("bar", "#e3893c"),
         };
-        let centre = x + BAR / 2;
-        svg.push_str(&format!(
-            "<rect class=\"{class}\" data-alternative=\"{name}\" x=\"{x}\" y=\"{y}\" width=\"{BAR}\" height=\"{bar}\" fill=\"{fill}\"><title>{title}</title></rect>\n\
-             <text x=\"{centre}\" y=\"{value_y}\" text-anchor=\"middle\" stroke=\"#ffffff\" stroke-width=\"3\" paint-order=\"stroke\">{value}</text>\n\
-             <text x=\"{centre}\" y=\"{name_y}\" text-anchor=\"middle\">{name}</text>\n\
-             <text x=\"{centre}\" y=\"{label_y}\" text-anchor=\"middle\" font-size=\"10\" fill=\"#555555\">{label}</text>\n",
-            name = escape_markup(&a.alternative),
-            title = escape_markup(&format!("{}: {} € HT", a.label, a.revenue_ht)),
-            value = escape_markup(&a.revenue_ht.to_string()),
-            name_y = base + 18,
-            label_y = base + 34,
-            label = escape_markup(&shorten(&a.label, 16)),
-        ));
+        let centre = (x + BAR / 2).to_string();
+        let rect = markup_start(
+            "rect",
+            &[
+                ("class", class),
+                ("data-alternative", &a.alternative),
+                ("x", &x.to_string()),
+                ("y", &y),
+                ("width", &BAR.to_string()),
+                ("height", &bar),
+                ("fill", fill),
+            ],
+        );
+        svg.write(Event::Start(rect));
+        svg.write(Event::Start(BytesStart::new("title")));
+        svg.write(Event::Text(markup_text(&format!(
+            "{}: {} € HT",
+            a.label, a.revenue_ht
+        ))));
+        svg.write(Event::End(BytesEnd::new("title")));
+        svg.write(Event::End(BytesEnd::new("rect")));
+        svg.line();
+        svg.leaf(
+            "text",
+            &[
+                ("x", &centre),
+                ("y", &value_y),
+                ("text-anchor", "middle"),
+                ("stroke", "#ffffff"),
+                ("stroke-width", "3"),
+                ("paint-order", "stroke"),
+            ],
+            &a.revenue_ht.to_string(),
+        );
+        svg.leaf(
+            "text",
+            &[
+                ("x", &centre),
+                ("y", &(base + 18).to_string()),
+                ("text-anchor", "middle"),
+            ],
+            &a.alternative,
+        );
+        svg.leaf(
+            "text",
+            &[
+                ("x", &centre),
+                ("y", &(base + 34).to_string()),
+                ("text-anchor", "middle"),
+                ("font-size", "10"),
+                ("fill", "#555555"),
+            ],
+            &shorten(&a.label, 16),
+        );
     }
-    svg.push_str("</svg>\n");
-    svg
+    svg.write(Event::End(BytesEnd::new("svg")));
+    svg.line();
+    String::from_utf8(svg.writer.into_inner()).expect("the writer was given UTF-8 only")
+}
+
+/// The chart through quick-xml's writer, one element a line (no
+/// indentation); texts and attribute values escaped by
+/// [`escape_markup`](crate::documents::document::escape_markup).
+struct Svg {
+    writer: quick_xml::Writer<Vec<u8>>,
+}
+
+impl Default for Svg {
+    fn default() -> Svg {
+        Svg {
+            writer: quick_xml::Writer::new(Vec::new()),
+        }
+    }
+}
+
+impl Svg {
+    fn write(&mut self, event: Event<'_>) {
+        self.writer
+            .write_event(event)
+            .expect("writing to memory cannot fail");
+    }
+
+    /// The end of a line.
+    fn line(&mut self) {
+        self.write(Event::Text(BytesText::from_escaped("\n")));
+    }
+
+    /// `<name …/>` on its own line.
+    fn empty(&mut self, name: &str, attributes: &[(&str, &str)]) {
+        self.write(Event::Empty(markup_start(name, attributes)));
+        self.line();
+    }
+
+    /// `<name …>text</name>` on its own line.
+    fn leaf(&mut self, name: &str, attributes: &[(&str, &str)], text: &str) {
+        self.write(Event::Start(markup_start(name, attributes)));
+        self.write(Event::Text(markup_text(text)));
+        self.write(Event::End(BytesEnd::new(name)));
+        self.line();
+    }
 }
 
 /// At most `max` characters, with `…` when cut.
