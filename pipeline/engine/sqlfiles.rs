@@ -70,6 +70,12 @@ pub const FINANCE: &[SqlFile] = &[
     sql!("finance", "e_reporting"),
 ];
 
+/// After `FINANCE`: the margin's totals against their sources' (`finance`
+/// refuses a margin that loses or counts twice), and the journal's rows in
+/// the CSV's order.
+pub const MARGIN_CHECK: SqlFile = sql!("finance", "margin_check", Keep::View);
+pub const JOURNAL_ENTRIES: SqlFile = sql!("finance", "journal_entries", Keep::View);
+
 /// What the invoice documents show (`render`): the invoices with their
 /// customers, their lines in print order, and the annex.
 pub const DOCUMENT_INVOICES: SqlFile = sql!("documents", "invoices");
