@@ -56,6 +56,10 @@ pub const BILLING_DRAFT: &[SqlFile] = &[
     sql!("billing", "draft_invoices"),
 ];
 
+/// After `BILLING_DRAFT`: the first draft line without a price in force
+/// (`bill` refuses the month when there is one).
+pub const UNPRICED_LINES: SqlFile = sql!("billing", "unpriced_lines", Keep::View);
+
 /// The numbered outputs: the `invoices` and `invoice_lines` datasets.
 pub const BILLING_OUTPUT: &[SqlFile] = &[
     sql!("billing", "invoices"),
