@@ -145,3 +145,7 @@ pub const WHATIF_ALTERNATIVE: &[SqlFile] = &[
 pub const WHATIF_MARGIN: SqlFile = sql!("whatif", "alternative_margin", Keep::View);
 /// The `whatif` dataset, from every alternative's margin rows.
 pub const WHATIF: SqlFile = sql!("whatif", "whatif", Keep::View);
+
+/// `mvnobill doctor` (docs/OPERATIONS.md): each invoice of every month with
+/// what its lines add up to.
+pub const INVOICE_TOTALS: SqlFile = sql!("doctor", "invoice_totals", Keep::View);
