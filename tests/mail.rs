@@ -12,6 +12,7 @@ use base64::Engine;
 use chrono::NaiveDate;
 use mvnobill::core::ledger::Ledger;
 use mvnobill::documents::mail::{self, MailError, MailSection, MailSettings, Notice};
+use mvnobill::documents::templates::MailTemplates;
 use mvnobill::reference::integrator::Integrator;
 use rust_decimal::Decimal;
 
@@ -88,6 +89,11 @@ impl Drop for Sink {
 
 fn integrator() -> Integrator {
     Integrator::load(&common::fixtures().join("samples/integrator.toml")).expect("integrator.toml")
+}
+
+/// The default mail templates (`templates/mail*`).
+fn templates() -> MailTemplates {
+    MailTemplates::load(None).expect("the default mail templates")
 }
 
 fn settings(toml_text: &str, config_dir: &Path, password: Option<&str>) -> MailSettings {
@@ -168,8 +174,15 @@ fn each_customer_is_mailed_once_and_a_refused_recipient_does_not_stop_the_others
         ]
     };
 
-    let report = mail::send_notices(&settings, &integrator, &ledger, "2026-10", notices())
-        .expect("the notices go");
+    let report = mail::send_notices(
+        &settings,
+        &templates(),
+        &integrator,
+        &ledger,
+        "2026-10",
+        notices(),
+    )
+    .expect("the notices go");
     assert_eq!(
         (report.notices, report.sent, report.already_sent),
         (3, 2, 0),
@@ -277,8 +290,15 @@ fn each_customer_is_mailed_once_and_a_refused_recipient_does_not_stop_the_others
     assert_eq!(sent[1].message_id, text(&third["message_id"]));
 
     // A re-run sends nothing twice, and tries the refused one again.
-    let again = mail::send_notices(&settings, &integrator, &ledger, "2026-10", notices())
-        .expect("the re-run");
+    let again = mail::send_notices(
+        &settings,
+        &templates(),
+        &integrator,
+        &ledger,
+        "2026-10",
+        notices(),
+    )
+    .expect("the re-run");
     assert_eq!((again.sent, again.already_sent), (0, 2), "{again}");
     assert_eq!(again.refused.len(), 1, "{again}");
     assert_eq!(again.refused[0].recipient, REFUSED);
@@ -289,6 +309,7 @@ fn each_customer_is_mailed_once_and_a_refused_recipient_does_not_stop_the_others
     // Another month is other notices.
     let november = mail::send_notices(
         &settings,
+        &templates(),
         &integrator,
         &ledger,
         "2026-11",
@@ -321,6 +342,7 @@ fn links_instead_of_attachments() {
     );
     let report = mail::send_notices(
         &settings,
+        &templates(),
         &integrator(),
         &ledger,
         "2026-10",
@@ -366,6 +388,7 @@ fn a_bad_address_is_reported_without_the_relay_and_an_unreachable_relay_is_an_er
     );
     let report = mail::send_notices(
         &settings,
+        &templates(),
         &integrator(),
         &ledger,
         "2026-10",
@@ -388,6 +411,7 @@ fn a_bad_address_is_reported_without_the_relay_and_an_unreachable_relay_is_an_er
 
     let error = mail::send_notices(
         &settings,
+        &templates(),
         &integrator(),
         &ledger,
         "2026-10",
@@ -510,6 +534,7 @@ fn starttls_and_login_keep_the_password_out_of_every_text() {
     assert!(!format!("{good:?}").contains(PASSWORD));
     let report = mail::send_notices(
         &good,
+        &templates(),
         &integrator,
         &ledger,
         "2026-10",
@@ -535,6 +560,7 @@ fn starttls_and_login_keep_the_password_out_of_every_text() {
     let send_one = |settings: &mail::MailSettings| {
         mail::send_notices(
             settings,
+            &templates(),
             &integrator,
             &ledger,
             "2026-10",
@@ -601,6 +627,7 @@ fn tls_from_the_first_byte_on_a_submissions_port() {
     );
     let report = mail::send_notices(
         &settings,
+        &templates(),
         &integrator(),
         &ledger,
         "2026-10",
@@ -641,8 +668,15 @@ fn a_relay_that_ends_sessions_gets_a_new_one() {
             notice(i, "X", &to, "SEPA_DD", "1", Some(fake_pdf(i as u8)))
         })
         .collect();
-    let report = mail::send_notices(&settings, &integrator(), &ledger, "2026-10", notices)
-        .expect("every notice goes");
+    let report = mail::send_notices(
+        &settings,
+        &templates(),
+        &integrator(),
+        &ledger,
+        "2026-10",
+        notices,
+    )
+    .expect("every notice goes");
     assert_eq!((report.sent, report.refused.len()), (5, 0), "{report}");
     assert_eq!(report.connections, 3, "{report}");
     assert_eq!(sink.connections(), 3);
@@ -704,4 +738,96 @@ fn run_publishes_the_pdfs_and_mails_each_customer_once() {
     assert_eq!(again["mail"]["sent"], 0);
     assert_eq!(again["mail"]["already_sent"], invoices);
     assert_eq!(sink.messages().len() as u64, invoices);
+}
+
+/// The integrator re-words the mail in its `[templates] dir`, without a
+/// rebuild: its subject and text are sent, and the HTML it left out is the
+/// default one, with the same filters.
+#[test]
+fn the_integrators_own_mail_templates_are_used() {
+    let sink = Sink::start(&[]);
+    let state = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(state.path()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mail_subject.txt"),
+        "{{ brand }} : votre facture de {{ invoice.month | month_fr }}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("mail.txt"),
+        "Chère cliente, cher client,\n\n{% if invoice.nothing_to_pay %}\nRien à payer.\n{% else %}\n{{ invoice.total_ttc | eur }} au {{ invoice.due_date | date_fr }}.\n{% endif %}\nIBAN : {{ integrator.bank_iban | iban }}\n",
+    )
+    .unwrap();
+    let templates = MailTemplates::load(Some(dir.path())).expect("the integrator's templates");
+    let settings = settings(
+        &format!(
+            "host = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
+            sink.port
+        ),
+        state.path(),
+        None,
+    );
+    let report = mail::send_notices(
+        &settings,
+        &templates,
+        &integrator(),
+        &ledger,
+        "2026-10",
+        [notice(
+            1,
+            "Élodie Müller",
+            "client1@example.org",
+            "SEPA_DD",
+            "1234.5",
+            Some(fake_pdf(1)),
+        )],
+    )
+    .expect("sent");
+    assert_eq!(report.sent, 1, "{report}");
+    let messages = sink.messages();
+    assert_eq!(
+        text(&messages[0]["subject"]),
+        "ExempleMobile : votre facture de octobre 2026"
+    );
+    // The text as sent, its line ends CRLF as mail has them.
+    assert_eq!(
+        text(&messages[0]["text"]).replace("\r\n", "\n"),
+        "Chère cliente, cher client,\n\n1\u{202f}234,50\u{a0}€ au 16/11/2026.\nIBAN : FR76 3000 6000 0112 3456 7890 189\n"
+    );
+    let html = text(&messages[0]["html"]);
+    assert!(html.contains("<p>Bonjour Élodie Müller,</p>"), "{html}");
+    assert_eq!(messages[0]["attachments"].as_array().unwrap().len(), 1);
+}
+
+/// A mail template the integrator broke stops `publish` before anything
+/// leaves (no SEPA file, no upload, no mail), in one line naming the
+/// template and the line.
+#[test]
+fn a_broken_mail_template_stops_publish_in_one_line() {
+    let ws = common::Workspace::samples();
+    let templates = ws.dir.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    std::fs::write(
+        templates.join("mail.html"),
+        "<p>Bonjour,</p>\n<p>{{ customer.name }</p>\n",
+    )
+    .unwrap();
+    let config = ws.dir.path().join("mvnobill.toml");
+    let mut text_config = std::fs::read_to_string(&config).unwrap();
+    // Port 9: nothing listens there, and nothing is contacted.
+    text_config.push_str(
+        "\n[templates]\ndir = \"templates\"\n\n[mail]\nhost = \"127.0.0.1\"\nport = 9\ntls = \"none\"\n",
+    );
+    std::fs::write(&config, text_config).unwrap();
+    let out = ws.run(&["publish", "--month", "2026-10"]);
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("error: mail: template mail.html line 2: syntax error"),
+        "{}",
+        out.stderr
+    );
+    assert!(!ws.lake().join("documents").exists());
 }

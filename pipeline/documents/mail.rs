@@ -2,6 +2,9 @@
 //! sent to the customer from the integrator's billing address through an
 //! SMTP relay (lettre), in French, with the amount, the due date and how it
 //! is paid, and the PDF attached or linked as `[mail]` says (docs/MAIL.md).
+//! The words are templates (`templates/mail_subject.txt`, `mail.txt`,
+//! `mail.html`, see [`MailTemplates`]): the integrator's own where its
+//! `[templates] dir` has them.
 //!
 //! - One SMTP session serves the whole month: connect, TLS, login once, then
 //!   `MAIL FROM` / `RCPT TO` / `DATA` per message. A recipient the relay
@@ -26,7 +29,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
@@ -41,7 +44,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::ledger::Ledger;
 use crate::core::month::Month;
-use crate::documents::templates::format_eur;
+use crate::documents::templates::{MailTemplates, TemplateError};
 use crate::reference::integrator::Integrator;
 
 /// The environment variable the SMTP password is read from.
@@ -83,6 +86,10 @@ pub enum MailError {
     Message { invoice: String, reason: String },
     #[error("mail: ledger table mails_sent: {0}")]
     Ledger(String),
+    /// A mail template that does not load or does not render, on one line
+    /// naming the template and the line.
+    #[error("mail: {0}")]
+    Template(#[from] TemplateError),
 }
 
 // ---- settings ----------------------------------------------------------
@@ -493,40 +500,6 @@ fn record_sent(
 
 // ---- the message ----------------------------------------------------------
 
-const MONTHS_FR: [&str; 12] = [
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-];
-
-fn month_fr(month: Month) -> String {
-    let first = month.first_day();
-    format!("{} {}", MONTHS_FR[first.month0() as usize], first.year())
-}
-
-fn date_fr(date: NaiveDate) -> String {
-    date.format("%d/%m/%Y").to_string()
-}
-
-/// `FR7630006000011234567890189` → `FR76 3000 6000 0112 3456 7890 189`.
-fn iban_groups(iban: &str) -> String {
-    let compact: Vec<char> = iban.chars().filter(|c| !c.is_whitespace()).collect();
-    compact
-        .chunks(4)
-        .map(|c| c.iter().collect::<String>())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 fn brand(integrator: &Integrator) -> &str {
     integrator
         .brand
@@ -563,148 +536,81 @@ struct Content {
     attach: bool,
 }
 
+/// What the mail templates receive (docs/MAIL.md).
+#[derive(Serialize)]
+struct MailContext<'a> {
+    invoice: MailInvoice<'a>,
+    customer: MailCustomer<'a>,
+    /// `integrator.toml`, as the invoice templates have it.
+    integrator: &'a Integrator,
+    /// The integrator's `brand`, else its `name`.
+    brand: &'a str,
+    /// The PDF's file name when it is attached.
+    attachment: Option<String>,
+    /// The PDF's address when `[mail] link_base_url` is set.
+    link: Option<String>,
+}
+
+#[derive(Serialize)]
+struct MailInvoice<'a> {
+    invoice_number: &'a str,
+    /// `2026-10`.
+    month: String,
+    total_ttc: Decimal,
+    #[serde(serialize_with = "crate::documents::document::iso_date")]
+    due_date: NaiveDate,
+    /// `SEPA_DD` or `TRANSFER`.
+    payment_method: &'a str,
+    /// The total is zero or less.
+    nothing_to_pay: bool,
+}
+
+#[derive(Serialize)]
+struct MailCustomer<'a> {
+    customer_id: &'a str,
+    /// On one line.
+    name: String,
+}
+
 fn content(
+    templates: &MailTemplates,
     settings: &MailSettings,
     integrator: &Integrator,
     month: Month,
     notice: &Notice,
-) -> Content {
-    let brand = brand(integrator);
+) -> Result<Content, TemplateError> {
     let number = &notice.invoice_number;
-    let amount = format_eur(notice.amount_ttc, 2);
-    let due = date_fr(notice.due_date);
-    let link = settings.link(&month.to_string(), number);
     let attach = settings.attach_pdf && notice.pdf.is_some();
-    let subject = format!("Votre facture {brand} {number} est disponible");
-
-    // Paragraphs, each a list of lines; the HTML version is the same text.
-    let mut paragraphs: Vec<Vec<String>> = Vec::new();
-    paragraphs.push(vec![format!(
-        "Bonjour {},",
-        one_line_name(&notice.customer_name)
-    )]);
-    paragraphs.push(vec![format!(
-        "Votre facture {brand} n° {number} de {} est disponible.",
-        month_fr(month)
-    )]);
-    let payment = if notice.amount_ttc <= Decimal::ZERO {
-        vec![format!(
-            "Montant TTC : {amount}. Vous n'avez rien à régler."
-        )]
-    } else {
-        match notice.payment_method.as_str() {
-            "SEPA_DD" => vec![
-                format!("Montant TTC : {amount}"),
-                format!("Ce montant sera prélevé le {due} sur votre compte."),
-            ],
-            "TRANSFER" => {
-                let mut lines = vec![
-                    format!("Montant TTC : {amount}"),
-                    format!("À régler par virement avant le {due} :"),
-                ];
-                if let Some(iban) = integrator.bank_iban.as_deref() {
-                    lines.push(format!("IBAN : {}", iban_groups(iban)));
-                }
-                if let Some(bic) = integrator.bank_bic.as_deref() {
-                    lines.push(format!("BIC : {bic}"));
-                }
-                lines.push(format!("Référence à indiquer : {number}"));
-                lines
-            }
-            _ => vec![
-                format!("Montant TTC : {amount}"),
-                format!("À régler avant le {due}."),
-            ],
-        }
+    let context = MailContext {
+        invoice: MailInvoice {
+            invoice_number: number,
+            month: month.to_string(),
+            total_ttc: notice.amount_ttc,
+            due_date: notice.due_date,
+            payment_method: &notice.payment_method,
+            nothing_to_pay: notice.amount_ttc <= Decimal::ZERO,
+        },
+        customer: MailCustomer {
+            customer_id: &notice.customer_id,
+            name: one_line_name(&notice.customer_name),
+        },
+        integrator,
+        brand: brand(integrator),
+        attachment: attach.then(|| format!("{number}.pdf")),
+        link: settings.link(&month.to_string(), number),
     };
-    paragraphs.push(payment);
-    let mut document = Vec::new();
-    if attach {
-        document.push(format!(
-            "Votre facture est jointe à ce message ({number}.pdf)."
-        ));
-    }
-    if let Some(link) = &link {
-        document.push(if attach {
-            "Vous pouvez aussi la consulter et la télécharger à cette adresse :".to_string()
-        } else {
-            "Vous pouvez la consulter et la télécharger à cette adresse :".to_string()
-        });
-        document.push(link.clone());
-    }
-    paragraphs.push(document);
-    let mut contact = Vec::new();
-    if let Some(phone) = integrator.customer_service_phone.as_deref() {
-        let cost = integrator
-            .customer_service_cost
-            .as_deref()
-            .map(|c| format!(" ({c})"))
-            .unwrap_or_default();
-        contact.push(format!("par téléphone au {phone}{cost}"));
-    }
-    if let Some(email) = integrator.customer_service_email.as_deref() {
-        contact.push(format!("par e-mail à {email}"));
-    }
-    if !contact.is_empty() {
-        paragraphs.push(vec![format!(
-            "Une question ? Notre service client vous répond {}.",
-            contact.join(" ou ")
-        )]);
-    }
-    paragraphs.push(vec![
-        "Cordialement,".to_string(),
-        format!("Le service facturation {brand}"),
-    ]);
-    let mut footer = vec![integrator.name.clone()];
-    if let Some(form) = integrator.legal_form.as_deref() {
-        footer.push(form.to_string());
-    }
-    if !integrator.address.is_empty() {
-        footer.push(integrator.address.join(", "));
-    }
-    if let Some(siret) = integrator.siret.as_deref() {
-        footer.push(format!("SIRET {siret}"));
-    }
-    let footer = footer.join(" – ");
-
-    let mut text = paragraphs
-        .iter()
-        .filter(|p| !p.is_empty())
-        .map(|p| p.join("\n"))
-        .collect::<Vec<_>>()
-        .join("\n\n");
-    text.push_str("\n\n-- \n");
-    text.push_str(&footer);
-    text.push('\n');
-
-    let mut html = String::from(
-        "<!DOCTYPE html>\n<html lang=\"fr\"><head><meta charset=\"utf-8\"></head>\n<body style=\"font-family: sans-serif; font-size: 14px; color: #222;\">\n",
-    );
-    for paragraph in paragraphs.iter().filter(|p| !p.is_empty()) {
-        let lines: Vec<String> = paragraph
-            .iter()
-            .map(|line| {
-                if link.as_deref() == Some(line.as_str()) {
-                    let url = crate::documents::document::escape_markup(line);
-                    format!("<a href=\"{url}\">{url}</a>")
-                } else {
-                    crate::documents::document::escape_markup(line)
-                }
-            })
-            .collect();
-        html.push_str(&format!("<p>{}</p>\n", lines.join("<br>\n")));
-    }
-    html.push_str(&format!(
-        "<p style=\"color: #777; font-size: 12px;\">{}</p>\n</body></html>\n",
-        crate::documents::document::escape_markup(&footer)
-    ));
-
-    Content {
-        subject,
-        text,
-        html,
+    let subject = templates.render(MailTemplates::SUBJECT, &context)?;
+    Ok(Content {
+        subject: subject
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .collect::<Vec<_>>()
+            .join(" "),
+        text: templates.render(MailTemplates::TEXT, &context)?,
+        html: templates.render(MailTemplates::HTML, &context)?,
         attach,
-    }
+    })
 }
 
 static MESSAGE_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -731,9 +637,11 @@ fn message_id(invoice_number: &str, from: &Mailbox) -> String {
 
 /// A notice's message: From the integrator's billing address, To the
 /// customer, the text in French (plain and HTML), the PDF attached as
-/// `<invoice_number>.pdf` and/or linked, as the settings say.
+/// `<invoice_number>.pdf` and/or linked, as the settings say, worded by the
+/// mail templates.
 pub fn compose(
     settings: &MailSettings,
+    templates: &MailTemplates,
     integrator: &Integrator,
     month: &str,
     notice: &Notice,
@@ -744,7 +652,7 @@ pub fn compose(
         invoice: notice.invoice_number.clone(),
         reason,
     })?;
-    build(settings, integrator, month, notice, &from, to).map(|(message, _, _)| message)
+    build(settings, templates, integrator, month, notice, &from, to).map(|(message, _, _)| message)
 }
 
 /// The customer's mailbox, or why it is not one.
@@ -774,13 +682,14 @@ fn one_line_name(name: &str) -> String {
 /// The message, its Message-ID, and whether the PDF is attached.
 fn build(
     settings: &MailSettings,
+    templates: &MailTemplates,
     integrator: &Integrator,
     month: Month,
     notice: &Notice,
     from: &Mailbox,
     to: Mailbox,
 ) -> Result<(Message, String, bool), MailError> {
-    let content = content(settings, integrator, month, notice);
+    let content = content(templates, settings, integrator, month, notice)?;
     let id = message_id(&notice.invoice_number, from);
     let mut builder = Message::builder()
         .from(from.clone())
@@ -1025,9 +934,12 @@ impl Session<'_> {
 
 /// Sends each notice not sent yet, over one SMTP session, and records what
 /// the relay accepted in the ledger. A refused recipient is reported and the
-/// others still go; what stops every notice is an error.
+/// others still go; what stops every notice is an error. The messages are
+/// worded by `templates` (the integrator's `[templates] dir`, or the
+/// defaults).
 pub fn send_notices(
     settings: &MailSettings,
+    templates: &MailTemplates,
     from: &Integrator,
     ledger: &Ledger,
     month: &str,
@@ -1077,8 +989,15 @@ pub fn send_notices(
                     continue;
                 }
             };
-            let (message, id, attached) =
-                build(settings, from, parsed_month, &notice, &sender, to.clone())?;
+            let (message, id, attached) = build(
+                settings,
+                templates,
+                from,
+                parsed_month,
+                &notice,
+                &sender,
+                to.clone(),
+            )?;
             let bytes = message.formatted();
             // A session the relay ended (421, network) is reopened once for
             // the same message: nothing of it was accepted yet.
@@ -1164,6 +1083,10 @@ mod tests {
             .expect("the samples' integrator.toml")
     }
 
+    fn templates() -> MailTemplates {
+        MailTemplates::load(None).expect("the default mail templates")
+    }
+
     fn section(text: &str) -> MailSection {
         toml::from_str(text).expect("a [mail] section")
     }
@@ -1197,7 +1120,8 @@ mod tests {
     }
 
     fn formatted(settings: &MailSettings, notice: &Notice) -> String {
-        let message = compose(settings, &integrator(), "2026-10", notice).expect("a message");
+        let message =
+            compose(settings, &templates(), &integrator(), "2026-10", notice).expect("a message");
         String::from_utf8(message.formatted()).expect("an ASCII message")
     }
 
@@ -1332,11 +1256,13 @@ mod tests {
     fn french_amount_and_direct_debit_date() {
         let s = settings("host = \"smtp.example.com\"");
         let content = content(
+            &templates(),
             &s,
             &integrator(),
             "2026-10".parse().unwrap(),
             &notice("SEPA_DD", Some(vec![1])),
-        );
+        )
+        .expect("the mail's content");
         assert!(
             content.text.starts_with("Bonjour Élodie Müller,\n"),
             "{}",
@@ -1366,7 +1292,14 @@ mod tests {
             amount_ttc: Decimal::new(123456789, 2),
             ..notice("SEPA_DD", None)
         };
-        let content = super::content(&s, &integrator(), "2026-10".parse().unwrap(), &big);
+        let content = super::content(
+            &templates(),
+            &s,
+            &integrator(),
+            "2026-10".parse().unwrap(),
+            &big,
+        )
+        .expect("the mail's content");
         assert!(
             content.text.contains("1\u{202f}234\u{202f}567,89\u{a0}€"),
             "{}",
@@ -1378,11 +1311,13 @@ mod tests {
     fn transfer_says_before_when_and_where_to() {
         let s = settings("host = \"smtp.example.com\"");
         let content = content(
+            &templates(),
             &s,
             &integrator(),
             "2026-10".parse().unwrap(),
             &notice("TRANSFER", Some(vec![1])),
-        );
+        )
+        .expect("the mail's content");
         assert!(
             content
                 .text
@@ -1426,11 +1361,13 @@ mod tests {
         assert!(!mail.contains("application/pdf"), "{mail}");
         assert!(!mail.contains("multipart/mixed"), "{mail}");
         let content = content(
+            &templates(),
             &linked,
             &integrator(),
             "2026-10".parse().unwrap(),
             &notice("SEPA_DD", None),
-        );
+        )
+        .expect("the mail's content");
         assert!(
             content
                 .text
@@ -1450,11 +1387,13 @@ mod tests {
             "host = \"smtp.example.com\"\nlink_base_url = \"https://factures.exemple-mobile.fr/2026-10/\"",
         );
         let c = content(
+            &templates(),
             &both,
             &integrator(),
             "2026-10".parse().unwrap(),
             &notice("SEPA_DD", Some(vec![1])),
-        );
+        )
+        .expect("the mail's content");
         assert!(c.attach);
         assert!(c.text.contains("jointe à ce message (EXM-2026-000001.pdf)"));
         assert!(c
@@ -1469,7 +1408,14 @@ mod tests {
             customer_name: "<script>alert(1)</script> & Cie".to_string(),
             ..notice("SEPA_DD", Some(vec![1]))
         };
-        let c = content(&s, &integrator(), "2026-10".parse().unwrap(), &n);
+        let c = content(
+            &templates(),
+            &s,
+            &integrator(),
+            "2026-10".parse().unwrap(),
+            &n,
+        )
+        .expect("the mail's content");
         assert!(
             c.html
                 .contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; Cie"),
@@ -1504,7 +1450,7 @@ mod tests {
             to: "pas-une-adresse".to_string(),
             ..notice("SEPA_DD", Some(vec![1]))
         };
-        let text = compose(&s, &integrator(), "2026-10", &n)
+        let text = compose(&s, &templates(), &integrator(), "2026-10", &n)
             .unwrap_err()
             .to_string();
         assert!(text.contains("pas-une-adresse"), "{text}");
@@ -1512,6 +1458,7 @@ mod tests {
         no_billing.billing_email = None;
         let text = compose(
             &s,
+            &templates(),
             &no_billing,
             "2026-10",
             &notice("SEPA_DD", Some(vec![1])),
@@ -1519,7 +1466,14 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(text.contains("billing_email"), "{text}");
-        assert!(compose(&s, &integrator(), "2026-13", &notice("SEPA_DD", None)).is_err());
+        assert!(compose(
+            &s,
+            &templates(),
+            &integrator(),
+            "2026-13",
+            &notice("SEPA_DD", None)
+        )
+        .is_err());
     }
 
     #[test]
@@ -1576,6 +1530,7 @@ mod tests {
         let s = settings("host = \"127.0.0.1\"\nport = 9\ntls = \"none\"");
         let error = send_notices(
             &s,
+            &templates(),
             &integrator(),
             &ledger,
             "2026-10",
@@ -1583,5 +1538,136 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(error, MailError::NoPdf { .. }), "{error}");
+    }
+
+    /// The default templates, word for word: what mails said when they
+    /// were written in Rust.
+    #[test]
+    fn the_default_mail_word_for_word() {
+        let s = settings(
+            "host = \"smtp.example.com\"\nlink_base_url = \"https://factures.exemple-mobile.fr/{month}/\"",
+        );
+        let n = Notice {
+            invoice_number: "EXM-2026-000042".to_string(),
+            customer_name: "Zoë O'Brien".to_string(),
+            due_date: NaiveDate::from_ymd_opt(2026, 11, 6).unwrap(),
+            ..notice("TRANSFER", Some(vec![1]))
+        };
+        let c = content(
+            &templates(),
+            &s,
+            &integrator(),
+            "2026-10".parse().unwrap(),
+            &n,
+        )
+        .expect("the mail's content");
+        assert_eq!(
+            c.subject,
+            "Votre facture ExempleMobile EXM-2026-000042 est disponible"
+        );
+        assert_eq!(
+            c.text,
+            concat!(
+            "Bonjour Zoë O'Brien,\n",
+            "\n",
+            "Votre facture ExempleMobile n° EXM-2026-000042 de octobre 2026 est disponible.\n",
+            "\n",
+            "Montant TTC : 83,86\u{a0}€\n",
+            "À régler par virement avant le 06/11/2026 :\n",
+            "IBAN : FR76 3000 6000 0112 3456 7890 189\n",
+            "BIC : AGRIFRPPXXX\n",
+            "Référence à indiquer : EXM-2026-000042\n",
+            "\n",
+            "Votre facture est jointe à ce message (EXM-2026-000042.pdf).\n",
+            "Vous pouvez aussi la consulter et la télécharger à cette adresse :\n",
+            "https://factures.exemple-mobile.fr/2026-10/EXM-2026-000042.pdf\n",
+            "\n",
+            "Une question ? Notre service client vous répond par téléphone au 09 70 00 00 00 (appel non surtaxé) ou par e-mail à support@exemple-mobile.fr.\n",
+            "\n",
+            "Cordialement,\n",
+            "Le service facturation ExempleMobile\n",
+            "\n",
+            "-- \n",
+            "Telco Exemple SAS – SAS au capital de 10 000 € – 12 avenue des Lilas, 69003 Lyon – SIRET 12345678200010\n",
+            )
+        );
+        assert_eq!(
+            c.html,
+            concat!(
+            "<!DOCTYPE html>\n",
+            "<html lang=\"fr\"><head><meta charset=\"utf-8\"></head>\n",
+            "<body style=\"font-family: sans-serif; font-size: 14px; color: #222;\">\n",
+            "<p>Bonjour Zoë O&#39;Brien,</p>\n",
+            "<p>Votre facture ExempleMobile n° EXM-2026-000042 de octobre 2026 est disponible.</p>\n",
+            "<p>Montant TTC : 83,86\u{a0}€<br>\n",
+            "À régler par virement avant le 06/11/2026 :<br>\n",
+            "IBAN : FR76 3000 6000 0112 3456 7890 189<br>\n",
+            "BIC : AGRIFRPPXXX<br>\n",
+            "Référence à indiquer : EXM-2026-000042</p>\n",
+            "<p>Votre facture est jointe à ce message (EXM-2026-000042.pdf).<br>\n",
+            "Vous pouvez aussi la consulter et la télécharger à cette adresse :<br>\n",
+            "<a href=\"https://factures.exemple-mobile.fr/2026-10/EXM-2026-000042.pdf\">https://factures.exemple-mobile.fr/2026-10/EXM-2026-000042.pdf</a></p>\n",
+            "<p>Une question ? Notre service client vous répond par téléphone au 09 70 00 00 00 (appel non surtaxé) ou par e-mail à support@exemple-mobile.fr.</p>\n",
+            "<p>Cordialement,<br>\n",
+            "Le service facturation ExempleMobile</p>\n",
+            "<p style=\"color: #777; font-size: 12px;\">Telco Exemple SAS – SAS au capital de 10 000 € – 12 avenue des Lilas, 69003 Lyon – SIRET 12345678200010</p>\n",
+            "</body></html>\n",
+            )
+        );
+    }
+
+    #[test]
+    fn an_integrators_mail_template_is_used_and_a_broken_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("mail_subject.txt"),
+            "Facture {{ invoice.invoice_number }}\n  de {{ brand }}\n",
+        )
+        .unwrap();
+        let own = MailTemplates::load(Some(dir.path())).expect("the integrator's subject");
+        let s = settings("host = \"smtp.example.com\"");
+        let c = content(
+            &own,
+            &s,
+            &integrator(),
+            "2026-10".parse().unwrap(),
+            &notice("SEPA_DD", Some(vec![1])),
+        )
+        .expect("the mail's content");
+        assert_eq!(c.subject, "Facture EXM-2026-000001 de ExempleMobile");
+        assert!(c.text.starts_with("Bonjour Élodie Müller,\n"), "{}", c.text);
+
+        std::fs::write(
+            dir.path().join("mail.txt"),
+            "Bonjour,\n\n{% if attachment %}\nJointe.\n{% endfi %}\n",
+        )
+        .unwrap();
+        let Err(error) = MailTemplates::load(Some(dir.path())) else {
+            panic!("a broken mail template loads");
+        };
+        let text = MailError::from(error).to_string();
+        assert!(
+            text.starts_with("mail: template mail.txt line 5: syntax error"),
+            "{text}"
+        );
+        assert!(!text.contains('\n'), "{text}");
+
+        // A name the context lacks is said when the mail is written.
+        std::fs::write(dir.path().join("mail.txt"), "Bonjour {{ client }}\n").unwrap();
+        let own = MailTemplates::load(Some(dir.path())).expect("it parses");
+        let Err(error) = content(
+            &own,
+            &s,
+            &integrator(),
+            "2026-10".parse().unwrap(),
+            &notice("SEPA_DD", Some(vec![1])),
+        ) else {
+            panic!("an undefined name renders");
+        };
+        let text = error.to_string();
+        assert!(
+            text.starts_with("template mail.txt line 1: undefined value"),
+            "{text}"
+        );
     }
 }

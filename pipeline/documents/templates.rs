@@ -2,7 +2,8 @@
 //! its `[templates] dir` has them, the embedded defaults otherwise, with the
 //! filters that format French amounts, dates, numbers and quantities, and
 //! the integrator's logo and banner. Invoices and credit notes are laid out
-//! with them (`render`, `credit`), mails quote the same formats.
+//! with them (`render`, `credit`), and the mail that announces an invoice is
+//! worded with them (`mail`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,7 +14,8 @@ use minijinja::{Environment, Value};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::documents::document::{CreditNoteDocument, InvoiceDocument, InvoiceLine};
+use crate::core::month::Month;
+use crate::documents::document::{escape_markup, CreditNoteDocument, InvoiceDocument, InvoiceLine};
 use crate::documents::images::{self, ImageError};
 use crate::reference::integrator::Integrator;
 
@@ -34,6 +36,54 @@ const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The mail that announces an invoice (`mail.rs`, docs/MAIL.md): its
+/// subject, its plain text and its HTML alternative.
+const MAIL_TEMPLATES: &[(&str, &str)] = &[
+    (
+        MailTemplates::SUBJECT,
+        include_str!("../../templates/mail_subject.txt"),
+    ),
+    (
+        MailTemplates::TEXT,
+        include_str!("../../templates/mail.txt"),
+    ),
+    (
+        MailTemplates::HTML,
+        include_str!("../../templates/mail.html"),
+    ),
+];
+
+/// Each of `templates` into `env`: the integrator's own file where its
+/// `[templates] dir` has one, the embedded default otherwise; then the
+/// French filters, and names the context lacks as errors.
+fn load_into(
+    mut env: Environment<'static>,
+    dir: Option<&Path>,
+    templates: &[(&str, &str)],
+) -> Result<Environment<'static>, TemplateError> {
+    for (name, default) in templates {
+        let source = match dir.map(|d| d.join(name)) {
+            Some(path) if path.exists() => std::fs::read_to_string(&path).map_err(|e| {
+                TemplateError(format!("template {}: cannot read: {e}", path.display()))
+            })?,
+            _ => default.to_string(),
+        };
+        env.add_template_owned(name.to_string(), source)
+            .map_err(template_error)?;
+    }
+    env.add_filter("eur", eur);
+    env.add_filter("eur_unit", eur_unit);
+    env.add_filter("date_fr", date_fr);
+    env.add_filter("month_fr", month_fr_filter);
+    env.add_filter("msisdn_fr", |v: String| msisdn_fr(&v));
+    env.add_filter("iban", |v: String| iban_groups(&v));
+    env.add_filter("qty", quantity);
+    env.add_filter("event_label", |v: String| event_label(&v).to_string());
+    env.add_filter("zone_label", |v: String| zone_label(&v));
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    Ok(env)
+}
+
 /// The invoice templates: the integrator's own files where its `[templates]
 /// dir` has them, the embedded defaults otherwise, with the filters that
 /// format French amounts, dates, numbers and quantities.
@@ -43,25 +93,7 @@ pub struct Templates {
 
 impl Templates {
     pub fn load(dir: Option<&Path>) -> Result<Templates, TemplateError> {
-        let mut env = Environment::new();
-        for (name, default) in DEFAULT_TEMPLATES {
-            let source = match dir.map(|d| d.join(name)) {
-                Some(path) if path.exists() => std::fs::read_to_string(&path).map_err(|e| {
-                    TemplateError(format!("template {}: cannot read: {e}", path.display()))
-                })?,
-                _ => default.to_string(),
-            };
-            env.add_template_owned(name.to_string(), source)
-                .map_err(template_error)?;
-        }
-        env.add_filter("eur", eur);
-        env.add_filter("eur_unit", eur_unit);
-        env.add_filter("date_fr", date_fr);
-        env.add_filter("msisdn_fr", |v: String| msisdn_fr(&v));
-        env.add_filter("qty", quantity);
-        env.add_filter("event_label", |v: String| event_label(&v).to_string());
-        env.add_filter("zone_label", |v: String| zone_label(&v));
-        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        let env = load_into(Environment::new(), dir, DEFAULT_TEMPLATES)?;
         Ok(Templates { env })
     }
 
@@ -105,6 +137,52 @@ impl Templates {
                 logo => logo,
                 banner => banner,
             })
+            .map_err(template_error)
+    }
+}
+
+/// The mail templates, loaded as the invoice templates are (the
+/// integrator's files first, the same filters), and written line by line:
+/// a line holding only a `{% tag %}` leaves nothing in the mail
+/// (`trim_blocks`, `lstrip_blocks`), and the file's last line break is
+/// kept. The HTML escapes text values with [`escape_markup`] (`'` as
+/// `&#39;`, `/` left as it is), as the mail did before it was a template.
+pub struct MailTemplates {
+    env: Environment<'static>,
+}
+
+impl MailTemplates {
+    /// The subject (one line: its line breaks become spaces).
+    pub const SUBJECT: &'static str = "mail_subject.txt";
+    /// The plain text.
+    pub const TEXT: &'static str = "mail.txt";
+    /// The HTML alternative.
+    pub const HTML: &'static str = "mail.html";
+
+    pub fn load(dir: Option<&Path>) -> Result<MailTemplates, TemplateError> {
+        let mut env = Environment::new();
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        env.set_keep_trailing_newline(true);
+        env.set_formatter(|out, state, value| match value.as_str() {
+            Some(text)
+                if state.auto_escape() == minijinja::AutoEscape::Html && !value.is_safe() =>
+            {
+                out.write_str(&escape_markup(text))
+                    .map_err(minijinja::Error::from)
+            }
+            _ => minijinja::escape_formatter(out, state, value),
+        });
+        let env = load_into(env, dir, MAIL_TEMPLATES)?;
+        Ok(MailTemplates { env })
+    }
+
+    /// One of the mail's templates ([`MailTemplates::SUBJECT`], `TEXT`,
+    /// `HTML`) with its context.
+    pub fn render<S: Serialize>(&self, name: &str, context: &S) -> Result<String, TemplateError> {
+        self.env
+            .get_template(name)
+            .and_then(|template| template.render(Value::from_serialize(context)))
             .map_err(template_error)
     }
 }
@@ -241,6 +319,53 @@ fn date_fr(value: Value) -> Result<Value, minijinja::Error> {
         })
 }
 
+const MONTHS_FR: [&str; 12] = [
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+];
+
+/// `2026-10` → `octobre 2026`.
+pub fn month_fr(month: Month) -> String {
+    let first = month.first_day();
+    format!(
+        "{} {}",
+        MONTHS_FR[chrono::Datelike::month0(&first) as usize],
+        chrono::Datelike::year(&first)
+    )
+}
+
+fn month_fr_filter(value: Value) -> Result<Value, minijinja::Error> {
+    let text = value.to_string();
+    text.parse::<Month>()
+        .map(|m| Value::from(month_fr(m)))
+        .map_err(|_| {
+            minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("'{text}' is not a month"),
+            )
+        })
+}
+
+/// `FR7630006000011234567890189` → `FR76 3000 6000 0112 3456 7890 189`.
+pub fn iban_groups(iban: &str) -> String {
+    let compact: Vec<char> = iban.chars().filter(|c| !c.is_whitespace()).collect();
+    compact
+        .chunks(4)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// `33612345678` → `06 12 34 56 78`; other numbers as they are.
 pub fn msisdn_fr(msisdn: &str) -> String {
     match msisdn.strip_prefix("33") {
@@ -370,6 +495,16 @@ mod tests {
         assert_eq!(
             date_fr(Value::from("2026-10-31")).unwrap().to_string(),
             "31/10/2026"
+        );
+        assert_eq!(month_fr("2026-08".parse().unwrap()), "août 2026");
+        assert_eq!(
+            month_fr_filter(Value::from("2027-01")).unwrap().to_string(),
+            "janvier 2027"
+        );
+        assert!(month_fr_filter(Value::from("2027-13")).is_err());
+        assert_eq!(
+            iban_groups("FR7630006000011234567890189"),
+            "FR76 3000 6000 0112 3456 7890 189"
         );
     }
 

@@ -350,7 +350,8 @@ pub fn value_string(array: &ArrayRef, row: usize) -> Result<String, DataFusionEr
     )?)
 }
 
-/// Rows of a query as text, with their column names.
+/// Rows of a query as text, with their column names (none by default).
+#[derive(Default)]
 pub struct Rows {
     columns: std::collections::BTreeMap<String, usize>,
     pub rows: Vec<Vec<String>>,

@@ -56,6 +56,10 @@ pub const BILLING_DRAFT: &[SqlFile] = &[
     sql!("billing", "draft_invoices"),
 ];
 
+/// After `BILLING_DRAFT`: the first draft line without a price in force
+/// (`bill` refuses the month when there is one).
+pub const UNPRICED_LINES: SqlFile = sql!("billing", "unpriced_lines", Keep::View);
+
 /// The numbered outputs: the `invoices` and `invoice_lines` datasets.
 pub const BILLING_OUTPUT: &[SqlFile] = &[
     sql!("billing", "invoices"),
@@ -69,6 +73,12 @@ pub const FINANCE: &[SqlFile] = &[
     sql!("finance", "sales_journal"),
     sql!("finance", "e_reporting"),
 ];
+
+/// After `FINANCE`: the margin's totals against their sources' (`finance`
+/// refuses a margin that loses or counts twice), and the journal's rows in
+/// the CSV's order.
+pub const MARGIN_CHECK: SqlFile = sql!("finance", "margin_check", Keep::View);
+pub const JOURNAL_ENTRIES: SqlFile = sql!("finance", "journal_entries", Keep::View);
 
 /// What the invoice documents show (`render`): the invoices with their
 /// customers, their lines in print order, and the annex.
@@ -135,3 +145,7 @@ pub const WHATIF_ALTERNATIVE: &[SqlFile] = &[
 pub const WHATIF_MARGIN: SqlFile = sql!("whatif", "alternative_margin", Keep::View);
 /// The `whatif` dataset, from every alternative's margin rows.
 pub const WHATIF: SqlFile = sql!("whatif", "whatif", Keep::View);
+
+/// `mvnobill doctor` (docs/OPERATIONS.md): each invoice of every month with
+/// what its lines add up to.
+pub const INVOICE_TOTALS: SqlFile = sql!("doctor", "invoice_totals", Keep::View);

@@ -189,16 +189,13 @@ async fn summarise(ctx: &SessionContext, report: &mut BillReport) -> Result<(), 
 }
 
 /// A subscription, option or handset without a price in force must not be
-/// billed at zero: the month is refused with the first such line named.
+/// billed at zero: the month is refused with the first such line named
+/// (`sql/billing/unpriced_lines.sql`).
 async fn check_prices(ctx: &SessionContext, month: &str) -> Result<(), BillError> {
-    let missing = engine::rows_strings(
-        ctx,
-        "SELECT kind, customer_id, msisdn, code, CAST(period_start AS VARCHAR)
-         FROM draft_lines WHERE amount_ht IS NULL ORDER BY customer_id, msisdn, kind LIMIT 1",
-    )
-    .await?;
-    if let Some(row) = missing.first() {
-        let table = match row[0].as_str() {
+    let missing = engine::Rows::query(ctx, &sqlfiles::UNPRICED_LINES).await?;
+    if let Some(row) = missing.rows.first() {
+        let get = |column| missing.get(row, column);
+        let table = match get("kind") {
             "SUBSCRIPTION" => "plan_fees.csv has no fee for plan",
             "OPTION" => "options.csv has no version of option",
             _ => "handsets.csv has no price (nor bare price) for sale",
@@ -207,7 +204,10 @@ async fn check_prices(ctx: &SessionContext, month: &str) -> Result<(), BillError
             month: month.to_string(),
             message: format!(
                 "{table} '{}' in force on {} (customer {}, line {})",
-                row[3], row[4], row[1], row[2]
+                get("code"),
+                get("period_start"),
+                get("customer_id"),
+                get("msisdn")
             ),
         });
     }
@@ -234,4 +234,60 @@ fn numbers_batch(numbers: &[(i64, IssuedNumber)]) -> datafusion::arrow::record_b
         ],
     )
     .expect("number columns")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first unpriced draft line, in customer, line and kind order,
+    /// refuses the month; priced lines are not named.
+    #[tokio::test]
+    async fn a_line_without_a_price_in_force_is_refused_and_named() {
+        let ctx = engine::session();
+        let draft = |rows: &str| {
+            format!(
+                "CREATE OR REPLACE VIEW draft_lines AS
+                 SELECT column1 AS kind, column2 AS customer_id, column3 AS msisdn,
+                        column4 AS code, CAST(column5 AS DATE) AS period_start,
+                        CAST(column6 AS DECIMAL(12, 2)) AS amount_ht
+                 FROM (VALUES {rows})"
+            )
+        };
+        ctx.sql(&draft(
+            "('SUBSCRIPTION', 'C00002', '33600000002', 'ILL20', '2026-10-01', '19.99'),
+             ('OPTION', 'C00002', '33600000002', 'EU10', '2026-10-05', NULL),
+             ('SUBSCRIPTION', 'C00002', '33600000001', 'ILL20', '2026-10-01', NULL),
+             ('EQUIPMENT', 'C00001', '33600000009', 'PHONE1', '2026-10-12', '1.00')",
+        ))
+        .await
+        .unwrap();
+        let error = check_prices(&ctx, "2026-10").await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "cannot bill 2026-10: plan_fees.csv has no fee for plan 'ILL20' in force on 2026-10-01 (customer C00002, line 33600000001)"
+        );
+
+        ctx.sql(&draft(
+            "('EQUIPMENT', 'C00001', '33600000009', 'PHONE1', '2026-10-12', NULL)",
+        ))
+        .await
+        .unwrap();
+        let error = check_prices(&ctx, "2026-10").await.unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("handsets.csv has no price (nor bare price) for sale 'PHONE1' in force on 2026-10-12"),
+            "{error}"
+        );
+
+        ctx.sql(&draft(
+            "('OPTION', 'C00001', '33600000009', 'EU10', '2026-10-01', '3.00')",
+        ))
+        .await
+        .unwrap();
+        check_prices(&ctx, "2026-10")
+            .await
+            .expect("every line priced");
+    }
 }

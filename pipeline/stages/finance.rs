@@ -2,12 +2,14 @@
 //! beside the invoices (docs/ACCOUNTING.md):
 //!
 //! - `margin/month=YYYY-MM/`: retail HT by kind against the MVNE's wholesale
-//!   cost, per customer, line and plan (`sql/finance/margin.sql`);
+//!   cost, per customer, line and plan (`sql/finance/margin.sql`), refused
+//!   when it does not add up to its sources (`margin_check.sql`);
 //! - `sales_journal/month=YYYY-MM/`: one row per document and VAT rate with
 //!   its accounts (`sql/finance/sales_journal.sql`), and the same entries in
 //!   double entry as a CSV for the accountant's software,
-//!   `documents/YYYY-MM/journal-YYYY-MM.csv` (French convention, formula
-//!   injection neutralised, see [`journal_csv`]);
+//!   `documents/YYYY-MM/journal-YYYY-MM.csv` (rows as `journal_entries.sql`
+//!   orders them, French convention, formula injection neutralised, see
+//!   [`journal_csv`]);
 //! - `e_reporting/month=YYYY-MM/`: B2C totals per VAT rate and period
 //!   (`sql/finance/e_reporting.sql`).
 //!
@@ -239,30 +241,27 @@ pub async fn finance(stage: &Context, month: Month) -> Result<FinanceReport, Fin
 
 /// The margin shares the month out, it neither loses nor counts twice: its
 /// retail adds up to the invoices' total HT, its wholesale to that of the
-/// rated CDRs and the exceptions but the conflicting duplicates.
+/// rated CDRs and the exceptions but the conflicting duplicates
+/// (`sql/finance/margin_check.sql`).
 async fn check_margin(ctx: &SessionContext, month: &str) -> Result<(), FinanceError> {
-    let sums = engine::row_strings(
-        ctx,
-        "SELECT
-            (SELECT COALESCE(SUM(retail_ht), 0) FROM margin),
-            (SELECT COALESCE(SUM(total_ht), 0) FROM invoices),
-            (SELECT COALESCE(SUM(wholesale), 0) FROM margin),
-            (SELECT COALESCE(SUM(wholesale), 0) FROM rated_cdrs)
-              + (SELECT COALESCE(SUM(wholesale), 0) FROM rating_exceptions
-                 WHERE reason <> 'CONFLICTING_DUPLICATE')",
-    )
-    .await?;
+    let sums = engine::Rows::query(ctx, &sqlfiles::MARGIN_CHECK).await?;
+    let row = sums.rows.first().ok_or_else(|| {
+        datafusion::error::DataFusionError::Execution(
+            "no row from sql file margin_check".to_string(),
+        )
+    })?;
     let value = |text: &str| text.parse::<Decimal>().ok();
     for (what, margin, source_total) in [
-        ("retail HT", &sums[0], &sums[1]),
-        ("wholesale", &sums[2], &sums[3]),
+        ("retail HT", "margin_retail_ht", "invoices_total_ht"),
+        ("wholesale", "margin_wholesale", "cdrs_wholesale"),
     ] {
+        let (margin, source_total) = (sums.get(row, margin), sums.get(row, source_total));
         if value(margin).is_none() || value(margin) != value(source_total) {
             return Err(FinanceError::Unbalanced {
                 month: month.to_string(),
                 what,
-                margin: margin.clone(),
-                source_total: source_total.clone(),
+                margin: margin.to_string(),
+                source_total: source_total.to_string(),
             });
         }
     }
@@ -345,43 +344,40 @@ pub struct JournalRow {
     pub total_ttc: Decimal,
 }
 
-/// Reads the `sales_journal` table and writes it as CSV.
+/// Reads the `sales_journal` table (`sql/finance/journal_entries.sql`) and
+/// writes it as CSV.
 async fn journal_csv(
     ctx: &SessionContext,
     accounting: &AccountingSettings,
 ) -> Result<Vec<u8>, String> {
-    let rows = engine::rows_strings(
-        ctx,
-        "SELECT document_type, document_number, journal_code, CAST(entry_date AS VARCHAR),
-                customer_id, customer_name, customer_account, services_account,
-                equipment_account, vat_account, vat_rate, services_ht, equipment_ht, vat, total_ttc
-         FROM sales_journal ORDER BY document_number, document_type, vat_rate",
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let decimal = |text: &str| -> Result<Decimal, String> {
+    let table = engine::Rows::query(ctx, &sqlfiles::JOURNAL_ENTRIES)
+        .await
+        .map_err(|e| e.to_string())?;
+    let decimal = |column: &str, row: &[String]| -> Result<Decimal, String> {
+        let text = table.get(row, column);
         text.parse::<Decimal>()
             .map_err(|e| format!("amount '{text}': {e}"))
     };
-    let mut journal = Vec::with_capacity(rows.len());
-    for row in rows {
+    let text = |column: &str, row: &[String]| table.get(row, column).to_string();
+    let mut journal = Vec::with_capacity(table.rows.len());
+    for row in &table.rows {
         journal.push(JournalRow {
-            document_type: row[0].clone(),
-            document_number: row[1].clone(),
-            journal_code: row[2].clone(),
+            document_type: text("document_type", row),
+            document_number: text("document_number", row),
+            journal_code: text("journal_code", row),
             journal_label: accounting.journal_label.clone(),
-            entry_date: row[3].clone(),
-            customer_id: row[4].clone(),
-            customer_name: row[5].clone(),
-            customer_account: row[6].clone(),
-            services_account: row[7].clone(),
-            equipment_account: row[8].clone(),
-            vat_account: row[9].clone(),
-            vat_rate: decimal(&row[10])?,
-            services_ht: decimal(&row[11])?,
-            equipment_ht: decimal(&row[12])?,
-            vat: decimal(&row[13])?,
-            total_ttc: decimal(&row[14])?,
+            entry_date: text("entry_date", row),
+            customer_id: text("customer_id", row),
+            customer_name: text("customer_name", row),
+            customer_account: text("customer_account", row),
+            services_account: text("services_account", row),
+            equipment_account: text("equipment_account", row),
+            vat_account: text("vat_account", row),
+            vat_rate: decimal("vat_rate", row)?,
+            services_ht: decimal("services_ht", row)?,
+            equipment_ht: decimal("equipment_ht", row)?,
+            vat: decimal("vat", row)?,
+            total_ttc: decimal("total_ttc", row)?,
         });
     }
     write_journal_csv(&journal)

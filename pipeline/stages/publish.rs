@@ -28,6 +28,7 @@ use sha2::{Digest, Sha256};
 use crate::core::lake::{Lake, LakeError};
 use crate::core::ledger::{Ledger, LedgerError, PublishedFile};
 use crate::core::month::Month;
+use crate::documents::templates::MailTemplates;
 use crate::mvne::ftp::{AsyncFtp, Credentials, FtpClient, FtpError};
 use crate::mvne::raw::hex;
 use crate::settings::Source;
@@ -90,10 +91,18 @@ pub async fn publish(stage: &Context, month: Month) -> Result<PublishRunReport, 
         lake,
         ledger,
     } = stage;
+    // The mail templates are read first: one the integrator broke stops
+    // `publish` before anything leaves.
+    let templates = settings
+        .mail
+        .as_ref()
+        .map(|_| MailTemplates::load(settings.templates_dir.as_deref()))
+        .transpose()
+        .map_err(crate::documents::mail::MailError::from)?;
     let sepa =
         crate::stages::sepa::sepa(stage, month, crate::stages::sepa::Format::default()).await?;
     let documents = publish_documents(stage, month).await?;
-    let Some(mail) = &settings.mail else {
+    let (Some(mail), Some(templates)) = (&settings.mail, &templates) else {
         return Ok(PublishRunReport {
             sepa,
             documents,
@@ -117,6 +126,7 @@ pub async fn publish(stage: &Context, month: Month) -> Result<PublishRunReport, 
     let report = tokio::task::block_in_place(|| {
         crate::documents::mail::send_notices(
             mail,
+            templates,
             &integrator,
             ledger,
             &month.to_string(),

@@ -27,6 +27,7 @@ use serde::Serialize;
 use crate::core::lake::{datasets, Lake, LakeError};
 use crate::core::ledger::{Ledger, LedgerError};
 use crate::engine;
+use crate::engine::sqlfiles;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DoctorError {
@@ -184,6 +185,19 @@ impl Tables {
             return Ok(Vec::new());
         }
         Ok(engine::rows_strings(&self.ctx, sql).await?)
+    }
+
+    /// The rows of a SQL file of `sql/` over `tables`, with their column
+    /// names; none when one of the tables has no file yet.
+    async fn query(
+        &self,
+        tables: &[&str],
+        file: &engine::SqlFile,
+    ) -> Result<engine::Rows, DoctorError> {
+        if tables.iter().any(|t| !self.present.contains(t)) {
+            return Ok(engine::Rows::default());
+        }
+        Ok(engine::Rows::query(&self.ctx, file).await?)
     }
 }
 
@@ -355,31 +369,33 @@ async fn invoices(ctx: &Tables, ledger: &Ledger) -> Result<Finding, DoctorError>
 
 /// Each invoice's lines against its totals.
 async fn invoice_lines(ctx: &Tables) -> Result<Finding, DoctorError> {
-    let rows = ctx
-        .rows(
+    let table = ctx
+        .query(
             &[datasets::INVOICES, datasets::INVOICE_LINES],
-            "SELECT i.invoice_number, CAST(i.total_ht AS VARCHAR), CAST(i.vat AS VARCHAR),
-                CAST(i.total_ttc AS VARCHAR), CAST(l.lines_ht AS VARCHAR), COALESCE(l.lines, 0)
-         FROM invoices i
-         LEFT JOIN (SELECT month, invoice_number, SUM(amount_ht) AS lines_ht, COUNT(*) AS lines
-                    FROM invoice_lines GROUP BY month, invoice_number) l
-           ON l.month = i.month AND l.invoice_number = i.invoice_number
-         ORDER BY i.invoice_number",
+            &sqlfiles::INVOICE_TOTALS,
         )
         .await?;
+    let rows = &table.rows;
     let mut problems = Vec::new();
-    for row in &rows {
-        let number = &row[0];
-        let value = |i: usize| row[i].parse::<Decimal>().ok();
-        let (ht, vat, ttc, lines_ht) = (value(1), value(2), value(3), value(4));
-        if row[5] == "0" {
+    for row in rows {
+        let get = |column| table.get(row, column);
+        let number = get("invoice_number");
+        let value = |column| get(column).parse::<Decimal>().ok();
+        let (ht, vat, ttc, lines_ht) = (
+            value("total_ht"),
+            value("vat"),
+            value("total_ttc"),
+            value("lines_ht"),
+        );
+        if get("lines") == "0" {
             problems.push(format!("{number}: no invoice line"));
             continue;
         }
         if lines_ht != ht {
             problems.push(format!(
                 "{number}: lines add up to {} € HT, the invoice says {} €",
-                row[4], row[1]
+                get("lines_ht"),
+                get("total_ht")
             ));
         }
         if let (Some(ht), Some(vat), Some(ttc)) = (ht, vat, ttc) {
@@ -600,4 +616,50 @@ fn unfinished_runs(ledger: &Ledger) -> Result<Finding, rusqlite::Error> {
         "every stage that started has ended, or ran again to its end".to_string(),
         wrong,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An invoice without lines, one whose lines do not add up, one whose
+    /// HT + VAT is not its TTC, and one that is right.
+    #[tokio::test]
+    async fn invoice_lines_against_their_totals() {
+        let ctx = engine::session();
+        for sql in [
+            "CREATE VIEW invoices AS
+             SELECT column1 AS month, column2 AS invoice_number,
+                    CAST(column3 AS DECIMAL(12, 2)) AS total_ht,
+                    CAST(column4 AS DECIMAL(12, 2)) AS vat,
+                    CAST(column5 AS DECIMAL(12, 2)) AS total_ttc
+             FROM (VALUES ('2026-10', 'EXM-2026-000001', '10.00', '2.00', '12.00'),
+                          ('2026-10', 'EXM-2026-000002', '10.00', '2.00', '12.00'),
+                          ('2026-10', 'EXM-2026-000003', '10.00', '2.00', '12.01'),
+                          ('2026-10', 'EXM-2026-000004', '5.00', '1.00', '6.00'))",
+            "CREATE VIEW invoice_lines AS
+             SELECT column1 AS month, column2 AS invoice_number,
+                    CAST(column3 AS DECIMAL(12, 2)) AS amount_ht
+             FROM (VALUES ('2026-10', 'EXM-2026-000001', '4.00'),
+                          ('2026-10', 'EXM-2026-000001', '6.00'),
+                          ('2026-10', 'EXM-2026-000002', '9.99'),
+                          ('2026-10', 'EXM-2026-000003', '10.00'))",
+        ] {
+            ctx.sql(sql).await.unwrap();
+        }
+        let tables = Tables {
+            ctx,
+            present: [datasets::INVOICES, datasets::INVOICE_LINES].into(),
+        };
+        let finding = invoice_lines(&tables).await.unwrap();
+        assert_eq!(
+            finding.details,
+            [
+                "EXM-2026-000002: lines add up to 9.99 € HT, the invoice says 10.00 €",
+                "EXM-2026-000003: 10.00 + 2.00 VAT is not 12.01 € TTC",
+                "EXM-2026-000004: no invoice line",
+            ]
+        );
+        assert_eq!(finding.summary, "invoices whose lines do not add up");
+    }
 }
