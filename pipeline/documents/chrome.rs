@@ -929,6 +929,7 @@ fn kill_process(pid: u32) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use base64::Engine;
     use std::collections::BTreeMap;
     use std::io::Write;
     use std::net::TcpListener;
@@ -1055,26 +1056,6 @@ pub(crate) mod tests {
         png
     }
 
-    fn base64(bytes: &[u8]) -> String {
-        const ALPHABET: &[u8; 64] =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = String::new();
-        for chunk in bytes.chunks(3) {
-            let n = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
-    }
-
     #[test]
     fn prints_french_text() {
         let (_one, mut printer) = printer(1);
@@ -1173,7 +1154,10 @@ pub(crate) mod tests {
 
     #[test]
     fn inline_png_is_printed() {
-        let uri = format!("data:image/png;base64,{}", base64(&png(37, 23)));
+        let uri = format!(
+            "data:image/png;base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(png(37, 23))
+        );
         let html = page(&format!(
             "<p>Logo</p><img src=\"{uri}\" style=\"width: 74px\">"
         ));
