@@ -1001,59 +1001,26 @@ pub(crate) mod tests {
         poppler("pdfimages", &["-list"], pdf)
     }
 
-    fn crc32(bytes: &[u8]) -> u32 {
-        let mut crc = 0xffff_ffffu32;
-        for &byte in bytes {
-            crc ^= u32::from(byte);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xedb8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
-    }
-
-    /// A valid RGB PNG, its zlib stream made of stored (uncompressed) blocks.
+    /// A valid RGB PNG: a gradient.
     fn png(width: u32, height: u32) -> Vec<u8> {
-        let mut raw = Vec::new();
+        let mut pixels = Vec::new();
         for y in 0..height {
-            raw.push(0); // filter: none
             for x in 0..width {
-                raw.extend_from_slice(&[(x * 255 / width) as u8, (y * 255 / height) as u8, 0x80]);
+                pixels.extend_from_slice(&[
+                    (x * 255 / width) as u8,
+                    (y * 255 / height) as u8,
+                    0x80,
+                ]);
             }
         }
-        let mut zlib = vec![0x78, 0x01];
-        let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
-        for (i, block) in blocks.iter().enumerate() {
-            zlib.push(u8::from(i + 1 == blocks.len()));
-            let len = block.len() as u16;
-            zlib.extend_from_slice(&len.to_le_bytes());
-            zlib.extend_from_slice(&(!len).to_le_bytes());
-            zlib.extend_from_slice(block);
-        }
-        let (mut a, mut b) = (1u32, 0u32);
-        for &byte in &raw {
-            a = (a + u32::from(byte)) % 65_521;
-            b = (b + a) % 65_521;
-        }
-        zlib.extend_from_slice(&((b << 16) | a).to_be_bytes());
-
-        let mut ihdr = Vec::new();
-        ihdr.extend_from_slice(&width.to_be_bytes());
-        ihdr.extend_from_slice(&height.to_be_bytes());
-        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8 bits, RGB
-        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-        for (kind, data) in [(b"IHDR", ihdr), (b"IDAT", zlib), (b"IEND", Vec::new())] {
-            png.extend_from_slice(&(data.len() as u32).to_be_bytes());
-            let mut chunk = kind.to_vec();
-            chunk.extend_from_slice(&data);
-            png.extend_from_slice(&chunk);
-            png.extend_from_slice(&crc32(&chunk).to_be_bytes());
-        }
-        png
+        let mut bytes = Vec::new();
+        let mut encoder = ::png::Encoder::new(&mut bytes, width, height);
+        encoder.set_color(::png::ColorType::Rgb);
+        encoder.set_depth(::png::BitDepth::Eight);
+        let mut writer = encoder.write_header().expect("the PNG header");
+        writer.write_image_data(&pixels).expect("the PNG's pixels");
+        writer.finish().expect("the PNG's end");
+        bytes
     }
 
     #[test]

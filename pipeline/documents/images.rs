@@ -207,11 +207,23 @@ fn jpeg_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
 mod tests {
     use super::*;
 
-    fn png_header(width: u32, height: u32) -> Vec<u8> {
-        let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
-        bytes.extend(width.to_be_bytes());
-        bytes.extend(height.to_be_bytes());
-        bytes.extend([8, 2, 0, 0, 0]);
+    /// A real PNG (grey), declaring `per_metre` pixels per metre (pHYs)
+    /// when given.
+    fn png(width: u32, height: u32, per_metre: Option<u32>) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let mut encoder = ::png::Encoder::new(&mut bytes, width, height);
+        encoder.set_color(::png::ColorType::Grayscale);
+        encoder.set_depth(::png::BitDepth::Eight);
+        encoder.set_pixel_dims(per_metre.map(|ppm| ::png::PixelDimensions {
+            xppu: ppm,
+            yppu: ppm,
+            unit: ::png::Unit::Meter,
+        }));
+        let mut writer = encoder.write_header().expect("the PNG header");
+        writer
+            .write_image_data(&vec![0x80; (width * height) as usize])
+            .expect("the PNG's pixels");
+        writer.finish().expect("the PNG's end");
         bytes
     }
 
@@ -227,7 +239,7 @@ mod tests {
 
     #[test]
     fn reads_png_and_jpeg_sizes() {
-        assert_eq!(dimensions(&png_header(95, 95)), Some(("image/png", 95, 95)));
+        assert_eq!(dimensions(&png(95, 95, None)), Some(("image/png", 95, 95)));
         assert_eq!(
             dimensions(&jpeg_header(760, 95)),
             Some(("image/jpeg", 760, 95))
@@ -237,7 +249,7 @@ mod tests {
 
     #[test]
     fn refuses_a_wrong_size_in_one_line() {
-        let err = check(&png_header(100, 95), "logo.png", LOGO).unwrap_err();
+        let err = check(&png(100, 95, None), "logo.png", LOGO).unwrap_err();
         assert_eq!(
             err.to_string(),
             "the logo logo.png is 100×95 px; it must be 95×95 px (8.0 × 8.0 mm at 300 dpi)"
@@ -254,16 +266,10 @@ mod tests {
         let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/samples");
         let logo = std::fs::read(samples.join("logo.png")).unwrap();
         assert_eq!(density(&logo), Some((300, 300)));
-        // pHYs 3780 px/m = 96 dpi; none at all.
-        let mut png = png_header(95, 95);
-        png.extend([0; 4]); // IHDR's CRC, not checked
-        png.extend(9u32.to_be_bytes());
-        png.extend(b"pHYs");
-        png.extend(3780u32.to_be_bytes());
-        png.extend(3780u32.to_be_bytes());
-        png.extend([1, 0, 0, 0, 0]);
-        assert_eq!(density(&png), Some((96, 96)));
-        assert_eq!(density(&png_header(95, 95)), None);
+        // pHYs 3780 px/m = 96 dpi, 11811 px/m = 300 dpi; none at all.
+        assert_eq!(density(&png(95, 95, Some(3780))), Some((96, 96)));
+        assert_eq!(density(&png(95, 95, Some(11811))), Some((300, 300)));
+        assert_eq!(density(&png(95, 95, None)), None);
         // JFIF 300 × 300 dots per inch (jpeg_header), and 118 dots per cm.
         assert_eq!(density(&jpeg_header(95, 95)), Some((300, 300)));
         let mut jpeg = jpeg_header(95, 95);
