@@ -104,22 +104,17 @@ impl Templates {
         logo: Option<&str>,
         banner: Option<&str>,
     ) -> Result<String, TemplateError> {
-        let template = self
-            .env
-            .get_template("invoice.html")
-            .map_err(template_error)?;
-        template
-            .render(minijinja::context! {
+        self.render(
+            "invoice.html",
+            minijinja::context! {
                 invoice => Value::from_serialize(invoice),
                 sections => Value::from_serialize(sections(invoice)),
                 logo => logo,
                 banner => banner,
-            })
-            .map_err(template_error)
+            },
+        )
     }
-}
 
-impl Templates {
     /// The HTML page of one credit note (`credit.rs`).
     pub fn credit_note_html(
         &self,
@@ -127,16 +122,20 @@ impl Templates {
         logo: Option<&str>,
         banner: Option<&str>,
     ) -> Result<String, TemplateError> {
-        let template = self
-            .env
-            .get_template("credit_note.html")
-            .map_err(template_error)?;
-        template
-            .render(minijinja::context! {
+        self.render(
+            "credit_note.html",
+            minijinja::context! {
                 note => Value::from_serialize(note),
                 logo => logo,
                 banner => banner,
-            })
+            },
+        )
+    }
+
+    fn render(&self, name: &str, context: Value) -> Result<String, TemplateError> {
+        self.env
+            .get_template(name)
+            .and_then(|template| template.render(context))
             .map_err(template_error)
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! Each stage is handed one [`Context`]: the settings, the lake and the
 //! ledger, opened once by the command (`app.rs`). A stage that runs SQL
-//! starts from [`Context::session`]: the reference tables and the month's
+//! starts from [`session`]: the reference tables and the month's
 //! parameters registered in a DataFusion session.
 
 use std::path::Path;
@@ -62,11 +62,6 @@ impl Context {
     /// The settings of a configuration file, its lake and its ledger.
     pub fn open(config: &Path) -> Result<Context, ContextError> {
         let settings = Settings::load(config)?;
-        Context::with(settings)
-    }
-
-    /// The lake and the ledger of resolved settings.
-    pub fn with(settings: Settings) -> Result<Context, ContextError> {
         let lake = Lake::open(&settings.lake_url, &settings.lake_s3)?;
         let ledger = Ledger::open(&settings.state_dir)?;
         Ok(Context {
@@ -75,20 +70,11 @@ impl Context {
             ledger,
         })
     }
-
-    /// A DataFusion session with the reference tables and `params` (the
-    /// month, and the issue and due dates when billing) registered: what
-    /// `rate`, `bill` and the stages after them start from.
-    pub async fn session(
-        &self,
-        month: Month,
-        dates: Option<(NaiveDate, NaiveDate)>,
-    ) -> Result<SessionContext, SessionError> {
-        session(&self.settings, month, dates).await
-    }
 }
 
-/// [`Context::session`] for a caller that has the settings only (`whatif`).
+/// A DataFusion session with the reference tables and `params` (the
+/// month, and the issue and due dates when billing) registered: what
+/// `rate`, `bill` and the stages after them (and `whatif`) start from.
 pub async fn session(
     settings: &Settings,
     month: Month,
