@@ -404,7 +404,13 @@ pub mod datasets {
     pub const SALES_JOURNAL: &str = "sales_journal";
     pub const E_REPORTING: &str = "e_reporting";
     pub const CREDIT_NOTES: &str = "credit_notes";
+    /// The lines of the credit notes a regularisation issued (account.md
+    /// §4), by the month billed when they were issued.
+    pub const CREDIT_NOTE_LINES: &str = "credit_note_lines";
     pub const WHATIF: &str = "whatif";
+    /// `drafts/month=M/draft_invoices/` and `drafts/month=M/draft_invoice_lines/`
+    /// (account.md §2), replaced at each draft.
+    pub const DRAFTS: &str = "drafts";
 
     /// Every dataset `query` registers, with its partition column.
     pub const ALL: &[(&str, Option<&str>)] = &[
@@ -424,6 +430,7 @@ pub mod datasets {
         (SALES_JOURNAL, Some("month")),
         (E_REPORTING, Some("month")),
         (CREDIT_NOTES, Some("month")),
+        (CREDIT_NOTE_LINES, Some("month")),
         (WHATIF, Some("month")),
     ];
 }

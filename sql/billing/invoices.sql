@@ -15,6 +15,8 @@ SELECT
     d.options_ht,
     d.usage_ht,
     d.equipment_ht,
+    d.charges_ht,
+    d.regularisation_ht,
     d.total_ht,
     d.vat,
     d.total_ttc
