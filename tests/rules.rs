@@ -323,6 +323,8 @@ rule_cases! {
     case_32_quarantine,
     case_33_rounding,
     case_34_termination_snapshot_at_midnight,
+    case_35_charges,
+    case_36_termination_fees,
 }
 
 /// Every folder of `tests/fixtures/rules/` (but `_base` and other `_`

@@ -13,6 +13,8 @@
 //!   downloading it again.
 //! - `published_files`: each invoice document published, with its size and
 //!   sha256, so that a re-run of `publish` uploads nothing twice.
+//! - `billed_charges`: each one-off charge billed, with its month and the
+//!   hash of its row, so that a charge is billed once, ever.
 //!
 //! Writes that must agree go in one transaction. The database is the only
 //! local state: the lake itself can live on an object store.
@@ -196,6 +198,14 @@ CREATE TABLE IF NOT EXISTS month_inputs (
 );
 -- The credit notes a regularisation issued (account.md §4): with the
 -- invoices of `issue_month`, for the negative differences of `period`.
+-- The one-off charges billed (account.md §5): each charge_id once, ever,
+-- with the month whose invoice carries it and the SHA-256 of its row as
+-- billed (reference::charge_hash), so that a row changed later is seen.
+CREATE TABLE IF NOT EXISTS billed_charges (
+    charge_id TEXT PRIMARY KEY,
+    month TEXT NOT NULL REFERENCES issued_months(month),
+    content_hash TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS regularisation_notes (
     credit_note_number TEXT PRIMARY KEY REFERENCES credit_notes(credit_note_number),
     issue_month TEXT NOT NULL REFERENCES issued_months(month),
@@ -504,6 +514,13 @@ impl Ledger {
             params![month],
         )
         .map_err(err)?;
+        for charge in &issue.charges {
+            tx.execute(
+                "INSERT INTO billed_charges (charge_id, month, content_hash) VALUES (?1, ?2, ?3)",
+                params![charge.charge_id, month, charge.content_hash],
+            )
+            .map_err(err)?;
+        }
         for (earlier, fingerprint) in &issue.fingerprints {
             tx.execute(
                 "INSERT INTO month_inputs (month, fingerprint) VALUES (?1, ?2)
@@ -513,6 +530,56 @@ impl Ledger {
             .map_err(err)?;
         }
         tx.commit().map_err(err)
+    }
+
+    /// Every charge billed so far (account.md §5), by charge_id.
+    pub fn billed_charges(&self) -> Result<Vec<BilledCharge>, LedgerError> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT charge_id, month, content_hash FROM billed_charges ORDER BY charge_id")
+            .map_err(|e| self.err(e))?;
+        let rows = statement
+            .query_map([], |r| {
+                Ok(BilledCharge {
+                    charge_id: r.get(0)?,
+                    month: r.get(1)?,
+                    content_hash: r.get(2)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// The charges billed so far from the ledger of `state_dir`, read
+    /// without writing anything (`check`, which does not open the ledger
+    /// for writing): none when there is no ledger yet.
+    pub fn billed_charges_in(state_dir: &Path) -> Result<Vec<BilledCharge>, LedgerError> {
+        let path = state_dir.join("ledger.sqlite");
+        if !path.is_file() {
+            return Ok(Vec::new());
+        }
+        let err = |source| LedgerError::Sqlite {
+            path: path.display().to_string(),
+            source,
+        };
+        let connection =
+            Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .map_err(err)?;
+        let exists: i64 = connection
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'billed_charges'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
+        if exists == 0 {
+            return Ok(Vec::new());
+        }
+        let ledger = Ledger {
+            connection,
+            path: path.clone(),
+        };
+        ledger.billed_charges()
     }
 
     /// The numbers issued for a month, by customer.
@@ -542,6 +609,18 @@ pub struct MonthIssue {
     pub notes: Vec<RegularisationNote>,
     /// The earlier months billed again, with the digest of their inputs.
     pub fingerprints: Vec<(String, String)>,
+    /// The one-off charges the month's invoices carry (account.md §5).
+    pub charges: Vec<BilledCharge>,
+}
+
+/// A one-off charge billed (account.md §5): the month whose invoice
+/// carries it and the hash of its row as billed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BilledCharge {
+    pub charge_id: String,
+    /// The month billed; ignored by `issue_month`, which records its own.
+    pub month: String,
+    pub content_hash: String,
 }
 
 /// A credit note for the negative differences of one customer and month.

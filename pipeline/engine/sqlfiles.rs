@@ -44,15 +44,21 @@ pub const RATED_EVENTS: SqlFile = sql!("rating", "rated_events", Keep::View);
 /// (`excepted_events`) and the conflicting duplicates.
 pub const RATING_EXCEPTIONS: SqlFile = sql!("rating", "rating_exceptions", Keep::View);
 
-/// rating.md §6: the lines a month brings to its invoices (`month_lines`),
-/// before numbering.
+/// rating.md §6 and account.md §5-6: the lines a month brings to its
+/// invoices (`month_lines`), before numbering, and the lines committed
+/// during the month (`line_commitments`). `bill` registers
+/// `billed_charges` first.
 pub const BILLING_LINES: &[SqlFile] = &[
     sql!("reference", "terminations"),
+    sql!("reference", "commitments"),
     sql!("billing", "billable_subscriptions"),
     sql!("billing", "subscription_lines"),
     sql!("billing", "option_lines"),
     sql!("billing", "usage_lines"),
     sql!("billing", "equipment_lines"),
+    sql!("billing", "charge_lines"),
+    sql!("billing", "termination_fee_lines"),
+    sql!("billing", "line_commitments"),
     sql!("billing", "month_lines"),
 ];
 

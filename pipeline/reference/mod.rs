@@ -55,6 +55,8 @@ enum Kind {
     Int,
     Bool,
     Money,
+    /// Money that may be negative (a charge that is a commercial gesture).
+    SignedMoney,
     Date,
 }
 
@@ -75,6 +77,8 @@ const fn col(name: &'static str, kind: Kind, required: bool) -> Column {
 struct TableSpec {
     name: &'static str,
     columns: &'static [Column],
+    /// An absent file is an empty table (`charges.csv`), not an error.
+    optional: bool,
 }
 
 use Kind::*;
@@ -90,6 +94,7 @@ const TABLES: &[TableSpec] = &[
             col("mms_fr", Int, false),
             col("data_fr_mb", Int, false),
         ],
+        optional: false,
     },
     TableSpec {
         name: "plan_fees",
@@ -101,6 +106,7 @@ const TABLES: &[TableSpec] = &[
             col("monthly_fee", Money, false),
             col("valid_from", Date, true),
         ],
+        optional: false,
     },
     TableSpec {
         name: "options",
@@ -113,6 +119,7 @@ const TABLES: &[TableSpec] = &[
             col("allowance_qty", Int, false),
             col("valid_from", Date, true),
         ],
+        optional: false,
     },
     TableSpec {
         name: "rate_grids",
@@ -126,6 +133,7 @@ const TABLES: &[TableSpec] = &[
             col("next_increment", Int, false),
             col("valid_from", Date, true),
         ],
+        optional: false,
     },
     TableSpec {
         name: "destinations",
@@ -134,6 +142,7 @@ const TABLES: &[TableSpec] = &[
             col("zone", Text, true),
             col("label", Text, false),
         ],
+        optional: false,
     },
     TableSpec {
         name: "roaming_zones",
@@ -142,6 +151,7 @@ const TABLES: &[TableSpec] = &[
             col("country", Text, false),
             col("roaming_zone", Text, true),
         ],
+        optional: false,
     },
     TableSpec {
         name: "handsets",
@@ -152,6 +162,7 @@ const TABLES: &[TableSpec] = &[
             col("price", Money, true),
             col("valid_from", Date, true),
         ],
+        optional: false,
     },
     TableSpec {
         name: "customers",
@@ -173,6 +184,7 @@ const TABLES: &[TableSpec] = &[
             col("mandate_rum", Text, false),
             col("mandate_date", Date, false),
         ],
+        optional: false,
     },
     TableSpec {
         name: "subscriptions",
@@ -187,6 +199,7 @@ const TABLES: &[TableSpec] = &[
             col("start_date", Date, true),
             col("end_date", Date, false),
         ],
+        optional: false,
     },
     TableSpec {
         name: "handset_sales",
@@ -197,6 +210,20 @@ const TABLES: &[TableSpec] = &[
             col("model", Text, true),
             col("sale_date", Date, true),
         ],
+        optional: false,
+    },
+    // account.md §5: one-off charges, optional (absent: no charge).
+    TableSpec {
+        name: "charges",
+        columns: &[
+            col("charge_id", Text, true),
+            col("customer_id", Text, true),
+            col("msisdn", Text, false),
+            col("charge_date", Date, true),
+            col("label", Text, true),
+            col("amount_ht", SignedMoney, true),
+        ],
+        optional: true,
     },
 ];
 
@@ -360,7 +387,7 @@ impl Table {
                     });
                     (DataType::Boolean, Arc::new(b.finish()))
                 }
-                Money => {
+                Money | SignedMoney => {
                     let mut b = Decimal128Builder::new()
                         .with_precision_and_scale(MONEY_PRECISION, MONEY_SCALE)
                         .expect("valid decimal type");
@@ -414,6 +441,9 @@ fn parse_value(column: &Column, text: Option<&str>) -> Result<Value, String> {
             }
             Value::Money(upstream::to_micros(d))
         }
+        (Some(t), SignedMoney) => Value::Money(upstream::to_micros(
+            csvfile::parse_decimal(t, DecimalMark::Point).map_err(|b| b.detail)?,
+        )),
         (Some(t), Date) => Value::Date(csvfile::parse_iso_date(t).map_err(|b| b.detail)?),
     })
 }
@@ -425,6 +455,21 @@ fn parse_value(column: &Column, text: Option<&str>) -> Result<Value, String> {
 /// (`plans.csv`, `plan_fees.csv`, …).
 pub fn table_files() -> impl Iterator<Item = String> {
     TABLES.iter().map(|spec| format!("{}.csv", spec.name))
+}
+
+/// The header line of a table's file (`charges.csv`): its columns, in
+/// order, `;`-separated.
+pub fn table_header(file: &str) -> Option<String> {
+    let spec = TABLES
+        .iter()
+        .find(|spec| format!("{}.csv", spec.name) == file)?;
+    Some(
+        spec.columns
+            .iter()
+            .map(|c| c.name)
+            .collect::<Vec<_>>()
+            .join(";"),
+    )
 }
 
 /// A table's file in `dir`: its name for messages and its bytes.
@@ -582,8 +627,17 @@ impl Reference {
         let mut tables = Vec::new();
         for spec in TABLES {
             let name = format!("{}.csv", spec.name);
-            let table = read(&name)
-                .and_then(|(file, bytes)| read_table(&file, &bytes, spec, &mut problems));
+            let table = match read(&name) {
+                // An optional table's file may be absent: no rows.
+                Err(ReferenceError::Read { path, source })
+                    if spec.optional && source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    Ok(Table::unreadable(path, spec))
+                }
+                read => {
+                    read.and_then(|(file, bytes)| read_table(&file, &bytes, spec, &mut problems))
+                }
+            };
             tables.push(table.unwrap_or_else(|problem| {
                 problems.push(problem);
                 Table::unreadable(name.clone(), spec)
@@ -897,6 +951,56 @@ impl Reference {
             known(t, r, "customer_id", &customers, "customer")?;
             known(t, r, "model", &models, "handset model")
         });
+        // account.md §5: a charge names a known customer, and a line of
+        // that customer when it names one; its amount is in cents.
+        let subscriptions = self.table("subscriptions");
+        let lines: HashSet<(&str, &str)> = (0..subscriptions.rows.len())
+            .filter_map(|r| {
+                Some((
+                    subscriptions.text(r, "msisdn")?,
+                    subscriptions.text(r, "customer_id")?,
+                ))
+            })
+            .collect();
+        let t = self.table("charges");
+        unique(t, &["charge_id"], problems);
+        each(t, problems, &|r| {
+            known(t, r, "customer_id", &customers, "customer")?;
+            if let (Some(msisdn), Some(customer)) = (t.text(r, "msisdn"), t.text(r, "customer_id"))
+            {
+                csvfile::check_digits(msisdn, 8, 15).map_err(|b| t.error(r, "msisdn", b.detail))?;
+                if !lines.contains(&(msisdn, customer)) {
+                    return Err(t.error(
+                        r,
+                        "msisdn",
+                        format!("line {msisdn} is not a line of customer {customer} in subscriptions.csv"),
+                    ));
+                }
+            }
+            if let Some(amount) = t.decimal(r, "amount_ht") {
+                if amount.round_dp(2) != amount {
+                    return Err(t.error(
+                        r,
+                        "amount_ht",
+                        format!(
+                            "'{}' has more than 2 decimals: a charge is invoiced in cents",
+                            t.cell(r, "amount_ht")
+                        ),
+                    ));
+                }
+            }
+            Ok(())
+        });
+    }
+
+    /// account.md §5: each charge's content hash, by `charge_id`: what the
+    /// ledger records when the charge is billed, so that a row changed
+    /// afterwards is seen (`check`).
+    pub fn charge_hashes(&self) -> HashMap<String, String> {
+        let t = self.table("charges");
+        (0..t.rows.len())
+            .filter_map(|r| Some((t.text(r, "charge_id")?.to_string(), charge_hash(t, r))))
+            .collect()
     }
 
     fn explode_options(&self) -> Result<RecordBatch, ReferenceError> {
@@ -1018,6 +1122,25 @@ pub struct IncrementRow {
 
 /// A subscription row's period and its row index, for the overlap check.
 type Period = (NaiveDate, Option<NaiveDate>, usize);
+
+/// The columns of a charge that make its content (account.md §5), in
+/// this order: a change to any of them is a change of the charge.
+const CHARGE_CONTENT: &[&str] = &[
+    "charge_id",
+    "customer_id",
+    "msisdn",
+    "charge_date",
+    "label",
+    "amount_ht",
+];
+
+/// SHA-256 of a charge's content: its values as text (money with its cents
+/// and no more zeros, dates ISO), separated by a unit separator.
+fn charge_hash(t: &Table, row: usize) -> String {
+    use sha2::{Digest, Sha256};
+    let text: Vec<String> = CHARGE_CONTENT.iter().map(|c| t.cell(row, c)).collect();
+    format!("{:x}", Sha256::digest(text.join("\u{1f}").as_bytes()))
+}
 
 fn split_options(field: Option<&str>) -> impl Iterator<Item = &str> {
     field

@@ -21,7 +21,9 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 
 use crate::core::lake::{datasets, Lake, LakeError};
-use crate::core::ledger::{IssuedNumber, Ledger, LedgerError, MonthIssue, RegularisationNote};
+use crate::core::ledger::{
+    BilledCharge, IssuedNumber, Ledger, LedgerError, MonthIssue, RegularisationNote,
+};
 use crate::core::month::Month;
 use crate::engine;
 use crate::engine::sqlfiles;
@@ -259,15 +261,18 @@ pub async fn bill(stage: &mut Context, month: Month, draft: bool) -> Result<Bill
     let integrator = Integrator::load(&settings.integrator_path)?;
     let issue_date = month.next_first_day();
     let due_date = issue_date + chrono::Duration::days(integrator.payment_terms_days as i64);
+    // account.md §5: a charge is billed once, ever.
+    let billed = billed_charges_batch(&ledger.billed_charges()?);
     let ctx = month_lines(
         settings,
         lake,
         month,
         Some((issue_date, due_date)),
         Rating::Lake,
+        &billed,
     )
     .await?;
-    let regularised = regularise(settings, lake, ledger, &ctx, month, &issued).await?;
+    let regularised = regularise(settings, lake, ledger, &ctx, month, &issued, &billed).await?;
     engine::run_layer(&ctx, sqlfiles::BILLING_DRAFT).await?;
     check_prices(&ctx, &month_text).await?;
 
@@ -328,6 +333,7 @@ pub async fn bill(stage: &mut Context, month: Month, draft: bool) -> Result<Bill
     .await?[0]
         .clone();
     report.credit_notes = notes.iter().map(|n| n.number.clone()).collect();
+    let charges = month_charges(settings, &ctx, &month_text).await?;
     ledger.issue_month(
         &month_text,
         year,
@@ -336,6 +342,7 @@ pub async fn bill(stage: &mut Context, month: Month, draft: bool) -> Result<Bill
         &MonthIssue {
             notes,
             fingerprints: regularised,
+            charges,
         },
     )?;
     crate::stages::credit::rewrite_dataset(ledger.connection(), lake, Month::of(issue_date))
@@ -526,8 +533,10 @@ async fn month_lines(
     month: Month,
     dates: Option<(NaiveDate, NaiveDate)>,
     rating: Rating,
+    billed_charges: &RecordBatch,
 ) -> Result<SessionContext, BillError> {
     let ctx = crate::stages::session(settings, month, dates).await?;
+    engine::register_batch(&ctx, "billed_charges", billed_charges.clone())?;
     if !engine::register_dataset(&ctx, lake, datasets::ACCOUNT_STATUS, Some("month")).await? {
         engine::register_batch(
             &ctx,
@@ -605,6 +614,7 @@ async fn regularise(
     ctx: &SessionContext,
     month: Month,
     issued: &[String],
+    billed_charges: &RecordBatch,
 ) -> Result<Vec<(String, String)>, BillError> {
     let reach = settings.billing.regularisation_months as usize;
     let window = &issued[issued.len().saturating_sub(reach)..];
@@ -619,7 +629,15 @@ async fn regularise(
         if ledger.month_fingerprint(earlier)?.as_deref() == Some(digest.as_str()) {
             continue;
         }
-        let kctx = month_lines(settings, lake, earlier_month, None, Rating::Memory).await?;
+        let kctx = month_lines(
+            settings,
+            lake,
+            earlier_month,
+            None,
+            Rating::Memory,
+            billed_charges,
+        )
+        .await?;
         let frame = kctx
             .sql("SELECT * FROM month_lines WHERE kind <> 'CHARGE'")
             .await?;
@@ -676,6 +694,54 @@ async fn regularise(
     }
     engine::run_layer(ctx, sqlfiles::REGULARISATION).await?;
     Ok(months)
+}
+
+/// The `billed_charges` table (`charge_id`) of the charges the ledger
+/// records as billed: `charge_lines.sql` leaves them out.
+fn billed_charges_batch(billed: &[BilledCharge]) -> RecordBatch {
+    use datafusion::arrow::array::StringArray;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let schema = Schema::new(vec![Field::new("charge_id", DataType::Utf8, false)]);
+    RecordBatch::try_new(
+        std::sync::Arc::new(schema),
+        vec![std::sync::Arc::new(StringArray::from_iter_values(
+            billed.iter().map(|c| c.charge_id.as_str()),
+        ))],
+    )
+    .expect("one column")
+}
+
+/// The charges the month's invoices carry (`CHARGE` lines, whose code is
+/// the charge_id), with the hash of their row as billed, for the ledger.
+async fn month_charges(
+    settings: &Settings,
+    ctx: &SessionContext,
+    month: &str,
+) -> Result<Vec<BilledCharge>, BillError> {
+    let ids = engine::rows_strings(
+        ctx,
+        "SELECT code FROM month_lines WHERE kind = 'CHARGE' ORDER BY code",
+    )
+    .await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let hashes = crate::reference::Reference::load(&settings.reference_dir)
+        .map_err(|e| BillError::Reference(e.to_string()))?
+        .charge_hashes();
+    ids.into_iter()
+        .map(|row| {
+            let charge_id = row[0].clone();
+            let content_hash = hashes.get(&charge_id).cloned().ok_or_else(|| {
+                BillError::Reference(format!("charge {charge_id} is no longer in charges.csv"))
+            })?;
+            Ok(BilledCharge {
+                charge_id,
+                month: month.to_string(),
+                content_hash,
+            })
+        })
+        .collect()
 }
 
 fn months_batch<'a>(months: impl Iterator<Item = &'a str>) -> RecordBatch {
@@ -824,6 +890,7 @@ async fn check_prices(ctx: &SessionContext, month: &str) -> Result<(), BillError
         let table = match get("kind") {
             "SUBSCRIPTION" => "plan_fees.csv has no fee for plan",
             "OPTION" => "options.csv has no version of option",
+            "TERMINATION_FEE" => "plan_fees.csv has no fee (for the termination fee) for plan",
             _ => "handsets.csv has no price (nor bare price) for sale",
         };
         return Err(BillError::MissingPrice {

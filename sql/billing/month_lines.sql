@@ -2,7 +2,8 @@
 -- numbering, each with
 --   * `line_key`: what identifies the line across re-billings of the month
 --     (account.md §4): the kind, the line and the subscription row, option,
---     usage event type and zone, or handset sale it bills;
+--     usage event type and zone, handset sale, charge or commitment it
+--     bills;
 --   * `period`: the month it bills (a REGULARISATION line keeps the month it
 --     corrects, see regularisation_lines.sql);
 --   * its VAT category and rate.
@@ -19,5 +20,9 @@ FROM (
     SELECT * FROM usage_lines
     UNION ALL
     SELECT * FROM equipment_lines
+    UNION ALL
+    SELECT * FROM charge_lines
+    UNION ALL
+    SELECT * FROM termination_fee_lines
 ) l
 CROSS JOIN params p

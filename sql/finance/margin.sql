@@ -14,6 +14,10 @@
 -- plan: it gives rows with a NULL customer_id and plan_code, so that the
 -- month's wholesale adds up to the MVNE's whole charge.
 --
+-- One-off charges and termination fees (account.md §5-6) are `charges_ht`,
+-- on the charge's line (a charge without a line: msisdn NULL) and the plan
+-- of the row holding its date.
+--
 -- A usage invoice line (one per line, event type and zone) sums the events
 -- of every subscription row of the month; when a plan changed mid-month its
 -- rounded amount is shared between the plans in proportion to their events'
@@ -91,7 +95,8 @@ retail AS (
         SUM(CASE WHEN kind = 'SUBSCRIPTION' THEN amount_ht ELSE 0 END) AS subscription_ht,
         SUM(CASE WHEN kind = 'OPTION' THEN amount_ht ELSE 0 END) AS options_ht,
         SUM(CASE WHEN kind = 'USAGE' THEN amount_ht ELSE 0 END) AS usage_ht,
-        SUM(CASE WHEN kind = 'EQUIPMENT' THEN amount_ht ELSE 0 END) AS equipment_ht
+        SUM(CASE WHEN kind = 'EQUIPMENT' THEN amount_ht ELSE 0 END) AS equipment_ht,
+        SUM(CASE WHEN kind IN ('CHARGE', 'TERMINATION_FEE') THEN amount_ht ELSE 0 END) AS charges_ht
     FROM charges
     GROUP BY customer_id, msisdn, plan_code
 ),
@@ -154,6 +159,7 @@ joined AS (
         CAST(COALESCE(r.options_ht, 0) AS DECIMAL(18, 2)) AS options_ht,
         CAST(COALESCE(r.usage_ht, 0) AS DECIMAL(18, 2)) AS usage_ht,
         CAST(COALESCE(r.equipment_ht, 0) AS DECIMAL(18, 2)) AS equipment_ht,
+        CAST(COALESCE(r.charges_ht, 0) AS DECIMAL(18, 2)) AS charges_ht,
         CAST(COALESCE(c.rated_cdrs, 0) AS BIGINT) AS rated_cdrs,
         CAST(COALESCE(c.excepted_cdrs, 0) AS BIGINT) AS excepted_cdrs,
         CAST(COALESCE(c.wholesale_rated, 0) AS DECIMAL(18, 6)) AS wholesale_rated,
@@ -161,7 +167,7 @@ joined AS (
     FROM keys k
     LEFT JOIN retail r
         ON (r.customer_id IS NOT DISTINCT FROM k.customer_id)
-       AND r.msisdn = k.msisdn
+       AND (r.msisdn IS NOT DISTINCT FROM k.msisdn)
        AND (r.plan_code IS NOT DISTINCT FROM k.plan_code)
     LEFT JOIN cost_totals c
         ON (c.customer_id IS NOT DISTINCT FROM k.customer_id)
@@ -177,14 +183,15 @@ SELECT
     j.options_ht,
     j.usage_ht,
     j.equipment_ht,
-    CAST(j.subscription_ht + j.options_ht + j.usage_ht + j.equipment_ht AS DECIMAL(18, 2)) AS retail_ht,
+    j.charges_ht,
+    CAST(j.subscription_ht + j.options_ht + j.usage_ht + j.equipment_ht + j.charges_ht AS DECIMAL(18, 2)) AS retail_ht,
     j.rated_cdrs,
     j.excepted_cdrs,
     j.wholesale_rated,
     j.wholesale_excepted,
     CAST(j.wholesale_rated + j.wholesale_excepted AS DECIMAL(18, 6)) AS wholesale,
     CAST(
-        j.subscription_ht + j.options_ht + j.usage_ht + j.equipment_ht
+        j.subscription_ht + j.options_ht + j.usage_ht + j.equipment_ht + j.charges_ht
         - j.wholesale_rated - j.wholesale_excepted
         AS DECIMAL(18, 6)
     ) AS margin

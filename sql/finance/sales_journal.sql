@@ -1,7 +1,8 @@
 -- The `sales_journal` dataset (docs/ACCOUNTING.md): one row per document
 -- and VAT rate, what the accountant books. An invoice is debited to the
 -- customer account (total TTC) and credited to the services account
--- (subscriptions, options, usage HT), the equipment account (handsets HT)
+-- (everything but handsets: subscriptions, options, usage, one-off charges,
+-- termination fees, regularisations HT), the equipment account (handsets HT)
 -- and the VAT collected account (VAT). Accounts and journal come from
 -- `[accounting]` (table accounting).
 --
@@ -30,7 +31,7 @@ SELECT
     a.equipment_account,
     a.vat_account,
     CAST(20.00 AS DECIMAL(5, 2)) AS vat_rate,
-    CAST(i.subscription_ht + i.options_ht + i.usage_ht AS DECIMAL(18, 2)) AS services_ht,
+    CAST(i.total_ht - i.equipment_ht AS DECIMAL(18, 2)) AS services_ht,
     i.equipment_ht,
     i.total_ht,
     i.vat,
@@ -54,7 +55,7 @@ SELECT
     a.vat_account,
     n.vat_rate,
     CAST(-(CASE WHEN n.total_ht = i.total_ht
-                THEN i.subscription_ht + i.options_ht + i.usage_ht
+                THEN i.total_ht - i.equipment_ht
                 ELSE n.total_ht END) AS DECIMAL(18, 2)) AS services_ht,
     CAST(-(CASE WHEN n.total_ht = i.total_ht THEN i.equipment_ht
                 ELSE CAST(0 AS DECIMAL(18, 2)) END) AS DECIMAL(18, 2)) AS equipment_ht,

@@ -53,8 +53,15 @@ pub fn land_decode(data: &[u8]) -> Option<DeliveryCheck> {
 pub fn sample_tables(dir: &Path) -> Vec<(String, Vec<u8>)> {
     mvnobill::reference::table_files()
         .map(|name| {
-            let bytes = std::fs::read(dir.join(&name))
-                .unwrap_or_else(|e| panic!("{}: {e}", dir.join(&name).display()));
+            // An optional table the samples do not have: its header alone.
+            let bytes = match std::fs::read(dir.join(&name)) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    mvnobill::reference::table_header(&name)
+                        .map(|h| format!("{h}\n").into_bytes())
+                        .unwrap_or_else(|| panic!("{}: {e}", dir.join(&name).display()))
+                }
+                read => read.unwrap_or_else(|e| panic!("{}: {e}", dir.join(&name).display())),
+            };
             (name, bytes)
         })
         .collect()
