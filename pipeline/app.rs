@@ -663,7 +663,8 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
             ))
         }
         Command::Check => {
-            // Not a stage run: nothing is written, the ledger is not opened.
+            // Not a stage run: nothing is written, the ledger is only read
+            // (the charges already billed).
             let settings = Settings::load(&cli.config)?;
             let lake = Lake::open(&settings.lake_url, &settings.lake_s3)?;
             Ok(Report::Check(check::check(&settings, &lake).await?))

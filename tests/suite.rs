@@ -5,6 +5,7 @@ mod airflow;
 mod analysts;
 mod architecture;
 mod assure;
+mod charges;
 mod check;
 mod cli;
 mod common;

@@ -198,8 +198,8 @@ impl std::fmt::Display for DraftReport {
         }
         write!(
             f,
-            "\n  {:<12} {:>12} {:>12} {:>12} {:>9}  {}",
-            "customer", "before €", "draft €", "variation €", "%", ""
+            "\n  {:<12} {:>12} {:>12} {:>12} {:>9}  ",
+            "customer", "before €", "draft €", "variation €", "%"
         )?;
         for c in outliers {
             let dash = |s: &str| {
@@ -838,30 +838,31 @@ fn note_numbers(notes: &[RegularisationNote]) -> RecordBatch {
 }
 
 /// The `credit_note_lines` dataset: each negative difference with the
-/// number of the note that credits it, amounts positive.
+/// number of the note that credits it, amounts positive; text as Utf8 in
+/// every month (the differences read the lake's lines back as Utf8View).
 const CREDIT_NOTE_LINES: &str = "
     SELECT
         n.number AS credit_note_number,
-        d.customer_id,
-        d.kind,
-        d.msisdn,
-        d.label,
-        d.code,
-        d.event_type,
-        d.zone,
+        arrow_cast(d.customer_id, 'Utf8') AS customer_id,
+        arrow_cast(d.kind, 'Utf8') AS kind,
+        arrow_cast(d.msisdn, 'Utf8') AS msisdn,
+        arrow_cast(d.label, 'Utf8') AS label,
+        arrow_cast(d.code, 'Utf8') AS code,
+        arrow_cast(d.event_type, 'Utf8') AS event_type,
+        arrow_cast(d.zone, 'Utf8') AS zone,
         -d.quantity AS quantity,
         d.unit_price,
         CAST(-d.amount_ht AS DECIMAL(18, 2)) AS amount_ht,
         d.period_start,
         d.period_end,
-        d.line_key,
-        d.period,
-        d.vat_category,
+        arrow_cast(d.line_key, 'Utf8') AS line_key,
+        arrow_cast(d.period, 'Utf8') AS period,
+        arrow_cast(d.vat_category, 'Utf8') AS vat_category,
         d.vat_rate
     FROM regularisation_deltas d
     JOIN note_numbers n ON n.customer_id = d.customer_id AND n.period = d.period
     WHERE d.amount_ht < 0
-    ORDER BY credit_note_number, d.line_key";
+    ORDER BY credit_note_number, line_key";
 
 async fn summarise(ctx: &SessionContext, report: &mut BillReport) -> Result<(), BillError> {
     let row = engine::row_strings(

@@ -22,6 +22,7 @@ use serde::Serialize;
 use crate::core::csvfile::CsvFileError;
 use crate::core::identifiers::{email_problem, siret_problem, vat_number_problem};
 use crate::core::lake::{Lake, LakeError};
+use crate::core::ledger::{BilledCharge, Ledger, LedgerError};
 use crate::documents::images;
 use crate::reference::integrator::{self, Integrator, IntegratorError};
 use crate::reference::{Reference, ReferenceError, Table};
@@ -340,6 +341,12 @@ pub async fn check(settings: &Settings, lake: &Lake) -> Result<CheckReport, Chec
         handsets_item(&tables, &routed(&["handsets.csv", "handset_sales.csv"])),
         subscriptions_item(&tables, &routed(&["subscriptions.csv"])),
         customers_item(&tables, &routed(&["customers.csv"])),
+        charges_item(
+            &tables,
+            &routed(&["charges.csv"]),
+            &settings.reference_dir,
+            Ledger::billed_charges_in(&settings.state_dir),
+        ),
     ];
     items.extend(integrator_items(&settings.integrator_path));
     items.push(drift_item(&tables, lake).await?);
@@ -774,6 +781,80 @@ fn subscriptions_item(tables: &Tables, problems: &[&ReferenceError]) -> Item {
                     fees.file()
                 ),
             );
+        }
+    }
+    item.build()
+}
+
+/// account.md §5: the one-off charges (reference.rs has the rules: unique
+/// charge_id, a known customer, a line of that customer, an amount in
+/// cents), and each charge already billed against the row it was billed
+/// from (the ledger keeps its hash): a billed charge whose row changed, or
+/// that is gone, is never billed again, so it is reported.
+fn charges_item(
+    tables: &Tables,
+    problems: &[&ReferenceError],
+    reference_dir: &Path,
+    billed: Result<Vec<BilledCharge>, LedgerError>,
+) -> Item {
+    let mut item = with_problems(
+        "charges",
+        "one-off charges name a known customer (and one of its lines), once each, in cents; a charge billed is not changed afterwards",
+        problems,
+    );
+    let file = reference_dir.join("charges.csv");
+    if !file.is_file() {
+        item.note(
+            At::file(&file.display().to_string()),
+            "absent: no one-off charge to bill (the file is optional)",
+        );
+    }
+    if tables.unreadable(&["charges"]) {
+        return item.build();
+    }
+    let charges = tables.get("charges");
+    for c in 0..charges.len() {
+        if charges.decimal(c, "amount_ht").is_some_and(|a| a.is_zero()) {
+            item.warning(
+                At::row(charges, c, "amount_ht"),
+                format!(
+                    "{}: an amount of 0 (a forgotten amount?)",
+                    charges.cell(c, "charge_id")
+                ),
+            );
+        }
+    }
+    let billed = match billed {
+        Ok(billed) => billed,
+        Err(error) => {
+            item.warning(
+                At::default(),
+                format!("the charges already billed cannot be read from the ledger: {error}"),
+            );
+            return item.build();
+        }
+    };
+    let hashes = tables.reference.charge_hashes();
+    let rows: HashMap<String, usize> = (0..charges.len())
+        .filter_map(|c| Some((charges.text(c, "charge_id")?.to_string(), c)))
+        .collect();
+    for charge in &billed {
+        match (hashes.get(&charge.charge_id), rows.get(&charge.charge_id)) {
+            (Some(hash), Some(&row)) if *hash != charge.content_hash => item.warning(
+                At::row(charges, row, "charge_id"),
+                format!(
+                    "{}: billed on the invoices of {}, and the row changed since: it is not billed again (a correction is a new charge, with its own charge_id)",
+                    charge.charge_id, charge.month
+                ),
+            ),
+            (None, _) => item.warning(
+                At::file(charges.file()),
+                format!(
+                    "{}: billed on the invoices of {}, and no longer in the file",
+                    charge.charge_id, charge.month
+                ),
+            ),
+            _ => {}
         }
     }
     item.build()
