@@ -2,6 +2,7 @@
 //! real `mvnobill` binary on fixture folders (see `common`).
 
 mod airflow;
+mod account;
 mod analysts;
 mod architecture;
 mod assure;
