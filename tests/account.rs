@@ -65,7 +65,9 @@ fn refused(out: Output) -> String {
 #[test]
 fn months_are_issued_in_order() {
     let months = Months::new("");
-    months.run(&["run", "--month", "2026-10", "--html-only"]).ok();
+    months
+        .run(&["run", "--month", "2026-10", "--html-only"])
+        .ok();
     months.run(&["rate", "--month", "2026-12"]).ok();
     assert_eq!(
         refused(months.run(&["bill", "--month", "2026-12"])),
@@ -124,7 +126,9 @@ fn the_first_month_and_sequence_continue_an_earlier_system() {
 #[test]
 fn a_draft_shows_the_issue_to_come_and_changes_nothing() {
     let months = Months::new("");
-    months.run(&["run", "--month", "2026-10", "--html-only"]).ok();
+    months
+        .run(&["run", "--month", "2026-10", "--html-only"])
+        .ok();
     months.november_inputs();
     months.run(&["sync"]).ok();
     months.run(&["land"]).ok();
@@ -145,7 +149,8 @@ fn a_draft_shows_the_issue_to_come_and_changes_nothing() {
     let lake = months.ws.lake();
     for table in ["draft_invoices", "draft_invoice_lines"] {
         assert!(
-            lake.join(format!("drafts/month=2026-11/{table}/part-0.parquet")).is_file(),
+            lake.join(format!("drafts/month=2026-11/{table}/part-0.parquet"))
+                .is_file(),
             "{table}"
         );
     }
@@ -191,7 +196,10 @@ fn a_draft_shows_the_issue_to_come_and_changes_nothing() {
         "{text_report}"
     );
     assert!(text_report.contains("C1"), "{text_report}");
-    assert!(!text_report.contains("C2 "), "only the outliers are listed: {text_report}");
+    assert!(
+        !text_report.contains("C2 "),
+        "only the outliers are listed: {text_report}"
+    );
 
     // The issue gives the draft's amounts to the cent, numbered after
     // October's three invoices.

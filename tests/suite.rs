@@ -1,8 +1,8 @@
 //! The test suite: one binary, integration tests first. Each test runs the
 //! real `mvnobill` binary on fixture folders (see `common`).
 
-mod airflow;
 mod account;
+mod airflow;
 mod analysts;
 mod architecture;
 mod assure;
