@@ -223,3 +223,228 @@ fn a_draft_shows_the_issue_to_come_and_changes_nothing() {
     assert_eq!(issued, drafted);
     assert!(Path::new(&lake.join("credit_note_lines/month=2026-11/part-0.parquet")).is_file());
 }
+
+/// One CDR of the three months' traffic, with the day it is delivered.
+struct Event {
+    delivered: chrono::NaiveDate,
+    row: String,
+}
+
+/// Three months of traffic on the base tables' four lines, delivered as the
+/// MVNE does: day D on D+1, Monday to Saturday (a Sunday's delivery waits
+/// for Monday); roaming events five days later still (partners are late).
+/// Deterministic: a small linear congruential generator.
+fn three_months_of_traffic() -> Vec<Event> {
+    use chrono::{Datelike, Duration, NaiveDate, Weekday};
+    let mut state: u64 = 20261001;
+    let mut next = |n: u64| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) % n
+    };
+    let lines = ["33600000001", "33600000002", "33600000003", "33600000004"];
+    let mut events = Vec::new();
+    let mut day = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
+    let mut id = 0;
+    while day < NaiveDate::from_ymd_opt(2027, 1, 1).unwrap() {
+        for _ in 0..6 {
+            id += 1;
+            let line = lines[next(4) as usize];
+            let imsi = format!("2080106{}", &line[3..]);
+            let time = format!(
+                "{} {:02}:{:02}:{:02}",
+                day.format("%d/%m/%Y"),
+                9 + next(9),
+                next(60),
+                next(60)
+            );
+            let roaming = id % 5 == 0;
+            let visited = if roaming { "22801" } else { "20801" };
+            let row = match next(3) {
+                0 => format!(
+                    "T{id:05};{line};{imsi};VOICE;{time};3365000{:04};{};;;{visited};0,0100",
+                    next(10000),
+                    1 + next(400)
+                ),
+                1 => format!(
+                    "T{id:05};{line};{imsi};SMS;{time};3367000{:04};;;1;{visited};0,0010",
+                    next(10000)
+                ),
+                _ => format!(
+                    "T{id:05};{line};{imsi};DATA;{time};;;{};;{visited};0,0200",
+                    1 + next(300)
+                ),
+            };
+            let mut delivered = day + Duration::days(if roaming { 6 } else { 1 });
+            if delivered.weekday() == Weekday::Sun {
+                delivered = delivered + Duration::days(1);
+            }
+            events.push(Event { delivered, row });
+        }
+        day = day.succ_opt().unwrap();
+    }
+    events
+}
+
+/// Writes the events delivered on a day as that day's file.
+fn deliver(source: &Path, events: &[Event], on: chrono::NaiveDate) {
+    let rows: Vec<&str> = events
+        .iter()
+        .filter(|e| e.delivered == on)
+        .map(|e| e.row.as_str())
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let folder = source.join("RatedCDRs");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(
+        folder.join(format!("RatedCDRs_{}_100000.csv", on.format("%Y%m%d"))),
+        format!(
+            "cdr_id;msisdn;imsi;event_type;start_time;called_number;duration_s;volume_kb;units;visited_mccmnc;wholesale_eur\n{}\n",
+            rows.join("\n")
+        ),
+    )
+    .unwrap();
+}
+
+/// What a lake invoiced, per customer, month billed and line key: the
+/// invoice lines (a regularisation counts for the month it corrects) less
+/// the regularisation credit notes' lines.
+fn invoiced(
+    ws: &Workspace,
+) -> std::collections::BTreeMap<(String, String, String), rust_decimal::Decimal> {
+    use std::str::FromStr;
+    let mut out = std::collections::BTreeMap::new();
+    let mut add = |rows: Vec<serde_json::Map<String, serde_json::Value>>, sign: i64| {
+        for r in rows {
+            let key = (
+                text(&r, "customer_id"),
+                text(&r, "period"),
+                text(&r, "line_key"),
+            );
+            let amount = rust_decimal::Decimal::from_str(&text(&r, "amount_ht")).unwrap();
+            *out.entry(key).or_insert(rust_decimal::Decimal::ZERO) +=
+                amount * rust_decimal::Decimal::from(sign);
+        }
+    };
+    add(
+        ws.query("SELECT customer_id, period, line_key, CAST(amount_ht AS VARCHAR) AS amount_ht FROM invoice_lines"),
+        1,
+    );
+    if ws.lake().join("credit_note_lines").exists() {
+        add(
+            ws.query("SELECT customer_id, period, line_key, CAST(amount_ht AS VARCHAR) AS amount_ht FROM credit_note_lines"),
+            -1,
+        );
+    }
+    out.retain(|_, amount| !amount.is_zero());
+    out
+}
+
+/// account.md §4: three months delivered day by day, late files included,
+/// each billed on the 2nd of the next month, with a termination entered
+/// back-dated: every CDR and every change reaches an invoice exactly once.
+/// What the day-by-day lake invoiced over the months (and January's issue,
+/// which regularises December) equals, per customer, month and line, to the
+/// cent, what a lake that received everything at once invoices.
+#[test]
+fn three_months_delivered_day_by_day_invoice_everything_once() {
+    use chrono::{Duration, NaiveDate};
+    let events = three_months_of_traffic();
+    let months = Months::new("");
+    // The first lake: day by day, billing each month on the 2nd.
+    std::fs::remove_dir_all(&months.source).unwrap();
+    std::fs::create_dir_all(&months.source).unwrap();
+    let mut day = NaiveDate::from_ymd_opt(2026, 10, 2).unwrap();
+    let bills = [
+        ("2026-10", NaiveDate::from_ymd_opt(2026, 11, 2).unwrap()),
+        ("2026-11", NaiveDate::from_ymd_opt(2026, 12, 2).unwrap()),
+        ("2026-12", NaiveDate::from_ymd_opt(2027, 1, 2).unwrap()),
+        ("2027-01", NaiveDate::from_ymd_opt(2027, 2, 2).unwrap()),
+    ];
+    let terminated = std::fs::read_to_string(months.case.join("reference2/subscriptions.csv"))
+        .unwrap()
+        .replace("2026-10-15", "2026-11-20");
+    for (month, on) in bills {
+        while day <= on {
+            deliver(&months.source, &events, day);
+            day = day + Duration::days(1);
+        }
+        if month == "2026-12" {
+            // Entered on 2 January: line 2 ended on 20 November.
+            std::fs::write(months.reference.join("subscriptions.csv"), &terminated).unwrap();
+        }
+        let report = months
+            .run(&["--json", "run", "--month", month, "--html-only"])
+            .ok()
+            .json();
+        assert_eq!(report["land"]["totals"]["quarantined"], 0, "{month}");
+    }
+    let late = events
+        .iter()
+        .filter(|e| {
+            e.delivered > NaiveDate::from_ymd_opt(2026, 11, 2).unwrap()
+                && e.row.contains("/10/2026")
+        })
+        .count();
+    let roaming = events.iter().filter(|e| e.row.contains(";22801;")).count();
+    assert!(
+        late > 0,
+        "some October CDRs arrive after October's issue ({roaming} roaming of {})",
+        events.len()
+    );
+    let november = months
+        .run(&["--json", "bill", "--month", "2026-11"])
+        .ok()
+        .json();
+    assert_eq!(november["closed"], true);
+    // Every late CDR of the three months was carried by a regularisation.
+    for month in ["2026-10", "2026-11", "2026-12"] {
+        let assure = months
+            .run(&["--json", "assure", "--month", month])
+            .ok()
+            .json();
+        assert_eq!(assure["late_to_regularise"], 0, "{month}");
+        assert_eq!(assure["late_lost"], 0, "{month}");
+        assert_eq!(assure["late_cdrs"], assure["late_regularised"], "{month}");
+    }
+    let day_by_day = invoiced(&months.ws);
+
+    // The second lake: every file and the final tables from the start.
+    let all = Months::new("");
+    std::fs::remove_dir_all(&all.source).unwrap();
+    std::fs::create_dir_all(&all.source).unwrap();
+    let mut day = NaiveDate::from_ymd_opt(2026, 10, 2).unwrap();
+    while day <= NaiveDate::from_ymd_opt(2027, 2, 2).unwrap() {
+        deliver(&all.source, &events, day);
+        day = day + Duration::days(1);
+    }
+    std::fs::write(all.reference.join("subscriptions.csv"), &terminated).unwrap();
+    for (month, _) in bills {
+        all.run(&["run", "--month", month, "--html-only"]).ok();
+    }
+    let at_once = invoiced(&all.ws);
+    assert_eq!(day_by_day, at_once);
+    // Not trivially: the day-by-day lake regularised, and credited line 2.
+    let regularisations = months
+        .ws
+        .query("SELECT COUNT(*) AS n FROM invoice_lines WHERE kind = 'REGULARISATION'");
+    assert_ne!(text(&regularisations[0], "n"), "0");
+    let notes = months
+        .ws
+        .query("SELECT customer_id, invoice_month FROM credit_notes");
+    assert!(
+        notes
+            .iter()
+            .any(|n| text(n, "customer_id") == "C1" && text(n, "invoice_month") == "2026-11"),
+        "{notes:?}"
+    );
+    let total = |ws: &Workspace| {
+        ws.query("SELECT CAST(SUM(amount) AS VARCHAR) AS s FROM rated_cdrs")
+            .first()
+            .map(|r| text(r, "s"))
+    };
+    assert!(total(&all.ws).is_some());
+}
