@@ -418,6 +418,7 @@ rule_cases! {
     case_33_rounding,
     case_34_termination_snapshot_at_midnight,
     case_40_late_usage_regularised,
+    case_41_regularisation_only_invoice,
 }
 
 /// Every folder of `tests/fixtures/rules/` (but `_base` and other `_`

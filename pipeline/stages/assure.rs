@@ -277,6 +277,8 @@ impl std::fmt::Display for AssureReport {
                     "CDRs landed since the last rating",
                     "run rate and bill again",
                 ),
+                // The summary's row when there is none.
+                None => ("late CDRs, landed after the issue", "none"),
                 Some("REGULARISED") => (
                     "late CDRs, regularised",
                     "invoiced on a later month as regularisation",
@@ -287,9 +289,11 @@ impl std::fmt::Display for AssureReport {
                 ),
                 _ => ("late CDRs, too late to regularise", "never invoiced"),
             };
-            if t.findings == 0 && t.reason.is_none() && self.issued {
-                continue;
-            }
+            let what = if t.findings == 0 && t.reason.is_none() {
+                "none"
+            } else {
+                what
+            };
             line(
                 f,
                 label,
