@@ -47,6 +47,9 @@ pub struct RateReport {
     pub month: String,
     /// True when the month is closed and nothing was rated again.
     pub closed: bool,
+    /// The month's events: one copy per cdr_id, the billed one (rating.md
+    /// §1), so the CDRs landed in the month unless a copy from a file whose
+    /// name sorts first came with another date.
     pub cdrs: u64,
     pub rated: u64,
     pub exceptions: BTreeMap<String, u64>,
@@ -85,14 +88,15 @@ impl std::fmt::Display for RateReport {
 /// Where `rate` sets a month's excepted events aside, below the lake.
 const WORK_DIR: &str = "_work/rate";
 
-/// `cdrs` as the rating layer reads it: the month's CDRs, or those of the
-/// lines of one pass.
+/// `cdrs` as the rating layer reads it: the month's events
+/// (`month_events`, one billed copy per cdr_id), or those of the lines of
+/// one pass.
 async fn select_pass(ctx: &SessionContext, passes: u64, pass: u64) -> Result<(), RateError> {
     use datafusion::common::ScalarValue;
     let frame = if passes == 1 {
-        ctx.sql("SELECT * FROM month_cdrs").await?
+        ctx.sql("SELECT * FROM month_events").await?
     } else {
-        ctx.sql("SELECT * FROM month_cdrs WHERE CAST(msisdn AS BIGINT) % $1 = $2")
+        ctx.sql("SELECT * FROM month_events WHERE CAST(msisdn AS BIGINT) % $1 = $2")
             .await?
             .with_param_values(vec![
                 ScalarValue::Int64(Some(passes as i64)),
@@ -237,6 +241,21 @@ pub async fn rate(stage: &Context, month: Month) -> Result<RateReport, RateError
         upstream::cdr_schema(true),
     )
     .await?;
+    // Every month of conflicting copies: the billed copy of an id is that of
+    // the file whose name sorts first, and a copy may have another date.
+    engine::register_path_or_empty(
+        &ctx,
+        lake,
+        "all_cdr_conflicts",
+        datasets::CDR_CONFLICTS,
+        upstream::cdr_schema(true),
+    )
+    .await?;
+    engine::run_layer(&ctx, sqlfiles::COPIES).await?;
+    // The month's events: one billed copy per cdr_id.
+    let replaced = engine::scalar_u64(&ctx, "SELECT COUNT(*) FROM superseded_copies").await?;
+    let brought = engine::scalar_u64(&ctx, "SELECT COUNT(*) FROM billed_conflicts").await?;
+    report.cdrs = month_cdrs - replaced + brought;
     engine::run_layer(&ctx, sqlfiles::REFERENCE).await?;
 
     // One pass over the month: the rated events go to `rated_cdrs`, the
@@ -296,18 +315,8 @@ pub async fn rate(stage: &Context, month: Month) -> Result<RateReport, RateError
         }
         report.exceptions.insert(row[0].clone(), count);
     }
-    // Every CDR of the month is either rated or an exception, once.
-    if engine::register_path(
-        &ctx,
-        lake,
-        "cdrs",
-        &format!("{}/{partition}", datasets::CDRS),
-        None,
-    )
-    .await?
-    {
-        report.cdrs = engine::scalar_u64(&ctx, "SELECT COUNT(*) FROM cdrs").await?;
-    }
+    // Every event of the month (one billed copy per cdr_id) is either
+    // rated or an exception, once.
     if report.cdrs != report.rated + excepted {
         return Err(RateError::Lost {
             month: report.month,

@@ -1,5 +1,5 @@
--- rating.md §1 and §2: each CDR of the month (already unique by cdr_id:
--- `land` keeps the first copy) with
+-- rating.md §1 and §2: each CDR of the month (one billed copy per cdr_id,
+-- month_events.sql; `rate` registers a pass of it as `cdrs`) with
 --   * the subscription row of its msisdn whose [start_date, end_date]
 --     contains the event's local date (none: NO_SUBSCRIPTION later), and
 --   * the roaming zone of the visited network's MCC, the first 3 digits of
@@ -17,6 +17,7 @@ SELECT
     c.wholesale_eur,
     c.source_file,
     s.customer_id,
+    s.plan_code,
     s.rate_grid,
     s.start_date AS subscription_start,
     COALESCE(r.roaming_zone, 'ROAM_Z3') AS roaming_zone
