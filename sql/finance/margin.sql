@@ -3,8 +3,9 @@
 -- month's invoices charged (`invoice_lines`, HT, by kind); wholesale is what
 -- the MVNE charges for the line's CDRs of the month: the rated ones and the
 -- excepted ones (NO_DESTINATION, NO_PRICE: traffic we could not bill still
--- costs), but not a CONFLICTING_DUPLICATE (a second copy of a CDR already
--- counted). margin = retail_ht - wholesale.
+-- costs), but not a CONFLICTING_DUPLICATE (another copy of a CDR whose
+-- billed copy, from the file sorting first, is counted with the rated
+-- ones). margin = retail_ht - wholesale.
 --
 -- The plan of a charge is that of the line's subscription row (subscriptions
 -- table): for subscription, option and equipment lines the row in force on
