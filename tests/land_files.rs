@@ -217,19 +217,17 @@ fn the_copy_from_the_file_sorting_first_is_billed_whatever_the_landing_order() {
     )
     .unwrap();
     assert_eq!(land(&ws)["totals"]["conflicts"], 1);
-    let rate = |month: &str| {
-        ws.run(&["--json", "rate", "--month", month])
-            .ok()
-            .json()
-    };
+    let rate = |month: &str| ws.run(&["--json", "rate", "--month", month]).ok().json();
     // October: the copy landed there is not billed.
     let october = rate("2026-10");
     assert_eq!(october["cdrs"], 0, "{october}");
     assert_eq!(october["rated"], 0, "{october}");
-    assert_eq!(october["exceptions"]["CONFLICTING_DUPLICATE"], 1, "{october}");
-    let excepted = ws.query(
-        "SELECT cdr_id, source_file FROM rating_exceptions WHERE month = '2026-10'",
+    assert_eq!(
+        october["exceptions"]["CONFLICTING_DUPLICATE"], 1,
+        "{october}"
     );
+    let excepted =
+        ws.query("SELECT cdr_id, source_file FROM rating_exceptions WHERE month = '2026-10'");
     assert_eq!(excepted.len(), 1, "{excepted:?}");
     assert_eq!(excepted[0]["source_file"], "RatedCDRs_20261102_120000.csv");
     // November: the copy of the file sorting first is, once.
@@ -237,9 +235,8 @@ fn the_copy_from_the_file_sorting_first_is_billed_whatever_the_landing_order() {
     assert_eq!(november["cdrs"], 1, "{november}");
     assert_eq!(november["rated"], 1, "{november}");
     assert_eq!(november["exceptions"], serde_json::json!({}), "{november}");
-    let rated = ws.query(
-        "SELECT cdr_id, local_date, source_file FROM rated_cdrs WHERE month = '2026-11'",
-    );
+    let rated =
+        ws.query("SELECT cdr_id, local_date, source_file FROM rated_cdrs WHERE month = '2026-11'");
     assert_eq!(rated.len(), 1, "{rated:?}");
     assert_eq!(rated[0]["local_date"], "2026-11-01");
     assert_eq!(rated[0]["source_file"], "RatedCDRs_20261101_120000.csv");

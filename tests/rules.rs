@@ -111,7 +111,10 @@ fn run_case(case_dir: &Path, failures: &mut Vec<String>) {
         for stage in ["sync", "land"] {
             let out = ws.run(&["--json", stage]);
             if out.status != 0 {
-                failures.push(format!("{case}: first {stage} failed: {}", out.stderr.trim()));
+                failures.push(format!(
+                    "{case}: first {stage} failed: {}",
+                    out.stderr.trim()
+                ));
                 return;
             }
         }
