@@ -20,9 +20,13 @@ WITH plan_allowances AS (
     UNION ALL
     SELECT plan_code, 'DATA_FR', data_fr_mb * 1024, data_fr_mb IS NULL FROM plans
 ),
+-- The pool's key, as events.sql gives it to each event: the start_date
+-- of the line's first row with the plan this month (a date rather than
+-- the plan code: the month's events are sorted by it, narrower is cheaper).
 line_plans AS (
-    SELECT DISTINCT msisdn, plan_code
+    SELECT msisdn, plan_code, MIN(start_date) AS pool_start
     FROM month_subscriptions
+    GROUP BY msisdn, plan_code
 ),
 -- Each option once per line and plan, with the first day in the month of
 -- the earliest row of that plan carrying it.
@@ -60,10 +64,11 @@ grants AS (
     FROM option_allowances
 )
 SELECT
-    msisdn,
-    plan_code,
-    allowance_group,
+    g.msisdn,
+    l.pool_start,
+    g.allowance_group,
     bool_or(unlimited) AS unlimited,
     COALESCE(SUM(quantity), 0) AS quantity
-FROM grants
-GROUP BY msisdn, plan_code, allowance_group
+FROM grants g
+JOIN line_plans l ON l.msisdn = g.msisdn AND l.plan_code = g.plan_code
+GROUP BY g.msisdn, l.pool_start, g.allowance_group
