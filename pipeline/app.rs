@@ -378,9 +378,9 @@ impl Stages {
         self.record(id, result)
     }
 
-    async fn bill(&mut self, month: Month) -> Result<Timed<BillReport>, AppError> {
-        let id = self.start("bill", Some(month))?;
-        let result = bill::bill(&mut self.context, month).await;
+    async fn bill(&mut self, month: Month, draft: bool) -> Result<Timed<BillReport>, AppError> {
+        let id = self.start(if draft { "bill --draft" } else { "bill" }, Some(month))?;
+        let result = bill::bill(&mut self.context, month, draft).await;
         self.record(id, result)
     }
 
@@ -466,7 +466,7 @@ impl Stages {
             sync,
             land: self.land().await?,
             rate: self.rate(month).await?,
-            bill: self.bill(month).await?,
+            bill: self.bill(month, false).await?,
             finance: self.finance(month).await?,
             render: self.render(month, options).await?,
             publish: match (options.pdf, &self.context.settings.source) {
@@ -557,7 +557,9 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
         Command::Sync => Ok(Report::Sync(Stages::open(&cli.config)?.sync().await?)),
         Command::Land => Ok(Report::Land(Stages::open(&cli.config)?.land().await?)),
         Command::Rate { month } => Ok(Report::Rate(Stages::open(&cli.config)?.rate(month).await?)),
-        Command::Bill { month } => Ok(Report::Bill(Stages::open(&cli.config)?.bill(month).await?)),
+        Command::Bill { month, draft } => Ok(Report::Bill(
+            Stages::open(&cli.config)?.bill(month, draft).await?,
+        )),
         Command::Finance { month } => Ok(Report::Finance(
             Stages::open(&cli.config)?.finance(month).await?,
         )),

@@ -59,11 +59,16 @@ pub enum Command {
         #[arg(long)]
         month: Month,
     },
-    /// Build, number and issue the month's invoices (closes the month).
+    /// Build, number and issue the month's invoices (closes the month), with
+    /// the regularisations of earlier months whose inputs changed.
     Bill {
         /// The billing month, YYYY-MM.
         #[arg(long)]
         month: Month,
+        /// Compute the month as the issue would and issue nothing: write
+        /// `drafts/month=M/` and compare each customer with the month before.
+        #[arg(long)]
+        draft: bool,
     },
     /// Write the month's margin, sales journal (Parquet and CSV) and B2C
     /// e-reporting totals, from its issued invoices.

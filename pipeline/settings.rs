@@ -52,6 +52,16 @@ struct ConfigFile {
     render: Option<RenderSection>,
     mail: Option<crate::documents::mail::MailSection>,
     accounting: Option<AccountingSection>,
+    billing: Option<BillingSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BillingSection {
+    first_month: Option<String>,
+    first_sequence: Option<i64>,
+    draft_alert_percent: Option<rust_decimal::Decimal>,
+    regularisation_months: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -209,6 +219,77 @@ pub struct Settings {
     /// Journal, accounts and e-reporting period of the finance outputs
     /// (`[accounting]`, French PCG defaults; docs/ACCOUNTING.md).
     pub accounting: AccountingSettings,
+    /// How months follow each other (`[billing]`, account.md §1–4).
+    pub billing: BillingSettings,
+}
+
+/// The `[billing]` section: where the sequence of months starts, when a
+/// draft flags a customer, how far back a regularisation reaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BillingSettings {
+    /// The first month this installation bills; None: the first billed.
+    pub first_month: Option<crate::core::month::Month>,
+    /// The first invoice number of `first_month`'s issue year (continuing
+    /// an earlier system's numbering); 1 by default.
+    pub first_sequence: i64,
+    /// A draft flags a customer whose total moved by more than this
+    /// percentage from the month before.
+    pub draft_alert_percent: rust_decimal::Decimal,
+    /// How many issued months before the one billed are billed again.
+    pub regularisation_months: u32,
+}
+
+impl Default for BillingSettings {
+    fn default() -> Self {
+        BillingSettings {
+            first_month: None,
+            first_sequence: 1,
+            draft_alert_percent: rust_decimal::Decimal::from(30),
+            regularisation_months: 12,
+        }
+    }
+}
+
+impl BillingSettings {
+    fn from_section(section: BillingSection) -> Result<BillingSettings, (&'static str, String)> {
+        let mut settings = BillingSettings::default();
+        if let Some(month) = section.first_month {
+            settings.first_month = Some(month.parse().map_err(|_| {
+                (
+                    "first_month",
+                    format!("'{month}': give a month as \"YYYY-MM\""),
+                )
+            })?);
+        }
+        if let Some(first) = section.first_sequence {
+            if !(1..=999_999).contains(&first) {
+                return Err((
+                    "first_sequence",
+                    format!("{first}: give a number from 1 to 999999"),
+                ));
+            }
+            settings.first_sequence = first;
+        }
+        if let Some(percent) = section.draft_alert_percent {
+            if percent < rust_decimal::Decimal::ZERO {
+                return Err((
+                    "draft_alert_percent",
+                    format!("{percent}: give a percentage of 0 or more"),
+                ));
+            }
+            settings.draft_alert_percent = percent;
+        }
+        if let Some(months) = section.regularisation_months {
+            if months > 120 {
+                return Err((
+                    "regularisation_months",
+                    format!("{months}: give 0 to 120 months"),
+                ));
+            }
+            settings.regularisation_months = months;
+        }
+        Ok(settings)
+    }
 }
 
 /// The `[accounting]` section of mvnobill.toml, as written.
@@ -521,8 +602,17 @@ impl Settings {
                 key,
                 message,
             })?;
+        let billing = BillingSettings::from_section(file.billing.unwrap_or_default()).map_err(
+            |(key, message)| SettingsError::Key {
+                path: path_text.clone(),
+                section: "billing",
+                key,
+                message,
+            },
+        )?;
         Ok(Settings {
             accounting,
+            billing,
             memory_pool_bytes: memory_pool_mb << 20,
             cdrs_per_pass,
             templates_dir: file.templates.and_then(|t| t.dir).map(|dir| resolve(&dir)),

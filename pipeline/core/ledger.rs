@@ -187,6 +187,21 @@ CREATE TABLE IF NOT EXISTS credit_notes (
     UNIQUE (year, seq)
 );
 CREATE INDEX IF NOT EXISTS credit_notes_invoice ON credit_notes (invoice_number);
+-- The inputs each issued month was last billed from (account.md §4): a
+-- digest of its CDR files, the status snapshots and the reference tables.
+-- NULL: not known (the month just issued), so the next issue bills it again.
+CREATE TABLE IF NOT EXISTS month_inputs (
+    month TEXT PRIMARY KEY REFERENCES issued_months(month),
+    fingerprint TEXT,
+    billed_at TEXT NOT NULL
+);
+-- The credit notes a regularisation issued (account.md §4): with the
+-- invoices of `issue_month`, for the negative differences of `period`.
+CREATE TABLE IF NOT EXISTS regularisation_notes (
+    credit_note_number TEXT PRIMARY KEY REFERENCES credit_notes(credit_note_number),
+    issue_month TEXT NOT NULL REFERENCES issued_months(month),
+    period TEXT NOT NULL
+);
 ";
 
 fn now() -> String {
@@ -388,13 +403,82 @@ impl Ledger {
             .map_err(|e| self.err(e))
     }
 
-    /// Closes a month: records its numbers in one transaction.
+    /// The issued months, oldest first.
+    pub fn issued_months(&self) -> Result<Vec<String>, LedgerError> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT month FROM issued_months ORDER BY month")
+            .map_err(|e| self.err(e))?;
+        let rows = statement
+            .query_map([], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<String>, _>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The digest of the inputs an issued month was last billed from.
+    pub fn month_fingerprint(&self, month: &str) -> Result<Option<String>, LedgerError> {
+        self.connection
+            .query_row(
+                "SELECT fingerprint FROM month_inputs WHERE month = ?1",
+                params![month],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.err(e))
+    }
+
+    /// When an issued month was last billed again for a regularisation
+    /// (None: never since its issue).
+    pub fn month_regularised_at(&self, month: &str) -> Result<Option<String>, LedgerError> {
+        self.connection
+            .query_row(
+                "SELECT billed_at FROM month_inputs WHERE month = ?1 AND fingerprint IS NOT NULL",
+                params![month],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// When each file of a folder last landed, by its name.
+    pub fn landed_at(&self, folder: &str) -> Result<Vec<(String, String)>, LedgerError> {
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT f.name, MAX(l.landed_at) FROM fetched_files f
+                 JOIN landed_files l ON l.fetched_id = f.id
+                 WHERE f.folder = ?1 GROUP BY f.name ORDER BY f.name",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = statement
+            .query_map(params![folder], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// The highest credit note sequence number of a year (0 if none).
+    pub fn last_credit_sequence(&self, year: i32) -> Result<i64, LedgerError> {
+        self.connection
+            .query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM credit_notes WHERE year = ?1",
+                params![year],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Closes a month: records its numbers, the credit notes of its
+    /// regularisations and the inputs of the months billed again, in one
+    /// transaction.
     pub fn issue_month(
         &mut self,
         month: &str,
         year: i32,
         numbers: &[(i64, IssuedNumber)],
         total_ttc: &str,
+        issue: &MonthIssue,
     ) -> Result<(), LedgerError> {
         let path = self.path.display().to_string();
         let err = |source| LedgerError::Sqlite {
@@ -411,6 +495,51 @@ impl Ledger {
             tx.execute(
                 "INSERT INTO invoice_numbers (invoice_number, year, seq, month, customer_id) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![number.invoice_number, year, seq, month, number.customer_id],
+            )
+            .map_err(err)?;
+        }
+        for note in &issue.notes {
+            tx.execute(
+                "INSERT INTO credit_notes (credit_note_number, year, seq, invoice_number, invoice_month,
+                     customer_id, customer_kind, issue_date, reason, requested_ht, vat_rate, total_ht,
+                     vat, total_ttc, issued_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                params![
+                    note.number,
+                    note.year,
+                    note.seq,
+                    note.invoice_number,
+                    note.invoice_month,
+                    note.customer_id,
+                    note.customer_kind,
+                    note.issue_date,
+                    note.reason,
+                    note.total_ht,
+                    note.vat_rate,
+                    note.total_ht,
+                    note.vat,
+                    note.total_ttc,
+                    now()
+                ],
+            )
+            .map_err(err)?;
+            tx.execute(
+                "INSERT INTO regularisation_notes (credit_note_number, issue_month, period) VALUES (?1, ?2, ?3)",
+                params![note.number, month, note.period],
+            )
+            .map_err(err)?;
+        }
+        tx.execute(
+            "INSERT INTO month_inputs (month, fingerprint, billed_at) VALUES (?1, NULL, ?2)",
+            params![month, now()],
+        )
+        .map_err(err)?;
+        for (earlier, fingerprint) in &issue.fingerprints {
+            tx.execute(
+                "INSERT INTO month_inputs (month, fingerprint, billed_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (month) DO UPDATE
+                 SET fingerprint = excluded.fingerprint, billed_at = excluded.billed_at",
+                params![earlier, fingerprint, now()],
             )
             .map_err(err)?;
         }
@@ -435,6 +564,36 @@ impl Ledger {
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
+}
+
+/// What an issue records besides its invoice numbers (account.md §4).
+#[derive(Debug, Default)]
+pub struct MonthIssue {
+    /// The regularisations' credit notes, issued with the month.
+    pub notes: Vec<RegularisationNote>,
+    /// The earlier months billed again, with the digest of their inputs.
+    pub fingerprints: Vec<(String, String)>,
+}
+
+/// A credit note for the negative differences of one customer and month.
+#[derive(Debug, Clone)]
+pub struct RegularisationNote {
+    pub number: String,
+    pub year: i32,
+    pub seq: i64,
+    /// The invoice it corrects, and that invoice's month.
+    pub invoice_number: String,
+    pub invoice_month: String,
+    /// The month whose lines it corrects.
+    pub period: String,
+    pub customer_id: String,
+    pub customer_kind: String,
+    pub issue_date: String,
+    pub reason: String,
+    pub vat_rate: String,
+    pub total_ht: String,
+    pub vat: String,
+    pub total_ttc: String,
 }
 
 /// A file listed by an FTP source: what identifies its bytes without

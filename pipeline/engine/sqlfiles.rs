@@ -56,14 +56,33 @@ pub const RATED_EVENTS: SqlFile = sql!("rating", "rated_events", Keep::View);
 /// (`excepted_events`) and the conflicting duplicates (`COPIES`).
 pub const RATING_EXCEPTIONS: SqlFile = sql!("rating", "rating_exceptions", Keep::View);
 
-/// rating.md §6: invoice lines and totals before numbering.
-pub const BILLING_DRAFT: &[SqlFile] = &[
+/// rating.md §6: the lines a month brings to its invoices (`month_lines`),
+/// before numbering.
+pub const BILLING_LINES: &[SqlFile] = &[
     sql!("reference", "terminations"),
     sql!("billing", "billable_subscriptions"),
     sql!("billing", "subscription_lines"),
     sql!("billing", "option_lines"),
     sql!("billing", "usage_lines"),
     sql!("billing", "equipment_lines"),
+    sql!("billing", "month_lines"),
+];
+
+/// account.md §4: the differences of the issued months billed again
+/// (`bill` registers `recomputed_lines`, `regularised_months`,
+/// `invoiced_lines` and `credited_lines`), the positive ones as lines.
+pub const REGULARISATION: &[SqlFile] = &[
+    sql!("billing", "regularisation_deltas"),
+    sql!("billing", "regularisation_lines"),
+];
+
+/// After `REGULARISATION`: the credit notes of the negative differences,
+/// one per customer and corrected month.
+pub const REGULARISATION_CREDITS: SqlFile = sql!("billing", "regularisation_credits", Keep::View);
+
+/// After `BILLING_LINES` and `REGULARISATION`: every line of the month's
+/// invoices and their totals, before numbering.
+pub const BILLING_DRAFT: &[SqlFile] = &[
     sql!("billing", "draft_lines"),
     sql!("billing", "draft_invoices"),
 ];

@@ -12,16 +12,22 @@
 //! commit leaves the month open and the next run writes the same numbers
 //! again; after it, the month is closed and `bill` changes nothing.
 
+use std::str::FromStr;
+
+use chrono::NaiveDate;
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
+use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 
-use crate::core::lake::{datasets, LakeError};
-use crate::core::ledger::{IssuedNumber, LedgerError};
+use crate::core::lake::{datasets, Lake, LakeError};
+use crate::core::ledger::{IssuedNumber, Ledger, LedgerError, MonthIssue, RegularisationNote};
 use crate::core::month::Month;
 use crate::engine;
 use crate::engine::sqlfiles;
 use crate::mvne::upstream;
 use crate::reference::integrator::{Integrator, IntegratorError};
+use crate::settings::{BillingSettings, Settings};
 use crate::stages::Context;
 use crate::stages::SessionError;
 
@@ -41,6 +47,24 @@ pub enum BillError {
     NotRated(String),
     #[error("cannot bill {month}: {message}")]
     MissingPrice { month: String, message: String },
+    #[error("cannot bill {month}: bill {first} first (months are issued in order)")]
+    OutOfOrder { month: String, first: String },
+    #[error("cannot bill {month}: [billing] first_month is {first}")]
+    BeforeFirst { month: String, first: String },
+    #[error("cannot bill {month}: {last} is issued already, and months are issued in order")]
+    BehindIssued { month: String, last: String },
+    #[error("month {0} is issued: a draft is for a month not issued yet")]
+    DraftOfIssued(String),
+    #[error("billing {month} again for its regularisation: {message}")]
+    Rerate { month: String, message: String },
+    #[error("reference tables: {0}")]
+    Reference(String),
+    #[error("regularisation credit notes: {0}")]
+    CreditNotes(String),
+    #[error("ledger: {0}")]
+    Corrupt(String),
+    #[error("draft comparison: {0}")]
+    Comparison(String),
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -55,10 +79,31 @@ pub struct BillReport {
     pub total_ht: String,
     pub vat: String,
     pub total_ttc: String,
+    /// Earlier issued months billed again (their inputs changed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub regularised_months: Vec<String>,
+    /// The REGULARISATION lines' total HT.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub regularisation_ht: String,
+    /// The credit notes issued for negative differences.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub credit_notes: Vec<String>,
+    /// A draft: where it is, and how it compares with the month before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub draft: Option<DraftReport>,
 }
 
 impl std::fmt::Display for BillReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(draft) = &self.draft {
+            write!(
+                f,
+                "bill {} (draft, nothing issued): {} invoices, {} lines, total HT {} €, VAT {} €, total TTC {} €",
+                self.month, self.invoices, self.lines, self.total_ht, self.vat, self.total_ttc
+            )?;
+            self.fmt_regularisation(f)?;
+            return write!(f, "\n{draft}");
+        }
         let state = if self.closed {
             "already issued, unchanged"
         } else {
@@ -75,11 +120,109 @@ impl std::fmt::Display for BillReport {
             self.total_ht,
             self.vat,
             self.total_ttc
-        )
+        )?;
+        self.fmt_regularisation(f)
     }
 }
 
-pub async fn bill(stage: &mut Context, month: Month) -> Result<BillReport, BillError> {
+impl BillReport {
+    fn fmt_regularisation(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.regularised_months.is_empty() {
+            return Ok(());
+        }
+        write!(
+            f,
+            "\n  billed again: {}; regularisation lines {} € HT",
+            self.regularised_months.join(", "),
+            self.regularisation_ht
+        )?;
+        if !self.credit_notes.is_empty() {
+            write!(f, "; credit notes {}", self.credit_notes.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// A draft (account.md §2): where its datasets are, and each customer's
+/// total TTC against the month before's.
+#[derive(Debug, Default, Serialize)]
+pub struct DraftReport {
+    /// The folder of `draft_invoices` and `draft_invoice_lines`.
+    pub datasets: String,
+    pub previous_month: String,
+    pub previous_total_ttc: String,
+    pub alert_percent: String,
+    /// Every customer of either month, in customer order.
+    pub customers: Vec<DraftCustomer>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DraftCustomer {
+    pub customer_id: String,
+    /// Total TTC invoiced the month before ("" when none).
+    pub previous_ttc: String,
+    /// Total TTC of the draft ("" when none).
+    pub draft_ttc: String,
+    pub variation: String,
+    /// The variation in percent of the month before's total ("" when new).
+    pub percent: String,
+    /// NEW (no invoice the month before), GONE (none now), ALERT (moved by
+    /// more than the alert percentage), or "".
+    pub status: String,
+}
+
+impl std::fmt::Display for DraftReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = |status: &str| self.customers.iter().filter(|c| c.status == status).count();
+        write!(
+            f,
+            "  datasets: {}\n  against {} (total TTC {} €): {} customers, {} new, {} gone, {} moved by more than {} %",
+            self.datasets,
+            self.previous_month,
+            self.previous_total_ttc,
+            self.customers.len(),
+            count("NEW"),
+            count("GONE"),
+            count("ALERT"),
+            self.alert_percent
+        )?;
+        let outliers: Vec<&DraftCustomer> = self
+            .customers
+            .iter()
+            .filter(|c| !c.status.is_empty())
+            .collect();
+        if outliers.is_empty() {
+            return Ok(());
+        }
+        write!(
+            f,
+            "\n  {:<12} {:>12} {:>12} {:>12} {:>9}  {}",
+            "customer", "before €", "draft €", "variation €", "%", ""
+        )?;
+        for c in outliers {
+            let dash = |s: &str| {
+                if s.is_empty() {
+                    "-".to_string()
+                } else {
+                    s.to_string()
+                }
+            };
+            write!(
+                f,
+                "\n  {:<12} {:>12} {:>12} {:>12} {:>9}  {}",
+                c.customer_id,
+                dash(&c.previous_ttc),
+                dash(&c.draft_ttc),
+                c.variation,
+                dash(&c.percent),
+                c.status
+            )?;
+        }
+        Ok(())
+    }
+}
+
+pub async fn bill(stage: &mut Context, month: Month, draft: bool) -> Result<BillReport, BillError> {
     let Context {
         settings,
         lake,
@@ -88,6 +231,9 @@ pub async fn bill(stage: &mut Context, month: Month) -> Result<BillReport, BillE
     let month_text = month.to_string();
     let partition = format!("month={month}");
     if ledger.is_issued(&month_text)? {
+        if draft {
+            return Err(BillError::DraftOfIssued(month_text));
+        }
         let ctx = engine::session();
         let mut report = BillReport {
             month: month_text.clone(),
@@ -107,41 +253,40 @@ pub async fn bill(stage: &mut Context, month: Month) -> Result<BillReport, BillE
         }
         return Ok(report);
     }
+    let issued = ledger.issued_months()?;
+    check_order(&issued, &settings.billing, month)?;
 
     let integrator = Integrator::load(&settings.integrator_path)?;
     let issue_date = month.next_first_day();
     let due_date = issue_date + chrono::Duration::days(integrator.payment_terms_days as i64);
-    let ctx = crate::stages::session(settings, month, Some((issue_date, due_date))).await?;
-    if !engine::register_path(
-        &ctx,
+    let ctx = month_lines(
+        settings,
         lake,
-        "rated_cdrs",
-        &format!("{}/{partition}", datasets::RATED_CDRS),
-        None,
+        month,
+        Some((issue_date, due_date)),
+        Rating::Lake,
     )
-    .await?
-    {
-        return Err(BillError::NotRated(month_text));
-    }
-    if !engine::register_dataset(&ctx, lake, datasets::ACCOUNT_STATUS, Some("month")).await? {
-        engine::register_batch(
-            &ctx,
-            "account_status",
-            engine::empty(upstream::status_schema()),
-        )?;
-    }
-    engine::run_layer(&ctx, sqlfiles::REFERENCE).await?;
+    .await?;
+    let regularised = regularise(settings, lake, ledger, &ctx, month, &issued).await?;
     engine::run_layer(&ctx, sqlfiles::BILLING_DRAFT).await?;
     check_prices(&ctx, &month_text).await?;
 
-    // Numbering (rating.md §7): continuous within the issue date's year.
-    let year = chrono::Datelike::year(&issue_date);
     let customers = engine::rows_strings(
         &ctx,
         "SELECT customer_id FROM draft_invoices ORDER BY customer_id",
     )
     .await?;
+    if draft {
+        return write_draft(settings, lake, &ctx, month, customers).await;
+    }
+
+    // Numbering (rating.md §7): continuous within the issue date's year;
+    // the first month billed may continue an earlier system's numbering.
+    let year = chrono::Datelike::year(&issue_date);
     let mut seq = ledger.last_sequence(year)?;
+    if issued.is_empty() {
+        seq = seq.max(settings.billing.first_sequence - 1);
+    }
     let numbers: Vec<(i64, IssuedNumber)> = customers
         .into_iter()
         .map(|row| {
@@ -160,6 +305,14 @@ pub async fn bill(stage: &mut Context, month: Month) -> Result<BillReport, BillE
         lake.write_stream(&format!("{dataset}/{partition}/part-0.parquet"), stream)
             .await?;
     }
+    let notes = credit_notes(ledger, &ctx, &integrator.invoice_prefix, month, issue_date).await?;
+    engine::register_batch(&ctx, "note_numbers", note_numbers(&notes))?;
+    let note_lines = ctx.sql(CREDIT_NOTE_LINES).await?;
+    lake.write_stream(
+        &format!("{}/{partition}/part-0.parquet", datasets::CREDIT_NOTE_LINES),
+        note_lines.execute_stream().await?,
+    )
+    .await?;
 
     let mut report = BillReport {
         month: month_text.clone(),
@@ -167,9 +320,488 @@ pub async fn bill(stage: &mut Context, month: Month) -> Result<BillReport, BillE
     };
     summarise(&ctx, &mut report).await?;
     report.lines = engine::scalar_u64(&ctx, "SELECT COUNT(*) FROM invoice_lines").await?;
-    ledger.issue_month(&month_text, year, &numbers, &report.total_ttc)?;
+    report.regularised_months = regularised.iter().map(|(m, _)| m.clone()).collect();
+    report.regularisation_ht = engine::row_strings(
+        &ctx,
+        "SELECT CAST(COALESCE(SUM(amount_ht), 0) AS DECIMAL(18, 2)) FROM regularisation_lines",
+    )
+    .await?[0]
+        .clone();
+    report.credit_notes = notes.iter().map(|n| n.number.clone()).collect();
+    ledger.issue_month(
+        &month_text,
+        year,
+        &numbers,
+        &report.total_ttc,
+        &MonthIssue {
+            notes,
+            fingerprints: regularised,
+        },
+    )?;
+    crate::stages::credit::rewrite_dataset(ledger.connection(), lake, Month::of(issue_date))
+        .await
+        .map_err(|e| BillError::CreditNotes(e.to_string()))?;
     Ok(report)
 }
+
+/// account.md §2: writes the draft's datasets under
+/// `drafts/month=M/` (the columns of `invoices` and `invoice_lines`, the
+/// number empty), replacing the previous draft, and compares each
+/// customer's total with the month before's invoices.
+async fn write_draft(
+    settings: &Settings,
+    lake: &Lake,
+    ctx: &SessionContext,
+    month: Month,
+    customers: Vec<Vec<String>>,
+) -> Result<BillReport, BillError> {
+    let numbers: Vec<(i64, IssuedNumber)> = customers
+        .into_iter()
+        .map(|row| {
+            (
+                0,
+                IssuedNumber {
+                    invoice_number: String::new(),
+                    customer_id: row[0].clone(),
+                },
+            )
+        })
+        .collect();
+    engine::register_batch(ctx, "invoice_numbers", numbers_batch(&numbers))?;
+    engine::run_layer(ctx, sqlfiles::BILLING_OUTPUT).await?;
+    let folder = format!("{}/month={month}", datasets::DRAFTS);
+    for (table, name) in [
+        (datasets::INVOICES, "draft_invoices"),
+        (datasets::INVOICE_LINES, "draft_invoice_lines"),
+    ] {
+        let stream = ctx.table(table).await?.execute_stream().await?;
+        lake.write_stream(&format!("{folder}/{name}/part-0.parquet"), stream)
+            .await?;
+    }
+    let mut report = BillReport {
+        month: month.to_string(),
+        ..Default::default()
+    };
+    summarise(ctx, &mut report).await?;
+    report.lines = engine::scalar_u64(ctx, "SELECT COUNT(*) FROM invoice_lines").await?;
+    report.regularisation_ht = engine::row_strings(
+        ctx,
+        "SELECT CAST(COALESCE(SUM(amount_ht), 0) AS DECIMAL(18, 2)) FROM regularisation_lines",
+    )
+    .await?[0]
+        .clone();
+    report.regularised_months =
+        engine::rows_strings(ctx, "SELECT period FROM regularised_months ORDER BY period")
+            .await?
+            .into_iter()
+            .map(|r| r[0].clone())
+            .collect();
+
+    let previous = month
+        .previous()
+        .ok_or_else(|| BillError::Comparison("no month before".into()))?;
+    if !engine::register_path(
+        ctx,
+        lake,
+        "previous_invoices",
+        &format!("{}/month={previous}", datasets::INVOICES),
+        None,
+    )
+    .await?
+    {
+        ctx.sql("CREATE VIEW previous_invoices AS SELECT * FROM invoices WHERE false")
+            .await?;
+    }
+    let rows = engine::rows_strings(
+        ctx,
+        "SELECT COALESCE(p.customer_id, d.customer_id), COALESCE(CAST(p.total_ttc AS VARCHAR), ''),
+                COALESCE(CAST(d.total_ttc AS VARCHAR), '')
+         FROM previous_invoices p
+         FULL OUTER JOIN invoices d ON d.customer_id = p.customer_id
+         ORDER BY 1",
+    )
+    .await?;
+    let alert = settings.billing.draft_alert_percent;
+    let parse = |text: &str| -> Result<Decimal, BillError> {
+        if text.is_empty() {
+            return Ok(Decimal::ZERO);
+        }
+        Decimal::from_str(text)
+            .map_err(|_| BillError::Comparison(format!("'{text}' is not an amount")))
+    };
+    let mut draft = DraftReport {
+        datasets: lake.url().join(&folder),
+        previous_month: previous.to_string(),
+        alert_percent: alert.to_string(),
+        ..Default::default()
+    };
+    let mut previous_total = Decimal::ZERO;
+    for row in rows {
+        let (before, now) = (parse(&row[1])?, parse(&row[2])?);
+        previous_total += before;
+        let variation = now - before;
+        let percent = (!row[1].is_empty() && !before.is_zero()).then(|| {
+            (variation * Decimal::from(100) / before.abs())
+                .round_dp_with_strategy(1, RoundingStrategy::MidpointAwayFromZero)
+        });
+        let status = if row[1].is_empty() {
+            "NEW"
+        } else if row[2].is_empty() {
+            "GONE"
+        } else if percent.is_some_and(|p| p.abs() > alert)
+            || (before.is_zero() && !variation.is_zero())
+        {
+            "ALERT"
+        } else {
+            ""
+        };
+        draft.customers.push(DraftCustomer {
+            customer_id: row[0].clone(),
+            previous_ttc: row[1].clone(),
+            draft_ttc: row[2].clone(),
+            variation: format!("{variation:.2}"),
+            percent: percent.map(|p| format!("{p:.1}")).unwrap_or_default(),
+            status: status.to_string(),
+        });
+    }
+    draft.previous_total_ttc = format!("{previous_total:.2}");
+    report.draft = Some(draft);
+    Ok(report)
+}
+
+/// account.md §1: months are issued in order, from `[billing] first_month`
+/// (or the first month ever billed) on.
+fn check_order(
+    issued: &[String],
+    billing: &BillingSettings,
+    month: Month,
+) -> Result<(), BillError> {
+    let expected = match issued.last() {
+        Some(last) => {
+            let last: Month = last
+                .parse()
+                .map_err(|_| BillError::Corrupt(format!("issued month '{last}'")))?;
+            Month::of(last.next_first_day())
+        }
+        None => match billing.first_month {
+            Some(first) => first,
+            None => return Ok(()),
+        },
+    };
+    if month == expected {
+        return Ok(());
+    }
+    if month < expected && issued.is_empty() {
+        return Err(BillError::BeforeFirst {
+            month: month.to_string(),
+            first: expected.to_string(),
+        });
+    }
+    if month < expected {
+        return Err(BillError::BehindIssued {
+            month: month.to_string(),
+            last: issued.last().cloned().unwrap_or_default(),
+        });
+    }
+    Err(BillError::OutOfOrder {
+        month: month.to_string(),
+        first: expected.to_string(),
+    })
+}
+
+/// Where a month's rated events come from: the `rated_cdrs` that `rate`
+/// wrote (the month billed), or a rating in memory of every CDR landed so
+/// far (an issued month billed again, account.md §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rating {
+    Lake,
+    Memory,
+}
+
+/// A session holding `month_lines`: every line the month brings to its
+/// invoices (rating.md §6), from the reference tables in force now.
+async fn month_lines(
+    settings: &Settings,
+    lake: &Lake,
+    month: Month,
+    dates: Option<(NaiveDate, NaiveDate)>,
+    rating: Rating,
+) -> Result<SessionContext, BillError> {
+    let ctx = crate::stages::session(settings, month, dates).await?;
+    if !engine::register_dataset(&ctx, lake, datasets::ACCOUNT_STATUS, Some("month")).await? {
+        engine::register_batch(
+            &ctx,
+            "account_status",
+            engine::empty(upstream::status_schema()),
+        )?;
+    }
+    engine::run_layer(&ctx, sqlfiles::REFERENCE).await?;
+    match rating {
+        Rating::Lake => {
+            if !engine::register_path(
+                &ctx,
+                lake,
+                "rated_cdrs",
+                &format!("{}/month={month}", datasets::RATED_CDRS),
+                None,
+            )
+            .await?
+            {
+                return Err(BillError::NotRated(month.to_string()));
+            }
+        }
+        Rating::Memory => crate::stages::rate::rate_in_memory(&ctx, lake, month)
+            .await
+            .map_err(|e| BillError::Rerate {
+                month: month.to_string(),
+                message: e.to_string(),
+            })?,
+    }
+    engine::run_layer(&ctx, sqlfiles::BILLING_LINES).await?;
+    Ok(ctx)
+}
+
+/// A digest of what a month's lines are computed from: the names of its
+/// CDR files, of every conflicting-copy file and status snapshot, and the
+/// bytes of the reference tables. Unchanged: billing the month again would give what it
+/// gave, so it is not billed again.
+async fn fingerprint(settings: &Settings, lake: &Lake, month: Month) -> Result<String, BillError> {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    for folder in [
+        format!("{}/month={month}", datasets::CDRS),
+        // Every month's conflicting copies: the billed copy of an id is that
+        // of the file sorting first, whatever its month (rating.md §1).
+        datasets::CDR_CONFLICTS.to_string(),
+        datasets::ACCOUNT_STATUS.to_string(),
+    ] {
+        let mut names = lake.list(&folder).await?;
+        names.sort();
+        digest.update(format!("{folder}\n{}\n", names.join("\n")));
+    }
+    let mut files: Vec<_> = std::fs::read_dir(&settings.reference_dir)
+        .map_err(|e| BillError::Reference(format!("{}: {e}", settings.reference_dir.display())))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.is_file())
+        .collect();
+    files.sort();
+    for path in files {
+        let bytes = std::fs::read(&path)
+            .map_err(|e| BillError::Reference(format!("{}: {e}", path.display())))?;
+        digest.update(format!("{}\n{}\n", path.display(), bytes.len()));
+        digest.update(&bytes);
+    }
+    Ok(format!("{:x}", digest.finalize()))
+}
+
+/// account.md §4: bills again, in memory, every issued month of the last
+/// `regularisation_months` whose inputs changed since it was last billed,
+/// and registers in `ctx` the differences per customer and line key
+/// (`regularisation_deltas`), the positive ones as REGULARISATION lines
+/// (`regularisation_lines`). Returns the months billed again with the
+/// digest of their inputs.
+async fn regularise(
+    settings: &Settings,
+    lake: &Lake,
+    ledger: &Ledger,
+    ctx: &SessionContext,
+    month: Month,
+    issued: &[String],
+) -> Result<Vec<(String, String)>, BillError> {
+    let reach = settings.billing.regularisation_months as usize;
+    let window = &issued[issued.len().saturating_sub(reach)..];
+    let mut recomputed: Vec<RecordBatch> = Vec::new();
+    let mut schema = None;
+    let mut months = Vec::new();
+    for earlier in window {
+        let earlier_month: Month = earlier
+            .parse()
+            .map_err(|_| BillError::Corrupt(format!("issued month '{earlier}'")))?;
+        let digest = fingerprint(settings, lake, earlier_month).await?;
+        if ledger.month_fingerprint(earlier)?.as_deref() == Some(digest.as_str()) {
+            continue;
+        }
+        let kctx = month_lines(settings, lake, earlier_month, None, Rating::Memory).await?;
+        let frame = kctx
+            .sql("SELECT * FROM month_lines WHERE kind <> 'CHARGE'")
+            .await?;
+        schema.get_or_insert_with(|| std::sync::Arc::new(frame.schema().as_arrow().clone()));
+        recomputed.extend(frame.collect().await?);
+        months.push((earlier.clone(), digest));
+    }
+    let _ = month;
+    let empty_lines = "SELECT * FROM month_lines WHERE false";
+    match (schema, months.is_empty()) {
+        (Some(schema), false) => {
+            let table = datafusion::datasource::MemTable::try_new(schema, vec![recomputed])?;
+            ctx.register_table("recomputed_lines", std::sync::Arc::new(table))?;
+        }
+        _ => {
+            ctx.sql(&format!("CREATE VIEW recomputed_lines AS {empty_lines}"))
+                .await?;
+        }
+    }
+    engine::register_batch(
+        ctx,
+        "regularised_months",
+        months_batch(months.iter().map(|(m, _)| m.as_str())),
+    )?;
+    if !engine::register_path(
+        ctx,
+        lake,
+        "invoiced_lines",
+        datasets::INVOICE_LINES,
+        Some("month"),
+    )
+    .await?
+    {
+        ctx.sql(&format!(
+            "CREATE VIEW invoiced_lines AS
+             SELECT '' AS invoice_number, l.*, l.period AS month FROM ({empty_lines}) l"
+        ))
+        .await?;
+    }
+    if !engine::register_path(
+        ctx,
+        lake,
+        "credited_lines",
+        datasets::CREDIT_NOTE_LINES,
+        Some("month"),
+    )
+    .await?
+    {
+        ctx.sql(&format!(
+            "CREATE VIEW credited_lines AS
+             SELECT '' AS credit_note_number, l.*, l.period AS month FROM ({empty_lines}) l"
+        ))
+        .await?;
+    }
+    engine::run_layer(ctx, sqlfiles::REGULARISATION).await?;
+    Ok(months)
+}
+
+fn months_batch<'a>(months: impl Iterator<Item = &'a str>) -> RecordBatch {
+    use datafusion::arrow::array::StringArray;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let schema = Schema::new(vec![Field::new("period", DataType::Utf8, false)]);
+    RecordBatch::try_new(
+        std::sync::Arc::new(schema),
+        vec![std::sync::Arc::new(StringArray::from_iter_values(months))],
+    )
+    .expect("one column")
+}
+
+/// The credit notes of the negative differences (account.md §4): one per
+/// customer and corrected month, numbered in the credit notes' sequence of
+/// the issue date's year, citing the corrected month's invoice (or, for a
+/// customer without one, the latest invoice that regularised the month).
+async fn credit_notes(
+    ledger: &Ledger,
+    ctx: &SessionContext,
+    prefix: &str,
+    month: Month,
+    issue_date: NaiveDate,
+) -> Result<Vec<RegularisationNote>, BillError> {
+    let rows = engine::Rows::query(ctx, &sqlfiles::REGULARISATION_CREDITS).await?;
+    let year = chrono::Datelike::year(&issue_date);
+    let mut seq = ledger.last_credit_sequence(year)?;
+    let mut notes = Vec::new();
+    for row in &rows.rows {
+        let get = |column| rows.get(row, column).to_string();
+        let total_ht = Decimal::from_str(&get("total_ht")).map_err(|_| {
+            BillError::CreditNotes(format!(
+                "credit total '{}' is not an amount",
+                get("total_ht")
+            ))
+        })?;
+        let rate = Decimal::from_str(&get("vat_rate")).unwrap_or(Decimal::from(20));
+        let vat = (total_ht * rate / Decimal::from(100))
+            .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+        seq += 1;
+        let invoice_number = get("invoice_number");
+        if invoice_number.is_empty() {
+            return Err(BillError::CreditNotes(format!(
+                "customer {} has a credit for {} but no invoice to cite",
+                get("customer_id"),
+                get("period")
+            )));
+        }
+        notes.push(RegularisationNote {
+            number: format!("{prefix}-AV-{year}-{seq:06}"),
+            year,
+            seq,
+            invoice_number,
+            invoice_month: get("invoice_month"),
+            period: get("period"),
+            customer_id: get("customer_id"),
+            customer_kind: get("customer_kind"),
+            issue_date: issue_date.to_string(),
+            reason: format!(
+                "Régularisation de la période {} (facturation de {month})",
+                get("period")
+            ),
+            vat_rate: format!("{rate:.2}"),
+            total_ht: format!("{:.2}", total_ht),
+            vat: format!("{vat:.2}"),
+            total_ttc: format!("{:.2}", total_ht + vat),
+        });
+    }
+    Ok(notes)
+}
+
+/// The number of each note, by customer and corrected month.
+fn note_numbers(notes: &[RegularisationNote]) -> RecordBatch {
+    use datafusion::arrow::array::StringArray;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let schema = Schema::new(vec![
+        Field::new("customer_id", DataType::Utf8, false),
+        Field::new("period", DataType::Utf8, false),
+        Field::new("number", DataType::Utf8, false),
+    ]);
+    let column = |f: fn(&RegularisationNote) -> &str| {
+        std::sync::Arc::new(StringArray::from_iter_values(notes.iter().map(f)))
+            as datafusion::arrow::array::ArrayRef
+    };
+    RecordBatch::try_new(
+        std::sync::Arc::new(schema),
+        vec![
+            column(|n| &n.customer_id),
+            column(|n| &n.period),
+            column(|n| &n.number),
+        ],
+    )
+    .expect("three columns")
+}
+
+/// The `credit_note_lines` dataset: each negative difference with the
+/// number of the note that credits it, amounts positive.
+const CREDIT_NOTE_LINES: &str = "
+    WITH credited AS (
+        SELECT n.number AS credit_note_number, d.*
+        FROM regularisation_deltas d
+        JOIN note_numbers n ON n.customer_id = d.customer_id AND n.period = d.period
+        WHERE d.amount_ht < 0
+    )
+    SELECT
+        arrow_cast(credit_note_number, 'Utf8') AS credit_note_number,
+        arrow_cast(customer_id, 'Utf8') AS customer_id,
+        arrow_cast(kind, 'Utf8') AS kind,
+        arrow_cast(msisdn, 'Utf8') AS msisdn,
+        arrow_cast(label, 'Utf8') AS label,
+        arrow_cast(code, 'Utf8') AS code,
+        arrow_cast(event_type, 'Utf8') AS event_type,
+        arrow_cast(zone, 'Utf8') AS zone,
+        -quantity AS quantity,
+        unit_price,
+        CAST(-amount_ht AS DECIMAL(18, 2)) AS amount_ht,
+        period_start,
+        period_end,
+        arrow_cast(line_key, 'Utf8') AS line_key,
+        arrow_cast(period, 'Utf8') AS period,
+        arrow_cast(vat_category, 'Utf8') AS vat_category,
+        vat_rate
+    FROM credited
+    ORDER BY 1, 14";
 
 async fn summarise(ctx: &SessionContext, report: &mut BillReport) -> Result<(), BillError> {
     let row = engine::row_strings(

@@ -650,6 +650,16 @@ pub fn schema() -> SchemaRef {
     ]))
 }
 
+/// Rewrites the `credit_notes` partition of a month of issue whole from the
+/// ledger (`bill` after issuing a regularisation's notes).
+pub async fn rewrite_dataset(
+    connection: &Connection,
+    lake: &Lake,
+    month: Month,
+) -> Result<(), CreditError> {
+    write_dataset(connection, lake, month).await
+}
+
 /// Rewrites the month's partition whole from the ledger.
 async fn write_dataset(
     connection: &Connection,

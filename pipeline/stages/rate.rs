@@ -345,3 +345,49 @@ pub async fn rate(stage: &Context, month: Month) -> Result<RateReport, RateError
     }
     Ok(report)
 }
+
+/// Rates a month in memory, for `bill` billing an issued month again
+/// (account.md §4): registers in `ctx` (which has the reference layer)
+/// `rated_cdrs` as a view of the month's events without exception, from
+/// every CDR landed so far and the reference tables in force now. Nothing
+/// is written.
+pub async fn rate_in_memory(
+    ctx: &SessionContext,
+    lake: &Lake,
+    month: crate::core::month::Month,
+) -> Result<(), RateError> {
+    let partition = format!("month={month}");
+    engine::register_path_or_empty(
+        ctx,
+        lake,
+        "month_cdrs",
+        &format!("{}/{partition}", datasets::CDRS),
+        upstream::cdr_schema(false),
+    )
+    .await?;
+    engine::register_path_or_empty(
+        ctx,
+        lake,
+        "cdr_conflicts",
+        &format!("{}/{partition}", datasets::CDR_CONFLICTS),
+        upstream::cdr_schema(true),
+    )
+    .await?;
+    engine::register_path_or_empty(
+        ctx,
+        lake,
+        "all_cdr_conflicts",
+        datasets::CDR_CONFLICTS,
+        upstream::cdr_schema(true),
+    )
+    .await?;
+    // One billed copy per cdr_id (rating.md §1), as `rate` rates them.
+    engine::run_layer(ctx, sqlfiles::COPIES).await?;
+    ctx.sql("CREATE VIEW cdrs AS SELECT * FROM month_events")
+        .await?;
+    engine::run_layer(ctx, sqlfiles::RATING).await?;
+    engine::run_layer(ctx, std::slice::from_ref(&sqlfiles::RATED_EVENTS)).await?;
+    ctx.sql("CREATE VIEW rated_cdrs AS SELECT * FROM rated_events WHERE exception IS NULL")
+        .await?;
+    Ok(())
+}

@@ -1,5 +1,6 @@
 -- rating.md §6: one invoice per customer with at least one line (a
--- subscription day, or any charge). total_ht = sum of the lines,
+-- subscription day, a charge, a termination fee, or a regularisation of an
+-- earlier month: account.md §4-6). total_ht = sum of the lines,
 -- vat = round(total_ht x 0.20, 2), total_ttc = total_ht + vat.
 -- Ordered by customer_id: numbers are assigned in that order (§7).
 WITH totals AS (
@@ -9,6 +10,8 @@ WITH totals AS (
         SUM(CASE WHEN kind = 'OPTION' THEN amount_ht ELSE 0 END) AS options_ht,
         SUM(CASE WHEN kind = 'USAGE' THEN amount_ht ELSE 0 END) AS usage_ht,
         SUM(CASE WHEN kind = 'EQUIPMENT' THEN amount_ht ELSE 0 END) AS equipment_ht,
+        SUM(CASE WHEN kind IN ('CHARGE', 'TERMINATION_FEE') THEN amount_ht ELSE 0 END) AS charges_ht,
+        SUM(CASE WHEN kind = 'REGULARISATION' THEN amount_ht ELSE 0 END) AS regularisation_ht,
         SUM(amount_ht) AS total_ht
     FROM draft_lines
     GROUP BY customer_id
@@ -21,6 +24,8 @@ SELECT
     CAST(t.options_ht AS DECIMAL(18, 2)) AS options_ht,
     CAST(t.usage_ht AS DECIMAL(18, 2)) AS usage_ht,
     CAST(t.equipment_ht AS DECIMAL(18, 2)) AS equipment_ht,
+    CAST(t.charges_ht AS DECIMAL(18, 2)) AS charges_ht,
+    CAST(t.regularisation_ht AS DECIMAL(18, 2)) AS regularisation_ht,
     CAST(t.total_ht AS DECIMAL(18, 2)) AS total_ht,
     CAST(t.total_ht * 0.20 AS DECIMAL(18, 2)) AS vat,
     CAST(t.total_ht + CAST(t.total_ht * 0.20 AS DECIMAL(18, 2)) AS DECIMAL(18, 2)) AS total_ttc

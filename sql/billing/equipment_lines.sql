@@ -24,7 +24,8 @@ SELECT
     COALESCE(offer.price, bare.price) AS unit_price,
     CAST(COALESCE(offer.price, bare.price) AS DECIMAL(18, 2)) AS amount_ht,
     sales.sale_date AS period_start,
-    sales.sale_date AS period_end
+    sales.sale_date AS period_end,
+    concat('EQUIPMENT|', sales.sale_id) AS line_key
 FROM sales
 LEFT JOIN handset_versions offer
     ON offer.model = sales.model

@@ -17,7 +17,8 @@ SELECT
         AS DECIMAL(18, 2)
     ) AS amount_ht,
     b.period_start,
-    b.billable_end AS period_end
+    b.billable_end AS period_end,
+    concat('OPTION|', b.msisdn, '|', CAST(b.start_date AS VARCHAR), '|', so.option_code) AS line_key
 FROM billable_subscriptions b
 CROSS JOIN params p
 JOIN subscription_options so

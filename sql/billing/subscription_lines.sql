@@ -16,7 +16,8 @@ SELECT
     f.monthly_fee AS unit_price,
     CAST(f.monthly_fee * b.billable_days / p.days_in_month AS DECIMAL(18, 2)) AS amount_ht,
     b.period_start,
-    b.billable_end AS period_end
+    b.billable_end AS period_end,
+    concat('SUBSCRIPTION|', b.msisdn, '|', CAST(b.start_date AS VARCHAR)) AS line_key
 FROM billable_subscriptions b
 CROSS JOIN params p
 JOIN plans pl ON pl.plan_code = b.plan_code

@@ -21,7 +21,8 @@ SELECT
     CAST(NULL AS DECIMAL(18, 6)) AS unit_price,
     CAST(SUM(amount) AS DECIMAL(18, 2)) AS amount_ht,
     MIN(local_date) AS period_start,
-    MAX(local_date) AS period_end
+    MAX(local_date) AS period_end,
+    concat('USAGE|', msisdn, '|', event_type, '|', zone) AS line_key
 FROM rated_cdrs
 GROUP BY customer_id, msisdn, event_type, zone
 HAVING CAST(SUM(amount) AS DECIMAL(18, 2)) <> 0

@@ -5,7 +5,10 @@
 -- excepted ones (NO_DESTINATION, NO_PRICE: traffic we could not bill still
 -- costs), but not a CONFLICTING_DUPLICATE (another copy of a CDR whose
 -- billed copy, from the file sorting first, is counted with the rated
--- ones). margin = retail_ht - wholesale.
+-- ones). margin = retail_ht - wholesale. `other_ht` is what the month's
+-- invoices charge besides: one-off charges, early-termination fees and the
+-- regularisations of earlier months (account.md §4-6), whose CDRs' cost was
+-- counted in their own month.
 --
 -- The plan of a charge is that of the line's subscription row (subscriptions
 -- table): for subscription, option and equipment lines the row in force on
@@ -92,7 +95,8 @@ retail AS (
         SUM(CASE WHEN kind = 'SUBSCRIPTION' THEN amount_ht ELSE 0 END) AS subscription_ht,
         SUM(CASE WHEN kind = 'OPTION' THEN amount_ht ELSE 0 END) AS options_ht,
         SUM(CASE WHEN kind = 'USAGE' THEN amount_ht ELSE 0 END) AS usage_ht,
-        SUM(CASE WHEN kind = 'EQUIPMENT' THEN amount_ht ELSE 0 END) AS equipment_ht
+        SUM(CASE WHEN kind = 'EQUIPMENT' THEN amount_ht ELSE 0 END) AS equipment_ht,
+        SUM(CASE WHEN kind IN ('CHARGE', 'TERMINATION_FEE', 'REGULARISATION') THEN amount_ht ELSE 0 END) AS other_ht
     FROM charges
     GROUP BY customer_id, msisdn, plan_code
 ),
@@ -155,6 +159,7 @@ joined AS (
         CAST(COALESCE(r.options_ht, 0) AS DECIMAL(18, 2)) AS options_ht,
         CAST(COALESCE(r.usage_ht, 0) AS DECIMAL(18, 2)) AS usage_ht,
         CAST(COALESCE(r.equipment_ht, 0) AS DECIMAL(18, 2)) AS equipment_ht,
+        CAST(COALESCE(r.other_ht, 0) AS DECIMAL(18, 2)) AS other_ht,
         CAST(COALESCE(c.rated_cdrs, 0) AS BIGINT) AS rated_cdrs,
         CAST(COALESCE(c.excepted_cdrs, 0) AS BIGINT) AS excepted_cdrs,
         CAST(COALESCE(c.wholesale_rated, 0) AS DECIMAL(18, 6)) AS wholesale_rated,
@@ -162,11 +167,11 @@ joined AS (
     FROM keys k
     LEFT JOIN retail r
         ON (r.customer_id IS NOT DISTINCT FROM k.customer_id)
-       AND r.msisdn = k.msisdn
+       AND (r.msisdn IS NOT DISTINCT FROM k.msisdn)
        AND (r.plan_code IS NOT DISTINCT FROM k.plan_code)
     LEFT JOIN cost_totals c
         ON (c.customer_id IS NOT DISTINCT FROM k.customer_id)
-       AND c.msisdn = k.msisdn
+       AND (c.msisdn IS NOT DISTINCT FROM k.msisdn)
        AND (c.plan_code IS NOT DISTINCT FROM k.plan_code)
 )
 SELECT
@@ -178,14 +183,15 @@ SELECT
     j.options_ht,
     j.usage_ht,
     j.equipment_ht,
-    CAST(j.subscription_ht + j.options_ht + j.usage_ht + j.equipment_ht AS DECIMAL(18, 2)) AS retail_ht,
+    j.other_ht,
+    CAST(j.subscription_ht + j.options_ht + j.usage_ht + j.equipment_ht + j.other_ht AS DECIMAL(18, 2)) AS retail_ht,
     j.rated_cdrs,
     j.excepted_cdrs,
     j.wholesale_rated,
     j.wholesale_excepted,
     CAST(j.wholesale_rated + j.wholesale_excepted AS DECIMAL(18, 6)) AS wholesale,
     CAST(
-        j.subscription_ht + j.options_ht + j.usage_ht + j.equipment_ht
+        j.subscription_ht + j.options_ht + j.usage_ht + j.equipment_ht + j.other_ht
         - j.wholesale_rated - j.wholesale_excepted
         AS DECIMAL(18, 6)
     ) AS margin
