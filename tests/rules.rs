@@ -1,7 +1,7 @@
 //! The rule corpus: `tests/fixtures/rules/<case>/` holds a few CDRs (and
 //! reference tables overriding `_base/reference/`) and `expected.toml`, whose
 //! figures were computed by hand from rating.md, with the arithmetic beside
-//! each. Every case runs through the real binary (`run --month`) as its
+//! each; a case with `ftp_first/` lands those files in an earlier run. Every case runs through the real binary (`run --month`) as its
 //! own test (`cargo test --test suite rules::case_17_duplicates`); the
 //! sections present in `expected.toml` are compared as multisets: a row
 //! found twice where it is expected once is a failure.
@@ -99,19 +99,37 @@ fn run_case(case_dir: &Path, failures: &mut Vec<String>) {
     // A case of several steps (account.md: months in sequence) delivers
     // its folders one after the other into one FTP tree, overlays the
     // reference tables of each step, and runs each step's command; the
-    // sections are then checked on the lake at the end.
+    // sections are then checked on the lake at the end. A case with
+    // `ftp_first/` has two deliveries: those files are fetched and landed by
+    // a first `sync` and `land`, then `ftp/`'s join them before the `run`
+    // (files landing out of their name order).
     let steps = expected
         .get("step")
         .and_then(|s| s.as_array())
         .cloned()
         .unwrap_or_default();
-    let source = if steps.is_empty() {
+    let first = case_dir.join("ftp_first");
+    let source = if steps.is_empty() && !first.is_dir() {
         case_dir.join("ftp")
     } else {
         scratch.path().join("ftp")
     };
     std::fs::create_dir_all(&source).unwrap();
     let ws = Workspace::new(&source, &reference, &base.join("integrator.toml"));
+    if first.is_dir() {
+        copy_dir(&first, &source);
+        for stage in ["sync", "land"] {
+            let out = ws.run(&["--json", stage]);
+            if out.status != 0 {
+                failures.push(format!(
+                    "{case}: first {stage} failed: {}",
+                    out.stderr.trim()
+                ));
+                return;
+            }
+        }
+        copy_dir(&case_dir.join("ftp"), &source);
+    }
     if steps.is_empty() {
         let out = ws.run(&["--json", "run", "--month", &month, "--html-only"]);
         if out.status != 0 {
@@ -417,6 +435,8 @@ rule_cases! {
     case_32_quarantine,
     case_33_rounding,
     case_34_termination_snapshot_at_midnight,
+    case_35_conflicting_copy_sorts_first,
+    case_36_option_added_mid_month_same_pool,
     case_40_late_usage_regularised,
     case_41_regularisation_only_invoice,
 }

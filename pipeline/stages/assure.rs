@@ -260,7 +260,7 @@ impl std::fmt::Display for AssureReport {
         for t in exceptions {
             let reason = t.reason.as_deref().unwrap_or_default();
             let note = if reason == "CONFLICTING_DUPLICATE" {
-                " (later copies: the first is billed, not leakage)"
+                " (other copies: the one from the file sorting first is billed, not leakage)"
             } else {
                 ""
             };

@@ -562,15 +562,17 @@ async fn month_lines(
 }
 
 /// A digest of what a month's lines are computed from: the names of its
-/// CDR and conflict files, of every status snapshot, and the bytes of the
-/// reference tables. Unchanged: billing the month again would give what it
+/// CDR files, of every conflicting-copy file and status snapshot, and the
+/// bytes of the reference tables. Unchanged: billing the month again would give what it
 /// gave, so it is not billed again.
 async fn fingerprint(settings: &Settings, lake: &Lake, month: Month) -> Result<String, BillError> {
     use sha2::{Digest, Sha256};
     let mut digest = Sha256::new();
     for folder in [
         format!("{}/month={month}", datasets::CDRS),
-        format!("{}/month={month}", datasets::CDR_CONFLICTS),
+        // Every month's conflicting copies: the billed copy of an id is that
+        // of the file sorting first, whatever its month (rating.md §1).
+        datasets::CDR_CONFLICTS.to_string(),
         datasets::ACCOUNT_STATUS.to_string(),
     ] {
         let mut names = lake.list(&folder).await?;

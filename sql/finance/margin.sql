@@ -3,8 +3,9 @@
 -- month's invoices charged (`invoice_lines`, HT, by kind); wholesale is what
 -- the MVNE charges for the line's CDRs of the month: the rated ones and the
 -- excepted ones (NO_DESTINATION, NO_PRICE: traffic we could not bill still
--- costs), but not a CONFLICTING_DUPLICATE (a second copy of a CDR already
--- counted). margin = retail_ht - wholesale. `other_ht` is what the month's
+-- costs), but not a CONFLICTING_DUPLICATE (another copy of a CDR whose
+-- billed copy, from the file sorting first, is counted with the rated
+-- ones). margin = retail_ht - wholesale. `other_ht` is what the month's
 -- invoices charge besides: one-off charges, early-termination fees and the
 -- regularisations of earlier months (account.md §4-6), whose CDRs' cost was
 -- counted in their own month.
