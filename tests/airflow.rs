@@ -68,7 +68,8 @@ fn airflow_loads_schedules_and_runs_the_dags() {
 
     // The schedules, as Airflow's timetables compute the next runs (Paris
     // time): after Saturday's last sync, Monday 08:00; the month on the 2nd,
-    // at 06:00 in winter and summer alike; the evening check skips the 1st.
+    // at 21:00 (after the last day's delivery, even when the month ends on a
+    // Saturday) in winter and summer alike; the evening check skips the 1st.
     let next = |id: &str, after: &str| dags[id]["next_runs"][after].clone();
     assert_eq!(dags["mvnobill_deliveries"]["schedule"], "*/15 8-20 * * 1-6");
     assert_eq!(
@@ -91,15 +92,15 @@ fn airflow_loads_schedules_and_runs_the_dags() {
             "2026-12-01T08:45:00+01:00"
         ])
     );
-    assert_eq!(dags["mvnobill_month"]["schedule"], "0 6 2 * *");
+    assert_eq!(dags["mvnobill_month"]["schedule"], "0 21 2 * *");
     assert_eq!(
         next("mvnobill_month", "2026-11-28T20:50:00+01:00"),
         json!([
-            "2026-12-02T06:00:00+01:00",
-            "2027-01-02T06:00:00+01:00",
-            "2027-02-02T06:00:00+01:00",
-            "2027-03-02T06:00:00+01:00",
-            "2027-04-02T06:00:00+02:00"
+            "2026-12-02T21:00:00+01:00",
+            "2027-01-02T21:00:00+01:00",
+            "2027-02-02T21:00:00+01:00",
+            "2027-03-02T21:00:00+01:00",
+            "2027-04-02T21:00:00+02:00"
         ])
     );
     assert_eq!(dags["mvnobill_assure"]["schedule"], "30 21 2-31 * *");

@@ -366,15 +366,16 @@ fn a_month_without_billed_cdrs_says_so_then_checks_it_once_it_lands() {
 }
 
 #[test]
-fn cdrs_landed_after_the_issue_are_late_and_never_invoiced() {
+fn cdrs_landed_after_the_issue_are_regularised_by_the_next_issue() {
     let ws = Workspace::samples();
     ws.run(&["run", "--month", MONTH, "--html-only"]).ok();
-    // A delivery after the issue: one new October event, and an exact copy
+    // A delivery after the issue: one new October event (a call from
+    // Switzerland), and an exact copy
     // of one already billed (counted once, not late).
     std::fs::write(
         ws.dir.path().join("ftp/RatedCDRs/RatedCDRs_20261105_090000.csv"),
         "cdr_id;msisdn;imsi;event_type;start_time;called_number;duration_s;volume_kb;units;visited_mccmnc;wholesale_eur\n\
-         LATE1;33632260054;208010632260054;VOICE;31/10/2026 18:00:00;33612345678;120;;;20810;0,0500\n\
+         LATE1;33632260054;208010632260054;VOICE;31/10/2026 18:00:00;33612345678;120;;;22801;0,0500\n\
          R20260000478;33632260380;208010632260380;MMS;01/10/2026 10:54:56;33667424912;;;1;20810;0,2201\n",
     )
     .unwrap();
@@ -401,11 +402,42 @@ fn cdrs_landed_after_the_issue_are_late_and_never_invoiced() {
             "RatedCDRs_20261105_090000.csv"
         ])]
     );
+    assert_eq!(assure["late_to_regularise"], 1);
+    assert_eq!(assure["late_regularised"], 0);
     let text_report = ws.run(&["assure", "--month", MONTH]).ok().stdout;
     assert!(
         text_report.contains(
-            "late CDRs, landed after the issue        1 CDR      0,05\u{a0}€ wholesale, never invoiced"
+            "late CDRs, landed after the issue        1 CDR      0,05\u{a0}€ wholesale, to be regularised by the next issue"
         ),
+        "{text_report}"
+    );
+    // November's issue bills October again: the late event is on it, as a
+    // regularisation, and no longer waiting (account.md §4).
+    ws.run(&["rate", "--month", "2026-11"]).ok();
+    let bill = ws
+        .run(&["--json", "bill", "--month", "2026-11"])
+        .ok()
+        .json();
+    assert_eq!(bill["regularised_months"], serde_json::json!([MONTH]));
+    let regularised = ws.query(
+        "SELECT msisdn, event_type, zone, quantity, amount_ht, period FROM invoice_lines
+         WHERE month = '2026-11' AND kind = 'REGULARISATION'",
+    );
+    assert_eq!(regularised.len(), 1, "{regularised:?}");
+    assert_eq!(text(&regularised[0], "msisdn"), "33632260054");
+    assert_eq!(text(&regularised[0], "period"), MONTH);
+    // Roaming in Switzerland (ROAM_Z1, grid 4: 1.08 €/min, 0.10 to connect,
+    // 30/30): 120 s -> 0.10 + 1.08 x 120 / 60 = 2.26.
+    assert_eq!(text(&regularised[0], "zone"), "ROAM_Z1");
+    assert_eq!(text(&regularised[0], "quantity"), "120");
+    assert_eq!(text(&regularised[0], "amount_ht"), "2.26");
+    let assure = ws.run(&["--json", "assure", "--month", MONTH]).ok().json();
+    assert_eq!(assure["late_regularised"], 1);
+    assert_eq!(assure["late_to_regularise"], 0);
+    assert_eq!(assure["late_lost"], 0);
+    let text_report = ws.run(&["assure", "--month", MONTH]).ok().stdout;
+    assert!(
+        text_report.contains("late CDRs, regularised"),
         "{text_report}"
     );
 }

@@ -195,6 +195,55 @@ fn duplicates_and_conflicts_across_runs_with_the_index_kept_or_rebuilt() {
     assert_eq!(count[0]["ids"], "4");
 }
 
+/// rating.md §1: of two copies with other content, the one from the file
+/// whose name sorts first is billed, though it lands in a later run, and
+/// even in another month (a copy with another date): the first landed copy
+/// becomes the CONFLICTING_DUPLICATE of its own month.
+#[test]
+fn the_copy_from_the_file_sorting_first_is_billed_whatever_the_landing_order() {
+    let row = |date: &str, duration: u32| {
+        format!("X1;33632260020;;VOICE;{date};33612345678;{duration};;;20801;0,01\n")
+    };
+    // The later-sorting file lands first: X1 on 31 October, 23:30 (Paris).
+    let (ftp, ws) = workspace_with(&[(
+        "RatedCDRs_20261102_120000.csv",
+        format!("{HEADER}\n{}", row("31/10/2026 23:30:00", 60)).as_bytes(),
+    )]);
+    assert_eq!(land(&ws)["totals"]["new_rows"], 1);
+    // Then the earlier-sorting one, with X1 an hour later: 1 November.
+    std::fs::write(
+        ftp.path().join("RatedCDRs/RatedCDRs_20261101_120000.csv"),
+        format!("{HEADER}\n{}", row("01/11/2026 00:30:00", 125)),
+    )
+    .unwrap();
+    assert_eq!(land(&ws)["totals"]["conflicts"], 1);
+    let rate = |month: &str| ws.run(&["--json", "rate", "--month", month]).ok().json();
+    // October: the copy landed there is not billed.
+    let october = rate("2026-10");
+    assert_eq!(october["cdrs"], 0, "{october}");
+    assert_eq!(october["rated"], 0, "{october}");
+    assert_eq!(
+        october["exceptions"]["CONFLICTING_DUPLICATE"], 1,
+        "{october}"
+    );
+    let excepted =
+        ws.query("SELECT cdr_id, source_file FROM rating_exceptions WHERE month = '2026-10'");
+    assert_eq!(excepted.len(), 1, "{excepted:?}");
+    assert_eq!(excepted[0]["source_file"], "RatedCDRs_20261102_120000.csv");
+    // November: the copy of the file sorting first is, once.
+    let november = rate("2026-11");
+    assert_eq!(november["cdrs"], 1, "{november}");
+    assert_eq!(november["rated"], 1, "{november}");
+    assert_eq!(november["exceptions"], serde_json::json!({}), "{november}");
+    let rated =
+        ws.query("SELECT cdr_id, local_date, source_file FROM rated_cdrs WHERE month = '2026-11'");
+    assert_eq!(rated.len(), 1, "{rated:?}");
+    assert_eq!(rated[0]["local_date"], "2026-11-01");
+    assert_eq!(rated[0]["source_file"], "RatedCDRs_20261101_120000.csv");
+    let october_rated = ws.query("SELECT cdr_id FROM rated_cdrs WHERE month = '2026-10'");
+    assert!(october_rated.is_empty(), "{october_rated:?}");
+}
+
 #[test]
 fn puk_codes_stay_out_of_the_lake_and_the_reports() {
     let samples = fixtures().join("samples");

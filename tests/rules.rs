@@ -1,7 +1,7 @@
 //! The rule corpus: `tests/fixtures/rules/<case>/` holds a few CDRs (and
 //! reference tables overriding `_base/reference/`) and `expected.toml`, whose
 //! figures were computed by hand from rating.md, with the arithmetic beside
-//! each. Every case runs through the real binary (`run --month`) as its
+//! each; a case with `ftp_first/` lands those files in an earlier run. Every case runs through the real binary (`run --month`) as its
 //! own test (`cargo test --test suite rules::case_17_duplicates`); the
 //! sections present in `expected.toml` are compared as multisets: a row
 //! found twice where it is expected once is a failure.
@@ -96,15 +96,72 @@ fn run_case(case_dir: &Path, failures: &mut Vec<String>) {
     if case_dir.join("reference").is_dir() {
         copy_dir(&case_dir.join("reference"), &reference);
     }
-    let ws = Workspace::new(
-        &case_dir.join("ftp"),
-        &reference,
-        &base.join("integrator.toml"),
-    );
-    let out = ws.run(&["--json", "run", "--month", &month, "--html-only"]);
-    if out.status != 0 {
-        failures.push(format!("{case}: run failed: {}", out.stderr.trim()));
-        return;
+    // A case of several steps (account.md: months in sequence) delivers
+    // its folders one after the other into one FTP tree, overlays the
+    // reference tables of each step, and runs each step's command; the
+    // sections are then checked on the lake at the end. A case with
+    // `ftp_first/` has two deliveries: those files are fetched and landed by
+    // a first `sync` and `land`, then `ftp/`'s join them before the `run`
+    // (files landing out of their name order).
+    let steps = expected
+        .get("step")
+        .and_then(|s| s.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let first = case_dir.join("ftp_first");
+    let source = if steps.is_empty() && !first.is_dir() {
+        case_dir.join("ftp")
+    } else {
+        scratch.path().join("ftp")
+    };
+    std::fs::create_dir_all(&source).unwrap();
+    let ws = Workspace::new(&source, &reference, &base.join("integrator.toml"));
+    if first.is_dir() {
+        copy_dir(&first, &source);
+        for stage in ["sync", "land"] {
+            let out = ws.run(&["--json", stage]);
+            if out.status != 0 {
+                failures.push(format!(
+                    "{case}: first {stage} failed: {}",
+                    out.stderr.trim()
+                ));
+                return;
+            }
+        }
+        copy_dir(&case_dir.join("ftp"), &source);
+    }
+    if steps.is_empty() {
+        let out = ws.run(&["--json", "run", "--month", &month, "--html-only"]);
+        if out.status != 0 {
+            failures.push(format!("{case}: run failed: {}", out.stderr.trim()));
+            return;
+        }
+    }
+    for (i, step) in steps.iter().enumerate() {
+        if let Some(ftp) = step.get("ftp").and_then(|v| v.as_str()) {
+            copy_dir(&case_dir.join(ftp), &source);
+        }
+        if let Some(overlay) = step.get("reference").and_then(|v| v.as_str()) {
+            copy_dir(&case_dir.join(overlay), &reference);
+        }
+        let args: Vec<String> = step["args"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{case}: step {} has no args", i + 1))
+            .iter()
+            .map(toml_text)
+            .collect();
+        let mut all = vec!["--json"];
+        all.extend(args.iter().map(String::as_str));
+        let out = ws.run(&all);
+        if out.status != 0 {
+            failures.push(format!(
+                "{case}: step {} ({}) failed: {}",
+                i + 1,
+                args.join(" "),
+                out.stderr.trim()
+            ));
+            return;
+        }
     }
     let filter = format!("month = '{month}'");
 
@@ -219,6 +276,61 @@ fn run_case(case_dir: &Path, failures: &mut Vec<String>) {
         },
         failures,
     );
+    let regularisation_keys = ["customer_id", "msisdn", "period", "quantity", "amount_ht"];
+    compare(
+        &case,
+        "regularisation lines",
+        expected_rows(&expected, "regularisation", &regularisation_keys),
+        || {
+            actual_rows(
+                &ws,
+                &format!("SELECT * FROM invoice_lines WHERE {filter} AND kind = 'REGULARISATION'"),
+                &regularisation_keys,
+            )
+        },
+        failures,
+    );
+    let note_keys = [
+        "customer_id",
+        "invoice_month",
+        "total_ht",
+        "vat",
+        "total_ttc",
+    ];
+    compare(
+        &case,
+        "credit notes",
+        expected_rows(&expected, "credit_note", &note_keys),
+        || {
+            if ws.lake().join("credit_notes").exists() {
+                actual_rows(&ws, "SELECT * FROM credit_notes", &note_keys)
+            } else {
+                Rows::new()
+            }
+        },
+        failures,
+    );
+    let note_line_keys = [
+        "customer_id",
+        "kind",
+        "msisdn",
+        "period",
+        "quantity",
+        "amount_ht",
+    ];
+    compare(
+        &case,
+        "credit note lines",
+        expected_rows(&expected, "credit_note_line", &note_line_keys),
+        || {
+            if ws.lake().join("credit_note_lines").exists() {
+                actual_rows(&ws, "SELECT * FROM credit_note_lines", &note_line_keys)
+            } else {
+                Rows::new()
+            }
+        },
+        failures,
+    );
     if let Some(quarantine) = expected.get("quarantine").and_then(|q| q.as_table()) {
         let rows = if ws.lake().join("quarantine").exists() {
             ws.query("SELECT reason FROM quarantine ORDER BY line, source_file")
@@ -323,8 +435,12 @@ rule_cases! {
     case_32_quarantine,
     case_33_rounding,
     case_34_termination_snapshot_at_midnight,
-    case_35_charges,
-    case_36_termination_fees,
+    case_35_conflicting_copy_sorts_first,
+    case_36_option_added_mid_month_same_pool,
+    case_37_charges,
+    case_38_termination_fees,
+    case_40_late_usage_regularised,
+    case_41_regularisation_only_invoice,
 }
 
 /// Every folder of `tests/fixtures/rules/` (but `_base` and other `_`

@@ -1,6 +1,7 @@
 //! The test suite: one binary, integration tests first. Each test runs the
 //! real `mvnobill` binary on fixture folders (see `common`).
 
+mod account;
 mod airflow;
 mod analysts;
 mod architecture;

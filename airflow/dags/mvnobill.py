@@ -2,8 +2,8 @@
 
 - mvnobill_deliveries: sync then land, every quarter of an hour while the
   MVNE delivers (Monday to Saturday, 08:00 to 20:45, Paris time).
-- mvnobill_month: on the 2nd at 06:00, the previous month: rate, bill,
-  finance, render, publish, assure. Each stage waits for the one before; a
+- mvnobill_month: on the 2nd at 21:00, the previous month (its last day
+  has arrived by then): rate, bill, finance, render, publish, assure. Each stage waits for the one before; a
   stage that fails (after its retries) stops the rest.
 - mvnobill_assure: revenue assurance of the previous month again each
   evening but the 1st, as the MVNE's BilledCDRs file and late CDRs arrive.
@@ -106,7 +106,12 @@ with DAG(
 with DAG(
     dag_id="mvnobill_month",
     description="Rate, bill, print, publish and check the previous month",
-    schedule=CronTriggerTimetable("0 6 2 * *", timezone=PARIS),
+    # 21:00 on the 2nd: the MVNE delivers day D on D+1, Monday to Saturday,
+    # 08:00-20:00, so a month's last day has arrived by 20:00 on the 2nd
+    # whatever the weekday (a month ending on Saturday: Monday the 2nd), and
+    # the deliveries' last sync of the day (20:45) has landed it. What
+    # arrives later (roaming partners) is billed next month as regularisation.
+    schedule=CronTriggerTimetable("0 21 2 * *", timezone=PARIS),
     start_date=START,
     catchup=False,
     max_active_runs=1,

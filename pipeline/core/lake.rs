@@ -285,7 +285,7 @@ impl Lake {
         for batch in batches {
             rows += batch.num_rows() as u64;
             writer
-                .write(batch)
+                .write(&plain_batch(batch).map_err(|e| self.arrow_err(key, e))?)
                 .await
                 .map_err(|e| self.parquet_err(key, e))?;
         }
@@ -308,7 +308,7 @@ impl Lake {
             })?;
             rows += batch.num_rows() as u64;
             writer
-                .write(&batch)
+                .write(&plain_batch(&batch).map_err(|e| self.arrow_err(key, e))?)
                 .await
                 .map_err(|e| self.parquet_err(key, e))?;
         }
@@ -341,7 +341,7 @@ impl Lake {
         }
         let properties = properties.build();
         let object = BufWriter::new(self.store.clone(), StorePath::from(key));
-        AsyncArrowWriter::try_new(object, schema, Some(properties))
+        AsyncArrowWriter::try_new(object, plain_schema(&schema), Some(properties))
             .map_err(|e| self.parquet_err(key, e))
     }
 
@@ -353,7 +353,7 @@ impl Lake {
         batch: &RecordBatch,
     ) -> Result<(), LakeError> {
         writer
-            .write(batch)
+            .write(&plain_batch(batch).map_err(|e| self.arrow_err(key, e))?)
             .await
             .map_err(|e| self.parquet_err(key, e))
     }
@@ -368,12 +368,60 @@ impl Lake {
         Ok(())
     }
 
+    fn arrow_err(&self, key: &str, source: datafusion::arrow::error::ArrowError) -> LakeError {
+        self.parquet_err(key, parquet::errors::ParquetError::from(source))
+    }
+
     fn parquet_err(&self, key: &str, source: parquet::errors::ParquetError) -> LakeError {
         LakeError::Parquet {
             url: self.url.join(key),
             source,
         }
     }
+}
+
+/// The schema a dataset is written with: text and binary columns as
+/// `Utf8` and `Binary`, never their view forms. DataFusion reads Parquet
+/// text back as `Utf8View` and computes some columns so; written as it
+/// comes, one month's partition would say `Utf8View` where another says
+/// `Utf8`, and a query over both months would fail to merge them.
+fn plain_schema(schema: &SchemaRef) -> SchemaRef {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| matches!(f.data_type(), DataType::Utf8View | DataType::BinaryView))
+    {
+        return schema.clone();
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let plain = match f.data_type() {
+                DataType::Utf8View => DataType::Utf8,
+                DataType::BinaryView => DataType::Binary,
+                other => other.clone(),
+            };
+            f.as_ref().clone().with_data_type(plain)
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// A batch in its [`plain_schema`].
+fn plain_batch(batch: &RecordBatch) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
+    let plain = plain_schema(&batch.schema());
+    if Arc::ptr_eq(&plain, &batch.schema()) {
+        return Ok(batch.clone());
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(plain.fields())
+        .map(|(column, field)| datafusion::arrow::compute::cast(column, field.data_type()))
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(plain, columns)
 }
 
 /// Columns whose values are (nearly) all different: written without a

@@ -194,7 +194,8 @@ CREATE INDEX IF NOT EXISTS credit_notes_invoice ON credit_notes (invoice_number)
 -- NULL: not known (the month just issued), so the next issue bills it again.
 CREATE TABLE IF NOT EXISTS month_inputs (
     month TEXT PRIMARY KEY REFERENCES issued_months(month),
-    fingerprint TEXT
+    fingerprint TEXT,
+    billed_at TEXT NOT NULL
 );
 -- The credit notes a regularisation issued (account.md §4): with the
 -- invoices of `issue_month`, for the negative differences of `period`.
@@ -438,6 +439,35 @@ impl Ledger {
             .map_err(|e| self.err(e))
     }
 
+    /// When an issued month was last billed again for a regularisation
+    /// (None: never since its issue).
+    pub fn month_regularised_at(&self, month: &str) -> Result<Option<String>, LedgerError> {
+        self.connection
+            .query_row(
+                "SELECT billed_at FROM month_inputs WHERE month = ?1 AND fingerprint IS NOT NULL",
+                params![month],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// When each file of a folder last landed, by its name.
+    pub fn landed_at(&self, folder: &str) -> Result<Vec<(String, String)>, LedgerError> {
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT f.name, MAX(l.landed_at) FROM fetched_files f
+                 JOIN landed_files l ON l.fetched_id = f.id
+                 WHERE f.folder = ?1 GROUP BY f.name ORDER BY f.name",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = statement
+            .query_map(params![folder], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
     /// The highest credit note sequence number of a year (0 if none).
     pub fn last_credit_sequence(&self, year: i32) -> Result<i64, LedgerError> {
         self.connection
@@ -510,8 +540,8 @@ impl Ledger {
             .map_err(err)?;
         }
         tx.execute(
-            "INSERT INTO month_inputs (month, fingerprint) VALUES (?1, NULL)",
-            params![month],
+            "INSERT INTO month_inputs (month, fingerprint, billed_at) VALUES (?1, NULL, ?2)",
+            params![month, now()],
         )
         .map_err(err)?;
         for charge in &issue.charges {
@@ -523,9 +553,10 @@ impl Ledger {
         }
         for (earlier, fingerprint) in &issue.fingerprints {
             tx.execute(
-                "INSERT INTO month_inputs (month, fingerprint) VALUES (?1, ?2)
-                 ON CONFLICT (month) DO UPDATE SET fingerprint = excluded.fingerprint",
-                params![earlier, fingerprint],
+                "INSERT INTO month_inputs (month, fingerprint, billed_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (month) DO UPDATE
+                 SET fingerprint = excluded.fingerprint, billed_at = excluded.billed_at",
+                params![earlier, fingerprint, now()],
             )
             .map_err(err)?;
         }

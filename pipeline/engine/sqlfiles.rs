@@ -27,6 +27,18 @@ pub const REFERENCE: &[SqlFile] = &[
     sql!("reference", "month_subscriptions"),
 ];
 
+/// rating.md §1: the copy billed of each cdr_id with conflicting copies
+/// (from `all_cdr_conflicts`, every month of `cdr_conflicts`), the month's
+/// copies it replaces or brings in (from `month_cdrs` and the month's
+/// `cdr_conflicts`), and `month_events`, one billed copy per cdr_id, which
+/// the rating reads (a pass of it registered as `cdrs`).
+pub const COPIES: &[SqlFile] = &[
+    sql!("rating", "billed_copies"),
+    sql!("rating", "superseded_copies"),
+    sql!("rating", "billed_conflicts"),
+    sql!("rating", "month_events", Keep::View),
+];
+
 /// rating.md §1–5, up to the priced events. The month's events stream
 /// through views; only the pools are held in memory.
 pub const RATING: &[SqlFile] = &[
@@ -41,7 +53,7 @@ pub const RATING: &[SqlFile] = &[
 pub const RATED_EVENTS: SqlFile = sql!("rating", "rated_events", Keep::View);
 
 /// The `rating_exceptions` dataset, from the events `rate` set aside
-/// (`excepted_events`) and the conflicting duplicates.
+/// (`excepted_events`) and the conflicting duplicates (`COPIES`).
 pub const RATING_EXCEPTIONS: SqlFile = sql!("rating", "rating_exceptions", Keep::View);
 
 /// rating.md §6 and account.md §5-6: the lines a month brings to its

@@ -40,6 +40,9 @@ pub const INTEGRATOR_INVOICES: &str = "Factures/Intégrateur";
 pub const LANDED_FOLDERS: &[&str] = &["RatedCDRs", "BilledCDRs", "AccountStatus", "Cartes SIM"];
 
 /// The folder whose files carry secrets (PUK codes).
+/// The folder of the MVNE's rated CDRs.
+pub const CDR_FOLDER: &str = "RatedCDRs";
+
 pub const SIM_FOLDER: &str = "Cartes SIM";
 
 /// The tariff tables the MVNE configured, fetched for `check`.

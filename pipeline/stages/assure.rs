@@ -107,6 +107,12 @@ pub struct AssureReport {
     pub terminated_line_subscriptions: u64,
     pub rating_exceptions: u64,
     pub late_cdrs: u64,
+    /// Of the late CDRs of an issued month: those a regularisation carried
+    /// to a later invoice, those the next issue will, and those too old
+    /// for it (never invoiced).
+    pub late_regularised: u64,
+    pub late_to_regularise: u64,
+    pub late_lost: u64,
     /// Wholesale cost of the rating exceptions that are not conflicting
     /// copies: what we paid the MVNE and could not bill.
     pub leakage_wholesale: String,
@@ -254,7 +260,7 @@ impl std::fmt::Display for AssureReport {
         for t in exceptions {
             let reason = t.reason.as_deref().unwrap_or_default();
             let note = if reason == "CONFLICTING_DUPLICATE" {
-                " (later copies: the first is billed, not leakage)"
+                " (other copies: the one from the file sorting first is billed, not leakage)"
             } else {
                 ""
             };
@@ -265,16 +271,28 @@ impl std::fmt::Display for AssureReport {
                 format!("{} wholesale{note}", euros(&t.amount)),
             )?;
         }
-        if let Some(t) = self.total(LATE_CDR) {
-            let label = if self.issued {
-                "late CDRs, landed after the issue"
-            } else {
-                "CDRs landed since the last rating"
+        for t in self.totals.iter().filter(|t| t.kind == LATE_CDR) {
+            let (label, what) = match t.reason.as_deref() {
+                None if !self.issued => (
+                    "CDRs landed since the last rating",
+                    "run rate and bill again",
+                ),
+                // The summary's row when there is none.
+                None => ("late CDRs, landed after the issue", "none"),
+                Some("REGULARISED") => (
+                    "late CDRs, regularised",
+                    "invoiced on a later month as regularisation",
+                ),
+                Some("TO_REGULARISE") => (
+                    "late CDRs, landed after the issue",
+                    "to be regularised by the next issue",
+                ),
+                _ => ("late CDRs, too late to regularise", "never invoiced"),
             };
-            let what = if self.issued {
-                "never invoiced"
+            let what = if t.findings == 0 && t.reason.is_none() {
+                "none"
             } else {
-                "run rate and bill again"
+                what
             };
             line(
                 f,
@@ -285,6 +303,57 @@ impl std::fmt::Display for AssureReport {
         }
         write!(f, "\n  findings: {}", self.findings)
     }
+}
+
+/// What became of the CDRs of an issued month that landed after its
+/// rating, by the file they came in (account.md §4, sql/assurance/
+/// late_cdrs.sql): REGULARISED when the month was billed again after the
+/// file landed, else TO_REGULARISE while the month is within
+/// `regularisation_months` of the next month to issue, else TOO_LATE.
+/// Empty for a month not issued.
+fn late_carry(
+    ledger: &crate::core::ledger::Ledger,
+    billing: &crate::settings::BillingSettings,
+    month: Month,
+) -> Result<RecordBatch, AssureError> {
+    use datafusion::arrow::array::StringArray;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let mut rows: Vec<(String, &str)> = Vec::new();
+    let month_text = month.to_string();
+    if ledger.is_issued(&month_text)? {
+        let regularised_at = ledger.month_regularised_at(&month_text)?;
+        let last = ledger.issued_months()?.last().cloned().unwrap_or_default();
+        let next = last
+            .parse::<Month>()
+            .map(|m| Month::of(m.next_first_day()))
+            .unwrap_or(month);
+        // The next issue bills again the `regularisation_months` before it.
+        let reachable = (0..billing.regularisation_months)
+            .try_fold(next, |m, _| m.previous())
+            .is_none_or(|oldest| month >= oldest);
+        for (name, landed_at) in ledger.landed_at(crate::mvne::raw::CDR_FOLDER)? {
+            let state = match &regularised_at {
+                Some(at) if landed_at <= *at => "REGULARISED",
+                _ if reachable => "TO_REGULARISE",
+                _ => "TOO_LATE",
+            };
+            rows.push((name, state));
+        }
+    }
+    let schema = Schema::new(vec![
+        Field::new("source_file", DataType::Utf8, false),
+        Field::new("state", DataType::Utf8, false),
+    ]);
+    RecordBatch::try_new(
+        std::sync::Arc::new(schema),
+        vec![
+            std::sync::Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.0.as_str()),
+            )),
+            std::sync::Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+        ],
+    )
+    .map_err(|e| AssureError::Query(e.into()))
 }
 
 /// Registers a month partition of a lake dataset, or an empty table of
@@ -387,6 +456,11 @@ pub async fn assure(stage: &Context, month: Month) -> Result<AssureReport, Assur
     }
     let statement = billed_statement(lake, month).await?;
     engine::register_batch(&ctx, "billed_statement", statement_batch(&statement))?;
+    engine::register_batch(
+        &ctx,
+        "late_carry",
+        late_carry(ledger, &settings.billing, month)?,
+    )?;
     engine::run_layer(&ctx, sqlfiles::REFERENCE).await?;
     engine::run_layer(&ctx, sqlfiles::ASSURANCE).await?;
 
@@ -438,6 +512,17 @@ pub async fn assure(stage: &Context, month: Month) -> Result<AssureReport, Assur
         .unwrap_or_default();
     report.rating_exceptions = report.count(RATING_EXCEPTION).unwrap_or_default();
     report.late_cdrs = report.count(LATE_CDR).unwrap_or_default();
+    let late = |state: &str| {
+        report
+            .totals
+            .iter()
+            .filter(|t| t.kind == LATE_CDR && t.reason.as_deref() == Some(state))
+            .map(|t| t.findings)
+            .sum::<u64>()
+    };
+    report.late_regularised = late("REGULARISED");
+    report.late_to_regularise = late("TO_REGULARISE");
+    report.late_lost = late("TOO_LATE");
     let mut leakage = Decimal::ZERO;
     for t in &report.totals {
         if t.kind == RATING_EXCEPTION && t.reason.as_deref() != Some("CONFLICTING_DUPLICATE") {

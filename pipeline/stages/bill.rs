@@ -571,15 +571,17 @@ async fn month_lines(
 }
 
 /// A digest of what a month's lines are computed from: the names of its
-/// CDR and conflict files, of every status snapshot, and the bytes of the
-/// reference tables. Unchanged: billing the month again would give what it
+/// CDR files, of every conflicting-copy file and status snapshot, and the
+/// bytes of the reference tables. Unchanged: billing the month again would give what it
 /// gave, so it is not billed again.
 async fn fingerprint(settings: &Settings, lake: &Lake, month: Month) -> Result<String, BillError> {
     use sha2::{Digest, Sha256};
     let mut digest = Sha256::new();
     for folder in [
         format!("{}/month={month}", datasets::CDRS),
-        format!("{}/month={month}", datasets::CDR_CONFLICTS),
+        // Every month's conflicting copies: the billed copy of an id is that
+        // of the file sorting first, whatever its month (rating.md §1).
+        datasets::CDR_CONFLICTS.to_string(),
         datasets::ACCOUNT_STATUS.to_string(),
     ] {
         let mut names = lake.list(&folder).await?;
@@ -838,31 +840,34 @@ fn note_numbers(notes: &[RegularisationNote]) -> RecordBatch {
 }
 
 /// The `credit_note_lines` dataset: each negative difference with the
-/// number of the note that credits it, amounts positive; text as Utf8 in
-/// every month (the differences read the lake's lines back as Utf8View).
+/// number of the note that credits it, amounts positive.
 const CREDIT_NOTE_LINES: &str = "
+    WITH credited AS (
+        SELECT n.number AS credit_note_number, d.*
+        FROM regularisation_deltas d
+        JOIN note_numbers n ON n.customer_id = d.customer_id AND n.period = d.period
+        WHERE d.amount_ht < 0
+    )
     SELECT
-        n.number AS credit_note_number,
-        arrow_cast(d.customer_id, 'Utf8') AS customer_id,
-        arrow_cast(d.kind, 'Utf8') AS kind,
-        arrow_cast(d.msisdn, 'Utf8') AS msisdn,
-        arrow_cast(d.label, 'Utf8') AS label,
-        arrow_cast(d.code, 'Utf8') AS code,
-        arrow_cast(d.event_type, 'Utf8') AS event_type,
-        arrow_cast(d.zone, 'Utf8') AS zone,
-        -d.quantity AS quantity,
-        d.unit_price,
-        CAST(-d.amount_ht AS DECIMAL(18, 2)) AS amount_ht,
-        d.period_start,
-        d.period_end,
-        arrow_cast(d.line_key, 'Utf8') AS line_key,
-        arrow_cast(d.period, 'Utf8') AS period,
-        arrow_cast(d.vat_category, 'Utf8') AS vat_category,
-        d.vat_rate
-    FROM regularisation_deltas d
-    JOIN note_numbers n ON n.customer_id = d.customer_id AND n.period = d.period
-    WHERE d.amount_ht < 0
-    ORDER BY credit_note_number, line_key";
+        arrow_cast(credit_note_number, 'Utf8') AS credit_note_number,
+        arrow_cast(customer_id, 'Utf8') AS customer_id,
+        arrow_cast(kind, 'Utf8') AS kind,
+        arrow_cast(msisdn, 'Utf8') AS msisdn,
+        arrow_cast(label, 'Utf8') AS label,
+        arrow_cast(code, 'Utf8') AS code,
+        arrow_cast(event_type, 'Utf8') AS event_type,
+        arrow_cast(zone, 'Utf8') AS zone,
+        -quantity AS quantity,
+        unit_price,
+        CAST(-amount_ht AS DECIMAL(18, 2)) AS amount_ht,
+        period_start,
+        period_end,
+        arrow_cast(line_key, 'Utf8') AS line_key,
+        arrow_cast(period, 'Utf8') AS period,
+        arrow_cast(vat_category, 'Utf8') AS vat_category,
+        vat_rate
+    FROM credited
+    ORDER BY 1, 14";
 
 async fn summarise(ctx: &SessionContext, report: &mut BillReport) -> Result<(), BillError> {
     let row = engine::row_strings(

@@ -188,10 +188,19 @@ pub async fn gather(
         ("invoices", datasets::INVOICES),
         ("invoice_lines", datasets::INVOICE_LINES),
         ("rated_cdrs", datasets::RATED_CDRS),
-        ("cdrs", datasets::CDRS),
     ] {
         engine::register_path(&ctx, lake, table, &format!("{dataset}/{partition}"), None).await?;
     }
+    // A month may have no CDR at all (a month of subscriptions and
+    // regularisations only).
+    engine::register_path_or_empty(
+        &ctx,
+        lake,
+        "cdrs",
+        &format!("{}/{partition}", datasets::CDRS),
+        crate::mvne::upstream::cdr_schema(false),
+    )
+    .await?;
     let invoices = Rows::query(&ctx, &sqlfiles::DOCUMENT_INVOICES).await?;
     let lines = Rows::query(&ctx, &sqlfiles::DOCUMENT_LINES).await?;
     let summary = Rows::query(&ctx, &sqlfiles::ANNEX_SUMMARY).await?;

@@ -524,7 +524,7 @@ pub async fn whatif(
     if !engine::register_path(
         &ctx,
         lake,
-        "cdrs",
+        "month_cdrs",
         &format!("{}/{partition}", datasets::CDRS),
         None,
     )
@@ -532,6 +532,26 @@ pub async fn whatif(
     {
         return Err(WhatifError::NothingLanded { month: month_text });
     }
+    // The events `rate` rates: one billed copy per cdr_id (rating.md §1).
+    engine::register_path_or_empty(
+        &ctx,
+        lake,
+        "cdr_conflicts",
+        &format!("{}/{partition}", datasets::CDR_CONFLICTS),
+        upstream::cdr_schema(true),
+    )
+    .await?;
+    engine::register_path_or_empty(
+        &ctx,
+        lake,
+        "all_cdr_conflicts",
+        datasets::CDR_CONFLICTS,
+        upstream::cdr_schema(true),
+    )
+    .await?;
+    engine::run_layer(&ctx, sqlfiles::COPIES).await?;
+    let events = ctx.table("month_events").await?.into_view();
+    ctx.register_table("cdrs", events)?;
     if !engine::register_dataset(&ctx, lake, datasets::ACCOUNT_STATUS, Some("month")).await? {
         engine::register_batch(
             &ctx,

@@ -2,8 +2,9 @@
 -- cost: what the MVNE charges us for events we could not bill (revenue
 -- leakage until the reference tables are fixed and the month re-rated,
 -- before it is issued). One row per exception; the summary totals them per
--- reason. A CONFLICTING_DUPLICATE's amount is that of the later copy, whose
--- first copy was billed.
+-- reason. A CONFLICTING_DUPLICATE's amount is that of a copy not billed
+-- (rating.md §1: the copy from the file whose name sorts first is billed,
+-- and its wholesale counted with the rated CDRs).
 SELECT
     'RATING_EXCEPTION' AS kind,
     e.reason,

@@ -3,8 +3,13 @@
 -- month's invoices charged (`invoice_lines`, HT, by kind); wholesale is what
 -- the MVNE charges for the line's CDRs of the month: the rated ones and the
 -- excepted ones (NO_DESTINATION, NO_PRICE: traffic we could not bill still
--- costs), but not a CONFLICTING_DUPLICATE (a second copy of a CDR already
--- counted). margin = retail_ht - wholesale.
+-- costs), but not a CONFLICTING_DUPLICATE (another copy of a CDR whose
+-- billed copy, from the file sorting first, is counted with the rated
+-- ones). margin = retail_ht - wholesale. Besides subscriptions, options,
+-- usage and equipment, retail counts `charges_ht` (one-off charges and
+-- early-termination fees, account.md §5-6) and `regularisation_ht` (the
+-- regularisations of earlier months, account.md §4, whose CDRs' cost was
+-- counted in their own month).
 --
 -- The plan of a charge is that of the line's subscription row (subscriptions
 -- table): for subscription, option and equipment lines the row in force on
@@ -96,7 +101,8 @@ retail AS (
         SUM(CASE WHEN kind = 'OPTION' THEN amount_ht ELSE 0 END) AS options_ht,
         SUM(CASE WHEN kind = 'USAGE' THEN amount_ht ELSE 0 END) AS usage_ht,
         SUM(CASE WHEN kind = 'EQUIPMENT' THEN amount_ht ELSE 0 END) AS equipment_ht,
-        SUM(CASE WHEN kind IN ('CHARGE', 'TERMINATION_FEE') THEN amount_ht ELSE 0 END) AS charges_ht
+        SUM(CASE WHEN kind IN ('CHARGE', 'TERMINATION_FEE') THEN amount_ht ELSE 0 END) AS charges_ht,
+        SUM(CASE WHEN kind = 'REGULARISATION' THEN amount_ht ELSE 0 END) AS regularisation_ht
     FROM charges
     GROUP BY customer_id, msisdn, plan_code
 ),
@@ -160,6 +166,7 @@ joined AS (
         CAST(COALESCE(r.usage_ht, 0) AS DECIMAL(18, 2)) AS usage_ht,
         CAST(COALESCE(r.equipment_ht, 0) AS DECIMAL(18, 2)) AS equipment_ht,
         CAST(COALESCE(r.charges_ht, 0) AS DECIMAL(18, 2)) AS charges_ht,
+        CAST(COALESCE(r.regularisation_ht, 0) AS DECIMAL(18, 2)) AS regularisation_ht,
         CAST(COALESCE(c.rated_cdrs, 0) AS BIGINT) AS rated_cdrs,
         CAST(COALESCE(c.excepted_cdrs, 0) AS BIGINT) AS excepted_cdrs,
         CAST(COALESCE(c.wholesale_rated, 0) AS DECIMAL(18, 6)) AS wholesale_rated,
@@ -171,7 +178,7 @@ joined AS (
        AND (r.plan_code IS NOT DISTINCT FROM k.plan_code)
     LEFT JOIN cost_totals c
         ON (c.customer_id IS NOT DISTINCT FROM k.customer_id)
-       AND c.msisdn = k.msisdn
+       AND (c.msisdn IS NOT DISTINCT FROM k.msisdn)
        AND (c.plan_code IS NOT DISTINCT FROM k.plan_code)
 )
 SELECT
@@ -184,7 +191,12 @@ SELECT
     j.usage_ht,
     j.equipment_ht,
     j.charges_ht,
-    CAST(j.subscription_ht + j.options_ht + j.usage_ht + j.equipment_ht + j.charges_ht AS DECIMAL(18, 2)) AS retail_ht,
+    j.regularisation_ht,
+    CAST(
+        j.subscription_ht + j.options_ht + j.usage_ht + j.equipment_ht + j.charges_ht
+        + j.regularisation_ht
+        AS DECIMAL(18, 2)
+    ) AS retail_ht,
     j.rated_cdrs,
     j.excepted_cdrs,
     j.wholesale_rated,
@@ -192,6 +204,7 @@ SELECT
     CAST(j.wholesale_rated + j.wholesale_excepted AS DECIMAL(18, 6)) AS wholesale,
     CAST(
         j.subscription_ht + j.options_ht + j.usage_ht + j.equipment_ht + j.charges_ht
+        + j.regularisation_ht
         - j.wholesale_rated - j.wholesale_excepted
         AS DECIMAL(18, 6)
     ) AS margin

@@ -1,7 +1,8 @@
 -- The margin shares the month out, it neither loses nor counts twice
 -- (docs/ACCOUNTING.md, "Margin"): its retail adds up to the invoices' total
 -- HT, its wholesale to that of the rated CDRs and of the exceptions but the
--- conflicting duplicates (a second copy of a CDR already counted). One row;
+-- conflicting duplicates (a copy of a CDR whose billed copy, from the file
+-- sorting first, is counted with the rated ones). One row;
 -- `finance` stops when a pair differs.
 SELECT
     (SELECT COALESCE(SUM(retail_ht), 0) FROM margin) AS margin_retail_ht,

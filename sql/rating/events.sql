@@ -1,7 +1,8 @@
--- rating.md §1 and §2: each CDR of the month (already unique by cdr_id:
--- `land` keeps the first copy) with
+-- rating.md §1 and §2: each CDR of the month (one billed copy per cdr_id,
+-- month_events.sql; `rate` registers a pass of it as `cdrs`) with
 --   * the subscription row of its msisdn whose [start_date, end_date]
---     contains the event's local date (none: NO_SUBSCRIPTION later), and
+--     contains the event's local date (none: NO_SUBSCRIPTION later), with
+--     the key of the row's allowance pool, and
 --   * the roaming zone of the visited network's MCC, the first 3 digits of
 --     visited_mccmnc (an MCC not in roaming_zones.csv is ROAM_Z3).
 SELECT
@@ -19,9 +20,22 @@ SELECT
     s.customer_id,
     s.rate_grid,
     s.start_date AS subscription_start,
+    s.pool_start,
     COALESCE(r.roaming_zone, 'ROAM_Z3') AS roaming_zone
 FROM cdrs c
-LEFT JOIN subscriptions s
+LEFT JOIN (
+    -- The month's rows (those an event of the month can fall in), each
+    -- with the key of its allowance pool (rating.md §4, pools.sql): the
+    -- start_date of the line's first row with the same plan this month.
+    SELECT
+        msisdn,
+        customer_id,
+        rate_grid,
+        start_date,
+        end_date,
+        MIN(start_date) OVER (PARTITION BY msisdn, plan_code) AS pool_start
+    FROM month_subscriptions
+) s
     ON s.msisdn = c.msisdn
    AND c.local_date >= s.start_date
    AND (s.end_date IS NULL OR c.local_date <= s.end_date)

@@ -12,7 +12,8 @@
 --
 -- Exceptions, first match wins: NO_SUBSCRIPTION, NO_DESTINATION, NO_PRICE
 -- (no row of the line's grid for the zone and event type with a valid_from
--- on or before the event date). CONFLICTING_DUPLICATE comes from `land`.
+-- on or before the event date). CONFLICTING_DUPLICATE is not an event of
+-- the month (month_events.sql); rating_exceptions.sql lists those copies.
 --
 -- Billed quantity (§3), of the raw quantity d (duration_s for voice,
 -- volume_kb for data, units for messages), f = first_increment,

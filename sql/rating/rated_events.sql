@@ -5,7 +5,9 @@
 -- others to rating_exceptions.sql, so the month streams through the plan
 -- once.
 --
--- Within one pool (line, subscription row, group), events are taken by
+-- Within one pool (line, plan, group: every subscription row of the line
+-- with that plan in the month, pools.sql; the plan as `pool_start`, the
+-- start_date of its first row this month), events are taken by
 -- start_time as an instant, then cdr_id in byte order; what the events
 -- before this one used is the running sum of billed quantities minus this
 -- event's own. covered = min(billed, what remains), overage = billed -
@@ -29,14 +31,14 @@ WITH consumed AS (
         p.unlimited,
         p.quantity AS pool_quantity,
         SUM(CASE WHEN e.exception IS NULL THEN e.billed_qty ELSE 0 END) OVER (
-            PARTITION BY e.msisdn, e.subscription_start, e.allowance_group
+            PARTITION BY e.msisdn, e.pool_start, e.allowance_group
             ORDER BY e.start_time, e.cdr_id
             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
         ) - CASE WHEN e.exception IS NULL THEN e.billed_qty ELSE 0 END AS used_before
     FROM priced_events e
     LEFT JOIN pools p
         ON p.msisdn = e.msisdn
-       AND p.subscription_start = e.subscription_start
+       AND p.pool_start = e.pool_start
        AND p.allowance_group = e.allowance_group
 ),
 covered AS (

@@ -16,7 +16,11 @@ SELECT
     source_file
 FROM excepted_events
 UNION ALL
--- A second copy of a cdr_id with other content (the first copy is billed).
+-- rating.md §1: a copy of a cdr_id with other content than the billed one
+-- (billed_copies.sql: the copy from the file whose name sorts first) is a
+-- CONFLICTING_DUPLICATE: the copies `land` kept that an earlier-sorting
+-- file's copy replaces, and the conflicting copies but the billed one and
+-- any with its very content (a copy with the same content counts once).
 SELECT
     cdr_id,
     msisdn,
@@ -27,5 +31,19 @@ SELECT
     'CONFLICTING_DUPLICATE' AS reason,
     wholesale_eur AS wholesale,
     source_file
-FROM cdr_conflicts
+FROM superseded_copies
+UNION ALL
+SELECT
+    k.cdr_id,
+    k.msisdn,
+    CAST(NULL AS VARCHAR) AS customer_id,
+    k.event_type,
+    k.start_time,
+    k.local_date,
+    'CONFLICTING_DUPLICATE' AS reason,
+    k.wholesale_eur AS wholesale,
+    k.source_file
+FROM cdr_conflicts k
+LEFT JOIN billed_copies b ON b.cdr_id = k.cdr_id
+WHERE NOT COALESCE(b.from_conflicts AND b.content_hash = k.content_hash, FALSE)
 ORDER BY reason, cdr_id

@@ -107,11 +107,11 @@ def run(dag_id, binary, logical_date, conf=None, fast_retries=False, run_after=N
 seen["runs"] = {
     # The MVNE's files of the samples: Monday 2 November 2026, 08:00 in Paris.
     "deliveries": run("mvnobill_deliveries", mvnobill, datetime(2026, 11, 2, 7, 0, tzinfo=UTC)),
-    # The month run of 2 November 2026, 06:00 in Paris: it bills October.
-    "month": run("mvnobill_month", mvnobill, datetime(2026, 11, 2, 5, 0, tzinfo=UTC)),
+    # The month run of 2 November 2026, 21:00 in Paris: it bills October.
+    "month": run("mvnobill_month", mvnobill, datetime(2026, 11, 2, 20, 0, tzinfo=UTC)),
     # January bills December of the year before; bill fails (the fake).
     "failed": run(
-        "mvnobill_month", fake, datetime(2027, 1, 2, 5, 0, tzinfo=UTC), fast_retries=True
+        "mvnobill_month", fake, datetime(2027, 1, 2, 20, 0, tzinfo=UTC), fast_retries=True
     ),
     # Another month, by the param.
     "assure_param": run(
