@@ -11,9 +11,9 @@ fn a_charge_is_billed_once_late_ones_print_their_date_and_check_reports_changes(
     let scratch = tempfile::tempdir().unwrap();
     let reference = scratch.path().join("reference");
     copy_dir(&rules.join("_base/reference"), &reference);
-    copy_dir(&rules.join("35_charges/reference"), &reference);
+    copy_dir(&rules.join("37_charges/reference"), &reference);
     let ftp = scratch.path().join("ftp");
-    copy_dir(&rules.join("35_charges/ftp"), &ftp);
+    copy_dir(&rules.join("37_charges/ftp"), &ftp);
     std::fs::write(
         ftp.join("RatedCDRs/RatedCDRs_20261106_120000.csv"),
         "cdr_id;msisdn;imsi;event_type;start_time;called_number;duration_s;volume_kb;units;visited_mccmnc;wholesale_eur\n\
