@@ -441,6 +441,7 @@ rule_cases! {
     case_38_termination_fees,
     case_40_late_usage_regularised,
     case_41_regularisation_only_invoice,
+    case_42_backdated_termination_fee,
 }
 
 /// Every folder of `tests/fixtures/rules/` (but `_base` and other `_`
