@@ -65,6 +65,8 @@ pub enum BillError {
     Corrupt(String),
     #[error("draft comparison: {0}")]
     Comparison(String),
+    #[error(transparent)]
+    Record(#[from] crate::stages::frozen::RecordError),
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -328,6 +330,8 @@ pub async fn bill(stage: &mut Context, month: Month, draft: bool) -> Result<Bill
     .await?[0]
         .clone();
     report.credit_notes = notes.iter().map(|n| n.number.clone()).collect();
+    // account.md §3: what the documents print, recorded with the invoices.
+    crate::stages::frozen::record_issue(settings, lake, month).await?;
     ledger.issue_month(
         &month_text,
         year,
