@@ -394,9 +394,14 @@ impl Stages {
         &self,
         month: Month,
         options: RenderOptions,
+        draft: bool,
     ) -> Result<Timed<RenderReport>, AppError> {
         let id = self.start("render", Some(month))?;
-        let result = render::render(&self.context, month, options).await;
+        let result = if draft {
+            render::render_draft(&self.context, month, options).await
+        } else {
+            render::render(&self.context, month, options).await
+        };
         self.record(id, result)
     }
 
@@ -468,7 +473,7 @@ impl Stages {
             rate: self.rate(month).await?,
             bill: self.bill(month, false).await?,
             finance: self.finance(month).await?,
-            render: self.render(month, options).await?,
+            render: self.render(month, options, false).await?,
             publish: match (options.pdf, &self.context.settings.source) {
                 (true, Some(_)) => Some(self.publish(month).await?),
                 _ => None,
@@ -563,9 +568,13 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
         Command::Finance { month } => Ok(Report::Finance(
             Stages::open(&cli.config)?.finance(month).await?,
         )),
-        Command::Render { month, html_only } => Ok(Report::Render(
+        Command::Render {
+            month,
+            html_only,
+            draft,
+        } => Ok(Report::Render(
             Stages::open(&cli.config)?
-                .render(month, RenderOptions { pdf: !html_only })
+                .render(month, RenderOptions { pdf: !html_only }, draft)
                 .await?,
         )),
         Command::Publish { month } => Ok(Report::Publish(

@@ -85,6 +85,10 @@ pub enum Command {
         /// Write the HTML pages only, no PDF (no Chromium needed).
         #[arg(long)]
         html_only: bool,
+        /// The documents of the month's draft (`bill --draft`), marked
+        /// BROUILLON, in documents/YYYY-MM/drafts/.
+        #[arg(long)]
+        draft: bool,
     },
     /// Write the month's SEPA direct-debit file in the lake, upload the PDFs
     /// to Factures/Clients/YYYY-MM/ on the source and mail each customer

@@ -15,6 +15,7 @@ mod crash;
 mod credit;
 mod documents;
 mod finance;
+mod frozen;
 mod ftp;
 mod fuzz;
 mod golden;

@@ -456,6 +456,9 @@ pub mod datasets {
     /// §4), by the month billed when they were issued.
     pub const CREDIT_NOTE_LINES: &str = "credit_note_lines";
     pub const WHATIF: &str = "whatif";
+    /// The customers of an issued month's documents as the issue recorded
+    /// them (account.md §3, `stages/frozen.rs`), IBAN masked.
+    pub const INVOICE_PARTIES: &str = "invoice_parties";
     /// `drafts/month=M/draft_invoices/` and `drafts/month=M/draft_invoice_lines/`
     /// (account.md §2), replaced at each draft.
     pub const DRAFTS: &str = "drafts";
@@ -480,5 +483,6 @@ pub mod datasets {
         (CREDIT_NOTES, Some("month")),
         (CREDIT_NOTE_LINES, Some("month")),
         (WHATIF, Some("month")),
+        (INVOICE_PARTIES, Some("month")),
     ];
 }

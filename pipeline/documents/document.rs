@@ -30,12 +30,17 @@ pub struct InvoiceDocument {
     pub period_end: NaiveDate,
     pub integrator: Integrator,
     pub customer: Customer,
-    /// Lines in invoice order: subscriptions, options, usage, equipment.
+    /// Lines in invoice order: subscriptions, options, usage, equipment,
+    /// charges, termination fees, regularisations.
     pub lines: Vec<InvoiceLine>,
     pub subscription_ht: Decimal,
     pub options_ht: Decimal,
     pub usage_ht: Decimal,
     pub equipment_ht: Decimal,
+    /// One-off charges and termination fees (account.md §5, §6).
+    pub charges_ht: Decimal,
+    /// The regularisations of earlier months (account.md §4).
+    pub regularisation_ht: Decimal,
     pub total_ht: Decimal,
     /// One entry per VAT rate (rating.md: a single 20 % rate today).
     pub vat: Vec<VatAmount>,
@@ -98,7 +103,8 @@ impl Customer {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct InvoiceLine {
-    /// `SUBSCRIPTION`, `OPTION`, `USAGE` or `EQUIPMENT`.
+    /// `SUBSCRIPTION`, `OPTION`, `USAGE`, `EQUIPMENT`, `CHARGE`,
+    /// `TERMINATION_FEE` or `REGULARISATION`.
     pub kind: String,
     pub msisdn: String,
     pub label: String,
@@ -114,6 +120,33 @@ pub struct InvoiceLine {
     pub period_start: Option<NaiveDate>,
     #[serde(serialize_with = "iso_date_opt")]
     pub period_end: Option<NaiveDate>,
+    /// The month a `REGULARISATION` corrects (`2026-09`); empty otherwise.
+    pub period: String,
+}
+
+impl InvoiceLine {
+    /// What the line is, as printed where a line has one name (Factur-X):
+    /// a regularisation says which month it corrects.
+    pub fn printed_label(&self) -> String {
+        let label = self.label.trim();
+        match self.kind.as_str() {
+            "REGULARISATION" => match month_numeric(&self.period) {
+                Some(month) => format!("Régularisation {month} — {label}"),
+                None => format!("Régularisation — {label}"),
+            },
+            "TERMINATION_FEE" if !label.is_empty() => {
+                format!("Frais de résiliation anticipée — {label}")
+            }
+            "TERMINATION_FEE" => "Frais de résiliation anticipée".to_string(),
+            _ => label.to_string(),
+        }
+    }
+}
+
+/// `2026-09` → `09/2026`; None when it is not a month.
+pub fn month_numeric(month: &str) -> Option<String> {
+    let parsed: Month = month.parse().ok()?;
+    Some(parsed.first_day().format("%m/%Y").to_string())
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -416,11 +416,13 @@ fn legal_notes(customer: &Customer) -> Vec<(&'static str, &'static str)> {
 }
 
 fn line_name(line: &crate::documents::document::InvoiceLine) -> String {
-    let label = line.label.trim();
-    let label = if label.is_empty() {
+    // A regularisation names the month it corrects, a termination fee says
+    // what it is (account.md §4, §6).
+    let printed = line.printed_label();
+    let label = if line.label.trim().is_empty() && printed == line.label.trim() {
         first_filled(&line.code, &line.kind)
     } else {
-        label
+        printed.as_str()
     };
     let msisdn = line.msisdn.trim();
     if msisdn.is_empty() {
@@ -1085,6 +1087,7 @@ mod tests {
             amount_ht: dec(amount),
             period_start: Some(day(2026, 10, 1)),
             period_end: Some(day(2026, 10, 31)),
+            period: String::new(),
         }
     }
 
@@ -1126,6 +1129,8 @@ mod tests {
             options_ht: Decimal::ZERO,
             usage_ht: dec("5.01"),
             equipment_ht: Decimal::ZERO,
+            charges_ht: Decimal::ZERO,
+            regularisation_ht: Decimal::ZERO,
             total_ht: dec("35.00"),
             vat: vec![VatAmount {
                 rate: dec("20"),
@@ -1264,6 +1269,46 @@ mod tests {
             well_formed(&declared("<a b=\"&#39;\">&#x41;&amp;</a>")).unwrap(),
             "a"
         );
+    }
+
+    #[test]
+    fn charges_termination_fees_and_regularisations_are_lines_of_their_own() {
+        let mut doc = fixture();
+        let mut regularisation = line("REGULARISATION", "33612345678", "Appels", "2.50");
+        regularisation.period = "2026-09".to_string();
+        regularisation.event_type = "VOICE".to_string();
+        regularisation.period_start = Some(day(2026, 9, 3));
+        regularisation.period_end = Some(day(2026, 9, 28));
+        let mut gesture = line("CHARGE", "", "Geste commercial", "-4.50");
+        gesture.period_start = Some(day(2026, 10, 12));
+        gesture.period_end = None;
+        let fee = line(
+            "TERMINATION_FEE",
+            "33612345678",
+            "Forfait Pro 20 Go",
+            "12.00",
+        );
+        doc.lines.extend([regularisation, gesture, fee]);
+        doc.charges_ht = dec("7.50");
+        doc.regularisation_ht = dec("2.50");
+        doc.total_ht = dec("45.00");
+        doc.vat[0].base_ht = dec("45.00");
+        doc.vat[0].amount = dec("9.00");
+        doc.total_vat = dec("9.00");
+        doc.total_ttc = dec("54.00");
+        check_totals(&doc).unwrap();
+        let xml = cii_xml(&doc);
+        assert_eq!(well_formed(&xml).unwrap(), "rsm:CrossIndustryInvoice");
+        for expected in [
+            "<ram:Name>Régularisation 09/2026 — Appels (33612345678)</ram:Name>",
+            "<ram:Name>Geste commercial</ram:Name>",
+            "<ram:Name>Frais de résiliation anticipée — Forfait Pro 20 Go (33612345678)</ram:Name>",
+            "<ram:LineTotalAmount>-4.50</ram:LineTotalAmount>",
+            "<ram:BilledQuantity unitCode=\"C62\">-1</ram:BilledQuantity>",
+            "<ram:LineTotalAmount>45.00</ram:LineTotalAmount>",
+        ] {
+            assert!(xml.contains(expected), "{expected} missing:\n{xml}");
+        }
     }
 
     #[test]

@@ -75,6 +75,10 @@ fn load_into(
     env.add_filter("eur_unit", eur_unit);
     env.add_filter("date_fr", date_fr);
     env.add_filter("month_fr", month_fr_filter);
+    env.add_filter("nonzero", |v: Value| decimal_of(&v).map(|d| !d.is_zero()));
+    env.add_filter("month_num", |v: String| {
+        crate::documents::document::month_numeric(&v).unwrap_or(v)
+    });
     env.add_filter("msisdn_fr", |v: String| msisdn_fr(&v));
     env.add_filter("iban", |v: String| iban_groups(&v));
     env.add_filter("qty", quantity);
@@ -97,12 +101,14 @@ impl Templates {
         Ok(Templates { env })
     }
 
-    /// The HTML page of one invoice.
+    /// The HTML page of one invoice; `draft` marks it `BROUILLON` on every
+    /// page (account.md §2), its number `DRAFT-<customer_id>`.
     pub fn invoice_html(
         &self,
         invoice: &InvoiceDocument,
         logo: Option<&str>,
         banner: Option<&str>,
+        draft: bool,
     ) -> Result<String, TemplateError> {
         self.render(
             "invoice.html",
@@ -111,6 +117,7 @@ impl Templates {
                 sections => Value::from_serialize(sections(invoice)),
                 logo => logo,
                 banner => banner,
+                draft => draft,
             },
         )
     }

@@ -121,6 +121,8 @@ pub const JOURNAL_ENTRIES: SqlFile = sql!("finance", "journal_entries", Keep::Vi
 /// customers, their lines in print order, and the annex.
 pub const DOCUMENT_INVOICES: SqlFile = sql!("documents", "invoices");
 pub const DOCUMENT_LINES: SqlFile = sql!("documents", "lines");
+/// The customers an issue records, or a draft prints (`stages/frozen.rs`).
+pub const DOCUMENT_PARTIES: SqlFile = sql!("documents", "parties");
 pub const ANNEX_SUMMARY: SqlFile = sql!("documents", "annex_summary");
 pub const ANNEX_CHARGED: SqlFile = sql!("documents", "annex_charged");
 

@@ -67,6 +67,8 @@ pub enum BillError {
     Corrupt(String),
     #[error("draft comparison: {0}")]
     Comparison(String),
+    #[error(transparent)]
+    Record(#[from] crate::stages::frozen::RecordError),
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -334,6 +336,8 @@ pub async fn bill(stage: &mut Context, month: Month, draft: bool) -> Result<Bill
         .clone();
     report.credit_notes = notes.iter().map(|n| n.number.clone()).collect();
     let charges = month_charges(settings, &ctx, &month_text).await?;
+    // account.md §3: what the documents print, recorded with the invoices.
+    crate::stages::frozen::record_issue(settings, lake, month).await?;
     ledger.issue_month(
         &month_text,
         year,

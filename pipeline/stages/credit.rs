@@ -45,11 +45,12 @@ use crate::documents::document::{
 };
 use crate::documents::facturx::{self, CreditedInvoice, FacturxError};
 use crate::documents::images::ImageError;
-use crate::documents::templates::{branding, TemplateError, Templates};
+use crate::documents::templates::{TemplateError, Templates};
 use crate::engine;
 use crate::engine::sqlfiles;
-use crate::reference::integrator::{Integrator, IntegratorError};
+use crate::reference::integrator::IntegratorError;
 use crate::settings::Settings;
+use crate::stages::frozen::{self, Seller};
 use crate::stages::render::{RenderError, RenderOptions};
 use crate::stages::Context;
 use crate::stages::SessionError;
@@ -92,7 +93,7 @@ pub enum CreditError {
     },
     #[error(
         "credit: invoice {invoice} is issued ({month}) but not in the lake's invoices, or its \
-         customer {customer} is no longer in customers.csv"
+         customer {customer} is not in the record of the month's issue (invoice_parties)"
     )]
     MissingInvoice {
         invoice: String,
@@ -109,6 +110,8 @@ pub enum CreditError {
     },
     #[error(transparent)]
     Integrator(#[from] IntegratorError),
+    #[error(transparent)]
+    Record(#[from] crate::stages::frozen::RecordError),
     #[error(transparent)]
     Session(#[from] SessionError),
     #[error(transparent)]
@@ -286,11 +289,15 @@ pub async fn credit(
         number: number.to_string(),
         message: format!("ledger month '{invoice_month}' is not a month"),
     })?;
-    // Templates and images first: a mistake there is reported before a
-    // number is taken.
+    // Templates and the record of the invoice's issue first (account.md
+    // §3: the integrator and the customer as the invoice printed them): a
+    // mistake there is reported before a number is taken.
     let templates = Templates::load(settings.templates_dir.as_deref())?;
-    let integrator = Integrator::load(&settings.integrator_path)?;
-    let (logo, banner) = branding(&settings.integrator_path, &integrator)?;
+    let Seller {
+        integrator,
+        logo,
+        banner,
+    } = frozen::seller(settings, lake, month).await?;
     let invoice = read_invoice(settings, lake, month, number, &customer_id).await?;
 
     let today = chrono::Utc::now()
@@ -328,7 +335,17 @@ pub async fn credit(
         total_ttc: note.total_ttc,
     };
     let html = templates.credit_note_html(&document, logo.as_deref(), banner.as_deref())?;
-    let written = write_documents(settings, lake, &document, &html, options).await?;
+    let mut printer = None;
+    let written = write_documents(
+        settings,
+        lake,
+        issue_month,
+        &document,
+        &html,
+        options,
+        &mut printer,
+    )
+    .await?;
 
     let url = |key: &str| lake.url().join(key);
     Ok(CreditReport {
@@ -565,7 +582,8 @@ impl NoteRow {
 }
 
 /// The invoice and its customer, from the month's `invoices` partition
-/// and `customers.csv` (the SQL `render` shows an invoice with).
+/// and the customer as its issue recorded it (the SQL `render` shows an
+/// invoice with).
 async fn read_invoice(
     settings: &Settings,
     lake: &Lake,
@@ -583,6 +601,7 @@ async fn read_invoice(
     if !engine::register_path(&ctx, lake, "invoices", &partition, None).await? {
         return Err(missing());
     }
+    frozen::register_parties(&ctx, settings, lake, month).await?;
     let table = engine::Rows::query(&ctx, &sqlfiles::DOCUMENT_INVOICES).await?;
     let values = table
         .rows
@@ -620,10 +639,7 @@ async fn read_invoice(
             creditor_id: String::new(),
             mandate_rum: get("mandate_rum").to_string(),
             mandate_date,
-            iban_masked: match get("iban") {
-                "" => String::new(),
-                iban => crate::documents::document::mask_iban(iban),
-            },
+            iban_masked: get("iban_masked").to_string(),
             debit_date: due_date,
             bank_iban: String::new(),
             bank_bic: String::new(),
@@ -703,36 +719,47 @@ async fn write_dataset(
     Ok(())
 }
 
-/// Writes the note's page, and its PDF (Factur-X for a business), unless
-/// they are in the lake already, the same. Returns whether it wrote.
+/// Writes the note's page, and its PDF (Factur-X for a business), in
+/// `documents/<folder>/`, where they are not yet: a document once written
+/// is never written again (account.md §3); a missing PDF is printed from
+/// the page in the lake. Returns whether it wrote. `printer` is launched
+/// on first use and kept for the next note.
 async fn write_documents(
     settings: &Settings,
     lake: &Lake,
+    folder: Month,
     note: &CreditNoteDocument,
     html: &str,
     options: RenderOptions,
+    printer: &mut Option<Printer>,
 ) -> Result<bool, CreditError> {
-    let month = month_of(note.issue_date);
-    let html_key = document_key(month, &note.credit_note_number, "html");
-    let pdf_key = document_key(month, &note.credit_note_number, "pdf");
-    let same_page = lake.get_if_exists(&html_key).await?.as_deref() == Some(html.as_bytes());
-    if same_page && (!options.pdf || lake.exists(&pdf_key).await?) {
+    let html_key = document_key(folder, &note.credit_note_number, "html");
+    let pdf_key = document_key(folder, &note.credit_note_number, "pdf");
+    let stored = lake.get_if_exists(&html_key).await?;
+    let print = options.pdf && !lake.exists(&pdf_key).await?;
+    if stored.is_some() && !print {
         return Ok(false);
     }
-    if !same_page {
-        lake.put(&html_key, html.as_bytes().to_vec()).await?;
-    }
-    if !options.pdf {
+    let page = match stored {
+        Some(bytes) => String::from_utf8(bytes).unwrap_or_else(|_| html.to_string()),
+        None => {
+            lake.put(&html_key, html.as_bytes().to_vec()).await?;
+            html.to_string()
+        }
+    };
+    if !print {
         return Ok(true);
     }
-    let pdf = tokio::task::block_in_place(|| {
-        let mut printer = Printer::launch(&PrinterOptions {
-            chromium: settings.chromium.clone(),
-            tabs: 1,
-            single_process: settings.render_single_process,
-            ..PrinterOptions::default()
-        })?;
-        printer.print(html)
+    let pdf = tokio::task::block_in_place(|| -> Result<Vec<u8>, ChromeError> {
+        if printer.is_none() {
+            *printer = Some(Printer::launch(&PrinterOptions {
+                chromium: settings.chromium.clone(),
+                tabs: 1,
+                single_process: settings.render_single_process,
+                ..PrinterOptions::default()
+            })?);
+        }
+        printer.as_mut().expect("launched").print(&page)
     })?;
     let bytes = if note.customer.is_business() {
         let document = as_invoice_document(note);
@@ -750,6 +777,109 @@ async fn write_documents(
     };
     lake.put(&pdf_key, bytes).await?;
     Ok(true)
+}
+
+/// What [`regularisation_documents`] did.
+#[derive(Debug, Default)]
+pub struct NoteDocuments {
+    /// The regularisation credit notes issued with the month.
+    pub notes: u64,
+    /// Those whose page or PDF was written.
+    pub written: u64,
+}
+
+/// The documents of the regularisation credit notes issued with `month`
+/// (account.md §4, `render --month M`), in `documents/M/` beside the
+/// invoices they were issued with: the note of the ledger, the invoice it
+/// cites, the customer as M's issue recorded it and the integrator of
+/// `seller` (M's record). Written where they are not yet, never again.
+pub async fn regularisation_documents(
+    stage: &Context,
+    month: Month,
+    templates: &Templates,
+    seller: &Seller,
+    options: RenderOptions,
+) -> Result<NoteDocuments, CreditError> {
+    let Context {
+        settings,
+        lake,
+        ledger,
+    } = stage;
+    let notes = notes_where(
+        ledger.connection(),
+        "credit_note_number IN
+             (SELECT credit_note_number FROM regularisation_notes WHERE issue_month = ?1)",
+        &month.to_string(),
+    )?;
+    let mut report = NoteDocuments {
+        notes: notes.len() as u64,
+        written: 0,
+    };
+    if notes.is_empty() {
+        return Ok(report);
+    }
+    let parties = frozen::parties(settings, lake, month).await?;
+    let mut printer = None;
+    for note in &notes {
+        let invoice_month: Month = note.invoice_month.parse().map_err(|_| CreditError::Data {
+            number: note.number.clone(),
+            message: format!("ledger month '{}' is not a month", note.invoice_month),
+        })?;
+        let mut invoice = read_invoice(
+            settings,
+            lake,
+            invoice_month,
+            &note.invoice_number,
+            &note.customer_id,
+        )
+        .await?;
+        // The customer as the note's issue (with M) recorded it.
+        if let Some(party) = parties.get(&note.customer_id) {
+            invoice.customer = party.customer.clone();
+            invoice.customer.kind = note.customer_kind.clone();
+            invoice.payment.method = party.payment_method.clone();
+            invoice.payment.iban_masked = party.iban_masked.clone();
+            invoice.payment.mandate_rum = party.mandate_rum.clone();
+            invoice.payment.mandate_date = party.mandate_date;
+        }
+        let document = CreditNoteDocument {
+            credit_note_number: note.number.clone(),
+            issue_date: note.issue_date,
+            reason: note.reason.clone(),
+            whole: note.total_ht == invoice.summary.total_ht,
+            invoice: invoice.summary.clone(),
+            integrator: seller.integrator.clone(),
+            customer: invoice.customer.clone(),
+            payment: invoice.payment.clone(),
+            total_ht: note.total_ht,
+            vat: vec![VatAmount {
+                rate: note.vat_rate,
+                base_ht: note.total_ht,
+                amount: note.vat,
+            }],
+            total_vat: note.vat,
+            total_ttc: note.total_ttc,
+        };
+        let html = templates.credit_note_html(
+            &document,
+            seller.logo.as_deref(),
+            seller.banner.as_deref(),
+        )?;
+        if write_documents(
+            settings,
+            lake,
+            month,
+            &document,
+            &html,
+            options,
+            &mut printer,
+        )
+        .await?
+        {
+            report.written += 1;
+        }
+    }
+    Ok(report)
 }
 
 /// The note as the one-line document Factur-X describes: its number and
@@ -780,11 +910,14 @@ fn as_invoice_document(note: &CreditNoteDocument) -> InvoiceDocument {
             amount_ht: note.total_ht,
             period_start: Some(invoice.period_start),
             period_end: Some(invoice.period_end),
+            period: String::new(),
         }],
         subscription_ht: Decimal::ZERO,
         options_ht: Decimal::ZERO,
         usage_ht: Decimal::ZERO,
         equipment_ht: Decimal::ZERO,
+        charges_ht: Decimal::ZERO,
+        regularisation_ht: Decimal::ZERO,
         total_ht: note.total_ht,
         vat: note.vat.clone(),
         total_vat: note.total_vat,

@@ -23,6 +23,7 @@ pub mod bill;
 pub mod cdrindex;
 pub mod credit;
 pub mod finance;
+pub mod frozen;
 pub mod land;
 pub mod publish;
 pub mod rate;

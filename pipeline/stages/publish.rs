@@ -109,8 +109,11 @@ pub async fn publish(stage: &Context, month: Month) -> Result<PublishRunReport, 
             mail: None,
         });
     };
-    let integrator = crate::reference::integrator::Integrator::load(&settings.integrator_path)
-        .map_err(crate::stages::render::RenderError::from)?;
+    // The integrator as the month's issue recorded it (account.md §3).
+    let integrator = crate::stages::frozen::seller(settings, lake, month)
+        .await
+        .map_err(crate::stages::render::RenderError::from)?
+        .integrator;
     let notices = crate::stages::render::notices(settings, lake, month).await?;
     let runtime = tokio::runtime::Handle::current();
     let attach = mail.attach_pdf;

@@ -2,11 +2,18 @@
 //! `templates/`) and a PDF (headless Chromium, `chrome.rs`), with Factur-X
 //! (`facturx.rs`) for business customers.
 //!
-//! Output: `<lake>/documents/YYYY-MM/<invoice_number>.html` and `.pdf`.
-//! A month is rendered only once it is issued (`bill`), so the numbers and
-//! amounts are final. Re-rendering compares each page with the one already
-//! in the lake: an unchanged invoice whose PDF exists is not printed or
-//! written again, so a re-run rewrites nothing that did not change.
+//! Output: `<lake>/documents/YYYY-MM/<invoice_number>.html` and `.pdf`,
+//! and those of the regularisation credit notes issued with the month
+//! (`credit.rs`). A month is rendered only once it is issued (`bill`), so
+//! the numbers and amounts are final, and from what the issue recorded
+//! (account.md §3, `frozen.rs`): the customers and the integrator as they
+//! were, never the current `customers.csv` or `integrator.toml`. A document
+//! in the lake is never written again; a missing one is made again from the
+//! record (a missing PDF is printed from the page in the lake).
+//!
+//! `--draft` (account.md §2): the draft's documents in
+//! `documents/YYYY-MM/drafts/`, from the current files, marked `BROUILLON`
+//! on every page, without Factur-X; replaced at each run.
 //!
 //! Everything a template shows is gathered first (`document.rs`) by the
 //! SQL of `sql/documents/`; the templates only lay it out. Money is
@@ -31,11 +38,12 @@ use crate::documents::document::{
 use crate::documents::facturx::{self, FacturxError};
 use crate::documents::images::ImageError;
 use crate::documents::pdfbatch;
-use crate::documents::templates::{branding, TemplateError, Templates};
+use crate::documents::templates::{TemplateError, Templates};
 use crate::engine::sqlfiles;
 use crate::engine::{self, Rows};
 use crate::reference::integrator::{Integrator, IntegratorError};
 use crate::settings::Settings;
+use crate::stages::frozen;
 use crate::stages::Context;
 use crate::stages::SessionError;
 
@@ -43,6 +51,16 @@ use crate::stages::SessionError;
 pub enum RenderError {
     #[error("render {0}: the month has no issued invoices yet (run `bill --month {0}` first)")]
     NotIssued(String),
+    #[error("render --draft {0}: the month is issued; its invoices are rendered by `render --month {0}`")]
+    DraftOfIssued(String),
+    #[error("render --draft {0}: no draft of the month (run `bill --month {0} --draft` first)")]
+    NoDraft(String),
+    #[error("render --draft: the template invoice.html does not print BROUILLON on a draft (its context has `draft`)")]
+    DraftNotMarked,
+    #[error(transparent)]
+    Record(#[from] frozen::RecordError),
+    #[error("render: the regularisation credit notes: {0}")]
+    CreditNotes(Box<crate::stages::credit::CreditError>),
     #[error(transparent)]
     Template(#[from] TemplateError),
     #[error(transparent)]
@@ -89,14 +107,21 @@ pub struct RenderReport {
     pub pdf: bool,
     /// The folder of the month's documents.
     pub folder: String,
+    /// True for `--draft` (account.md §2).
+    pub draft: bool,
+    /// The regularisation credit notes issued with the month, and how many
+    /// of their documents were written.
+    pub credit_notes: u64,
+    pub credit_notes_written: u64,
 }
 
 impl std::fmt::Display for RenderReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "render {}: {} invoices, {} HTML and {} PDF written ({} with Factur-X), {} unchanged",
+            "render {}{}: {} invoices, {} HTML and {} PDF written ({} with Factur-X), {} unchanged",
             self.month,
+            if self.draft { " (draft)" } else { "" },
             self.invoices,
             self.html_written,
             self.pdf_written,
@@ -112,6 +137,13 @@ impl std::fmt::Display for RenderReport {
         }
         if self.chrome_restarts > 0 {
             write!(f, ", Chromium restarted {} times", self.chrome_restarts)?;
+        }
+        if self.credit_notes > 0 {
+            write!(
+                f,
+                "; {} regularisation credit notes, {} of their documents written",
+                self.credit_notes, self.credit_notes_written
+            )?;
         }
         if !self.pdf {
             write!(f, " (HTML only)")?;
@@ -136,6 +168,15 @@ fn parse<T: FromStr>(invoice: &str, column: &str, text: &str) -> Result<T, Rende
         invoice: invoice.to_string(),
         message: format!("{column} '{text}' does not parse"),
     })
+}
+
+/// An amount column a month billed before it existed lacks: zero.
+fn parse_or_zero(invoice: &str, column: &str, text: &str) -> Result<Decimal, RenderError> {
+    if text.is_empty() {
+        Ok(Decimal::ZERO)
+    } else {
+        parse(invoice, column, text)
+    }
 }
 
 fn parse_date(invoice: &str, column: &str, text: &str) -> Result<NaiveDate, RenderError> {
@@ -175,21 +216,53 @@ fn line_usage<'a>(
         })
 }
 
+/// Which invoices of a month a document is made of: the issued ones, with
+/// the customers the issue recorded, or the draft's (account.md §2), with
+/// the customers as `customers.csv` has them now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invoices {
+    Issued,
+    Draft,
+}
+
+/// The number a draft prints where an invoice's number goes.
+pub fn draft_number(customer_id: &str) -> String {
+    format!("DRAFT-{customer_id}")
+}
+
 /// Every invoice of the month, gathered for its document.
 pub async fn gather(
     settings: &Settings,
     lake: &Lake,
     month: Month,
     integrator: &Integrator,
+    which: Invoices,
 ) -> Result<Vec<InvoiceDocument>, RenderError> {
     let ctx = crate::stages::session(settings, month, None).await?;
     let partition = format!("month={month}");
-    for (table, dataset) in [
-        ("invoices", datasets::INVOICES),
-        ("invoice_lines", datasets::INVOICE_LINES),
-        ("rated_cdrs", datasets::RATED_CDRS),
+    let (invoices_path, lines_path) = match which {
+        Invoices::Issued => (
+            format!("{}/{partition}", datasets::INVOICES),
+            format!("{}/{partition}", datasets::INVOICE_LINES),
+        ),
+        Invoices::Draft => (
+            format!("{}/{partition}/draft_invoices", datasets::DRAFTS),
+            format!("{}/{partition}/draft_invoice_lines", datasets::DRAFTS),
+        ),
+    };
+    for (table, path) in [
+        ("invoices", invoices_path),
+        ("invoice_lines", lines_path),
+        (
+            "rated_cdrs",
+            format!("{}/{partition}", datasets::RATED_CDRS),
+        ),
     ] {
-        engine::register_path(&ctx, lake, table, &format!("{dataset}/{partition}"), None).await?;
+        engine::register_path(&ctx, lake, table, &path, None).await?;
+    }
+    match which {
+        Invoices::Issued => frozen::register_parties(&ctx, settings, lake, month).await?,
+        Invoices::Draft => frozen::register_draft_parties(&ctx, month).await?,
     }
     // A month may have no CDR at all (a month of subscriptions and
     // regularisations only).
@@ -206,12 +279,14 @@ pub async fn gather(
     let summary = Rows::query(&ctx, &sqlfiles::ANNEX_SUMMARY).await?;
     let charged = Rows::query(&ctx, &sqlfiles::ANNEX_CHARGED).await?;
 
+    // By customer: a month has one invoice a customer, and a draft's have
+    // no number.
     let mut lines_of: BTreeMap<String, Vec<InvoiceLine>> = BTreeMap::new();
     for row in &lines.rows {
         let number = lines.get(row, "invoice_number");
         let unit_price = lines.get(row, "unit_price");
         lines_of
-            .entry(number.to_string())
+            .entry(lines.get(row, "customer_id").to_string())
             .or_default()
             .push(InvoiceLine {
                 kind: lines.get(row, "kind").to_string(),
@@ -233,6 +308,10 @@ pub async fn gather(
                     lines.get(row, "period_start"),
                 )?,
                 period_end: optional_date(number, "period_end", lines.get(row, "period_end"))?,
+                period: match lines.get(row, "kind") {
+                    "REGULARISATION" => lines.get(row, "period").to_string(),
+                    _ => String::new(),
+                },
             });
     }
 
@@ -289,8 +368,12 @@ pub async fn gather(
     let mut documents = Vec::with_capacity(invoices.rows.len());
     for row in &invoices.rows {
         let get = |column: &str| invoices.get(row, column);
-        let number = get("invoice_number");
         let customer_id = get("customer_id");
+        let number = match which {
+            Invoices::Issued => get("invoice_number").to_string(),
+            Invoices::Draft => draft_number(customer_id),
+        };
+        let number = number.as_str();
         let total_ht: Decimal = parse(number, "total_ht", get("total_ht"))?;
         let vat: Decimal = parse(number, "vat", get("vat"))?;
         let due_date = parse_date(number, "due_date", get("due_date"))?;
@@ -299,11 +382,7 @@ pub async fn gather(
             creditor_id: integrator.sepa_ics.clone().unwrap_or_default(),
             mandate_rum: get("mandate_rum").to_string(),
             mandate_date: optional_date(number, "mandate_date", get("mandate_date"))?,
-            iban_masked: if get("iban").is_empty() {
-                String::new()
-            } else {
-                document::mask_iban(get("iban"))
-            },
+            iban_masked: get("iban_masked").to_string(),
             debit_date: due_date,
             bank_iban: integrator.bank_iban.clone().unwrap_or_default(),
             bank_bic: integrator.bank_bic.clone().unwrap_or_default(),
@@ -317,11 +396,17 @@ pub async fn gather(
             period_end: parse_date(number, "period_end", get("period_end"))?,
             integrator: integrator.clone(),
             customer: Customer::from_columns(get),
-            lines: lines_of.remove(number).unwrap_or_default(),
+            lines: lines_of.remove(customer_id).unwrap_or_default(),
             subscription_ht: parse(number, "subscription_ht", get("subscription_ht"))?,
             options_ht: parse(number, "options_ht", get("options_ht"))?,
             usage_ht: parse(number, "usage_ht", get("usage_ht"))?,
             equipment_ht: parse(number, "equipment_ht", get("equipment_ht"))?,
+            charges_ht: parse_or_zero(number, "charges_ht", get("charges_ht"))?,
+            regularisation_ht: parse_or_zero(
+                number,
+                "regularisation_ht",
+                get("regularisation_ht"),
+            )?,
             total_ht,
             vat: vec![VatAmount {
                 rate: Decimal::from(VAT_RATE_PERCENT),
@@ -356,6 +441,7 @@ pub async fn notices(
         None,
     )
     .await?;
+    frozen::register_parties(&ctx, settings, lake, month).await?;
     let invoices = Rows::query(&ctx, &sqlfiles::DOCUMENT_INVOICES).await?;
     let mut notices = Vec::with_capacity(invoices.rows.len());
     for row in &invoices.rows {
@@ -377,6 +463,10 @@ pub async fn notices(
 
 // ---- The stage -------------------------------------------------------
 
+/// `render --month M`: the documents of M's issued invoices, from the
+/// issue's record (account.md §3), and those of the regularisation credit
+/// notes issued with M. A document already in the lake is never written
+/// again; one that is missing is made again from the record.
 pub async fn render(
     stage: &Context,
     month: Month,
@@ -396,41 +486,196 @@ pub async fn render(
     if !ledger.is_issued(&report.month)? {
         return Err(RenderError::NotIssued(report.month));
     }
-    // Templates and images first: a mistake there is reported before any
-    // work.
+    // Templates and the record first: a mistake there is reported before
+    // any work.
     let templates = Templates::load(settings.templates_dir.as_deref())?;
-    let integrator = Integrator::load(&settings.integrator_path)?;
-    let (logo, banner) = branding(&settings.integrator_path, &integrator)?;
-    let documents = gather(settings, lake, month, &integrator).await?;
+    let seller = frozen::seller(settings, lake, month).await?;
+    let documents = gather(settings, lake, month, &seller.integrator, Invoices::Issued).await?;
     report.invoices = documents.len() as u64;
+    write_all(
+        settings,
+        lake,
+        month,
+        &templates,
+        &seller,
+        &documents,
+        options,
+        Invoices::Issued,
+        &mut report,
+    )?;
+    let notes =
+        crate::stages::credit::regularisation_documents(stage, month, &templates, &seller, options)
+            .await
+            .map_err(|e| RenderError::CreditNotes(Box::new(e)))?;
+    report.credit_notes = notes.notes;
+    report.credit_notes_written = notes.written;
+    Ok(report)
+}
 
-    // The pages first; which PDFs are to print. Their pages are made again
-    // as Chromium pulls them, so that a month of invoices is never held in
-    // memory.
-    let page = |invoice: &InvoiceDocument| {
-        templates.invoice_html(invoice, logo.as_deref(), banner.as_deref())
+/// `render --month M --draft` (account.md §2): the documents of M's draft
+/// (`bill --month M --draft`) in `documents/M/drafts/DRAFT-<customer>.html`
+/// (and `.pdf`), from the current `customers.csv` and `integrator.toml`,
+/// marked `BROUILLON` on every page, without Factur-X (a draft is not an
+/// invoice). Replaced at each run: a draft of a customer no longer in the
+/// draft is removed.
+pub async fn render_draft(
+    stage: &Context,
+    month: Month,
+    options: RenderOptions,
+) -> Result<RenderReport, RenderError> {
+    let Context {
+        settings,
+        lake,
+        ledger,
+    } = stage;
+    let folder = format!("documents/{month}/drafts/");
+    let mut report = RenderReport {
+        month: month.to_string(),
+        pdf: options.pdf,
+        draft: true,
+        folder: lake.url().join(&folder),
+        ..Default::default()
     };
+    if ledger.is_issued(&report.month)? {
+        return Err(RenderError::DraftOfIssued(report.month));
+    }
+    let draft = format!("{}/month={month}/draft_invoices", datasets::DRAFTS);
+    if !lake
+        .list(&draft)
+        .await?
+        .iter()
+        .any(|key| key.ends_with(".parquet"))
+    {
+        return Err(RenderError::NoDraft(report.month));
+    }
+    let templates = Templates::load(settings.templates_dir.as_deref())?;
+    let seller = frozen::Seller::current(settings)?;
+    let documents = gather(settings, lake, month, &seller.integrator, Invoices::Draft).await?;
+    report.invoices = documents.len() as u64;
+    write_all(
+        settings,
+        lake,
+        month,
+        &templates,
+        &seller,
+        &documents,
+        options,
+        Invoices::Draft,
+        &mut report,
+    )?;
+    // The drafts of customers the draft no longer has.
+    let wanted: std::collections::HashSet<String> = documents
+        .iter()
+        .flat_map(|d| {
+            ["html", "pdf"].map(|extension| draft_key(month, &d.invoice_number, extension))
+        })
+        .collect();
+    for key in lake.list(&folder).await? {
+        let name = key.strip_prefix(&folder).unwrap_or(&key);
+        if name.starts_with("DRAFT-") && !wanted.contains(&key) {
+            lake.delete(&key).await?;
+        }
+    }
+    Ok(report)
+}
+
+/// `documents/2026-10/drafts/DRAFT-C00001.pdf`.
+pub fn draft_key(month: Month, number: &str, extension: &str) -> String {
+    format!("documents/{month}/drafts/{number}.{extension}")
+}
+
+/// What a draft's page must show on each printed page (account.md §2).
+pub const DRAFT_MARK: &str = "BROUILLON";
+
+/// Writes the pages and prints the PDFs of `documents`: for issued
+/// invoices, only those not in the lake yet (a document once written is
+/// never written again; a missing PDF is printed from the page in the
+/// lake); for a draft, those that changed.
+#[allow(clippy::too_many_arguments)]
+fn write_all(
+    settings: &Settings,
+    lake: &Lake,
+    month: Month,
+    templates: &Templates,
+    seller: &frozen::Seller,
+    documents: &[InvoiceDocument],
+    options: RenderOptions,
+    which: Invoices,
+    report: &mut RenderReport,
+) -> Result<(), RenderError> {
+    let runtime = tokio::runtime::Handle::current();
+    let draft = which == Invoices::Draft;
+    let key = |invoice: &InvoiceDocument, extension: &str| match which {
+        Invoices::Issued => document_key(month, &invoice.invoice_number, extension),
+        Invoices::Draft => draft_key(month, &invoice.invoice_number, extension),
+    };
+    let page = |invoice: &InvoiceDocument| -> Result<String, RenderError> {
+        let html = templates.invoice_html(
+            invoice,
+            seller.logo.as_deref(),
+            seller.banner.as_deref(),
+            draft,
+        )?;
+        if draft && !html.contains(DRAFT_MARK) {
+            return Err(RenderError::DraftNotMarked);
+        }
+        Ok(html)
+    };
+    // The pages first; which PDFs are to print, and which of them print
+    // the page already in the lake.
     let mut to_print: Vec<usize> = Vec::new();
-    for (index, invoice) in documents.iter().enumerate() {
-        let html = page(invoice)?;
-        let html_key = document_key(month, &invoice.invoice_number, "html");
-        let pdf_key = document_key(month, &invoice.invoice_number, "pdf");
-        let same_page = lake.get_if_exists(&html_key).await?.as_deref() == Some(html.as_bytes());
-        if same_page && (!options.pdf || lake.exists(&pdf_key).await?) {
-            report.unchanged += 1;
-            continue;
+    let mut from_lake: Vec<bool> = vec![false; documents.len()];
+    tokio::task::block_in_place(|| -> Result<(), RenderError> {
+        for (index, invoice) in documents.iter().enumerate() {
+            let html_key = key(invoice, "html");
+            let pdf_key = key(invoice, "pdf");
+            let pdf_there = || runtime.block_on(lake.exists(&pdf_key));
+            let (page_there, print) = match which {
+                Invoices::Issued => {
+                    let there = runtime.block_on(lake.exists(&html_key))?;
+                    if !there {
+                        runtime.block_on(lake.put(&html_key, page(invoice)?.into_bytes()))?;
+                        report.html_written += 1;
+                    }
+                    from_lake[index] = there;
+                    (there, options.pdf && !pdf_there()?)
+                }
+                Invoices::Draft => {
+                    let html = page(invoice)?;
+                    let same = runtime.block_on(lake.get_if_exists(&html_key))?.as_deref()
+                        == Some(html.as_bytes());
+                    if !same {
+                        runtime.block_on(lake.put(&html_key, html.into_bytes()))?;
+                        report.html_written += 1;
+                    }
+                    (same, options.pdf && (!same || !pdf_there()?))
+                }
+            };
+            if print {
+                to_print.push(index);
+            } else if page_there {
+                report.unchanged += 1;
+            }
         }
-        if !same_page {
-            lake.put(&html_key, html.into_bytes()).await?;
-            report.html_written += 1;
-        }
-        if options.pdf {
-            to_print.push(index);
-        }
-    }
+        Ok(())
+    })?;
     if to_print.is_empty() {
-        return Ok(report);
+        return Ok(());
     }
+    // The page a PDF is printed from: the one in the lake when there is
+    // one (the document the customer may have seen), else made again.
+    let print_page = |index: usize| -> String {
+        let invoice = &documents[index];
+        if from_lake[index] {
+            runtime
+                .block_on(lake.get(&key(invoice, "html")))
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .unwrap_or_default()
+        } else {
+            page(invoice).unwrap_or_default()
+        }
+    };
 
     // Batches no larger than needed to keep every tab busy: a few invoices
     // print on all tabs at once rather than as one document on one tab.
@@ -446,15 +691,15 @@ pub async fn render(
         // fewer documents.
         recycle_after: chrome::RECYCLE_AFTER.div_ceil(batch),
     })?;
-    let runtime = tokio::runtime::Handle::current();
     let failure: RefCell<Option<RenderError>> = RefCell::default();
     let bar = crate::core::progress::bar("render", to_print.len() as u64, "PDFs");
     let mut facturx_count = 0;
     let mut written = 0;
-    // Each invoice's PDF, made Factur-X for a business, written to the lake.
+    // Each invoice's PDF, made Factur-X for a business (never a draft: it
+    // is not an invoice), written to the lake.
     let mut keep = |index: usize, pdf: Vec<u8>| -> Result<(), String> {
         let invoice = &documents[index];
-        let bytes = if invoice.customer.is_business() {
+        let bytes = if !draft && invoice.customer.is_business() {
             let xml = facturx::cii_xml(invoice);
             match facturx::embed(&pdf, &xml, invoice) {
                 Ok(bytes) => {
@@ -473,9 +718,8 @@ pub async fn render(
         } else {
             pdf
         };
-        let key = document_key(month, &invoice.invoice_number, "pdf");
         runtime
-            .block_on(lake.put(&key, bytes))
+            .block_on(lake.put(&key(invoice, "pdf"), bytes))
             .map_err(|e| e.to_string())?;
         written += 1;
         bar.inc(1);
@@ -483,17 +727,13 @@ pub async fn render(
     };
     // Batches of invoices as one document each (`pdfbatch.rs`), or one
     // invoice a document. A key names the invoices of its document:
-    // `3,4,5`. The pages are made again as Chromium pulls them, so that a
-    // month of invoices is never held in memory.
+    // `3,4,5`. The pages are made again (or read again) as Chromium pulls
+    // them, so that a month of invoices is never held in memory.
     let layouts: RefCell<HashMap<String, pdfbatch::Layout>> = RefCell::default();
     let mut alone: Vec<usize> = Vec::new();
     let mut restarts = 0;
     let documents_to_print = to_print.chunks(batch).flat_map(|chunk| {
-        // The same template and data gave these pages a moment ago.
-        let pages: Vec<String> = chunk
-            .iter()
-            .map(|&index| page(&documents[index]).unwrap_or_default())
-            .collect();
+        let pages: Vec<String> = chunk.iter().map(|&index| print_page(index)).collect();
         let key = |indices: &[usize]| {
             indices
                 .iter()
@@ -553,12 +793,9 @@ pub async fn render(
     restarts += printed?.restarts;
     if !alone.is_empty() {
         report.printed_alone = alone.len() as u64;
-        let pages = alone.iter().map(|&index| {
-            (
-                index.to_string(),
-                page(&documents[index]).unwrap_or_default(),
-            )
-        });
+        let pages = alone
+            .iter()
+            .map(|&index| (index.to_string(), print_page(index)));
         let printed = tokio::task::block_in_place(|| {
             printer.print_all(pages, |key, pdf| {
                 let index = key.parse().map_err(|_| format!("unknown page {key}"))?;
@@ -574,7 +811,7 @@ pub async fn render(
     report.pdf_written = written;
     report.facturx = facturx_count;
     report.chrome_restarts = restarts as u64;
-    Ok(report)
+    Ok(())
 }
 
 /// Whether Chromium can be found, for `demo` (which writes the HTML pages
