@@ -103,7 +103,7 @@ pub enum Report {
     Sepa(Timed<SepaReport>),
     Assure(Timed<AssureReport>),
     Whatif(Timed<WhatifReport>),
-    Run(Timed<RunReport>),
+    Run(Box<Timed<RunReport>>),
     Query(QueryReport),
     QuerySession(query::SessionReport),
     Credit(Timed<CreditReport>),
@@ -641,11 +641,11 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
         Command::Whatif { month } => Ok(Report::Whatif(
             Stages::open(&cli.config)?.whatif(month).await?,
         )),
-        Command::Run { month, html_only } => Ok(Report::Run(
+        Command::Run { month, html_only } => Ok(Report::Run(Box::new(
             Stages::open(&cli.config)?
                 .run(month, RenderOptions { pdf: !html_only })
                 .await?,
-        )),
+        ))),
         Command::Credit {
             invoice,
             reason,

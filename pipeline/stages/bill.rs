@@ -196,8 +196,8 @@ impl std::fmt::Display for DraftReport {
         }
         write!(
             f,
-            "\n  {:<12} {:>12} {:>12} {:>12} {:>9}  {}",
-            "customer", "before €", "draft €", "variation €", "%", ""
+            "\n  {:<12} {:>12} {:>12} {:>12} {:>9}  ",
+            "customer", "before €", "draft €", "variation €", "%"
         )?;
         for c in outliers {
             let dash = |s: &str| {

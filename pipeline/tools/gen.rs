@@ -1,5 +1,5 @@
-//! Synthetic integrator and one month of MVNE deliveries, for `mvnobill demo`,
-//! tests and benchmarks.
+//! Synthetic integrator and one month (or more) of MVNE deliveries, for
+//! `mvnobill demo`, tests and benchmarks.
 //!
 //! [`generate`] writes, under one folder, everything the pipeline reads for a
 //! month, in the layout and formats of `formats.md`: the integrator's ten
@@ -20,13 +20,31 @@
 //! months in the boundary files, and a BilledCDRs file with exactly one event
 //! missing, one extra and one at another amount.
 //!
+//! With `months` N above 1 (`gen --months N`), N consecutive months from
+//! `month`, with the same customers, lines and reference tables (one set,
+//! valid for every month: the versioned rows are those of the first month,
+//! the future fee change falls in the second), one SIM order, and per month
+//! its three AccountStatus snapshots, its RatedCDRs deliveries and its
+//! BilledCDRs statement. The months follow each other without overlap: the
+//! first starts at 23:00 the day before it, each ends at 01:00 on the next
+//! month's first day, where the next starts; a month's events of that hour
+//! are in the next month's statement. And the partners' lateness: half of
+//! each month's events on a network outside France and the EU (the last
+//! month's too) are not in its deliveries but in one late file,
+//! `RatedCDRs_YYYYMMDD_HHMMSS.csv` like any other, dated 4 to 6 days after
+//! the month (a Sunday's the Monday after) between 08:00 and 20:00: after
+//! the 2nd, when the month is billed, so the next month's issue regularises
+//! them (RULES.md §7a). The statement lists them (the MVNE billed them).
+//! `months` 1 writes exactly what a single month always was: no late file.
+//!
 //! Caveats: the output is byte-identical for the same options (ChaCha8 streams
 //! seeded from `seed`, integers only: every amount, quantity and time comes
 //! from integer arithmetic, never from a float), except `mvnobill.toml`, which
 //! holds the absolute output path. The folder is not emptied first: files of
 //! an earlier run with other options would stay, so generate into a new or
 //! empty folder. CDRs are streamed hour by hour and file by file, so memory
-//! stays bounded by the customer base plus one hour of event times.
+//! stays bounded by the customer base plus one hour of event times (and,
+//! between two months, the rows of the boundary hour).
 //! `cdr_id`s are `R<YYYYMM><9 digits>`, unique across generated months. The
 //! month's reference rows are valid from 1 January of the previous year, with
 //! two deliberate versioned rows (a grid-1 price change on the 15th, a fee
@@ -2333,6 +2351,69 @@ mod tests {
             ta["reference/customers.csv"],
             read_tree(c.path())["reference/customers.csv"]
         );
+    }
+
+    #[test]
+    fn a_second_month_moves_only_roaming_rows_of_the_first_to_its_late_file() {
+        let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        generate(&options(12, 3000), one.path()).unwrap();
+        let report = generate(
+            &GenOptions {
+                months: 2,
+                ..options(12, 3000)
+            },
+            two.path(),
+        )
+        .unwrap();
+        assert_eq!(report.months, 2);
+        // The tables, the SIM order, October's snapshots and statement: as
+        // for October alone.
+        let (t1, t2) = (read_tree(one.path()), read_tree(two.path()));
+        for (name, bytes) in &t1 {
+            if name != "mvnobill.toml" && !name.contains("RatedCDRs") {
+                assert!(t2[name] == *bytes, "{name} differs");
+            }
+        }
+        // October's deliveries: those of October alone, less the rows of its
+        // late file (all roaming) and their re-deliveries.
+        let files_one: std::collections::HashSet<String> =
+            rated_rows(one.path()).into_iter().map(|r| r.0).collect();
+        let rows_two = rated_rows(two.path());
+        let late: Vec<&(String, String)> = rows_two
+            .iter()
+            .filter(|(f, row)| !files_one.contains(f) && row.starts_with("R202610"))
+            .collect();
+        assert!(!late.is_empty());
+        let late_file = &late[0].0;
+        assert!(late.iter().all(|(f, _)| f == late_file));
+        let date = NaiveDate::parse_from_str(&late_file[10..18], "%Y%m%d").unwrap();
+        assert!(
+            date > NaiveDate::from_ymd_opt(2026, 11, 3).unwrap(),
+            "{late_file}"
+        );
+        let mccs: HashMap<&str, &str> = ROAMING_ZONES.iter().map(|r| (r.0, r.2)).collect();
+        let ids: std::collections::HashSet<&str> = late
+            .iter()
+            .map(|(_, row)| {
+                let f: Vec<&str> = row.split(';').collect();
+                assert!(f[4][3..].starts_with("10/2026"), "{row}");
+                assert!(
+                    !matches!(mccs.get(&f[9][..3]), Some(&"HOME" | &"EU")),
+                    "{row}"
+                );
+                f[0]
+            })
+            .collect();
+        let expected: Vec<(String, String)> = rated_rows(one.path())
+            .into_iter()
+            .filter(|(_, row)| !ids.contains(row.split(';').next().unwrap()))
+            .collect();
+        let october: Vec<(String, String)> = rows_two
+            .iter()
+            .filter(|(f, _)| files_one.contains(f))
+            .cloned()
+            .collect();
+        assert_eq!(october, expected);
     }
 
     #[test]
