@@ -103,7 +103,7 @@ pub enum Report {
     Sepa(Timed<SepaReport>),
     Assure(Timed<AssureReport>),
     Whatif(Timed<WhatifReport>),
-    Run(Timed<RunReport>),
+    Run(Box<Timed<RunReport>>),
     Query(QueryReport),
     QuerySession(query::SessionReport),
     Credit(Timed<CreditReport>),
@@ -140,6 +140,11 @@ impl std::fmt::Display for Report {
             Report::Duration(r) => r.fmt(f),
             Report::Doctor(r) => r.fmt(f),
             Report::Check(r) => r.fmt(f),
+            Report::Gen(r) if r.months > 1 => write!(
+                f,
+                "gen: {} months, {} customers, {} lines, {} CDRs ({} late roaming) in {} files ({} bytes) in {}",
+                r.months, r.customers, r.lines, r.cdrs, r.late_cdrs, r.rated_files, r.bytes, r.out_dir
+            ),
             Report::Gen(r) => write!(
                 f,
                 "gen: {} customers, {} lines, {} CDRs in {} files ({} bytes) in {}",
@@ -258,35 +263,89 @@ impl std::fmt::Display for RunReport {
 pub struct DemoReport {
     pub generated: GenReport,
     pub config: String,
-    pub run: Timed<RunReport>,
-    pub invoices: String,
-    pub invoice_lines: String,
+    /// Each month's run, in order, each on the 2nd of the next month with
+    /// what the MVNE had delivered by 20:00.
+    pub runs: Vec<Timed<RunReport>>,
+    /// The first month's revenue assurance after the second's issue: its
+    /// late CDRs, regularised on the second month's invoices.
+    pub late: Timed<AssureReport>,
+    /// Per month: the invoices and invoice lines datasets, in `runs` order.
+    pub invoices: Vec<String>,
+    pub invoice_lines: Vec<String>,
     /// Why the PDFs were not printed, when Chromium is missing.
     pub pdf_missing: Option<String>,
 }
 
+/// The query a demo prints to show the invoice lines that regularise an
+/// earlier month.
+pub const REGULARISATION_QUERY: &str = "SELECT invoice_number, msisdn, label, period, amount_ht FROM invoice_lines WHERE kind = 'REGULARISATION' ORDER BY invoice_number, msisdn, label";
+
 impl std::fmt::Display for DemoReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let months: Vec<&str> = self.runs.iter().map(|r| r.month.as_str()).collect();
         writeln!(
             f,
-            "demo: generated {} customers, {} lines, {} CDRs",
-            self.generated.customers, self.generated.lines, self.generated.cdrs
+            "demo: generated {} customers, {} lines, {} CDRs over {} ({} roaming CDRs delivered late)",
+            self.generated.customers,
+            self.generated.lines,
+            self.generated.cdrs,
+            months.join(" and "),
+            self.generated.late_cdrs
         )?;
-        writeln!(f, "{}", self.run)?;
-        writeln!(f, "invoices:      {}", self.invoices)?;
-        writeln!(f, "invoice lines: {}", self.invoice_lines)?;
+        for run in &self.runs {
+            let billed_on = run
+                .month
+                .parse::<Month>()
+                .map(|m| (m.next_first_day() + chrono::Days::new(1)).to_string())
+                .unwrap_or_default();
+            writeln!(
+                f,
+                "\n== {}, billed on {billed_on} at 21:00 with the files the MVNE delivered by 20:00 ==",
+                run.month
+            )?;
+            writeln!(f, "{run}")?;
+        }
         writeln!(
             f,
-            "documents:     {} (open any .pdf or .html)",
-            self.run.render.folder
+            "\n== {}, after {}'s issue ==",
+            self.late.month,
+            months.last().unwrap_or(&"")
         )?;
-        writeln!(f, "journal:       {}", self.run.finance.journal_csv)?;
+        writeln!(f, "{}\n", self.late)?;
+        for (i, run) in self.runs.iter().enumerate() {
+            let month = &run.month;
+            writeln!(f, "{month} invoices:      {}", self.invoices[i])?;
+            writeln!(f, "{month} invoice lines: {}", self.invoice_lines[i])?;
+            writeln!(
+                f,
+                "{month} documents:     {} (open any .pdf or .html)",
+                run.render.folder
+            )?;
+            writeln!(f, "{month} journal:       {}", run.finance.journal_csv)?;
+        }
+        if let Some(last) = self.runs.last() {
+            if !last.bill.regularised_months.is_empty() {
+                writeln!(
+                    f,
+                    "regularisation: {}'s invoices carry {} € HT for {} ({} late CDRs regularised)",
+                    last.month,
+                    last.bill.regularisation_ht,
+                    last.bill.regularised_months.join(", "),
+                    self.late.late_regularised
+                )?;
+            }
+        }
         if let Some(why) = &self.pdf_missing {
             writeln!(f, "PDFs not printed: {why}")?;
         }
-        write!(
+        writeln!(
             f,
             "query them:    mvnobill --config {} query \"SELECT invoice_number, customer_id, total_ht, vat, total_ttc FROM invoices ORDER BY invoice_number\"",
+            self.config
+        )?;
+        write!(
+            f,
+            "regularisations: mvnobill --config {} query \"{REGULARISATION_QUERY}\"",
             self.config
         )
     }
@@ -591,11 +650,11 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
         Command::Whatif { month } => Ok(Report::Whatif(
             Stages::open(&cli.config)?.whatif(month).await?,
         )),
-        Command::Run { month, html_only } => Ok(Report::Run(
+        Command::Run { month, html_only } => Ok(Report::Run(Box::new(
             Stages::open(&cli.config)?
                 .run(month, RenderOptions { pdf: !html_only })
                 .await?,
-        )),
+        ))),
         Command::Credit {
             invoice,
             reason,
@@ -689,6 +748,7 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
         Command::Gen {
             out,
             month,
+            months,
             customers,
             cdrs,
             seed,
@@ -698,6 +758,7 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
                 customers,
                 cdrs,
                 seed,
+                months,
             };
             Ok(Report::Gen(gen::generate(&options, &out)?))
         }
@@ -725,16 +786,27 @@ async fn demo(out: &Path, customers: u32, cdrs: u64, wait: bool) -> Result<DemoR
     }
     std::fs::create_dir_all(out).map_err(io)?;
     std::fs::write(out.join(DEMO_MARKER), "made by mvnobill demo\n").map_err(io)?;
-    let month: Month = "2026-10".parse().expect("a valid month");
+    let months: [Month; 2] = [
+        "2026-10".parse().expect("a valid month"),
+        "2026-11".parse().expect("a valid month"),
+    ];
     let generated = gen::generate(
         &GenOptions {
-            month: month.first_day(),
+            month: months[0].first_day(),
             customers,
             cdrs,
             seed: 1,
+            months: months.len() as u32,
         },
         out,
     )?;
+    // Everything the MVNE will deliver waits in `staging/`; each month is
+    // billed on the 2nd of the next at 21:00, with what reached the FTP
+    // folder by 20:00.
+    let ftp = out.join("ftp");
+    let staging = out.join("staging");
+    std::fs::rename(&ftp, &staging).map_err(io)?;
+    std::fs::create_dir_all(&ftp).map_err(io)?;
     let config = std::path::absolute(out.join("mvnobill.toml")).map_err(io)?;
     let mut stages = Stages::open(&config)?;
     let _lock = StateLock::take(
@@ -749,16 +821,73 @@ async fn demo(out: &Path, customers: u32, cdrs: u64, wait: bool) -> Result<DemoR
     let options = RenderOptions {
         pdf: pdf_missing.is_none(),
     };
-    let run = stages.run(month, options).await?;
     let lake = stages.context.settings.lake_url.clone();
+    let (mut runs, mut invoices, mut invoice_lines) = (Vec::new(), Vec::new(), Vec::new());
+    for month in months {
+        let billing_day = month.next_first_day() + chrono::Days::new(1);
+        deliver(
+            &staging,
+            &ftp,
+            billing_day.and_hms_opt(20, 0, 0).expect("20:00"),
+        )
+        .map_err(io)?;
+        runs.push(stages.run(month, options).await?);
+        invoices.push(lake.join(&format!("invoices/month={month}/")));
+        invoice_lines.push(lake.join(&format!("invoice_lines/month={month}/")));
+    }
+    // The first month again, now that its late CDRs are on the second's invoices.
+    let late = stages.assure(months[0]).await?;
     Ok(DemoReport {
         generated,
         config: config.display().to_string(),
-        run,
-        invoices: lake.join(&format!("invoices/month={month}/")),
-        invoice_lines: lake.join(&format!("invoice_lines/month={month}/")),
+        runs,
+        late,
+        invoices,
+        invoice_lines,
         pdf_missing,
     })
+}
+
+/// When the MVNE delivers a file, from its name (formats.md):
+/// `RatedCDRs_YYYYMMDD_HHMMSS` at that second, `AccountStatus_YYYYMMDD_HH` at
+/// that hour, `BilledCDRs_YYYYMM` (the month's statement, once its late CDRs
+/// are in) on the 10th of the next month at 08:00; any other file (a SIM
+/// order) from the start.
+fn delivered_at(name: &str) -> Option<chrono::NaiveDateTime> {
+    use chrono::{NaiveDate, NaiveDateTime};
+    let stem = name.strip_suffix(".csv")?;
+    if let Some(at) = stem.strip_prefix("RatedCDRs_") {
+        return NaiveDateTime::parse_from_str(at, "%Y%m%d_%H%M%S").ok();
+    }
+    if let Some(at) = stem.strip_prefix("AccountStatus_") {
+        return NaiveDateTime::parse_from_str(&format!("{at}0000"), "%Y%m%d_%H%M%S").ok();
+    }
+    let month = stem.strip_prefix("BilledCDRs_")?;
+    let first = NaiveDate::parse_from_str(&format!("{month}01"), "%Y%m%d").ok()?;
+    let next = Month::of(first).next_first_day();
+    (next + chrono::Days::new(9)).and_hms_opt(8, 0, 0)
+}
+
+/// Moves from `staging` into `ftp` (same sub-folders) every file delivered
+/// by `until`.
+fn deliver(staging: &Path, ftp: &Path, until: chrono::NaiveDateTime) -> std::io::Result<()> {
+    for folder in std::fs::read_dir(staging)? {
+        let folder = folder?;
+        if !folder.file_type()?.is_dir() {
+            continue;
+        }
+        let target = ftp.join(folder.file_name());
+        std::fs::create_dir_all(&target)?;
+        for file in std::fs::read_dir(folder.path())? {
+            let file = file?;
+            let name = file.file_name();
+            let due = delivered_at(&name.to_string_lossy()).is_none_or(|at| at <= until);
+            if due {
+                std::fs::rename(file.path(), target.join(&name))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

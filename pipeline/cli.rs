@@ -201,25 +201,31 @@ pub enum Command {
         #[arg(long, value_name = "YYYY-MM-DD")]
         date: Option<chrono::NaiveDate>,
     },
-    /// Write a synthetic integrator and a month of MVNE files.
+    /// Write a synthetic integrator and a month (or more) of MVNE files.
     Gen {
         /// Folder to write into (created).
         #[arg(long)]
         out: PathBuf,
-        /// The month to generate, YYYY-MM.
+        /// The (first) month to generate, YYYY-MM.
         #[arg(long, default_value = "2026-10")]
         month: Month,
+        /// Consecutive months to generate from --month, with the same
+        /// customers and tables; above 1, half of each month's roaming CDRs
+        /// come in a late file 4 to 6 days after the month.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=120))]
+        months: u32,
         /// Number of customer accounts.
         #[arg(long, default_value_t = 200)]
         customers: u32,
-        /// Approximate number of CDRs in the month.
+        /// Approximate number of CDRs in each month.
         #[arg(long, default_value_t = 50_000)]
         cdrs: u64,
         /// Random seed: the same seed gives the same files.
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
-    /// Generate a synthetic month and run the whole pipeline on it.
+    /// Generate two synthetic months, deliver them as the MVNE would and bill
+    /// both: the second carries the first's late roaming CDRs.
     Demo {
         /// Folder for the demo (replaced if it holds a previous demo).
         #[arg(long, default_value = "mvnobill-demo")]
@@ -227,7 +233,7 @@ pub enum Command {
         /// Number of customer accounts.
         #[arg(long, default_value_t = 200)]
         customers: u32,
-        /// Approximate number of CDRs in the month.
+        /// Approximate number of CDRs in each month.
         #[arg(long, default_value_t = 50_000)]
         cdrs: u64,
     },

@@ -278,7 +278,7 @@ fn three_months_of_traffic() -> Vec<Event> {
             };
             let mut delivered = day + Duration::days(if roaming { 6 } else { 1 });
             if delivered.weekday() == Weekday::Sun {
-                delivered = delivered + Duration::days(1);
+                delivered += Duration::days(1);
             }
             events.push(Event { delivered, row });
         }
@@ -370,7 +370,7 @@ fn three_months_delivered_day_by_day_invoice_everything_once() {
     for (month, on) in bills {
         while day <= on {
             deliver(&months.source, &events, day);
-            day = day + Duration::days(1);
+            day += Duration::days(1);
         }
         if month == "2026-12" {
             // Entered on 2 January: line 2 ended on 20 November.
@@ -419,7 +419,7 @@ fn three_months_delivered_day_by_day_invoice_everything_once() {
     let mut day = NaiveDate::from_ymd_opt(2026, 10, 2).unwrap();
     while day <= NaiveDate::from_ymd_opt(2027, 2, 2).unwrap() {
         deliver(&all.source, &events, day);
-        day = day + Duration::days(1);
+        day += Duration::days(1);
     }
     std::fs::write(all.reference.join("subscriptions.csv"), &terminated).unwrap();
     for (month, _) in bills {

@@ -95,6 +95,8 @@ fn bill_before_rate_says_what_to_do() {
 
 #[test]
 fn demo_runs_the_whole_pipeline_and_counts_reconcile() {
+    use rust_decimal::Decimal;
+    use std::str::FromStr;
     const DEMO: [&str; 8] = [
         "--json",
         "demo",
@@ -108,28 +110,116 @@ fn demo_runs_the_whole_pipeline_and_counts_reconcile() {
     let dir = tempfile::tempdir().unwrap();
     let out = mvnobill(&DEMO, dir.path()).ok();
     let report = out.json();
-    let run = &report["run"];
-    assert!(report["generated"]["cdrs"].as_u64().unwrap() >= 3000);
-    for file in run["land"]["files"].as_array().unwrap() {
-        let c = |k: &str| file[k].as_u64().unwrap();
-        assert_eq!(c("rows_in"), c("landed") + c("quarantined"), "{file}");
-        assert_eq!(
-            c("landed"),
-            c("new_rows") + c("duplicates") + c("conflicts"),
-            "{file}"
-        );
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(
+        (runs[0]["month"].as_str(), runs[1]["month"].as_str()),
+        (Some("2026-10"), Some("2026-11"))
+    );
+    assert!(report["generated"]["cdrs"].as_u64().unwrap() >= 6000);
+    assert!(report["generated"]["late_cdrs"].as_u64().unwrap() > 0);
+    for run in runs {
+        for file in run["land"]["files"].as_array().unwrap() {
+            let c = |k: &str| file[k].as_u64().unwrap();
+            assert_eq!(c("rows_in"), c("landed") + c("quarantined"), "{file}");
+            assert_eq!(
+                c("landed"),
+                c("new_rows") + c("duplicates") + c("conflicts"),
+                "{file}"
+            );
+        }
+        // Each month's five malformed rows are quarantined, its three exact
+        // re-deliveries counted once.
+        assert_eq!(run["land"]["totals"]["quarantined"], 5, "{}", run["month"]);
+        assert_eq!(run["land"]["totals"]["duplicates"], 3, "{}", run["month"]);
+        assert!(run["bill"]["invoices"].as_u64().unwrap() >= 15);
     }
-    // The generator's five malformed rows are quarantined, its three exact
-    // re-deliveries counted once.
-    assert_eq!(run["land"]["totals"]["quarantined"], 5);
-    assert_eq!(run["land"]["totals"]["duplicates"], 3);
-    assert!(run["bill"]["invoices"].as_u64().unwrap() >= 15);
+    let (october, november) = (&runs[0], &runs[1]);
+    // October was issued without its late roaming CDRs; November's issue
+    // bills October again and carries the difference.
+    assert!(october["bill"]["regularised_months"].is_null());
+    assert_eq!(
+        november["bill"]["regularised_months"],
+        serde_json::json!(["2026-10"])
+    );
+    assert!(november["bill"]["credit_notes"].is_null());
+    let decimal = |v: &serde_json::Value| Decimal::from_str(v.as_str().unwrap()).unwrap();
+    let regularisation = decimal(&november["bill"]["regularisation_ht"]);
+    assert!(regularisation > Decimal::ZERO, "{regularisation}");
+    // The REGULARISATION lines: on November's invoices, for October.
+    let config = dir.path().join("d/mvnobill.toml");
+    let config = config.to_str().unwrap();
+    let lines = mvnobill(
+        &[
+            "--config",
+            config,
+            "--json",
+            "query",
+            "SELECT month, period, CAST(SUM(amount_ht) AS VARCHAR) AS ht FROM invoice_lines WHERE kind = 'REGULARISATION' GROUP BY month, period",
+        ],
+        dir.path(),
+    )
+    .ok()
+    .json();
+    assert_eq!(
+        lines,
+        serde_json::json!([{"month": "2026-11", "period": "2026-10", "ht": regularisation.to_string()}])
+    );
+    // Every late CDR of October was regularised, none lost; the report's
+    // own check after November says the same.
+    let assure = mvnobill(
+        &["--config", config, "--json", "assure", "--month", "2026-10"],
+        dir.path(),
+    )
+    .ok()
+    .json();
+    let late = assure["late_cdrs"].as_u64().unwrap();
+    assert!(late > 0);
+    assert_eq!(assure["late_regularised"], late);
+    assert_eq!(assure["late_to_regularise"], 0);
+    assert_eq!(assure["late_lost"], 0);
+    assert_eq!(report["late"]["late_regularised"], late);
+    // The amount is what the late CDRs make: October billed with every file
+    // from the start (the same generated months) is October as issued plus
+    // the regularisation.
+    mvnobill(
+        &[
+            "gen",
+            "--out",
+            "all",
+            "--customers",
+            "20",
+            "--cdrs",
+            "3000",
+            "--months",
+            "2",
+        ],
+        dir.path(),
+    )
+    .ok();
+    let at_once = mvnobill(
+        &[
+            "--config",
+            "all/mvnobill.toml",
+            "--json",
+            "run",
+            "--month",
+            "2026-10",
+            "--html-only",
+        ],
+        dir.path(),
+    )
+    .ok()
+    .json();
+    assert_eq!(
+        decimal(&at_once["bill"]["total_ht"]),
+        decimal(&october["bill"]["total_ht"]) + regularisation
+    );
     // Demo again: the previous demo folder is replaced, the figures are the same.
     let again = mvnobill(&DEMO, dir.path()).ok();
-    assert_eq!(
-        again.json()["run"]["bill"]["total_ttc"],
-        run["bill"]["total_ttc"]
-    );
+    for (a, b) in again.json()["runs"].as_array().unwrap().iter().zip(runs) {
+        assert_eq!(a["bill"]["total_ttc"], b["bill"]["total_ttc"]);
+    }
     // A folder that is not a demo is never deleted.
     std::fs::create_dir(dir.path().join("mine")).unwrap();
     let refused = mvnobill(&["demo", "--out", "mine"], dir.path());

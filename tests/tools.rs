@@ -1,5 +1,6 @@
 //! The desk's tools on the real binary: `rio check` (one RIO, or a file of
-//! porting orders) and `duration` (with and without the samples' grids).
+//! porting orders), `duration` (with and without the samples' grids), and
+//! `gen --months` (late files).
 //!
 //! The RIO keys below are worked by hand in `pipeline/tools/rio.rs`'s tests:
 //! 02P123456 + 0612345678 → key 4NH; 01EAB12CD + 0798765432 → key WIV.
@@ -355,4 +356,147 @@ fn sim_puk_prints_the_codes_to_the_desk_and_records_only_the_look_up() {
         assert!(!ledger.contains(code), "{code} in the ledger");
     }
     assert!(ledger.contains("89330000000632260054") && ledger.contains("33699999999"));
+}
+
+/// `gen --months 2`: the months' CDRs with ids unique across them, and per
+/// month a late file dated 4 to 6 days after it (after the 2nd of the next
+/// month; a Sunday's the Monday after) holding only that month's roaming
+/// events (visited network outside France and the EU); the same options
+/// write the same bytes.
+#[test]
+fn gen_months_writes_late_files_of_roaming_events() {
+    use chrono::{Datelike, NaiveDate};
+    use std::collections::{BTreeMap, HashMap, HashSet};
+    let dir = tempfile::tempdir().unwrap();
+    let gen = |out: &str| {
+        mvnobill(
+            &[
+                "--json",
+                "gen",
+                "--out",
+                out,
+                "--customers",
+                "20",
+                "--cdrs",
+                "3000",
+                "--months",
+                "2",
+                "--seed",
+                "5",
+            ],
+            dir.path(),
+        )
+        .ok()
+        .json()
+    };
+    let report = gen("a");
+    assert_eq!(report["months"], 2);
+    let a = dir.path().join("a");
+    // MCC → roaming zone; an unlisted MCC is outside the EU.
+    let zones: HashMap<String, String> =
+        std::fs::read_to_string(a.join("reference/roaming_zones.csv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let f: Vec<&str> = l.split(';').collect();
+                (f[0].to_string(), f[2].to_string())
+            })
+            .collect();
+    let outside = |mccmnc: &str| {
+        !matches!(
+            zones.get(&mccmnc[..3]).map(String::as_str),
+            Some("HOME" | "EU")
+        )
+    };
+    let mut names: Vec<_> = std::fs::read_dir(a.join("ftp/RatedCDRs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let (mut late_files, mut late_rows) = (BTreeMap::new(), 0u64);
+    let mut ids: HashMap<String, String> = HashMap::new();
+    let mut prefixes = HashSet::new();
+    for name in &names {
+        let delivered = NaiveDate::parse_from_str(&name[10..18], "%Y%m%d").unwrap();
+        let text = std::fs::read_to_string(a.join("ftp/RatedCDRs").join(name)).unwrap();
+        let rows: Vec<Vec<String>> = text
+            .lines()
+            .skip(1)
+            .map(|l| {
+                l.trim_end_matches('\r')
+                    .split(';')
+                    .map(str::to_string)
+                    .collect()
+            })
+            .collect();
+        for r in &rows {
+            // An id is one event: its copies (re-deliveries) are the same row.
+            if let Some(before) = ids.insert(r[0].clone(), r.join(";")) {
+                assert_eq!(before, r.join(";"), "{name}");
+            }
+            prefixes.insert(r[0][..7].to_string());
+        }
+        // Events of a month before the file's, delivered after the 2nd.
+        let earlier = |r: &Vec<String>| {
+            let d = NaiveDate::parse_from_str(&r[4][..10], "%d/%m/%Y");
+            d.is_ok_and(|d| (d.year(), d.month()) < (delivered.year(), delivered.month()))
+        };
+        if delivered.day() > 2 && rows.iter().any(earlier) {
+            assert!(rows.iter().all(earlier), "{name} mixes months");
+            assert!(
+                rows.iter().all(|r| outside(&r[9])),
+                "{name} holds a non-roaming event"
+            );
+            let month_end = delivered.with_day(1).unwrap().pred_opt().unwrap();
+            assert!(rows
+                .iter()
+                .all(|r| r[4][3..10] == month_end.format("%m/%Y").to_string()));
+            let after = (delivered - month_end).num_days();
+            assert!(
+                (4..=7).contains(&after),
+                "{name}: {after} days after the month"
+            );
+            assert_ne!(delivered.weekday(), chrono::Weekday::Sun, "{name}");
+            late_rows += rows.len() as u64;
+            late_files.insert(month_end.format("%Y-%m").to_string(), name.clone());
+        }
+    }
+    assert_eq!(
+        late_files.keys().collect::<Vec<_>>(),
+        ["2026-10", "2026-11"],
+        "{late_files:?}"
+    );
+    assert_eq!(report["late_cdrs"], late_rows);
+    assert!(late_rows > 0);
+    assert_eq!(
+        prefixes,
+        HashSet::from(["R202610".to_string(), "R202611".to_string()])
+    );
+    // Each month has its statement and its snapshots.
+    for f in [
+        "ftp/BilledCDRs/BilledCDRs_202610.csv",
+        "ftp/BilledCDRs/BilledCDRs_202611.csv",
+        "ftp/AccountStatus/AccountStatus_20261103_10.csv",
+        "ftp/AccountStatus/AccountStatus_20261130_12.csv",
+    ] {
+        assert!(a.join(f).exists(), "{f}");
+    }
+
+    // The same options, the same bytes (but mvnobill.toml's absolute path).
+    gen("b");
+    let b = dir.path().join("b");
+    let files = crate::common::walk(&a);
+    assert_eq!(files.len(), crate::common::walk(&b).len());
+    for f in files {
+        let rel = f.strip_prefix(&a).unwrap();
+        if rel == std::path::Path::new("mvnobill.toml") {
+            continue;
+        }
+        assert!(
+            std::fs::read(&f).unwrap() == std::fs::read(b.join(rel)).unwrap(),
+            "{}",
+            rel.display()
+        );
+    }
 }

@@ -1,5 +1,5 @@
-//! Synthetic integrator and one month of MVNE deliveries, for `mvnobill demo`,
-//! tests and benchmarks.
+//! Synthetic integrator and one month (or more) of MVNE deliveries, for
+//! `mvnobill demo`, tests and benchmarks.
 //!
 //! [`generate`] writes, under one folder, everything the pipeline reads for a
 //! month, in the layout and formats of `formats.md`: the integrator's ten
@@ -20,13 +20,31 @@
 //! months in the boundary files, and a BilledCDRs file with exactly one event
 //! missing, one extra and one at another amount.
 //!
+//! With `months` N above 1 (`gen --months N`), N consecutive months from
+//! `month`, with the same customers, lines and reference tables (one set,
+//! valid for every month: the versioned rows are those of the first month,
+//! the future fee change falls in the second), one SIM order, and per month
+//! its three AccountStatus snapshots, its RatedCDRs deliveries and its
+//! BilledCDRs statement. The months follow each other without overlap: the
+//! first starts at 23:00 the day before it, each ends at 01:00 on the next
+//! month's first day, where the next starts; a month's events of that hour
+//! are in the next month's statement. And the partners' lateness: half of
+//! each month's events on a network outside France and the EU (the last
+//! month's too) are not in its deliveries but in one late file,
+//! `RatedCDRs_YYYYMMDD_HHMMSS.csv` like any other, dated 4 to 6 days after
+//! the month (a Sunday's the Monday after) between 08:00 and 20:00: after
+//! the 2nd, when the month is billed, so the next month's issue regularises
+//! them (RULES.md §7a). The statement lists them (the MVNE billed them).
+//! `months` 1 writes exactly what a single month always was: no late file.
+//!
 //! Caveats: the output is byte-identical for the same options (ChaCha8 streams
 //! seeded from `seed`, integers only: every amount, quantity and time comes
 //! from integer arithmetic, never from a float), except `mvnobill.toml`, which
 //! holds the absolute output path. The folder is not emptied first: files of
 //! an earlier run with other options would stay, so generate into a new or
 //! empty folder. CDRs are streamed hour by hour and file by file, so memory
-//! stays bounded by the customer base plus one hour of event times.
+//! stays bounded by the customer base plus one hour of event times (and,
+//! between two months, the rows of the boundary hour).
 //! `cdr_id`s are `R<YYYYMM><9 digits>`, unique across generated months. The
 //! month's reference rows are valid from 1 January of the previous year, with
 //! two deliberate versioned rows (a grid-1 price change on the 15th, a fee
@@ -54,6 +72,9 @@ pub struct GenOptions {
     pub cdrs: u64,
     /// Seed of the random stream: same options, same bytes.
     pub seed: u64,
+    /// Consecutive months to generate from `month` (1, the default: a single
+    /// month, no late file).
+    pub months: u32,
 }
 
 /// What was generated.
@@ -61,14 +82,18 @@ pub struct GenOptions {
 pub struct GenReport {
     /// Absolute output folder.
     pub out_dir: String,
+    /// Months generated.
+    pub months: u32,
     /// Customer accounts written to `customers.csv`.
     pub customers: u32,
     /// Lines (MSISDNs) known to the MVNE, lines without subscription included.
     pub lines: u32,
     /// Data rows written across all RatedCDRs files (malformed rows and re-deliveries included).
     pub cdrs: u64,
-    /// Number of RatedCDRs files.
+    /// Number of RatedCDRs files (late files included).
     pub rated_files: u32,
+    /// Of `cdrs`, the roaming events delivered in the late files.
+    pub late_cdrs: u64,
     /// Total bytes written.
     pub bytes: u64,
 }
@@ -113,23 +138,60 @@ pub fn generate(options: &GenOptions, out_dir: &Path) -> Result<GenReport, GenEr
     bytes += write_account_status(&out_dir.join("ftp/AccountStatus"), &world, &cal, &mut rng)?;
     bytes += write_sim_order(&out_dir.join("ftp/Cartes SIM"), &world, &cal, &mut rng)?;
 
-    let mut ev_rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0x5EED_CDB5_0000_0001);
-    let cdr = write_cdrs(
-        &out_dir.join("ftp"),
-        &world,
-        &cal,
-        options.cdrs,
-        options.seed,
-        &mut ev_rng,
-    )?;
-    bytes += cdr.bytes;
+    let months = options.months.max(1);
+    let mut across = Across::default();
+    let (mut rows, mut files, mut late) = (0u64, 0u32, 0u64);
+    let mut this = Cal::new(options.month);
+    for index in 0..months {
+        // The first month's streams are those of a single month; each later
+        // month has its own.
+        let mut ev_rng = match index {
+            0 => ChaCha8Rng::seed_from_u64(options.seed ^ 0x5EED_CDB5_0000_0001),
+            k => ChaCha8Rng::seed_from_u64(splitmix64(
+                options.seed ^ 0x5EED_CDB5_0000_0002 ^ u64::from(k),
+            )),
+        };
+        if index > 0 {
+            bytes += write_account_status(
+                &out_dir.join("ftp/AccountStatus"),
+                &world,
+                &this,
+                &mut ev_rng,
+            )?;
+        }
+        let plan = MonthPlan {
+            cal: &this,
+            index,
+            offset: (this.base - cal.base).num_seconds(),
+            late: months > 1,
+            next: index + 1 < months,
+        };
+        let cdr = write_cdrs(
+            &out_dir.join("ftp"),
+            &world,
+            &plan,
+            options.cdrs,
+            options.seed,
+            &mut ev_rng,
+            &mut across,
+        )?;
+        bytes += cdr.bytes;
+        rows += cdr.rows;
+        files += cdr.files;
+        late += cdr.late;
+        // The next month starts where this one's window ends (01:00 on its first day).
+        this = Cal::new(this.date(this.days + 1));
+        this.start_hour = 25;
+    }
 
     Ok(GenReport {
         out_dir: out_dir.display().to_string(),
+        months,
         customers: world.customers.len() as u32,
         lines: world.lines.len() as u32,
-        cdrs: cdr.rows,
-        rated_files: cdr.files,
+        cdrs: rows,
+        rated_files: files,
+        late_cdrs: late,
         bytes,
     })
 }
@@ -705,9 +767,11 @@ struct Line {
     activation: NaiveDateTime,
     terminated: Option<NaiveDateTime>,
     suspended: Option<NaiveDateTime>,
-    /// Relative traffic of the line (0: no traffic in the window).
-    weight: u64,
-    /// Events happen in `[active_from, active_until)`, seconds since `Cal::base`.
+    /// Relative traffic of the line while it is active (its weight in a month's
+    /// window: `World::weights`).
+    traffic: u64,
+    /// Events happen in `[active_from, active_until)`, seconds since the first
+    /// month's `Cal::base`.
     active_from: i64,
     active_until: i64,
 }
@@ -997,7 +1061,7 @@ fn make_line(
     let active_until = terminated.or(suspended).map_or(i64::MAX, |t| cal.secs(t));
     // Traffic per line: light, average, heavy and very heavy users; a line without subscription
     // (a forgotten test or spare SIM) is a light one, so that unbillable traffic stays small.
-    let weight = if customer.is_none() {
+    let traffic = if customer.is_none() {
         rng.random_range(50..300u64)
     } else {
         [
@@ -1007,15 +1071,6 @@ fn make_line(
             rng.random_range(4000..12000),
         ][pick_weighted(rng, &[30, 40, 20, 10])]
     };
-    let window = (
-        i64::from(cal.start_hour) * 3600,
-        i64::from(cal.end_hour) * 3600,
-    );
-    let weight = if active_until <= window.0 || active_from >= window.1 {
-        0
-    } else {
-        weight
-    };
     Line {
         msisdn,
         customer,
@@ -1023,7 +1078,7 @@ fn make_line(
         activation,
         terminated,
         suspended,
-        weight,
+        traffic,
         active_from,
         active_until,
     }
@@ -1639,6 +1694,33 @@ struct Delivery {
     cut_hour: u32,
 }
 
+/// The name of a RatedCDRs delivery on `date` at `sod` seconds of the day.
+fn rated_name(date: NaiveDate, sod: u32) -> String {
+    format!(
+        "RatedCDRs_{}_{:02}{:02}{:02}.csv",
+        date.format("%Y%m%d"),
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    )
+}
+
+/// Claims a delivery name among those of the months generated so far: a name
+/// already written (the previous month's catch-up file and this month's first
+/// file can fall on the same second) goes one second later.
+fn claim(names: &mut std::collections::HashSet<String>, name: String) -> String {
+    let mut name = name;
+    while names.contains(&name) {
+        // RatedCDRs_YYYYMMDD_HHMMSS.csv
+        let date = NaiveDate::parse_from_str(&name[10..18], "%Y%m%d").expect("our own name");
+        let t: u32 = name[19..25].parse().expect("our own name");
+        let sod = t / 10_000 * 3600 + t / 100 % 100 * 60 + t % 100 + 1;
+        name = rated_name(date, sod);
+    }
+    names.insert(name.clone());
+    name
+}
+
 /// Monday to Saturday, 2 to 6 files a day between 08:00 and 20:00, each with the events started
 /// up to the hour before the previous full hour; one catch-up file on the first delivery day after
 /// the month with the rest of the window.
@@ -1706,12 +1788,19 @@ struct CdrTotals {
     rows: u64,
     files: u32,
     bytes: u64,
+    /// Rows written to the late file.
+    late: u64,
 }
 
 /// Streams the month's events into the RatedCDRs files and the BilledCDRs file.
 struct CdrGen<'a> {
     cal: &'a Cal,
     lines: &'a [Line],
+    /// Seconds from the first month's `Cal::base` to this month's (the lines'
+    /// times count from the former).
+    offset: i64,
+    /// Each line's weight in this month's window (0: not active in it).
+    weights: Vec<u64>,
     cum_weight: Vec<u64>,
     total_weight: u64,
     roam_seed: u64,
@@ -1724,6 +1813,7 @@ struct CdrGen<'a> {
 
 impl CdrGen<'_> {
     fn pick_line(&self, rng: &mut ChaCha8Rng, t: i64) -> usize {
+        let t = t + self.offset;
         let mut idx = 0;
         for _ in 0..8 {
             let r = rng.random_range(0..self.total_weight);
@@ -1737,7 +1827,7 @@ impl CdrGen<'_> {
         for k in 1..self.lines.len() {
             let i = (idx + k) % self.lines.len();
             let l = &self.lines[i];
-            if l.weight > 0 && l.active_from <= t && t < l.active_until {
+            if self.weights[i] > 0 && l.active_from <= t && t < l.active_until {
                 return i;
             }
         }
@@ -1745,14 +1835,15 @@ impl CdrGen<'_> {
     }
 
     /// Builds one row in `record` at `t` seconds since `Cal::base`; returns whether the
-    /// event is in the month, and its wholesale in 1/10000 €.
+    /// event is in the month, its wholesale in 1/10000 € and whether it happened on a
+    /// network outside France and the EU.
     fn build_row(
         &mut self,
         rng: &mut ChaCha8Rng,
         t: u32,
         id: u64,
         malformed: Option<usize>,
-    ) -> (bool, u64) {
+    ) -> (bool, u64, bool) {
         let li = self.pick_line(rng, i64::from(t));
         let msisdn = self.lines[li].msisdn;
         let day = t / 86_400;
@@ -1909,7 +2000,7 @@ impl CdrGen<'_> {
         f.clear();
         push_wholesale(f, wholesale);
         record.push_field(f);
-        ((1..=self.cal.days).contains(&day), wholesale)
+        ((1..=self.cal.days).contains(&day), wholesale, roaming)
     }
 }
 
@@ -1942,24 +2033,75 @@ fn push_wholesale(field: &mut Vec<u8>, v: u64) {
 
 const CDR_HEADER: &str = "cdr_id;msisdn;imsi;event_type;start_time;called_number;duration_s;volume_kb;units;visited_mccmnc;wholesale_eur";
 
+/// What the months' CDR streams share: the RatedCDRs names written so far,
+/// and the events a month wrote in the next month's first hour (they belong
+/// in the next month's BilledCDRs).
+#[derive(Default)]
+struct Across {
+    names: std::collections::HashSet<String>,
+    carry: Vec<csv::ByteRecord>,
+}
+
+/// One month of CDRs to write.
+struct MonthPlan<'a> {
+    cal: &'a Cal,
+    /// 0 for the first generated month.
+    index: u32,
+    /// Seconds from the first month's `Cal::base` to this month's.
+    offset: i64,
+    /// Whether a share of the month's roaming events goes to a late file
+    /// (`--months` above 1).
+    late: bool,
+    /// Whether the next month is generated too.
+    next: bool,
+}
+
+/// Per 100 in-month events on a network outside France and the EU, those
+/// delivered late (in the month's late file).
+const LATE_PERCENT: u64 = 50;
+
 fn write_cdrs(
     ftp: &Path,
     world: &World,
-    cal: &Cal,
+    plan: &MonthPlan,
     n: u64,
     seed: u64,
     rng: &mut ChaCha8Rng,
+    across: &mut Across,
 ) -> Result<CdrTotals, GenError> {
-    let deliveries = deliveries(rng, cal);
+    let cal = plan.cal;
+    let deliveries: Vec<Delivery> = deliveries(rng, cal)
+        .into_iter()
+        .map(|d| Delivery {
+            name: claim(&mut across.names, d.name),
+            cut_hour: d.cut_hour,
+        })
+        .collect();
     let hcum = hour_weights(cal);
     let w_total = hcum[cal.end_hour as usize].max(1);
     let count_before =
         |h: u32| (u128::from(n) * u128::from(hcum[h as usize]) / u128::from(w_total)) as u64;
 
+    // A line weighs its traffic in the months it is active in.
+    let window = (
+        i64::from(cal.start_hour) * 3600 + plan.offset,
+        i64::from(cal.end_hour) * 3600 + plan.offset,
+    );
+    let weights: Vec<u64> = world
+        .lines
+        .iter()
+        .map(|l| {
+            if l.active_until <= window.0 || l.active_from >= window.1 {
+                0
+            } else {
+                l.traffic
+            }
+        })
+        .collect();
     let mut cum_weight = Vec::with_capacity(world.lines.len());
     let mut acc = 0u64;
-    for l in &world.lines {
-        acc += l.weight;
+    for w in &weights {
+        acc += w;
         cum_weight.push(acc);
     }
     let day_str = (0..=cal.days + 1)
@@ -1969,17 +2111,36 @@ fn write_cdrs(
             b
         })
         .collect();
+    let roam_seed = splitmix64(seed ^ 0x0A0A_0B0B_0C0C_0D0D);
     let mut g = CdrGen {
         cal,
         lines: &world.lines,
+        offset: plan.offset,
+        weights,
         cum_weight,
         total_weight: acc,
-        roam_seed: splitmix64(seed ^ 0x0A0A_0B0B_0C0C_0D0D),
+        roam_seed: match plan.index {
+            0 => roam_seed,
+            k => splitmix64(roam_seed ^ u64::from(k)),
+        },
         day_str,
         record: csv::ByteRecord::with_capacity(256, 11),
         field: Vec::with_capacity(64),
     };
     let n = if acc == 0 { 0 } else { n };
+
+    // The late file: 4 to 6 days after the month (a Sunday's waits for Monday),
+    // between 08:00 and 20:00.
+    let late_seed = splitmix64(seed ^ 0x1A7E_DE11_7E12_0000 ^ u64::from(plan.index));
+    let late_name = plan.late.then(|| {
+        let mut date = cal.last() + Days::new(4 + late_seed % 3);
+        if date.weekday() == Weekday::Sun {
+            date = date + Days::new(1);
+        }
+        let sod = (8 + (late_seed >> 8) % 12) * 3600 + (late_seed >> 16) % 3600;
+        claim(&mut across.names, rated_name(date, sod as u32))
+    });
+    let mut late_out: Option<Csv> = None;
 
     // Mess: malformed rows (at least one of each kind), re-deliveries, billing deviations.
     let malformed_target = if n >= 1000 {
@@ -1998,11 +2159,16 @@ fn write_cdrs(
 
     let mut billed = Csv::create(ftp.join(format!("BilledCDRs/BilledCDRs_{}.csv", cal.yyyymm)))?;
     billed.header(CDR_HEADER)?;
+    // The previous month's events of this month's first hour.
+    for record in std::mem::take(&mut across.carry) {
+        billed.record(&record)?;
+    }
 
     let mut totals = CdrTotals {
         rows: 0,
         files: 0,
         bytes: 0,
+        late: 0,
     };
     let mut next_id = 1u64;
     let mut good = 0u64;
@@ -2034,9 +2200,32 @@ fn write_cdrs(
                     out.record(&g.record)?;
                     totals.rows += 1;
                 }
-                let (in_month, wholesale) = g.build_row(rng, t, next_id, None);
+                let id = next_id;
+                let (in_month, wholesale, roaming) = g.build_row(rng, t, id, None);
                 next_id += 1;
-                out.record(&g.record)?;
+                let late = in_month
+                    && roaming
+                    && splitmix64(late_seed ^ id) % 100 < LATE_PERCENT
+                    && late_name.is_some();
+                match (&late_name, late) {
+                    (Some(name), true) => {
+                        if late_out.is_none() {
+                            let h = splitmix64(late_seed ^ 0xF11E);
+                            let mut file = Csv::delivery(
+                                ftp.join("RatedCDRs").join(name),
+                                h & 1 == 1,
+                                h & 2 == 2,
+                            )?;
+                            file.header(CDR_HEADER)?;
+                            late_out = Some(file);
+                        }
+                        if let Some(file) = late_out.as_mut() {
+                            file.record(&g.record)?;
+                        }
+                        totals.late += 1;
+                    }
+                    _ => out.record(&g.record)?,
+                }
                 totals.rows += 1;
                 if in_month {
                     if month_events == amount_at {
@@ -2051,8 +2240,10 @@ fn write_cdrs(
                         billed.record(&g.record)?;
                     }
                     month_events += 1;
+                } else if plan.next && t / 86_400 > cal.days {
+                    across.carry.push(g.record.clone());
                 }
-                if good % redeliver_every == redeliver_every / 3 {
+                if !late && good % redeliver_every == redeliver_every / 3 {
                     pending.push(g.record.clone());
                 }
                 good += 1;
@@ -2064,6 +2255,10 @@ fn write_cdrs(
             totals.rows += 1;
         }
         totals.bytes += out.finish()?;
+        totals.files += 1;
+    }
+    if let Some(file) = late_out {
+        totals.bytes += file.finish()?;
         totals.files += 1;
     }
     // One event billed by the MVNE that was never delivered.
@@ -2086,6 +2281,7 @@ mod tests {
             customers,
             cdrs,
             seed: 7,
+            months: 1,
         }
     }
 
@@ -2155,6 +2351,69 @@ mod tests {
             ta["reference/customers.csv"],
             read_tree(c.path())["reference/customers.csv"]
         );
+    }
+
+    #[test]
+    fn a_second_month_moves_only_roaming_rows_of_the_first_to_its_late_file() {
+        let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        generate(&options(12, 3000), one.path()).unwrap();
+        let report = generate(
+            &GenOptions {
+                months: 2,
+                ..options(12, 3000)
+            },
+            two.path(),
+        )
+        .unwrap();
+        assert_eq!(report.months, 2);
+        // The tables, the SIM order, October's snapshots and statement: as
+        // for October alone.
+        let (t1, t2) = (read_tree(one.path()), read_tree(two.path()));
+        for (name, bytes) in &t1 {
+            if name != "mvnobill.toml" && !name.contains("RatedCDRs") {
+                assert!(t2[name] == *bytes, "{name} differs");
+            }
+        }
+        // October's deliveries: those of October alone, less the rows of its
+        // late file (all roaming) and their re-deliveries.
+        let files_one: std::collections::HashSet<String> =
+            rated_rows(one.path()).into_iter().map(|r| r.0).collect();
+        let rows_two = rated_rows(two.path());
+        let late: Vec<&(String, String)> = rows_two
+            .iter()
+            .filter(|(f, row)| !files_one.contains(f) && row.starts_with("R202610"))
+            .collect();
+        assert!(!late.is_empty());
+        let late_file = &late[0].0;
+        assert!(late.iter().all(|(f, _)| f == late_file));
+        let date = NaiveDate::parse_from_str(&late_file[10..18], "%Y%m%d").unwrap();
+        assert!(
+            date > NaiveDate::from_ymd_opt(2026, 11, 3).unwrap(),
+            "{late_file}"
+        );
+        let mccs: HashMap<&str, &str> = ROAMING_ZONES.iter().map(|r| (r.0, r.2)).collect();
+        let ids: std::collections::HashSet<&str> = late
+            .iter()
+            .map(|(_, row)| {
+                let f: Vec<&str> = row.split(';').collect();
+                assert!(f[4][3..].starts_with("10/2026"), "{row}");
+                assert!(
+                    !matches!(mccs.get(&f[9][..3]), Some(&"HOME" | &"EU")),
+                    "{row}"
+                );
+                f[0]
+            })
+            .collect();
+        let expected: Vec<(String, String)> = rated_rows(one.path())
+            .into_iter()
+            .filter(|(_, row)| !ids.contains(row.split(';').next().unwrap()))
+            .collect();
+        let october: Vec<(String, String)> = rows_two
+            .iter()
+            .filter(|(f, _)| files_one.contains(f))
+            .cloned()
+            .collect();
+        assert_eq!(october, expected);
     }
 
     #[test]
