@@ -448,3 +448,54 @@ fn three_months_delivered_day_by_day_invoice_everything_once() {
     };
     assert!(total(&all.ws).is_some());
 }
+
+/// account.md §6: every invoice prints, for each line committed during the
+/// period, the end of its commitment; a draft too. Rule case 42's tables:
+/// line 33600000004 of C3 committed 12 months from 2026-06-01, so until
+/// 2027-05-31 (the day before the same day 12 months later).
+#[test]
+fn invoices_print_the_end_of_each_commitment() {
+    let base = fixtures().join("rules/_base");
+    let case = fixtures().join("rules/42_backdated_termination_fee");
+    let scratch = tempfile::tempdir().unwrap();
+    let reference = scratch.path().join("reference");
+    copy_dir(&base.join("reference"), &reference);
+    copy_dir(&case.join("reference"), &reference);
+    let ws = Workspace::new(
+        &case.join("ftp1"),
+        &reference,
+        &base.join("integrator.toml"),
+    );
+    for step in [&["sync"][..], &["land"], &["rate", "--month", "2026-10"]] {
+        ws.run(step).ok();
+    }
+    ws.run(&["bill", "--month", "2026-10", "--draft"]).ok();
+    ws.run(&["render", "--month", "2026-10", "--draft", "--html-only"])
+        .ok();
+    let draft =
+        std::fs::read_to_string(ws.lake().join("documents/2026-10/drafts/DRAFT-C3.html")).unwrap();
+    assert!(draft.contains("Engagement jusqu'au 31/05/2027"), "{draft}");
+    ws.run(&["bill", "--month", "2026-10"]).ok();
+    ws.run(&["render", "--month", "2026-10", "--html-only"])
+        .ok();
+    let number = text(
+        &ws.query("SELECT invoice_number FROM invoices WHERE customer_id = 'C3'")[0],
+        "invoice_number",
+    );
+    let page = std::fs::read_to_string(ws.lake().join(format!("documents/2026-10/{number}.html")))
+        .unwrap();
+    assert!(page.contains("Engagement jusqu'au 31/05/2027"), "{page}");
+    // Only the committed line: C1's lines have no commitment.
+    let c1 = text(
+        &ws.query("SELECT invoice_number FROM invoices WHERE customer_id = 'C1'")[0],
+        "invoice_number",
+    );
+    let page =
+        std::fs::read_to_string(ws.lake().join(format!("documents/2026-10/{c1}.html"))).unwrap();
+    assert!(!page.contains("Engagement"), "{page}");
+    let recorded = ws.query(
+        "SELECT msisdn, CAST(commitment_end AS VARCHAR) AS commitment_end FROM invoice_commitments",
+    );
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(text(&recorded[0], "commitment_end"), "2027-05-31");
+}

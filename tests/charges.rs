@@ -1,7 +1,7 @@
 //! One-off charges over two issued months (account.md §5): a charge is
 //! billed once, ever; one dated in an issued month is billed on the next
 //! month issued, its date printed; one whose row changed after it was
-//! billed is not billed again, and `check` reports it.
+//! billed is not billed again, and `check` and `assure` report it.
 
 use crate::common::{copy_dir, fixtures, text, Workspace};
 
@@ -64,5 +64,28 @@ fn a_charge_is_billed_once_late_ones_print_their_date_and_check_reports_changes(
         out.stdout.contains("CH3: billed on the invoices of 2026-10, and the row changed since: it is not billed again"),
         "{}",
         out.stdout
+    );
+    // `assure` of the month that billed it says so too; November's does not.
+    let october = ws
+        .run(&["--json", "assure", "--month", "2026-10"])
+        .ok()
+        .json();
+    assert_eq!(
+        october["changed_charges"],
+        serde_json::json!([{"charge_id": "CH3", "change": "CHANGED"}])
+    );
+    let november = ws
+        .run(&["--json", "assure", "--month", "2026-11"])
+        .ok()
+        .json();
+    assert_eq!(november["changed_charges"], serde_json::json!([]));
+    let text_report = ws.run(&["assure", "--month", "2026-10"]).ok().stdout;
+    assert!(
+        text_report.contains("charges changed after billing"),
+        "{text_report}"
+    );
+    assert!(
+        text_report.contains("not billed again: CH3 (changed)"),
+        "{text_report}"
     );
 }

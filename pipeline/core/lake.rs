@@ -218,6 +218,41 @@ impl Lake {
         Ok(())
     }
 
+    /// Removes what a write killed half-way left below `prefix` in a local
+    /// lake: the local store writes `<name>#<n>` and renames it when whole,
+    /// so a process killed in between leaves the staging file (an object
+    /// store leaves nothing). The commands that write a folder call this
+    /// first; one writer at a time holds the lock, so no write is under way.
+    pub fn remove_staging_leftovers(&self, prefix: &str) -> Result<(), LakeError> {
+        let Some(root) = self.url.local_path() else {
+            return Ok(());
+        };
+        let mut folders = vec![root.join(prefix)];
+        while let Some(folder) = folders.pop() {
+            let Ok(entries) = std::fs::read_dir(&folder) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    folders.push(path);
+                    continue;
+                }
+                let name = entry.file_name().to_string_lossy().to_string();
+                let staging = name
+                    .rsplit_once('#')
+                    .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+                if staging {
+                    std::fs::remove_file(&path).map_err(|e| LakeError::Other {
+                        url: path.display().to_string(),
+                        message: format!("cannot remove a half-written file: {e}"),
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub async fn get(&self, key: &str) -> Result<Vec<u8>, LakeError> {
         let result = self
             .store
@@ -455,6 +490,9 @@ pub mod datasets {
     /// The lines of the credit notes a regularisation issued (account.md
     /// §4), by the month billed when they were issued.
     pub const CREDIT_NOTE_LINES: &str = "credit_note_lines";
+    /// The commitments each issued invoice prints (account.md §6): one row
+    /// per line and commitment running during the month.
+    pub const INVOICE_COMMITMENTS: &str = "invoice_commitments";
     pub const WHATIF: &str = "whatif";
     /// The customers of an issued month's documents as the issue recorded
     /// them (account.md §3, `stages/frozen.rs`), IBAN masked.
@@ -482,6 +520,7 @@ pub mod datasets {
         (E_REPORTING, Some("month")),
         (CREDIT_NOTES, Some("month")),
         (CREDIT_NOTE_LINES, Some("month")),
+        (INVOICE_COMMITMENTS, Some("month")),
         (WHATIF, Some("month")),
         (INVOICE_PARTIES, Some("month")),
     ];

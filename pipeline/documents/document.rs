@@ -15,6 +15,13 @@ use serde::Serialize;
 use crate::core::month::Month;
 use crate::reference::integrator::Integrator;
 
+/// What to produce of a document (`render`, `credit`).
+#[derive(Debug, Clone, Copy)]
+pub struct RenderOptions {
+    /// Print PDFs (needs Chromium); false writes the HTML pages only.
+    pub pdf: bool,
+}
+
 /// One invoice, ready to render.
 #[derive(Debug, Clone, Serialize)]
 pub struct InvoiceDocument {
@@ -49,6 +56,9 @@ pub struct InvoiceDocument {
     pub payment: Payment,
     /// The annex: one entry per line (msisdn) of the invoice with usage.
     pub annex: Vec<LineUsage>,
+    /// The end of each commitment running on a line during the period, by
+    /// line (account.md §6: "Engagement jusqu'au …" on every invoice).
+    pub commitments: std::collections::BTreeMap<String, Vec<NaiveDate>>,
 }
 
 /// The customer as `customers.csv` has it (bank details masked).

@@ -1150,6 +1150,7 @@ mod tests {
                 bank_bic: String::new(),
             },
             annex: Vec::new(),
+            commitments: Default::default(),
         }
     }
 

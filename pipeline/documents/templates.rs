@@ -214,6 +214,9 @@ fn template_error(error: minijinja::Error) -> TemplateError {
 struct Section<'a> {
     title: String,
     short: String,
+    /// "Engagement jusqu'au …": the end of each commitment of the line
+    /// running during the period (account.md §6), as ISO dates.
+    commitment_ends: Vec<String>,
     lines: Vec<&'a InvoiceLine>,
     subtotal: Decimal,
 }
@@ -238,9 +241,19 @@ fn sections(invoice: &InvoiceDocument) -> Vec<Section<'_>> {
                 let number = msisdn_fr(msisdn);
                 (format!("Ligne {number}"), format!("ligne {number}"))
             };
+            let commitment_ends = invoice
+                .commitments
+                .get(msisdn)
+                .map(|ends| {
+                    ends.iter()
+                        .map(|d| d.format("%Y-%m-%d").to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
             Section {
                 title,
                 short,
+                commitment_ends,
                 lines,
                 subtotal,
             }

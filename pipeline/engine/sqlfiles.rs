@@ -120,6 +120,10 @@ pub const JOURNAL_ENTRIES: SqlFile = sql!("finance", "journal_entries", Keep::Vi
 /// What the invoice documents show (`render`): the invoices with their
 /// customers, their lines in print order, and the annex.
 pub const DOCUMENT_INVOICES: SqlFile = sql!("documents", "invoices");
+/// The commitments an invoice prints (account.md §6), from the
+/// `commitments` table `render` registers.
+pub const DOCUMENT_COMMITMENTS: SqlFile = sql!("documents", "commitments", Keep::View);
+
 pub const DOCUMENT_LINES: SqlFile = sql!("documents", "lines");
 /// The customers an issue records, or a draft prints (`stages/frozen.rs`).
 pub const DOCUMENT_PARTIES: SqlFile = sql!("documents", "parties");

@@ -113,6 +113,9 @@ pub struct AssureReport {
     pub late_regularised: u64,
     pub late_to_regularise: u64,
     pub late_lost: u64,
+    /// Charges billed on this month's invoices whose row in charges.csv
+    /// changed or went since (account.md §5): never billed again.
+    pub changed_charges: Vec<ChangedCharge>,
     /// Wholesale cost of the rating exceptions that are not conflicting
     /// copies: what we paid the MVNE and could not bill.
     pub leakage_wholesale: String,
@@ -131,6 +134,14 @@ impl AssureReport {
         let rows: Vec<&FindingTotal> = self.totals.iter().filter(|t| t.kind == kind).collect();
         (!rows.is_empty()).then(|| rows.iter().map(|t| t.findings).sum())
     }
+}
+
+/// A billed charge whose row changed or was removed afterwards.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangedCharge {
+    pub charge_id: String,
+    /// CHANGED or REMOVED.
+    pub change: String,
 }
 
 /// An exact amount in French notation, with all its decimals (at least 2).
@@ -299,6 +310,19 @@ impl std::fmt::Display for AssureReport {
                 label,
                 plural(t.findings, "CDR", "CDRs"),
                 format!("{} wholesale, {what}", euros(&t.amount)),
+            )?;
+        }
+        if !self.changed_charges.is_empty() {
+            let ids: Vec<String> = self
+                .changed_charges
+                .iter()
+                .map(|c| format!("{} ({})", c.charge_id, c.change.to_lowercase()))
+                .collect();
+            line(
+                f,
+                "charges changed after billing",
+                plural(self.changed_charges.len() as u64, "charge", "charges"),
+                format!("not billed again: {}", ids.join(", ")),
             )?;
         }
         write!(f, "\n  findings: {}", self.findings)
@@ -523,6 +547,24 @@ pub async fn assure(stage: &Context, month: Month) -> Result<AssureReport, Assur
     report.late_regularised = late("REGULARISED");
     report.late_to_regularise = late("TO_REGULARISE");
     report.late_lost = late("TOO_LATE");
+    // account.md §5: a charge billed with this month whose row changed since.
+    let hashes = crate::reference::Reference::load(&settings.reference_dir)
+        .map_err(SessionError::from)?
+        .charge_hashes();
+    for charge in ledger.billed_charges()? {
+        if charge.month != month_text {
+            continue;
+        }
+        let change = match hashes.get(&charge.charge_id) {
+            None => "REMOVED",
+            Some(hash) if *hash != charge.content_hash => "CHANGED",
+            Some(_) => continue,
+        };
+        report.changed_charges.push(ChangedCharge {
+            charge_id: charge.charge_id,
+            change: change.to_string(),
+        });
+    }
     let mut leakage = Decimal::ZERO;
     for t in &report.totals {
         if t.kind == RATING_EXCEPTION && t.reason.as_deref() != Some("CONFLICTING_DUPLICATE") {

@@ -312,6 +312,15 @@ pub async fn bill(stage: &mut Context, month: Month, draft: bool) -> Result<Bill
         lake.write_stream(&format!("{dataset}/{partition}/part-0.parquet"), stream)
             .await?;
     }
+    let stream = ctx.sql(INVOICE_COMMITMENTS).await?.execute_stream().await?;
+    lake.write_stream(
+        &format!(
+            "{}/{partition}/part-0.parquet",
+            datasets::INVOICE_COMMITMENTS
+        ),
+        stream,
+    )
+    .await?;
     let notes = credit_notes(ledger, &ctx, &integrator.invoice_prefix, month, issue_date).await?;
     engine::register_batch(&ctx, "note_numbers", note_numbers(&notes))?;
     let note_lines = ctx.sql(CREDIT_NOTE_LINES).await?;
@@ -389,6 +398,12 @@ async fn write_draft(
         lake.write_stream(&format!("{folder}/{name}/part-0.parquet"), stream)
             .await?;
     }
+    let stream = ctx.sql(INVOICE_COMMITMENTS).await?.execute_stream().await?;
+    lake.write_stream(
+        &format!("{folder}/draft_commitments/part-0.parquet"),
+        stream,
+    )
+    .await?;
     let mut report = BillReport {
         month: month.to_string(),
         ..Default::default()
@@ -842,6 +857,21 @@ fn note_numbers(notes: &[RegularisationNote]) -> RecordBatch {
     )
     .expect("three columns")
 }
+
+/// The `invoice_commitments` dataset (and a draft's `draft_commitments`):
+/// each commitment running on a line during the month, with the invoice
+/// that prints it "Engagement jusqu'au …" (account.md §6), recorded at
+/// issue so that the documents never change.
+const INVOICE_COMMITMENTS: &str = "
+    SELECT
+        arrow_cast(n.invoice_number, 'Utf8') AS invoice_number,
+        arrow_cast(c.customer_id, 'Utf8') AS customer_id,
+        arrow_cast(c.msisdn, 'Utf8') AS msisdn,
+        c.commitment_start,
+        c.commitment_end
+    FROM line_commitments c
+    JOIN invoice_numbers n ON n.customer_id = c.customer_id
+    ORDER BY 1, 3, 4";
 
 /// The `credit_note_lines` dataset: each negative difference with the
 /// number of the note that credits it, amounts positive.

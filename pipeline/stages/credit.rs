@@ -39,6 +39,7 @@ use serde::Serialize;
 use crate::core::lake::{datasets, Lake, LakeError};
 use crate::core::month::Month;
 use crate::documents::chrome::{ChromeError, Printer, PrinterOptions};
+use crate::documents::document::RenderOptions;
 use crate::documents::document::{
     document_key, CreditNoteDocument, CreditedInvoiceSummary, Customer, InvoiceDocument,
     InvoiceLine, Payment, VatAmount, VAT_RATE_PERCENT,
@@ -51,7 +52,6 @@ use crate::engine::sqlfiles;
 use crate::reference::integrator::IntegratorError;
 use crate::settings::Settings;
 use crate::stages::frozen::{self, Seller};
-use crate::stages::render::{RenderError, RenderOptions};
 use crate::stages::Context;
 use crate::stages::SessionError;
 
@@ -120,8 +120,6 @@ pub enum CreditError {
     Query(#[from] datafusion::error::DataFusionError),
     #[error("credit: cannot build the credit_notes dataset: {0}")]
     Dataset(#[from] ArrowError),
-    #[error(transparent)]
-    Render(#[from] RenderError),
     #[error(transparent)]
     Template(#[from] TemplateError),
     #[error(transparent)]
@@ -924,6 +922,7 @@ fn as_invoice_document(note: &CreditNoteDocument) -> InvoiceDocument {
         total_ttc: note.total_ttc,
         payment: note.payment.clone(),
         annex: Vec::new(),
+        commitments: Default::default(),
     }
 }
 

@@ -152,12 +152,7 @@ impl std::fmt::Display for RenderReport {
     }
 }
 
-/// What to produce.
-#[derive(Debug, Clone, Copy)]
-pub struct RenderOptions {
-    /// Print PDFs (needs Chromium); false writes the HTML pages only.
-    pub pdf: bool,
-}
+pub use crate::documents::document::RenderOptions;
 
 // ---- Gathering the documents -----------------------------------------
 
@@ -274,6 +269,25 @@ pub async fn gather(
         crate::mvne::upstream::cdr_schema(false),
     )
     .await?;
+    // The commitments the issue (or the draft) recorded: account.md §6.
+    let commitments_path = match which {
+        Invoices::Issued => format!("{}/{partition}", datasets::INVOICE_COMMITMENTS),
+        Invoices::Draft => format!("{}/{partition}/draft_commitments", datasets::DRAFTS),
+    };
+    let mut commitments_of: BTreeMap<String, BTreeMap<String, Vec<NaiveDate>>> = BTreeMap::new();
+    if engine::register_path(&ctx, lake, "commitments", &commitments_path, None).await? {
+        let rows = Rows::query(&ctx, &sqlfiles::DOCUMENT_COMMITMENTS).await?;
+        for row in &rows.rows {
+            let customer = rows.get(row, "customer_id");
+            let end = parse_date(customer, "commitment_end", rows.get(row, "commitment_end"))?;
+            commitments_of
+                .entry(customer.to_string())
+                .or_default()
+                .entry(rows.get(row, "msisdn").to_string())
+                .or_default()
+                .push(end);
+        }
+    }
     let invoices = Rows::query(&ctx, &sqlfiles::DOCUMENT_INVOICES).await?;
     let lines = Rows::query(&ctx, &sqlfiles::DOCUMENT_LINES).await?;
     let summary = Rows::query(&ctx, &sqlfiles::ANNEX_SUMMARY).await?;
@@ -420,6 +434,7 @@ pub async fn gather(
                 .remove(customer_id)
                 .map(|lines| lines.into_values().collect())
                 .unwrap_or_default(),
+            commitments: commitments_of.remove(customer_id).unwrap_or_default(),
         });
     }
     Ok(documents)
@@ -486,6 +501,8 @@ pub async fn render(
     if !ledger.is_issued(&report.month)? {
         return Err(RenderError::NotIssued(report.month));
     }
+    // What a render killed half-way left (a page's staging file).
+    lake.remove_staging_leftovers(&format!("documents/{month}"))?;
     // Templates and the record first: a mistake there is reported before
     // any work.
     let templates = Templates::load(settings.templates_dir.as_deref())?;
@@ -548,6 +565,7 @@ pub async fn render_draft(
     {
         return Err(RenderError::NoDraft(report.month));
     }
+    lake.remove_staging_leftovers(&folder)?;
     let templates = Templates::load(settings.templates_dir.as_deref())?;
     let seller = frozen::Seller::current(settings)?;
     let documents = gather(settings, lake, month, &seller.integrator, Invoices::Draft).await?;
