@@ -241,25 +241,7 @@ pub async fn rate(stage: &Context, month: Month) -> Result<RateReport, RateError
     // Counted from the files' footers.
     let month_cdrs = engine::scalar_u64(&ctx, "SELECT COUNT(*) FROM month_cdrs").await?;
     let passes = month_cdrs.div_ceil(settings.cdrs_per_pass).max(1);
-    engine::register_path_or_empty(
-        &ctx,
-        lake,
-        "cdr_conflicts",
-        &format!("{}/{partition}", datasets::CDR_CONFLICTS),
-        upstream::cdr_schema(true),
-    )
-    .await?;
-    // Every month of conflicting copies: the billed copy of an id is that of
-    // the file whose name sorts first, and a copy may have another date.
-    engine::register_path_or_empty(
-        &ctx,
-        lake,
-        "all_cdr_conflicts",
-        datasets::CDR_CONFLICTS,
-        upstream::cdr_schema(true),
-    )
-    .await?;
-    engine::run_layer(&ctx, sqlfiles::COPIES).await?;
+    register_copies(&ctx, lake, month).await?;
     // The month's events: one billed copy per cdr_id.
     let replaced = engine::scalar_u64(&ctx, "SELECT COUNT(*) FROM superseded_copies").await?;
     let brought = engine::scalar_u64(&ctx, "SELECT COUNT(*) FROM billed_conflicts").await?;
@@ -346,6 +328,37 @@ pub async fn rate(stage: &Context, month: Month) -> Result<RateReport, RateError
     Ok(report)
 }
 
+/// Registers the month's conflicting copies (`cdr_conflicts`), those of
+/// every month (`all_cdr_conflicts`: the billed copy of an id is that of the
+/// file whose name sorts first, and a copy may carry another date), and the
+/// `COPIES` layer over `month_cdrs`: `month_events`, one billed copy per
+/// cdr_id (rating.md §1). What `rate`, `bill`'s rating in memory and
+/// `whatif` rate.
+pub async fn register_copies(
+    ctx: &SessionContext,
+    lake: &Lake,
+    month: crate::core::month::Month,
+) -> Result<(), RateError> {
+    engine::register_path_or_empty(
+        ctx,
+        lake,
+        "cdr_conflicts",
+        &format!("{}/month={month}", datasets::CDR_CONFLICTS),
+        upstream::cdr_schema(true),
+    )
+    .await?;
+    engine::register_path_or_empty(
+        ctx,
+        lake,
+        "all_cdr_conflicts",
+        datasets::CDR_CONFLICTS,
+        upstream::cdr_schema(true),
+    )
+    .await?;
+    engine::run_layer(ctx, sqlfiles::COPIES).await?;
+    Ok(())
+}
+
 /// Rates a month in memory, for `bill` billing an issued month again
 /// (account.md §4): registers in `ctx` (which has the reference layer)
 /// `rated_cdrs` as a view of the month's events without exception, from
@@ -365,24 +378,8 @@ pub async fn rate_in_memory(
         upstream::cdr_schema(false),
     )
     .await?;
-    engine::register_path_or_empty(
-        ctx,
-        lake,
-        "cdr_conflicts",
-        &format!("{}/{partition}", datasets::CDR_CONFLICTS),
-        upstream::cdr_schema(true),
-    )
-    .await?;
-    engine::register_path_or_empty(
-        ctx,
-        lake,
-        "all_cdr_conflicts",
-        datasets::CDR_CONFLICTS,
-        upstream::cdr_schema(true),
-    )
-    .await?;
     // One billed copy per cdr_id (rating.md §1), as `rate` rates them.
-    engine::run_layer(ctx, sqlfiles::COPIES).await?;
+    register_copies(ctx, lake, month).await?;
     ctx.sql("CREATE VIEW cdrs AS SELECT * FROM month_events")
         .await?;
     engine::run_layer(ctx, sqlfiles::RATING).await?;

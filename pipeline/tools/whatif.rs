@@ -61,6 +61,8 @@ pub enum WhatifError {
     #[error(transparent)]
     Prepare(#[from] SessionError),
     #[error(transparent)]
+    Rate(#[from] crate::stages::rate::RateError),
+    #[error(transparent)]
     Lake(#[from] LakeError),
     #[error("whatif failed: {0}")]
     Query(#[from] datafusion::error::DataFusionError),
@@ -533,23 +535,7 @@ pub async fn whatif(
         return Err(WhatifError::NothingLanded { month: month_text });
     }
     // The events `rate` rates: one billed copy per cdr_id (rating.md §1).
-    engine::register_path_or_empty(
-        &ctx,
-        lake,
-        "cdr_conflicts",
-        &format!("{}/{partition}", datasets::CDR_CONFLICTS),
-        upstream::cdr_schema(true),
-    )
-    .await?;
-    engine::register_path_or_empty(
-        &ctx,
-        lake,
-        "all_cdr_conflicts",
-        datasets::CDR_CONFLICTS,
-        upstream::cdr_schema(true),
-    )
-    .await?;
-    engine::run_layer(&ctx, sqlfiles::COPIES).await?;
+    crate::stages::rate::register_copies(&ctx, lake, month).await?;
     let events = ctx.table("month_events").await?.into_view();
     ctx.register_table("cdrs", events)?;
     if !engine::register_dataset(&ctx, lake, datasets::ACCOUNT_STATUS, Some("month")).await? {
