@@ -863,45 +863,36 @@ fn note_numbers(notes: &[RegularisationNote]) -> RecordBatch {
 /// that prints it "Engagement jusqu'au …" (account.md §6), recorded at
 /// issue so that the documents never change.
 const INVOICE_COMMITMENTS: &str = "
-    SELECT
-        arrow_cast(n.invoice_number, 'Utf8') AS invoice_number,
-        arrow_cast(c.customer_id, 'Utf8') AS customer_id,
-        arrow_cast(c.msisdn, 'Utf8') AS msisdn,
-        c.commitment_start,
-        c.commitment_end
+    SELECT n.invoice_number, c.customer_id, c.msisdn, c.commitment_start, c.commitment_end
     FROM line_commitments c
     JOIN invoice_numbers n ON n.customer_id = c.customer_id
-    ORDER BY 1, 3, 4";
+    ORDER BY n.invoice_number, c.msisdn, c.commitment_start";
 
 /// The `credit_note_lines` dataset: each negative difference with the
 /// number of the note that credits it, amounts positive.
 const CREDIT_NOTE_LINES: &str = "
-    WITH credited AS (
-        SELECT n.number AS credit_note_number, d.*
-        FROM regularisation_deltas d
-        JOIN note_numbers n ON n.customer_id = d.customer_id AND n.period = d.period
-        WHERE d.amount_ht < 0
-    )
     SELECT
-        arrow_cast(credit_note_number, 'Utf8') AS credit_note_number,
-        arrow_cast(customer_id, 'Utf8') AS customer_id,
-        arrow_cast(kind, 'Utf8') AS kind,
-        arrow_cast(msisdn, 'Utf8') AS msisdn,
-        arrow_cast(label, 'Utf8') AS label,
-        arrow_cast(code, 'Utf8') AS code,
-        arrow_cast(event_type, 'Utf8') AS event_type,
-        arrow_cast(zone, 'Utf8') AS zone,
-        -quantity AS quantity,
-        unit_price,
-        CAST(-amount_ht AS DECIMAL(18, 2)) AS amount_ht,
-        period_start,
-        period_end,
-        arrow_cast(line_key, 'Utf8') AS line_key,
-        arrow_cast(period, 'Utf8') AS period,
-        arrow_cast(vat_category, 'Utf8') AS vat_category,
-        vat_rate
-    FROM credited
-    ORDER BY 1, 14";
+        n.number AS credit_note_number,
+        d.customer_id,
+        d.kind,
+        d.msisdn,
+        d.label,
+        d.code,
+        d.event_type,
+        d.zone,
+        -d.quantity AS quantity,
+        d.unit_price,
+        CAST(-d.amount_ht AS DECIMAL(18, 2)) AS amount_ht,
+        d.period_start,
+        d.period_end,
+        d.line_key,
+        d.period,
+        d.vat_category,
+        d.vat_rate
+    FROM regularisation_deltas d
+    JOIN note_numbers n ON n.customer_id = d.customer_id AND n.period = d.period
+    WHERE d.amount_ht < 0
+    ORDER BY n.number, d.line_key";
 
 async fn summarise(ctx: &SessionContext, report: &mut BillReport) -> Result<(), BillError> {
     let row = engine::row_strings(

@@ -3,14 +3,14 @@
 -- issue date = the first day after the period, due date = issue date +
 -- payment_terms_days of integrator.toml.
 SELECT
-    arrow_cast(n.invoice_number, 'Utf8') AS invoice_number,
-    arrow_cast(d.customer_id, 'Utf8') AS customer_id,
-    arrow_cast(d.customer_kind, 'Utf8') AS customer_kind,
+    n.invoice_number,
+    d.customer_id,
+    d.customer_kind,
     p.period_start,
     p.period_end,
     p.issue_date,
     p.due_date,
-    arrow_cast(d.payment_method, 'Utf8') AS payment_method,
+    d.payment_method,
     d.subscription_ht,
     d.options_ht,
     d.usage_ht,
@@ -23,4 +23,4 @@ SELECT
 FROM draft_invoices d
 JOIN invoice_numbers n ON n.customer_id = d.customer_id
 CROSS JOIN params p
-ORDER BY 1
+ORDER BY n.invoice_number
