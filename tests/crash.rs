@@ -300,6 +300,12 @@ fn killed_runs_end_as_an_uninterrupted_run() {
                 Kill::Inside { chromium: up } => {
                     here += 1;
                     chromium |= up;
+                    // Landing resumes where it was killed: what is left of
+                    // it shrinks with each kill, and so must the delays, or
+                    // a later run lands the rest before the next kill.
+                    if stage == "land" {
+                        bound_ms /= 2;
+                    }
                 }
                 Kill::NotRunning => {
                     missed.push(format!("{delay:?}: after the run"));
