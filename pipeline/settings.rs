@@ -53,6 +53,13 @@ struct ConfigFile {
     mail: Option<crate::documents::mail::MailSection>,
     accounting: Option<AccountingSection>,
     billing: Option<BillingSection>,
+    sepa: Option<SepaSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SepaSection {
+    prenotification_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -221,6 +228,10 @@ pub struct Settings {
     pub accounting: AccountingSettings,
     /// How months follow each other (`[billing]`, account.md §1–4).
     pub billing: BillingSettings,
+    /// `[sepa] prenotification_days` (account.md §8, default 14): a direct
+    /// debit is collected no earlier than this many days after the issue
+    /// (the invoice is the debtor's pre-notification).
+    pub sepa_prenotification_days: u32,
 }
 
 /// The `[billing]` section: where the sequence of months starts, when a
@@ -610,9 +621,22 @@ impl Settings {
                 message,
             },
         )?;
+        let sepa_prenotification_days = match file.sepa.and_then(|s| s.prenotification_days) {
+            None => 14,
+            Some(days) if (1..=60).contains(&days) => days,
+            Some(days) => {
+                return Err(SettingsError::Key {
+                    path: path_text.clone(),
+                    section: "sepa",
+                    key: "prenotification_days",
+                    message: format!("{days}: give 1 to 60 days"),
+                })
+            }
+        };
         Ok(Settings {
             accounting,
             billing,
+            sepa_prenotification_days,
             memory_pool_bytes: memory_pool_mb << 20,
             cdrs_per_pass,
             templates_dir: file.templates.and_then(|t| t.dir).map(|dir| resolve(&dir)),

@@ -385,3 +385,54 @@ fn a_mandate_signed_after_the_invoice_is_refused() {
         .join(format!("documents/{MONTH}/sepa-{MONTH}.xml"))
         .exists());
 }
+
+/// account.md §8: a debit is collected no earlier than the pre-notification
+/// days after the issue, on a TARGET business day; the invoice and the file
+/// say the same day. Issued 2026-11-01, due 15 days later (16 November); with
+/// `[sepa] prenotification_days = 30` the debit waits until 1 December (a
+/// Tuesday, a business day). The calendar itself (Easter Monday 2027,
+/// Christmas 2026, Sundays) is unit-tested in pipeline/core/calendar.rs.
+#[test]
+fn debits_wait_for_the_pre_notification_and_a_business_day() {
+    let (_dir, samples) = samples_copy();
+    let ws = workspace(&samples);
+    let config = ws.dir.path().join("mvnobill.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[sepa]\nprenotification_days = 30\n");
+    std::fs::write(&config, text).unwrap();
+    ws.run(&["run", "--month", MONTH, "--html-only"]).ok();
+    let report = ws.run(&["--json", "sepa", "--month", MONTH]).ok().json();
+    assert_eq!(
+        report["collection_dates"],
+        serde_json::json!(["2026-12-01"])
+    );
+    let file = ws
+        .lake()
+        .join(format!("documents/{MONTH}/sepa-{MONTH}.xml"));
+    let xml = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        xml.contains("<ReqdColltnDt>2026-12-01</ReqdColltnDt>"),
+        "{xml}"
+    );
+    assert!(!xml.contains("2026-11-16"), "{xml}");
+    // The invoice of a direct-debit customer says so (C00001 pays by SEPA).
+    let number = crate::common::text(
+        &ws.query("SELECT invoice_number FROM invoices WHERE customer_id = 'C00001'")[0],
+        "invoice_number",
+    );
+    let page = std::fs::read_to_string(ws.lake().join(format!("documents/{MONTH}/{number}.html")))
+        .unwrap();
+    assert!(page.contains("prélevé le 01/12/2026"), "{page}");
+    let bad = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("prenotification_days = 30", "prenotification_days = 0");
+    std::fs::write(&config, bad).unwrap();
+    let out = ws.run(&["sepa", "--month", MONTH]);
+    assert_eq!(out.status, 1);
+    assert!(
+        out.stderr
+            .contains("[sepa] prenotification_days: 0: give 1 to 60 days"),
+        "{}",
+        out.stderr
+    );
+}

@@ -1,6 +1,7 @@
 //! The foundations: what every layer uses and that imports nothing of the
 //! crate above it.
 
+pub mod calendar;
 pub mod csvfile;
 pub mod identifiers;
 pub mod lake;

@@ -397,7 +397,11 @@ pub async fn gather(
             mandate_rum: get("mandate_rum").to_string(),
             mandate_date: optional_date(number, "mandate_date", get("mandate_date"))?,
             iban_masked: get("iban_masked").to_string(),
-            debit_date: due_date,
+            debit_date: crate::core::calendar::collection_date(
+                parse_date(number, "issue_date", get("issue_date"))?,
+                due_date,
+                settings.sepa_prenotification_days,
+            ),
             bank_iban: integrator.bank_iban.clone().unwrap_or_default(),
             bank_bic: integrator.bank_bic.clone().unwrap_or_default(),
         };
@@ -462,13 +466,22 @@ pub async fn notices(
     for row in &invoices.rows {
         let get = |column: &str| invoices.get(row, column);
         let number = get("invoice_number");
+        let mut due_date = parse_date(number, "due_date", get("due_date"))?;
+        if get("payment_method") == "SEPA_DD" {
+            // The day it is collected (account.md §8), as the invoice says.
+            due_date = crate::core::calendar::collection_date(
+                parse_date(number, "issue_date", get("issue_date"))?,
+                due_date,
+                settings.sepa_prenotification_days,
+            );
+        }
         notices.push(crate::documents::mail::Notice {
             invoice_number: number.to_string(),
             customer_id: get("customer_id").to_string(),
             customer_name: get("name").to_string(),
             to: get("email").to_string(),
             amount_ttc: parse(number, "total_ttc", get("total_ttc"))?,
-            due_date: parse_date(number, "due_date", get("due_date"))?,
+            due_date,
             payment_method: get("payment_method").to_string(),
             pdf: None,
         });

@@ -681,7 +681,14 @@ pub async fn sepa(stage: &Context, month: Month, format: Format) -> Result<SepaR
             None => report
                 .not_collected
                 .push(row.get("invoice_number").to_string()),
-            Some(debit) => {
+            Some(mut debit) => {
+                // account.md §8: after the pre-notification, on a TARGET
+                // business day.
+                debit.due_date = crate::core::calendar::collection_date(
+                    debit.issue_date,
+                    debit.due_date,
+                    settings.sepa_prenotification_days,
+                );
                 issue_dates.insert(debit.customer_id.clone(), debit.issue_date);
                 debits.push(debit);
             }
