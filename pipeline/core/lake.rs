@@ -221,8 +221,9 @@ impl Lake {
     /// Removes what a write killed half-way left below `prefix` in a local
     /// lake: the local store writes `<name>#<n>` and renames it when whole,
     /// so a process killed in between leaves the staging file (an object
-    /// store leaves nothing). The commands that write a folder call this
-    /// first; one writer at a time holds the lock, so no write is under way.
+    /// store leaves nothing). `render` calls this on the month's documents
+    /// before writing them; one writer at a time holds the lock, so no write
+    /// is under way.
     pub fn remove_staging_leftovers(&self, prefix: &str) -> Result<(), LakeError> {
         let Some(root) = self.url.local_path() else {
             return Ok(());

@@ -284,12 +284,13 @@ impl std::fmt::Display for AssureReport {
         }
         for t in self.totals.iter().filter(|t| t.kind == LATE_CDR) {
             let (label, what) = match t.reason.as_deref() {
-                None if !self.issued => (
+                // The summary's row when there is none.
+                None if self.issued => ("late CDRs, landed after the issue", "none"),
+                None if t.findings == 0 => ("CDRs landed since the last rating", "none"),
+                None => (
                     "CDRs landed since the last rating",
                     "run rate and bill again",
                 ),
-                // The summary's row when there is none.
-                None => ("late CDRs, landed after the issue", "none"),
                 Some("REGULARISED") => (
                     "late CDRs, regularised",
                     "invoiced on a later month as regularisation",
@@ -299,11 +300,6 @@ impl std::fmt::Display for AssureReport {
                     "to be regularised by the next issue",
                 ),
                 _ => ("late CDRs, too late to regularise", "never invoiced"),
-            };
-            let what = if t.findings == 0 && t.reason.is_none() {
-                "none"
-            } else {
-                what
             };
             line(
                 f,
@@ -471,13 +467,7 @@ pub async fn assure(stage: &Context, month: Month) -> Result<AssureReport, Assur
     )
     .await?;
     // Every snapshot: a line terminated before the month is still dead.
-    if !engine::register_dataset(&ctx, lake, datasets::ACCOUNT_STATUS, Some("month")).await? {
-        engine::register_batch(
-            &ctx,
-            "account_status",
-            engine::empty(upstream::status_schema()),
-        )?;
-    }
+    crate::stages::register_account_status(&ctx, lake).await?;
     let statement = billed_statement(lake, month).await?;
     engine::register_batch(&ctx, "billed_statement", statement_batch(&statement))?;
     engine::register_batch(

@@ -27,7 +27,6 @@ use crate::core::ledger::{
 use crate::core::month::Month;
 use crate::engine;
 use crate::engine::sqlfiles;
-use crate::mvne::upstream;
 use crate::reference::integrator::{Integrator, IntegratorError};
 use crate::settings::{BillingSettings, Settings};
 use crate::stages::Context;
@@ -274,7 +273,7 @@ pub async fn bill(stage: &mut Context, month: Month, draft: bool) -> Result<Bill
         &billed,
     )
     .await?;
-    let regularised = regularise(settings, lake, ledger, &ctx, month, &issued, &billed).await?;
+    let regularised = regularise(settings, lake, ledger, &ctx, &issued, &billed).await?;
     engine::run_layer(&ctx, sqlfiles::BILLING_DRAFT).await?;
     check_prices(&ctx, &month_text).await?;
 
@@ -283,12 +282,9 @@ pub async fn bill(stage: &mut Context, month: Month, draft: bool) -> Result<Bill
         "SELECT customer_id FROM draft_invoices ORDER BY customer_id",
     )
     .await?;
-    if draft {
-        return write_draft(settings, lake, &ctx, month, customers).await;
-    }
-
     // Numbering (rating.md §7): continuous within the issue date's year;
-    // the first month billed may continue an earlier system's numbering.
+    // the first month billed may continue an earlier system's numbering. A
+    // draft numbers nothing.
     let year = chrono::Datelike::year(&issue_date);
     let mut seq = ledger.last_sequence(year)?;
     if issued.is_empty() {
@@ -297,9 +293,14 @@ pub async fn bill(stage: &mut Context, month: Month, draft: bool) -> Result<Bill
     let numbers: Vec<(i64, IssuedNumber)> = customers
         .into_iter()
         .map(|row| {
-            seq += 1;
+            let invoice_number = if draft {
+                String::new()
+            } else {
+                seq += 1;
+                format!("{}-{year}-{seq:06}", integrator.invoice_prefix)
+            };
             let number = IssuedNumber {
-                invoice_number: format!("{}-{year}-{seq:06}", integrator.invoice_prefix),
+                invoice_number,
                 customer_id: row[0].clone(),
             };
             (seq, number)
@@ -307,29 +308,34 @@ pub async fn bill(stage: &mut Context, month: Month, draft: bool) -> Result<Bill
         .collect();
     engine::register_batch(&ctx, "invoice_numbers", numbers_batch(&numbers))?;
     engine::run_layer(&ctx, sqlfiles::BILLING_OUTPUT).await?;
-    for dataset in [datasets::INVOICES, datasets::INVOICE_LINES] {
-        let stream = ctx.table(dataset).await?.execute_stream().await?;
-        lake.write_stream(&format!("{dataset}/{partition}/part-0.parquet"), stream)
-            .await?;
+    // The issue's datasets, or the draft's (account.md §2: replaced at each
+    // draft, the columns of the issue's).
+    let drafts = format!("{}/{partition}", datasets::DRAFTS);
+    let outputs = if draft {
+        [
+            format!("{drafts}/draft_invoices/part-0.parquet"),
+            format!("{drafts}/draft_invoice_lines/part-0.parquet"),
+            format!("{drafts}/draft_commitments/part-0.parquet"),
+        ]
+    } else {
+        [
+            datasets::INVOICES,
+            datasets::INVOICE_LINES,
+            datasets::INVOICE_COMMITMENTS,
+        ]
+        .map(|dataset| format!("{dataset}/{partition}/part-0.parquet"))
+    };
+    for (query, key) in [
+        "SELECT * FROM invoices",
+        "SELECT * FROM invoice_lines",
+        INVOICE_COMMITMENTS,
+    ]
+    .iter()
+    .zip(&outputs)
+    {
+        let stream = ctx.sql(query).await?.execute_stream().await?;
+        lake.write_stream(key, stream).await?;
     }
-    let stream = ctx.sql(INVOICE_COMMITMENTS).await?.execute_stream().await?;
-    lake.write_stream(
-        &format!(
-            "{}/{partition}/part-0.parquet",
-            datasets::INVOICE_COMMITMENTS
-        ),
-        stream,
-    )
-    .await?;
-    let notes = credit_notes(ledger, &ctx, &integrator.invoice_prefix, month, issue_date).await?;
-    engine::register_batch(&ctx, "note_numbers", note_numbers(&notes))?;
-    let note_lines = ctx.sql(CREDIT_NOTE_LINES).await?;
-    lake.write_stream(
-        &format!("{}/{partition}/part-0.parquet", datasets::CREDIT_NOTE_LINES),
-        note_lines.execute_stream().await?,
-    )
-    .await?;
-
     let mut report = BillReport {
         month: month_text.clone(),
         ..Default::default()
@@ -343,6 +349,20 @@ pub async fn bill(stage: &mut Context, month: Month, draft: bool) -> Result<Bill
     )
     .await?[0]
         .clone();
+    if draft {
+        report.draft = Some(compare(settings, lake, &ctx, month, lake.url().join(&drafts)).await?);
+        return Ok(report);
+    }
+
+    let notes = credit_notes(ledger, &ctx, &integrator.invoice_prefix, month, issue_date).await?;
+    engine::register_batch(&ctx, "note_numbers", note_numbers(&notes))?;
+    let note_lines = ctx.sql(CREDIT_NOTE_LINES).await?;
+    lake.write_stream(
+        &format!("{}/{partition}/part-0.parquet", datasets::CREDIT_NOTE_LINES),
+        note_lines.execute_stream().await?,
+    )
+    .await?;
+
     report.credit_notes = notes.iter().map(|n| n.number.clone()).collect();
     let charges = month_charges(settings, &ctx, &month_text).await?;
     // account.md §3: what the documents print, recorded with the invoices.
@@ -364,65 +384,15 @@ pub async fn bill(stage: &mut Context, month: Month, draft: bool) -> Result<Bill
     Ok(report)
 }
 
-/// account.md §2: writes the draft's datasets under
-/// `drafts/month=M/` (the columns of `invoices` and `invoice_lines`, the
-/// number empty), replacing the previous draft, and compares each
-/// customer's total with the month before's invoices.
-async fn write_draft(
+/// account.md §2: each customer's total TTC in the draft (`invoices` of
+/// `ctx`) against its invoice of the month before.
+async fn compare(
     settings: &Settings,
     lake: &Lake,
     ctx: &SessionContext,
     month: Month,
-    customers: Vec<Vec<String>>,
-) -> Result<BillReport, BillError> {
-    let numbers: Vec<(i64, IssuedNumber)> = customers
-        .into_iter()
-        .map(|row| {
-            (
-                0,
-                IssuedNumber {
-                    invoice_number: String::new(),
-                    customer_id: row[0].clone(),
-                },
-            )
-        })
-        .collect();
-    engine::register_batch(ctx, "invoice_numbers", numbers_batch(&numbers))?;
-    engine::run_layer(ctx, sqlfiles::BILLING_OUTPUT).await?;
-    let folder = format!("{}/month={month}", datasets::DRAFTS);
-    for (table, name) in [
-        (datasets::INVOICES, "draft_invoices"),
-        (datasets::INVOICE_LINES, "draft_invoice_lines"),
-    ] {
-        let stream = ctx.table(table).await?.execute_stream().await?;
-        lake.write_stream(&format!("{folder}/{name}/part-0.parquet"), stream)
-            .await?;
-    }
-    let stream = ctx.sql(INVOICE_COMMITMENTS).await?.execute_stream().await?;
-    lake.write_stream(
-        &format!("{folder}/draft_commitments/part-0.parquet"),
-        stream,
-    )
-    .await?;
-    let mut report = BillReport {
-        month: month.to_string(),
-        ..Default::default()
-    };
-    summarise(ctx, &mut report).await?;
-    report.lines = engine::scalar_u64(ctx, "SELECT COUNT(*) FROM invoice_lines").await?;
-    report.regularisation_ht = engine::row_strings(
-        ctx,
-        "SELECT CAST(COALESCE(SUM(amount_ht), 0) AS DECIMAL(18, 2)) FROM regularisation_lines",
-    )
-    .await?[0]
-        .clone();
-    report.regularised_months =
-        engine::rows_strings(ctx, "SELECT period FROM regularised_months ORDER BY period")
-            .await?
-            .into_iter()
-            .map(|r| r[0].clone())
-            .collect();
-
+    datasets_url: String,
+) -> Result<DraftReport, BillError> {
     let previous = month
         .previous()
         .ok_or_else(|| BillError::Comparison("no month before".into()))?;
@@ -456,7 +426,7 @@ async fn write_draft(
             .map_err(|_| BillError::Comparison(format!("'{text}' is not an amount")))
     };
     let mut draft = DraftReport {
-        datasets: lake.url().join(&folder),
+        datasets: datasets_url,
         previous_month: previous.to_string(),
         alert_percent: alert.to_string(),
         ..Default::default()
@@ -491,8 +461,7 @@ async fn write_draft(
         });
     }
     draft.previous_total_ttc = format!("{previous_total:.2}");
-    report.draft = Some(draft);
-    Ok(report)
+    Ok(draft)
 }
 
 /// account.md §1: months are issued in order, from `[billing] first_month`
@@ -556,13 +525,7 @@ async fn month_lines(
 ) -> Result<SessionContext, BillError> {
     let ctx = crate::stages::session(settings, month, dates).await?;
     engine::register_batch(&ctx, "billed_charges", billed_charges.clone())?;
-    if !engine::register_dataset(&ctx, lake, datasets::ACCOUNT_STATUS, Some("month")).await? {
-        engine::register_batch(
-            &ctx,
-            "account_status",
-            engine::empty(upstream::status_schema()),
-        )?;
-    }
+    crate::stages::register_account_status(&ctx, lake).await?;
     engine::run_layer(&ctx, sqlfiles::REFERENCE).await?;
     match rating {
         Rating::Lake => {
@@ -589,21 +552,16 @@ async fn month_lines(
     Ok(ctx)
 }
 
-/// A digest of what a month's lines are computed from: the names of its
-/// CDR files, of every conflicting-copy file and status snapshot, and the
-/// bytes of the reference tables. Unchanged: billing the month again would give what it
-/// gave, so it is not billed again.
-async fn fingerprint(settings: &Settings, lake: &Lake, month: Month) -> Result<String, BillError> {
+/// The digest of what every month's lines are computed from besides its
+/// own CDR files: the names of every conflicting-copy file (the billed copy
+/// of an id is that of the file sorting first, whatever its month: rating.md
+/// §1) and status snapshot, and the bytes of the reference tables. Read once
+/// per `bill`, whatever the number of months it looks at.
+async fn common_inputs(settings: &Settings, lake: &Lake) -> Result<String, BillError> {
     use sha2::{Digest, Sha256};
     let mut digest = Sha256::new();
-    for folder in [
-        format!("{}/month={month}", datasets::CDRS),
-        // Every month's conflicting copies: the billed copy of an id is that
-        // of the file sorting first, whatever its month (rating.md §1).
-        datasets::CDR_CONFLICTS.to_string(),
-        datasets::ACCOUNT_STATUS.to_string(),
-    ] {
-        let mut names = lake.list(&folder).await?;
+    for folder in [datasets::CDR_CONFLICTS, datasets::ACCOUNT_STATUS] {
+        let mut names = lake.list(folder).await?;
         names.sort();
         digest.update(format!("{folder}\n{}\n", names.join("\n")));
     }
@@ -622,6 +580,19 @@ async fn fingerprint(settings: &Settings, lake: &Lake, month: Month) -> Result<S
     Ok(format!("{:x}", digest.finalize()))
 }
 
+/// A digest of what a month's lines are computed from: the names of its
+/// CDR files and the [`common_inputs`]. Unchanged: billing the month again
+/// would give what it gave, so it is not billed again.
+async fn fingerprint(common: &str, lake: &Lake, month: Month) -> Result<String, BillError> {
+    use sha2::{Digest, Sha256};
+    let folder = format!("{}/month={month}", datasets::CDRS);
+    let mut names = lake.list(&folder).await?;
+    names.sort();
+    let mut digest = Sha256::new();
+    digest.update(format!("{common}\n{folder}\n{}\n", names.join("\n")));
+    Ok(format!("{:x}", digest.finalize()))
+}
+
 /// account.md §4: bills again, in memory, every issued month of the last
 /// `regularisation_months` whose inputs changed since it was last billed,
 /// and registers in `ctx` the differences per customer and line key
@@ -633,12 +604,16 @@ async fn regularise(
     lake: &Lake,
     ledger: &Ledger,
     ctx: &SessionContext,
-    month: Month,
     issued: &[String],
     billed_charges: &RecordBatch,
 ) -> Result<Vec<(String, String)>, BillError> {
     let reach = settings.billing.regularisation_months as usize;
     let window = &issued[issued.len().saturating_sub(reach)..];
+    let common = if window.is_empty() {
+        String::new()
+    } else {
+        common_inputs(settings, lake).await?
+    };
     let mut recomputed: Vec<RecordBatch> = Vec::new();
     let mut schema = None;
     let mut months = Vec::new();
@@ -646,7 +621,7 @@ async fn regularise(
         let earlier_month: Month = earlier
             .parse()
             .map_err(|_| BillError::Corrupt(format!("issued month '{earlier}'")))?;
-        let digest = fingerprint(settings, lake, earlier_month).await?;
+        let digest = fingerprint(&common, lake, earlier_month).await?;
         if ledger.month_fingerprint(earlier)?.as_deref() == Some(digest.as_str()) {
             continue;
         }
@@ -666,7 +641,6 @@ async fn regularise(
         recomputed.extend(frame.collect().await?);
         months.push((earlier.clone(), digest));
     }
-    let _ = month;
     let empty_lines = "SELECT * FROM month_lines WHERE false";
     match (schema, months.is_empty()) {
         (Some(schema), false) => {

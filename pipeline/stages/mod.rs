@@ -73,6 +73,25 @@ impl Context {
     }
 }
 
+/// Registers every AccountStatus snapshot (`account_status`, by month), or
+/// an empty table when none has landed: `bill`'s terminations, `assure`'s
+/// dead and active lines, `whatif`.
+pub async fn register_account_status(ctx: &SessionContext, lake: &Lake) -> Result<(), LakeError> {
+    use crate::core::lake::datasets;
+    if !engine::register_dataset(ctx, lake, datasets::ACCOUNT_STATUS, Some("month")).await? {
+        engine::register_batch(
+            ctx,
+            "account_status",
+            engine::empty(crate::mvne::upstream::status_schema()),
+        )
+        .map_err(|source| LakeError::Query {
+            url: lake.url().join(datasets::ACCOUNT_STATUS),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
 /// A DataFusion session with the reference tables and `params` (the
 /// month, and the issue and due dates when billing) registered: what
 /// `rate`, `bill` and the stages after them (and `whatif`) start from.

@@ -538,13 +538,7 @@ pub async fn whatif(
     crate::stages::rate::register_copies(&ctx, lake, month).await?;
     let events = ctx.table("month_events").await?.into_view();
     ctx.register_table("cdrs", events)?;
-    if !engine::register_dataset(&ctx, lake, datasets::ACCOUNT_STATUS, Some("month")).await? {
-        engine::register_batch(
-            &ctx,
-            "account_status",
-            engine::empty(upstream::status_schema()),
-        )?;
-    }
+    crate::stages::register_account_status(&ctx, lake).await?;
     for name in OVERRIDDEN {
         let table = ctx.table_provider(name).await?;
         ctx.register_table(format!("reference_{name}"), table)?;
