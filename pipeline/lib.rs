@@ -10,12 +10,15 @@
 //! - `reference`: the integrator's tables and identity;
 //! - `documents`: templates, PDF printing, Factur-X, mail;
 //! - `settings`: the config file, which every stage takes;
+//! - `account`: the customer account (account.md §7): balances, open
+//!   amounts, the bank's files;
 //! - `stages`: one verb each, `sync` → `land` → `rate` → `bill` →
 //!   `render` → `publish` → `assure`, with `finance`, `sepa` and `credit`;
 //! - `tools`: the commands beside the pipeline (`check`, `doctor`,
 //!   `query`, `whatif`, …);
 //! - `cli` (clap) and `app` (a command → its stages), used by `main.rs`.
 
+pub mod account;
 pub mod app;
 pub mod cli;
 pub mod core;

@@ -54,6 +54,13 @@ struct ConfigFile {
     accounting: Option<AccountingSection>,
     billing: Option<BillingSection>,
     sepa: Option<SepaSection>,
+    dunning: Option<DunningSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DunningSection {
+    levels: Option<Vec<u32>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -69,6 +76,8 @@ struct BillingSection {
     first_sequence: Option<i64>,
     draft_alert_percent: Option<rust_decimal::Decimal>,
     regularisation_months: Option<u32>,
+    refund_threshold: Option<rust_decimal::Decimal>,
+    return_fee: Option<rust_decimal::Decimal>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -232,6 +241,9 @@ pub struct Settings {
     /// debit is collected no earlier than this many days after the issue
     /// (the invoice is the debtor's pre-notification).
     pub sepa_prenotification_days: u32,
+    /// `[dunning] levels`: the days overdue at which each reminder goes,
+    /// ascending, the last one the formal notice (default [7, 15, 30]).
+    pub dunning_levels: Vec<u32>,
 }
 
 /// The `[billing]` section: where the sequence of months starts, when a
@@ -248,6 +260,13 @@ pub struct BillingSettings {
     pub draft_alert_percent: rust_decimal::Decimal,
     /// How many issued months before the one billed are billed again.
     pub regularisation_months: u32,
+    /// A credit above this amount (TTC) is refunded by transfer when the
+    /// month's SEPA file is written (account.md §7); None: credits are
+    /// carried to the next invoice.
+    pub refund_threshold: Option<rust_decimal::Decimal>,
+    /// The fee (HT) charged on the next invoice for each direct debit the
+    /// bank returns (account.md §7); 0 by default: none.
+    pub return_fee: rust_decimal::Decimal,
 }
 
 impl Default for BillingSettings {
@@ -257,6 +276,8 @@ impl Default for BillingSettings {
             first_sequence: 1,
             draft_alert_percent: rust_decimal::Decimal::from(30),
             regularisation_months: 12,
+            refund_threshold: None,
+            return_fee: rust_decimal::Decimal::ZERO,
         }
     }
 }
@@ -298,6 +319,22 @@ impl BillingSettings {
                 ));
             }
             settings.regularisation_months = months;
+        }
+        let money = |key: &'static str, amount: rust_decimal::Decimal| {
+            if amount < rust_decimal::Decimal::ZERO || amount.round_dp(2) != amount {
+                Err((
+                    key,
+                    format!("{amount}: give an amount of 0 or more, in euros with at most 2 decimals"),
+                ))
+            } else {
+                Ok(amount)
+            }
+        };
+        if let Some(threshold) = section.refund_threshold {
+            settings.refund_threshold = Some(money("refund_threshold", threshold)?);
+        }
+        if let Some(fee) = section.return_fee {
+            settings.return_fee = money("return_fee", fee)?;
         }
         Ok(settings)
     }
@@ -633,10 +670,28 @@ impl Settings {
                 })
             }
         };
+        let dunning_levels = file
+            .dunning
+            .and_then(|d| d.levels)
+            .unwrap_or_else(|| vec![7, 15, 30]);
+        if dunning_levels.is_empty()
+            || dunning_levels.windows(2).any(|w| w[0] >= w[1])
+            || dunning_levels[0] == 0
+        {
+            return Err(SettingsError::Key {
+                path: path_text.clone(),
+                section: "dunning",
+                key: "levels",
+                message: format!(
+                    "{dunning_levels:?}: give days overdue from 1 upwards, ascending, as [7, 15, 30]"
+                ),
+            });
+        }
         Ok(Settings {
             accounting,
             billing,
             sepa_prenotification_days,
+            dunning_levels,
             memory_pool_bytes: memory_pool_mb << 20,
             cdrs_per_pass,
             templates_dir: file.templates.and_then(|t| t.dir).map(|dir| resolve(&dir)),

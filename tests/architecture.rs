@@ -14,6 +14,7 @@ const LAYERS: &[&str] = &[
     "reference",
     "documents",
     "settings",
+    "account",
     "stages",
     "tools",
     "cli",

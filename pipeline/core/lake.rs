@@ -501,6 +501,12 @@ pub mod datasets {
     /// `drafts/month=M/draft_invoices/` and `drafts/month=M/draft_invoice_lines/`
     /// (account.md §2), replaced at each draft.
     pub const DRAFTS: &str = "drafts";
+    /// The customer account (account.md §7), rewritten whole from the
+    /// ledger after each change: one file, no partition.
+    pub const ACCOUNT_ENTRIES: &str = "account_entries";
+    /// Each customer's unpaid balance by days past due, per date it was
+    /// computed (`as_of=YYYY-MM-DD`).
+    pub const AGED_BALANCE: &str = "aged_balance";
 
     /// Every dataset `query` registers, with its partition column.
     pub const ALL: &[(&str, Option<&str>)] = &[
@@ -524,5 +530,7 @@ pub mod datasets {
         (INVOICE_COMMITMENTS, Some("month")),
         (WHATIF, Some("month")),
         (INVOICE_PARTIES, Some("month")),
+        (ACCOUNT_ENTRIES, None),
+        (AGED_BALANCE, Some("as_of")),
     ];
 }

@@ -207,6 +207,101 @@ CREATE TABLE IF NOT EXISTS billed_charges (
     month TEXT NOT NULL REFERENCES issued_months(month),
     content_hash TEXT NOT NULL
 );
+-- The customer account (account.md §7): append-only, each entry once by
+-- (kind, reference). `amount` is signed exact decimal text: what the
+-- customer owes grows with a positive amount. Kinds: INVOICE (+TTC, dated
+-- its issue date, due on `due_date`), CREDIT_NOTE (-TTC), DIRECT_DEBIT
+-- (-amount, dated its collection date, `document` the invoice it collects,
+-- reference its EndToEndId), TRANSFER (-amount received, reference the
+-- bank's), RETURN (+amount, dated the day the bank reported it, `document`
+-- the EndToEndId of the debit returned, `reason` its ISO code), REFUND
+-- (+amount paid back by transfer, dated its execution date).
+CREATE TABLE IF NOT EXISTS account_entries (
+    id INTEGER PRIMARY KEY,
+    customer_id TEXT NOT NULL,
+    entry_date TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    reference TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    due_date TEXT,
+    document TEXT,
+    reason TEXT,
+    source TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    UNIQUE (kind, reference)
+);
+CREATE INDEX IF NOT EXISTS account_entries_customer ON account_entries (customer_id, entry_date);
+-- Every entry of every bank file imported (payments import), matched or
+-- not, once by the bank's reference: an unmatched one stays here, listed.
+CREATE TABLE IF NOT EXISTS bank_entries (
+    reference TEXT PRIMARY KEY,
+    file TEXT NOT NULL,
+    file_sha256 TEXT NOT NULL,
+    message TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    booking_date TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    reason TEXT,
+    remittance TEXT,
+    debtor_name TEXT,
+    customer_id TEXT,
+    document TEXT,
+    status TEXT NOT NULL,
+    imported_at TEXT NOT NULL
+);
+-- Customers moved to transfer by a returned debit whose account or mandate
+-- is gone (account.md §7), until customers.csv records another mandate
+-- than `mandate_rum` (or the same one signed after `since`).
+CREATE TABLE IF NOT EXISTS transfer_customers (
+    customer_id TEXT PRIMARY KEY,
+    since TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    mandate_rum TEXT NOT NULL,
+    reference TEXT NOT NULL
+);
+-- Returned debits presented again (AM04, MS03) through a later debit:
+-- each once.
+CREATE TABLE IF NOT EXISTS representations (
+    return_reference TEXT PRIMARY KEY,
+    debit_reference TEXT NOT NULL,
+    amount TEXT NOT NULL
+);
+-- One-off charges the pipeline itself raises (the return fee of
+-- account.md §7), billed like charges.csv's rows (account.md §5).
+CREATE TABLE IF NOT EXISTS account_charges (
+    charge_id TEXT PRIMARY KEY,
+    customer_id TEXT NOT NULL,
+    charge_date TEXT NOT NULL,
+    label TEXT NOT NULL,
+    amount_ht TEXT NOT NULL,
+    reference TEXT NOT NULL
+);
+-- The reminders sent (dunning): each level once per overdue amount
+-- (`reference`: the account entry that asked for it).
+CREATE TABLE IF NOT EXISTS dunning_notices (
+    reference TEXT NOT NULL,
+    level INTEGER NOT NULL,
+    customer_id TEXT NOT NULL,
+    days_overdue INTEGER NOT NULL,
+    amount TEXT NOT NULL,
+    notice_date TEXT NOT NULL,
+    recipient TEXT,
+    message_id TEXT,
+    sent_at TEXT NOT NULL,
+    PRIMARY KEY (reference, level)
+);
+-- The IBAN each mandate was last collected on, and when (account.md §8):
+-- a change under the same RUM is sent once with its amendment; a mandate
+-- unused for 36 months has lapsed. The ledger is private to the state
+-- folder, like the SEPA files that carry the same IBANs.
+CREATE TABLE IF NOT EXISTS mandate_accounts (
+    ics TEXT NOT NULL,
+    rum TEXT NOT NULL,
+    iban TEXT NOT NULL,
+    bic TEXT,
+    last_collection TEXT NOT NULL,
+    PRIMARY KEY (ics, rum)
+);
 CREATE TABLE IF NOT EXISTS regularisation_notes (
     credit_note_number TEXT PRIMARY KEY REFERENCES credit_notes(credit_note_number),
     issue_month TEXT NOT NULL REFERENCES issued_months(month),
@@ -544,6 +639,9 @@ impl Ledger {
             params![month, now()],
         )
         .map_err(err)?;
+        for entry in &issue.entries {
+            insert_entry(&tx, entry).map_err(err)?;
+        }
         for charge in &issue.charges {
             tx.execute(
                 "INSERT INTO billed_charges (charge_id, month, content_hash) VALUES (?1, ?2, ?3)",
@@ -642,6 +740,87 @@ pub struct MonthIssue {
     pub fingerprints: Vec<(String, String)>,
     /// The one-off charges the month's invoices carry (account.md §5).
     pub charges: Vec<BilledCharge>,
+    /// The customer account's entries of the issue (account.md §7): one
+    /// INVOICE per invoice, one CREDIT_NOTE per regularisation note.
+    pub entries: Vec<AccountEntry>,
+}
+
+/// One entry of the customer account (account.md §7; table
+/// `account_entries`). `amount` is signed: what the customer owes grows
+/// with a positive amount.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AccountEntry {
+    pub customer_id: String,
+    pub entry_date: chrono::NaiveDate,
+    /// INVOICE, CREDIT_NOTE, DIRECT_DEBIT, TRANSFER, RETURN, REFUND.
+    pub kind: String,
+    /// The invoice or credit note number, the EndToEndId of a direct debit,
+    /// the bank's reference of a transfer or a return.
+    pub reference: String,
+    pub amount: rust_decimal::Decimal,
+    /// An invoice's due date; a direct debit's collection date.
+    pub due_date: Option<chrono::NaiveDate>,
+    /// The document an entry concerns: the invoice a direct debit collects
+    /// or a transfer names, the EndToEndId of the debit a return brings back.
+    pub document: Option<String>,
+    /// A return's ISO 20022 reason code (AM04, AC04, …).
+    pub reason: Option<String>,
+    /// Who recorded it: `bill`, `credit`, `sepa`, or the bank file's name.
+    pub source: String,
+}
+
+/// Records an account entry unless one of its kind and reference is there
+/// (entries are taken once): true when it was new.
+pub fn insert_entry(connection: &Connection, entry: &AccountEntry) -> rusqlite::Result<bool> {
+    let changed = connection.execute(
+        "INSERT INTO account_entries (customer_id, entry_date, kind, reference, amount, due_date,
+             document, reason, source, recorded_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (kind, reference) DO NOTHING",
+        params![
+            entry.customer_id,
+            entry.entry_date.to_string(),
+            entry.kind,
+            entry.reference,
+            format!("{:.2}", entry.amount),
+            entry.due_date.map(|d| d.to_string()),
+            entry.document,
+            entry.reason,
+            entry.source,
+            now()
+        ],
+    )?;
+    Ok(changed == 1)
+}
+
+/// Every account entry, in the order they count: by date, then as recorded.
+pub fn account_entries(connection: &Connection) -> rusqlite::Result<Vec<AccountEntry>> {
+    let mut statement = connection.prepare(
+        "SELECT customer_id, entry_date, kind, reference, amount, due_date, document, reason, source
+         FROM account_entries ORDER BY entry_date, id",
+    )?;
+    let date = |text: String| {
+        chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
+        })
+    };
+    let rows = statement.query_map([], |r| {
+        let amount: String = r.get(4)?;
+        Ok(AccountEntry {
+            customer_id: r.get(0)?,
+            entry_date: date(r.get(1)?)?,
+            kind: r.get(2)?,
+            reference: r.get(3)?,
+            amount: amount.parse().map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e))
+            })?,
+            due_date: r.get::<_, Option<String>>(5)?.map(date).transpose()?,
+            document: r.get(6)?,
+            reason: r.get(7)?,
+            source: r.get(8)?,
+        })
+    })?;
+    rows.collect()
 }
 
 /// A one-off charge billed (account.md §5): the month whose invoice

@@ -62,6 +62,8 @@ pub enum BillError {
     Reference(String),
     #[error("regularisation credit notes: {0}")]
     CreditNotes(String),
+    #[error("customer account: {0}")]
+    Account(String),
     #[error("ledger: {0}")]
     Corrupt(String),
     #[error("draft comparison: {0}")]
@@ -264,6 +266,7 @@ pub async fn bill(stage: &mut Context, month: Month, draft: bool) -> Result<Bill
     let due_date = issue_date + chrono::Duration::days(integrator.payment_terms_days as i64);
     // account.md §5: a charge is billed once, ever.
     let billed = billed_charges_batch(&ledger.billed_charges()?);
+    let raised = raised_charges_batch(ledger)?;
     let ctx = month_lines(
         settings,
         lake,
@@ -271,6 +274,7 @@ pub async fn bill(stage: &mut Context, month: Month, draft: bool) -> Result<Bill
         Some((issue_date, due_date)),
         Rating::Lake,
         &billed,
+        Some(&raised),
     )
     .await?;
     let regularised = regularise(settings, lake, ledger, &ctx, &issued, &billed).await?;
@@ -307,6 +311,24 @@ pub async fn bill(stage: &mut Context, month: Month, draft: bool) -> Result<Bill
         })
         .collect();
     engine::register_batch(&ctx, "invoice_numbers", numbers_batch(&numbers))?;
+    // account.md §4 and §7: the regularisation's credit notes are issued
+    // with the month, before its invoices: their credit is deducted from
+    // the invoice's amount due, with the balance of the account before it.
+    let notes = credit_notes(ledger, &ctx, &integrator.invoice_prefix, month, issue_date).await?;
+    let entries = crate::account::entries(ledger.connection())
+        .map_err(|e| BillError::Account(e.to_string()))?;
+    let mut balances = crate::account::balances_at(&entries, issue_date);
+    for note in &notes {
+        let ttc = Decimal::from_str(&note.total_ttc)
+            .map_err(|_| BillError::CreditNotes(format!("note total '{}'", note.total_ttc)))?;
+        *balances.entry(note.customer_id.clone()).or_insert(Decimal::ZERO) -= ttc;
+    }
+    engine::register_batch(&ctx, "balances", balances_batch(&balances))?;
+    engine::register_batch(
+        &ctx,
+        "transfer_customers",
+        transfer_customers_batch(ledger)?,
+    )?;
     engine::run_layer(&ctx, sqlfiles::BILLING_OUTPUT).await?;
     // The issue's datasets, or the draft's (account.md §2: replaced at each
     // draft, the columns of the issue's).
@@ -354,7 +376,6 @@ pub async fn bill(stage: &mut Context, month: Month, draft: bool) -> Result<Bill
         return Ok(report);
     }
 
-    let notes = credit_notes(ledger, &ctx, &integrator.invoice_prefix, month, issue_date).await?;
     engine::register_batch(&ctx, "note_numbers", note_numbers(&notes))?;
     let note_lines = ctx.sql(CREDIT_NOTE_LINES).await?;
     lake.write_stream(
@@ -364,7 +385,8 @@ pub async fn bill(stage: &mut Context, month: Month, draft: bool) -> Result<Bill
     .await?;
 
     report.credit_notes = notes.iter().map(|n| n.number.clone()).collect();
-    let charges = month_charges(settings, &ctx, &month_text).await?;
+    let charges = month_charges(settings, ledger, &ctx, &month_text).await?;
+    let entries = account_entries(&ctx, &notes).await?;
     // account.md §3: what the documents print, recorded with the invoices.
     crate::stages::frozen::record_issue(settings, lake, month).await?;
     ledger.issue_month(
@@ -376,8 +398,12 @@ pub async fn bill(stage: &mut Context, month: Month, draft: bool) -> Result<Bill
             notes,
             fingerprints: regularised,
             charges,
+            entries,
         },
     )?;
+    crate::account::write_dataset(ledger.connection(), lake)
+        .await
+        .map_err(|e| BillError::Account(e.to_string()))?;
     crate::stages::credit::rewrite_dataset(ledger.connection(), lake, Month::of(issue_date))
         .await
         .map_err(|e| BillError::CreditNotes(e.to_string()))?;
@@ -522,9 +548,13 @@ async fn month_lines(
     dates: Option<(NaiveDate, NaiveDate)>,
     rating: Rating,
     billed_charges: &RecordBatch,
+    raised_charges: Option<&RecordBatch>,
 ) -> Result<SessionContext, BillError> {
     let ctx = crate::stages::session(settings, month, dates).await?;
     engine::register_batch(&ctx, "billed_charges", billed_charges.clone())?;
+    if let Some(raised) = raised_charges.filter(|b| b.num_rows() > 0) {
+        add_raised_charges(&ctx, raised).await?;
+    }
     crate::stages::register_account_status(&ctx, lake).await?;
     engine::run_layer(&ctx, sqlfiles::REFERENCE).await?;
     match rating {
@@ -632,6 +662,7 @@ async fn regularise(
             None,
             Rating::Memory,
             billed_charges,
+            None,
         )
         .await?;
         let frame = kctx
@@ -707,9 +738,11 @@ fn billed_charges_batch(billed: &[BilledCharge]) -> RecordBatch {
 }
 
 /// The charges the month's invoices carry (`CHARGE` lines, whose code is
-/// the charge_id), with the hash of their row as billed, for the ledger.
+/// the charge_id), with the hash of their row as billed, for the ledger:
+/// a row of charges.csv, or a charge the pipeline raised (a return fee).
 async fn month_charges(
     settings: &Settings,
+    ledger: &Ledger,
     ctx: &SessionContext,
     month: &str,
 ) -> Result<Vec<BilledCharge>, BillError> {
@@ -721,9 +754,12 @@ async fn month_charges(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let hashes = crate::reference::Reference::load(&settings.reference_dir)
+    let mut hashes = crate::reference::Reference::load(&settings.reference_dir)
         .map_err(|e| BillError::Reference(e.to_string()))?
         .charge_hashes();
+    for charge in raised_charges(ledger)? {
+        hashes.insert(charge[0].clone(), sha256_hex(&charge.join(";")));
+    }
     ids.into_iter()
         .map(|row| {
             let charge_id = row[0].clone();
@@ -737,6 +773,160 @@ async fn month_charges(
             })
         })
         .collect()
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The charges the pipeline raised itself (`account_charges`: the return
+/// fee of account.md §7), as text: charge_id, customer_id, charge_date,
+/// label, amount_ht.
+fn raised_charges(ledger: &Ledger) -> Result<Vec<Vec<String>>, BillError> {
+    let mut statement = ledger
+        .connection()
+        .prepare(
+            "SELECT charge_id, customer_id, charge_date, label, amount_ht
+             FROM account_charges ORDER BY charge_id",
+        )
+        .map_err(|e| BillError::Account(e.to_string()))?;
+    let rows = statement
+        .query_map([], |r| (0..5).map(|i| r.get::<_, String>(i)).collect())
+        .map_err(|e| BillError::Account(e.to_string()))?;
+    rows.collect::<Result<Vec<Vec<String>>, _>>()
+        .map_err(|e| BillError::Account(e.to_string()))
+}
+
+fn strings_batch(names: &[&str], rows: &[Vec<String>]) -> RecordBatch {
+    use datafusion::arrow::array::{ArrayRef, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let schema = Schema::new(
+        names
+            .iter()
+            .map(|n| Field::new(*n, DataType::Utf8, false))
+            .collect::<Vec<_>>(),
+    );
+    let columns = (0..names.len())
+        .map(|i| {
+            std::sync::Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r[i])))
+                as ArrayRef
+        })
+        .collect();
+    RecordBatch::try_new(std::sync::Arc::new(schema), columns).expect("text columns")
+}
+
+fn raised_charges_batch(ledger: &Ledger) -> Result<RecordBatch, BillError> {
+    Ok(strings_batch(
+        &["charge_id", "customer_id", "charge_date", "label", "amount_ht"],
+        &raised_charges(ledger)?,
+    ))
+}
+
+/// Adds the charges the pipeline raised to the `charges` table of
+/// charges.csv, typed as it is, so that charge_lines.sql bills both alike.
+async fn add_raised_charges(ctx: &SessionContext, raised: &RecordBatch) -> Result<(), BillError> {
+    engine::register_batch(ctx, "raised_charges", raised.clone())?;
+    let table = ctx.table("charges").await?;
+    let schema = table.schema().as_arrow().clone();
+    let money = match schema.field_with_name("amount_ht").map(|f| f.data_type().clone()) {
+        Ok(datafusion::arrow::datatypes::DataType::Decimal128(p, s)) => format!("DECIMAL({p}, {s})"),
+        _ => "DECIMAL(18, 6)".to_string(),
+    };
+    let union = ctx
+        .sql(&format!(
+            "SELECT charge_id, customer_id, msisdn, charge_date, label, amount_ht FROM charges
+             UNION ALL
+             SELECT charge_id, customer_id, CAST(NULL AS VARCHAR), CAST(charge_date AS DATE),
+                    label, CAST(amount_ht AS {money})
+             FROM raised_charges"
+        ))
+        .await?
+        .collect()
+        .await?;
+    ctx.deregister_table("charges")?;
+    let table = datafusion::datasource::MemTable::try_new(
+        std::sync::Arc::new(schema),
+        vec![union],
+    )?;
+    ctx.register_table("charges", std::sync::Arc::new(table))?;
+    Ok(())
+}
+
+/// Each customer's balance brought forward (account.md §7).
+fn balances_batch(balances: &std::collections::BTreeMap<String, Decimal>) -> RecordBatch {
+    let rows: Vec<Vec<String>> = balances
+        .iter()
+        .map(|(customer, balance)| vec![customer.clone(), format!("{balance:.2}")])
+        .collect();
+    strings_batch(&["customer_id", "balance"], &rows)
+}
+
+/// The customers a returned debit moved to transfer (account.md §7), with
+/// the mandate that was returned and since when: `invoices.sql` bills them
+/// by transfer while customers.csv still holds that mandate.
+fn transfer_customers_batch(ledger: &Ledger) -> Result<RecordBatch, BillError> {
+    let mut statement = ledger
+        .connection()
+        .prepare("SELECT customer_id, since, mandate_rum FROM transfer_customers ORDER BY customer_id")
+        .map_err(|e| BillError::Account(e.to_string()))?;
+    let rows = statement
+        .query_map([], |r| (0..3).map(|i| r.get::<_, String>(i)).collect())
+        .map_err(|e| BillError::Account(e.to_string()))?
+        .collect::<Result<Vec<Vec<String>>, _>>()
+        .map_err(|e| BillError::Account(e.to_string()))?;
+    Ok(strings_batch(&["customer_id", "since", "mandate_rum"], &rows))
+}
+
+/// The account entries of the issue: an INVOICE per invoice (its TTC, due
+/// on its due date), a CREDIT_NOTE per regularisation note, dated the issue.
+async fn account_entries(
+    ctx: &SessionContext,
+    notes: &[RegularisationNote],
+) -> Result<Vec<crate::core::ledger::AccountEntry>, BillError> {
+    let rows = engine::rows_strings(
+        ctx,
+        "SELECT invoice_number, customer_id, CAST(issue_date AS VARCHAR), CAST(due_date AS VARCHAR),
+                CAST(total_ttc AS VARCHAR)
+         FROM invoices ORDER BY invoice_number",
+    )
+    .await?;
+    let date = |text: &str| {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map_err(|_| BillError::Corrupt(format!("invoice date '{text}'")))
+    };
+    let amount = |text: &str| {
+        Decimal::from_str(text).map_err(|_| BillError::Corrupt(format!("amount '{text}'")))
+    };
+    let mut entries = Vec::new();
+    for note in notes {
+        entries.push(crate::core::ledger::AccountEntry {
+            customer_id: note.customer_id.clone(),
+            entry_date: date(&note.issue_date)?,
+            kind: crate::account::kind::CREDIT_NOTE.to_string(),
+            reference: note.number.clone(),
+            amount: -amount(&note.total_ttc)?,
+            due_date: None,
+            document: Some(note.invoice_number.clone()),
+            reason: None,
+            source: "bill".to_string(),
+        });
+    }
+    for row in rows {
+        entries.push(crate::core::ledger::AccountEntry {
+            customer_id: row[1].clone(),
+            entry_date: date(&row[2])?,
+            kind: crate::account::kind::INVOICE.to_string(),
+            reference: row[0].clone(),
+            amount: amount(&row[4])?,
+            due_date: Some(date(&row[3])?),
+            document: None,
+            reason: None,
+            source: "bill".to_string(),
+        });
+    }
+    Ok(entries)
 }
 
 fn months_batch<'a>(months: impl Iterator<Item = &'a str>) -> RecordBatch {
