@@ -33,7 +33,7 @@ fn workspace(samples: &Path) -> Workspace {
 
 /// Validates a file against its XSD with `tests/python/check_sepa.py` and
 /// returns what it says.
-fn check(file: &Path) -> serde_json::Value {
+pub(crate) fn check(file: &Path) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/check_sepa.py");
     let out = Command::new(python())
         .arg(&script)

@@ -302,6 +302,33 @@ CREATE TABLE IF NOT EXISTS mandate_accounts (
     last_collection TEXT NOT NULL,
     PRIMARY KEY (ics, rum)
 );
+-- Each payment a SEPA file orders (sepa, account.md §7-8): the direct
+-- debits of a month's pain.008 and the refunds of its pain.001, as written
+-- the first time, so that a re-run writes the same file. `amendment`: the
+-- original IBAN, or SMNDA, when the mandate's account changed.
+CREATE TABLE IF NOT EXISTS sepa_payments (
+    end_to_end_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    month TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    invoice_number TEXT,
+    issue_date TEXT,
+    amount TEXT NOT NULL,
+    payment_date TEXT NOT NULL,
+    name TEXT NOT NULL,
+    iban TEXT NOT NULL,
+    bic TEXT,
+    rum TEXT,
+    mandate_date TEXT,
+    amendment TEXT,
+    recorded_at TEXT NOT NULL
+);
+-- The months whose SEPA payments were worked out (sepa), with or without
+-- a payment: a later run reads sepa_payments, never works them out again.
+CREATE TABLE IF NOT EXISTS sepa_months (
+    month TEXT PRIMARY KEY,
+    recorded_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS regularisation_notes (
     credit_note_number TEXT PRIMARY KEY REFERENCES credit_notes(credit_note_number),
     issue_month TEXT NOT NULL REFERENCES issued_months(month),
@@ -711,6 +738,47 @@ impl Ledger {
         ledger.billed_charges()
     }
 
+    /// The last collection of each mandate (RUM, any creditor identifier)
+    /// from the ledger of `state_dir`, read without writing anything
+    /// (`check`): none when there is no ledger yet.
+    pub fn mandate_collections_in(
+        state_dir: &Path,
+    ) -> Result<std::collections::HashMap<String, String>, LedgerError> {
+        let path = state_dir.join("ledger.sqlite");
+        let mut found = std::collections::HashMap::new();
+        if !path.is_file() {
+            return Ok(found);
+        }
+        let err = |source| LedgerError::Sqlite {
+            path: path.display().to_string(),
+            source,
+        };
+        let connection =
+            Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .map_err(err)?;
+        let exists: i64 = connection
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'mandate_accounts'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
+        if exists == 0 {
+            return Ok(found);
+        }
+        let mut statement = connection
+            .prepare("SELECT rum, MAX(last_collection) FROM mandate_accounts GROUP BY rum")
+            .map_err(err)?;
+        let rows = statement
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(err)?;
+        for row in rows {
+            let (rum, last) = row.map_err(err)?;
+            found.insert(rum, last);
+        }
+        Ok(found)
+    }
+
     /// The numbers issued for a month, by customer.
     pub fn issued_numbers(&self, month: &str) -> Result<Vec<IssuedNumber>, LedgerError> {
         let mut statement = self
@@ -812,7 +880,11 @@ pub fn account_entries(connection: &Connection) -> rusqlite::Result<Vec<AccountE
             kind: r.get(2)?,
             reference: r.get(3)?,
             amount: amount.parse().map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e))
+                rusqlite::Error::FromSqlConversionFailure(
+                    4,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
             })?,
             due_date: r.get::<_, Option<String>>(5)?.map(date).transpose()?,
             document: r.get(6)?,

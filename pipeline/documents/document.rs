@@ -53,6 +53,13 @@ pub struct InvoiceDocument {
     pub vat: Vec<VatAmount>,
     pub total_vat: Decimal,
     pub total_ttc: Decimal,
+    /// The customer's account at the issue date, before this invoice
+    /// (account.md §7, "Solde antérieur"): positive when owed, negative for
+    /// a credit.
+    pub balance_brought_forward: Decimal,
+    /// `total_ttc` + `balance_brought_forward`: what the customer is asked
+    /// to pay (nothing when zero or less: the credit is carried).
+    pub amount_due: Decimal,
     pub payment: Payment,
     /// The annex: one entry per line (msisdn) of the invoice with usage.
     pub annex: Vec<LineUsage>,

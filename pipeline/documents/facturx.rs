@@ -1139,6 +1139,8 @@ mod tests {
             }],
             total_vat: dec("7.00"),
             total_ttc: dec("42.00"),
+            balance_brought_forward: Decimal::ZERO,
+            amount_due: dec("42.00"),
             payment: Payment {
                 method: "SEPA_DD".to_string(),
                 creditor_id: "FR72ZZZ123456".to_string(),

@@ -76,6 +76,12 @@ fn load_into(
     env.add_filter("date_fr", date_fr);
     env.add_filter("month_fr", month_fr_filter);
     env.add_filter("nonzero", |v: Value| decimal_of(&v).map(|d| !d.is_zero()));
+    env.add_filter("positive", |v: Value| {
+        decimal_of(&v).map(|d| d > rust_decimal::Decimal::ZERO)
+    });
+    env.add_filter("abs_eur", |v: Value| {
+        decimal_of(&v).map(|d| Value::from_safe_string(format_eur(d.abs(), 2)))
+    });
     env.add_filter("month_num", |v: String| {
         crate::documents::document::month_numeric(&v).unwrap_or(v)
     });

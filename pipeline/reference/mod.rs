@@ -227,6 +227,19 @@ const TABLES: &[TableSpec] = &[
     },
 ];
 
+/// A customer's payment data as customers.csv holds it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerAccount {
+    pub customer_id: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub payment_method: String,
+    pub iban: Option<String>,
+    pub bic: Option<String>,
+    pub mandate_rum: Option<String>,
+    pub mandate_date: Option<NaiveDate>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum Value {
     Null,
@@ -1079,6 +1092,31 @@ impl Reference {
             }
         }
         Ok(())
+    }
+
+    /// The payment data of every customer (customers.csv), for the SEPA
+    /// files and the customer account (account.md §7-8).
+    pub fn customer_accounts(&self) -> Vec<CustomerAccount> {
+        let t = self.table("customers");
+        let text = |r, c| {
+            t.text(r, c)
+                .map(str::to_string)
+                .filter(|v: &String| !v.trim().is_empty())
+        };
+        (0..t.rows.len())
+            .filter_map(|r| {
+                Some(CustomerAccount {
+                    customer_id: t.text(r, "customer_id")?.to_string(),
+                    name: t.text(r, "name").unwrap_or_default().to_string(),
+                    email: text(r, "email"),
+                    payment_method: t.text(r, "payment_method").unwrap_or_default().to_string(),
+                    iban: text(r, "iban"),
+                    bic: text(r, "bic"),
+                    mandate_rum: text(r, "mandate_rum"),
+                    mandate_date: t.date(r, "mandate_date"),
+                })
+            })
+            .collect()
     }
 
     /// Every `rate_grids.csv` row that has increments (voice and data), for

@@ -116,6 +116,8 @@ pub enum CreditError {
     Session(#[from] SessionError),
     #[error(transparent)]
     Lake(#[from] LakeError),
+    #[error("customer account: {0}")]
+    Account(String),
     #[error("credit: reading the invoice failed: {0}")]
     Query(#[from] datafusion::error::DataFusionError),
     #[error("credit: cannot build the credit_notes dataset: {0}")]
@@ -313,6 +315,9 @@ pub async fn credit(
 
     let issue_month = month_of(note.issue_date);
     write_dataset(connection, lake, issue_month).await?;
+    crate::account::write_dataset(connection, lake)
+        .await
+        .map_err(|e| CreditError::Account(e.to_string()))?;
 
     let document = CreditNoteDocument {
         credit_note_number: note.number.clone(),
@@ -506,6 +511,23 @@ fn issue(
             note.total_ttc.to_string(),
             chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         ],
+    )
+    .map_err(sqlite)?;
+    // account.md §7: the note credits the customer's account, dated its
+    // issue; the next invoice deducts it.
+    crate::core::ledger::insert_entry(
+        &tx,
+        &crate::core::ledger::AccountEntry {
+            customer_id: note.customer_id.clone(),
+            entry_date: note.issue_date,
+            kind: "CREDIT_NOTE".to_string(),
+            reference: note.number.clone(),
+            amount: -note.total_ttc,
+            due_date: None,
+            document: Some(note.invoice_number.clone()),
+            reason: None,
+            source: "credit".to_string(),
+        },
     )
     .map_err(sqlite)?;
     tx.commit().map_err(sqlite)?;
@@ -920,6 +942,8 @@ fn as_invoice_document(note: &CreditNoteDocument) -> InvoiceDocument {
         vat: note.vat.clone(),
         total_vat: note.total_vat,
         total_ttc: note.total_ttc,
+        balance_brought_forward: Decimal::ZERO,
+        amount_due: note.total_ttc,
         payment: note.payment.clone(),
         annex: Vec::new(),
         commitments: Default::default(),

@@ -27,6 +27,7 @@ pub mod frozen;
 pub mod land;
 pub mod publish;
 pub mod rate;
+pub mod refunds;
 pub mod render;
 pub mod sepa;
 pub mod sync;

@@ -433,6 +433,12 @@ pub async fn gather(
             }],
             total_vat: vat,
             total_ttc: parse(number, "total_ttc", get("total_ttc"))?,
+            balance_brought_forward: parse_or_zero(
+                number,
+                "balance_brought_forward",
+                get("balance_brought_forward"),
+            )?,
+            amount_due: parse_or_zero(number, "amount_due", get("amount_due"))?,
             payment,
             annex: annex_of
                 .remove(customer_id)

@@ -49,6 +49,7 @@ use crate::engine;
 use crate::engine::sqlfiles;
 use crate::reference::integrator::{Integrator, IntegratorError};
 use crate::reference::{Reference, ReferenceError};
+use crate::stages::refunds;
 use crate::stages::Context;
 
 // ---- text -------------------------------------------------------------------
@@ -214,6 +215,34 @@ pub struct Debit {
     pub rum: String,
     pub mandate_date: NaiveDate,
     pub sequence: SequenceType,
+    /// The mandate's account changed since its last collection (account.md
+    /// §8): sent once with the amendment indicator.
+    pub amendment: Option<Amendment>,
+}
+
+/// What changed under a mandate since its last collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Amendment {
+    /// Another account at the same bank: the original IBAN.
+    OriginalIban(String),
+    /// Another bank: `SMNDA` as the original debtor agent.
+    NewBank,
+}
+
+impl Amendment {
+    /// As the ledger keeps it.
+    pub fn stored(&self) -> String {
+        match self {
+            Amendment::OriginalIban(iban) => iban.clone(),
+            Amendment::NewBank => "SMNDA".to_string(),
+        }
+    }
+    pub fn from_stored(text: &str) -> Amendment {
+        match text {
+            "SMNDA" => Amendment::NewBank,
+            iban => Amendment::OriginalIban(iban.to_string()),
+        }
+    }
 }
 
 /// Everything one file says.
@@ -365,6 +394,19 @@ pub fn write_xml(file: &DebitFile) -> std::io::Result<Vec<u8>> {
             x.start("MndtRltdInf")?;
             x.leaf("MndtId", &debit.rum)?;
             x.leaf("DtOfSgntr", &debit.mandate_date.to_string())?;
+            if let Some(amendment) = &debit.amendment {
+                x.leaf("AmdmntInd", "true")?;
+                x.start("AmdmntInfDtls")?;
+                match amendment {
+                    Amendment::OriginalIban(iban) => {
+                        x.path(&["OrgnlDbtrAcct", "Id", "IBAN"], iban)?
+                    }
+                    Amendment::NewBank => {
+                        x.path(&["OrgnlDbtrAgt", "FinInstnId", "Othr", "Id"], "SMNDA")?
+                    }
+                }
+                x.end("AmdmntInfDtls")?;
+            }
             x.end("MndtRltdInf")?;
             x.end("DrctDbtTx")?;
             x.agent("DbtrAgt", debit.bic.as_deref())?;
@@ -482,6 +524,8 @@ pub enum SepaError {
     Query(#[from] datafusion::error::DataFusionError),
     #[error("sepa: cannot write the XML: {0}")]
     Xml(#[from] std::io::Error),
+    #[error("month {month}'s SEPA file was never written and {later} is issued: its invoices are carried into {later}'s amount to pay and collected by the file of {later}")]
+    Carried { month: String, later: String },
 }
 
 /// What `sepa` did.
@@ -501,8 +545,21 @@ pub struct SepaReport {
     pub recurrent: u64,
     /// The requested collection dates.
     pub collection_dates: Vec<String>,
-    /// Invoices paid by SEPA_DD with a total of zero or less: not collected.
+    /// Invoices paid by SEPA_DD with nothing to collect (amount to pay of
+    /// zero or less, paid since, or held by a dunned return).
     pub not_collected: Vec<String>,
+    /// Invoices of customers a returned debit moved to transfer.
+    pub on_transfer: Vec<String>,
+    /// Invoices whose mandate has lapsed (unused for 36 months).
+    pub lapsed: Vec<String>,
+    /// Debits sent with the amendment indicator.
+    pub amendments: u64,
+    /// The refunds file (pain.001), when a credit is refunded.
+    pub refunds_file: Option<String>,
+    pub refunds: u64,
+    pub refunds_sum: Decimal,
+    /// Customers with a credit above the threshold but no IBAN: carried.
+    pub refunds_without_iban: Vec<String>,
     /// False when the file was there already with the same bytes.
     pub written: bool,
 }
@@ -534,8 +591,35 @@ impl std::fmt::Display for SepaReport {
         if !self.not_collected.is_empty() {
             write!(
                 f,
-                "; not collected (total ≤ 0): {}",
+                "; not collected (nothing to pay): {}",
                 self.not_collected.join(", ")
+            )?;
+        }
+        if !self.on_transfer.is_empty() {
+            write!(f, "; on transfer: {}", self.on_transfer.join(", "))?;
+        }
+        if !self.lapsed.is_empty() {
+            write!(
+                f,
+                "; mandate lapsed (unused 36 months), not collected: {}",
+                self.lapsed.join(", ")
+            )?;
+        }
+        if self.amendments > 0 {
+            write!(f, "; {} with a mandate amendment", self.amendments)?;
+        }
+        if let Some(file) = &self.refunds_file {
+            write!(
+                f,
+                "; {} refunds, {} EUR, in {file}",
+                self.refunds, self.refunds_sum
+            )?;
+        }
+        if !self.refunds_without_iban.is_empty() {
+            write!(
+                f,
+                "; credit carried, no IBAN to refund: {}",
+                self.refunds_without_iban.join(", ")
             )?;
         }
         Ok(())
@@ -587,10 +671,10 @@ fn read_debit(row: &Row<'_>) -> Result<Option<Debit>, SepaError> {
         NaiveDate::parse_from_str(row.get(column), "%Y-%m-%d")
             .map_err(|_| fail(format!("its {column} '{}' is not a date", row.get(column))))
     };
-    let amount: Decimal = row.get("total_ttc").parse().map_err(|_| {
+    let amount: Decimal = row.get("amount_due").parse().map_err(|_| {
         fail(format!(
-            "its total_ttc '{}' is not a number",
-            row.get("total_ttc")
+            "its amount_due '{}' is not a number",
+            row.get("amount_due")
         ))
     })?;
     if amount <= Decimal::ZERO {
@@ -623,11 +707,474 @@ fn read_debit(row: &Row<'_>) -> Result<Option<Debit>, SepaError> {
         rum,
         mandate_date: date("mandate_date")?,
         sequence: SequenceType::First,
+        amendment: None,
     }))
 }
 
+/// Months between two dates, counted as a calendar would: 2023-11-16 to
+/// 2026-11-16 is 36.
+fn months_between(from: NaiveDate, to: NaiveDate) -> i64 {
+    use chrono::Datelike as _;
+    let months =
+        i64::from(to.year() - from.year()) * 12 + i64::from(to.month()) - i64::from(from.month());
+    if to.day() < from.day() {
+        months - 1
+    } else {
+        months
+    }
+}
+
+/// account.md §8: a mandate unused for 36 months has lapsed. `last_use`:
+/// its last collection, or its signature when never collected.
+pub fn lapsed(last_use: NaiveDate, on: NaiveDate) -> bool {
+    months_between(last_use, on) >= 36 && on > last_use
+}
+
+/// The bank of an IBAN as far as the amendment rule needs it: the country
+/// and the national bank code (France and Monaco: the 5-digit code banque;
+/// the other SEPA countries by the length of their bank identifier).
+pub fn bank_of(iban: &str) -> Option<String> {
+    let iban = compact_iban(iban);
+    let country = iban.get(0..2)?;
+    let length = match country {
+        "FR" | "MC" => 5,
+        "DE" => 8,
+        "BE" => 3,
+        "ES" | "NL" | "PT" | "CH" => 4,
+        "LU" => 3,
+        "AT" => 5,
+        "IT" | "SM" => 11, // CIN, ABI
+        "GB" | "IE" => 10, // bank code and sort code
+        _ => return None,
+    };
+    iban.get(4..4 + length)
+        .map(|code| format!("{country}{code}"))
+}
+
+/// What a debit under a mandate last collected on `previous` (IBAN, BIC)
+/// must say now that the account is `iban` (account.md §8): nothing when
+/// it is the same account; the original IBAN when the bank is the same;
+/// SMNDA when it changed (or cannot be told the same).
+pub fn amendment(
+    previous: (&str, Option<&str>),
+    iban: &str,
+    bic: Option<&str>,
+) -> Option<Amendment> {
+    let (old_iban, old_bic) = previous;
+    if compact_iban(old_iban) == compact_iban(iban) {
+        return None;
+    }
+    let same_bank = match (old_bic, bic) {
+        (Some(a), Some(b)) if a.len() >= 8 && b.len() >= 8 => a[..8] == b[..8],
+        _ => bank_of(old_iban).is_some() && bank_of(old_iban) == bank_of(iban),
+    };
+    Some(if same_bank {
+        Amendment::OriginalIban(compact_iban(old_iban))
+    } else {
+        Amendment::NewBank
+    })
+}
+
+/// A payment as `sepa_payments` keeps it.
+struct Stored {
+    end_to_end_id: String,
+    kind: String,
+    customer_id: String,
+    issue_date: Option<String>,
+    amount: String,
+    payment_date: String,
+    name: String,
+    iban: String,
+    bic: Option<String>,
+    rum: Option<String>,
+    mandate_date: Option<String>,
+    amendment: Option<String>,
+}
+
+fn stored_payments(ledger: &Ledger, month: &str) -> Result<Vec<Stored>, SepaError> {
+    let mut statement = ledger
+        .connection()
+        .prepare(
+            "SELECT end_to_end_id, kind, customer_id, issue_date, amount,
+                    payment_date, name, iban, bic, rum, mandate_date, amendment
+             FROM sepa_payments WHERE month = ?1 ORDER BY end_to_end_id",
+        )
+        .map_err(ledger_error)?;
+    let rows = statement
+        .query_map(params![month], |r| {
+            Ok(Stored {
+                end_to_end_id: r.get(0)?,
+                kind: r.get(1)?,
+                customer_id: r.get(2)?,
+                issue_date: r.get(3)?,
+                amount: r.get(4)?,
+                payment_date: r.get(5)?,
+                name: r.get(6)?,
+                iban: r.get(7)?,
+                bic: r.get(8)?,
+                rum: r.get(9)?,
+                mandate_date: r.get(10)?,
+                amendment: r.get(11)?,
+            })
+        })
+        .map_err(ledger_error)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(ledger_error)
+}
+
+fn parse_date(text: &str) -> Result<NaiveDate, SepaError> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| SepaError::Ledger(format!("date '{text}' in sepa_payments")))
+}
+
+fn parse_amount(text: &str) -> Result<Decimal, SepaError> {
+    text.parse()
+        .map_err(|_| SepaError::Ledger(format!("amount '{text}' in sepa_payments")))
+}
+
+impl Stored {
+    fn debit(&self) -> Result<Debit, SepaError> {
+        let missing = |what: &str| {
+            SepaError::Ledger(format!(
+                "sepa_payments {} has no {what}",
+                self.end_to_end_id
+            ))
+        };
+        Ok(Debit {
+            invoice_number: self.end_to_end_id.clone(),
+            customer_id: self.customer_id.clone(),
+            issue_date: parse_date(
+                self.issue_date
+                    .as_deref()
+                    .ok_or_else(|| missing("issue date"))?,
+            )?,
+            due_date: parse_date(&self.payment_date)?,
+            amount: parse_amount(&self.amount)?,
+            debtor_name: self.name.clone(),
+            iban: self.iban.clone(),
+            bic: self.bic.clone(),
+            rum: self.rum.clone().ok_or_else(|| missing("mandate"))?,
+            mandate_date: parse_date(
+                self.mandate_date
+                    .as_deref()
+                    .ok_or_else(|| missing("mandate date"))?,
+            )?,
+            sequence: SequenceType::First,
+            amendment: self.amendment.as_deref().map(Amendment::from_stored),
+        })
+    }
+    fn refund(&self) -> Result<refunds::Refund, SepaError> {
+        Ok(refunds::Refund {
+            end_to_end_id: self.end_to_end_id.clone(),
+            customer_id: self.customer_id.clone(),
+            amount: parse_amount(&self.amount)?,
+            execution_date: parse_date(&self.payment_date)?,
+            creditor_name: self.name.clone(),
+            iban: self.iban.clone(),
+            bic: self.bic.clone(),
+        })
+    }
+}
+
+/// The refund's EndToEndId: the invoice prefix, RMB, the month and the
+/// customer, at most the 35 characters of the field.
+fn refund_id(prefix: &str, month: Month, customer: &str) -> String {
+    let id = format!(
+        "{prefix}-RMB-{}-{customer}",
+        month.to_string().replace('-', "")
+    );
+    id.chars()
+        .filter(|c| is_identifier_char(*c))
+        .take(35)
+        .collect()
+}
+
+/// Works out the month's payments the first time a file is asked for
+/// (account.md §7-8) and records them with their account entries, in one
+/// transaction: each invoice's debit of its amount to pay, and each credit
+/// above `[billing] refund_threshold` refunded.
+async fn work_out(
+    stage: &Context,
+    month: Month,
+    integrator: &Integrator,
+    reference: &Reference,
+    report: &mut SepaReport,
+) -> Result<(), SepaError> {
+    let Context {
+        settings,
+        lake,
+        ledger,
+    } = stage;
+    let month_text = month.to_string();
+    let ctx = engine::session_with_pool(settings.memory_pool_bytes);
+    reference.register(&ctx)?;
+    let registered = engine::register_path(
+        &ctx,
+        lake,
+        "invoices",
+        &format!("{}/month={month}", datasets::INVOICES),
+        None,
+    )
+    .await?;
+    let rows = if registered {
+        let table = engine::Rows::query(&ctx, &sqlfiles::SEPA_DEBITS).await?;
+        table
+            .rows
+            .iter()
+            .map(|values| Row {
+                columns: table.columns(),
+                values: values.clone(),
+            })
+            .map(|row| read_debit(&row).map(|d| (row.get("invoice_number").to_string(), d)))
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        Vec::new()
+    };
+
+    let connection = ledger.connection();
+    let entries =
+        crate::account::entries(connection).map_err(|e| SepaError::Ledger(e.to_string()))?;
+    let presented = crate::account::representations(connection)
+        .map_err(|e| SepaError::Ledger(e.to_string()))?;
+    let open = crate::account::open_amounts(&entries, &presented, NaiveDate::MAX);
+    let mut balance: HashMap<String, Decimal> = HashMap::new();
+    for entry in &entries {
+        *balance
+            .entry(entry.customer_id.clone())
+            .or_insert(Decimal::ZERO) += entry.amount;
+    }
+    // The customers a returned debit moved to transfer, while customers.csv
+    // holds the mandate that came back.
+    let on_transfer: HashMap<String, (String, String)> = {
+        let mut statement = connection
+            .prepare("SELECT customer_id, mandate_rum, since FROM transfer_customers")
+            .map_err(ledger_error)?;
+        let rows = statement
+            .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
+            .map_err(ledger_error)?;
+        rows.collect::<Result<_, _>>().map_err(ledger_error)?
+    };
+    let ics = integrator.sepa_ics.clone().unwrap_or_default();
+    let accounts: HashMap<String, (String, Option<String>, String)> = {
+        let mut statement = connection
+            .prepare("SELECT rum, iban, bic, last_collection FROM mandate_accounts WHERE ics = ?1")
+            .map_err(ledger_error)?;
+        let rows = statement
+            .query_map(params![ics], |r| {
+                Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?)))
+            })
+            .map_err(ledger_error)?;
+        rows.collect::<Result<_, _>>().map_err(ledger_error)?
+    };
+
+    let mut debits = Vec::new();
+    let mut issue_dates = HashMap::new();
+    let mut presenting: Vec<(String, String, Decimal)> = Vec::new();
+    for (invoice, debit) in rows {
+        let Some(mut debit) = debit else {
+            report.not_collected.push(invoice);
+            continue;
+        };
+        // account.md §8: after the pre-notification, on a TARGET business day.
+        debit.due_date = crate::core::calendar::collection_date(
+            debit.issue_date,
+            debit.due_date,
+            settings.sepa_prenotification_days,
+        );
+        issue_dates.insert(debit.customer_id.clone(), debit.issue_date);
+        if let Some((rum, since)) = on_transfer.get(&debit.customer_id) {
+            if *rum == debit.rum && debit.mandate_date.to_string() <= *since {
+                report.on_transfer.push(invoice);
+                continue;
+            }
+        }
+        let previous = accounts.get(&debit.rum);
+        let last_use = previous
+            .and_then(|(_, _, last)| NaiveDate::parse_from_str(last, "%Y-%m-%d").ok())
+            .map_or(debit.mandate_date, |last| last.max(debit.mandate_date));
+        if lapsed(last_use, debit.due_date) {
+            report.lapsed.push(invoice);
+            continue;
+        }
+        // account.md §7: the amount to pay, less what the customer paid
+        // since (or what a debit already on its way collects), less the
+        // returns that are dunned rather than presented again; a return of
+        // insufficient funds not presented yet is carried by this debit.
+        let customer_open: Vec<&crate::account::OpenAmount> = open
+            .iter()
+            .filter(|o| o.customer_id == debit.customer_id)
+            .collect();
+        let held: Decimal = customer_open
+            .iter()
+            .filter(|o| o.kind == crate::account::kind::RETURN && !o.presentable)
+            .map(|o| o.open)
+            .sum();
+        let owed = balance
+            .get(&debit.customer_id)
+            .copied()
+            .unwrap_or(debit.amount);
+        let amount = debit.amount.min(owed) - held;
+        if amount <= Decimal::ZERO {
+            report.not_collected.push(invoice);
+            continue;
+        }
+        debit.amount = amount;
+        for o in customer_open.iter().filter(|o| o.presentable) {
+            presenting.push((o.reference.clone(), debit.invoice_number.clone(), o.open));
+        }
+        debit.amendment = previous.and_then(|(iban, bic, _)| {
+            amendment((iban, bic.as_deref()), &debit.iban, debit.bic.as_deref())
+        });
+        debits.push(debit);
+    }
+    // A mandate signed after the invoice it would collect is a mistake in
+    // the customers table: say which row.
+    reference.check_mandates_signed(&issue_dates)?;
+
+    // Credits above the threshold, refunded on the day the debits are
+    // collected (the month's first collection date).
+    let mut refunds = Vec::new();
+    if let Some(threshold) = settings.billing.refund_threshold {
+        let issue_date = month.next_first_day();
+        let due = issue_date + chrono::Duration::days(integrator.payment_terms_days as i64);
+        let execution = crate::core::calendar::collection_date(
+            issue_date,
+            due,
+            settings.sepa_prenotification_days,
+        );
+        let listed = reference.customer_accounts();
+        let customers: HashMap<&str, &crate::reference::CustomerAccount> =
+            listed.iter().map(|c| (c.customer_id.as_str(), c)).collect();
+        let mut credits: Vec<(&String, &Decimal)> =
+            balance.iter().filter(|(_, b)| -**b > threshold).collect();
+        credits.sort();
+        for (customer, credit) in credits {
+            match customers
+                .get(customer.as_str())
+                .and_then(|c| c.iban.as_ref().map(|i| (c, i)))
+            {
+                Some((account, iban)) => refunds.push(refunds::Refund {
+                    end_to_end_id: refund_id(&integrator.invoice_prefix, month, customer),
+                    customer_id: customer.clone(),
+                    amount: -*credit,
+                    execution_date: execution,
+                    creditor_name: account.name.clone(),
+                    iban: compact_iban(iban),
+                    bic: account.bic.clone(),
+                }),
+                None => report.refunds_without_iban.push(customer.clone()),
+            }
+        }
+    }
+
+    // One transaction: the payments as written, their account entries,
+    // the returns they present again, the mandates' accounts.
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let tx = connection.unchecked_transaction().map_err(ledger_error)?;
+    for debit in &debits {
+        tx.execute(
+            "INSERT INTO sepa_payments (end_to_end_id, kind, month, customer_id, invoice_number,
+                 issue_date, amount, payment_date, name, iban, bic, rum, mandate_date, amendment,
+                 recorded_at)
+             VALUES (?1, 'DEBIT', ?2, ?3, ?1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            params![
+                debit.invoice_number,
+                month_text,
+                debit.customer_id,
+                debit.issue_date.to_string(),
+                format!("{:.2}", debit.amount),
+                debit.due_date.to_string(),
+                debit.debtor_name,
+                debit.iban,
+                debit.bic,
+                debit.rum,
+                debit.mandate_date.to_string(),
+                debit.amendment.as_ref().map(Amendment::stored),
+                now
+            ],
+        )
+        .map_err(ledger_error)?;
+        crate::core::ledger::insert_entry(
+            &tx,
+            &crate::core::ledger::AccountEntry {
+                customer_id: debit.customer_id.clone(),
+                entry_date: debit.due_date,
+                kind: crate::account::kind::DIRECT_DEBIT.to_string(),
+                reference: debit.invoice_number.clone(),
+                amount: -debit.amount,
+                due_date: Some(debit.due_date),
+                document: Some(debit.invoice_number.clone()),
+                reason: None,
+                source: format!("sepa {month_text}"),
+            },
+        )
+        .map_err(ledger_error)?;
+        tx.execute(
+            "INSERT INTO mandate_accounts (ics, rum, iban, bic, last_collection) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (ics, rum) DO UPDATE SET iban = excluded.iban, bic = excluded.bic,
+                 last_collection = excluded.last_collection
+             WHERE excluded.last_collection >= mandate_accounts.last_collection",
+            params![ics, debit.rum, debit.iban, debit.bic, debit.due_date.to_string()],
+        )
+        .map_err(ledger_error)?;
+    }
+    for (returned, debit, amount) in &presenting {
+        tx.execute(
+            "INSERT INTO representations (return_reference, debit_reference, amount) VALUES (?1, ?2, ?3)
+             ON CONFLICT (return_reference) DO NOTHING",
+            params![returned, debit, format!("{amount:.2}")],
+        )
+        .map_err(ledger_error)?;
+    }
+    for refund in &refunds {
+        tx.execute(
+            "INSERT INTO sepa_payments (end_to_end_id, kind, month, customer_id, amount, payment_date,
+                 name, iban, bic, recorded_at)
+             VALUES (?1, 'REFUND', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                refund.end_to_end_id,
+                month_text,
+                refund.customer_id,
+                format!("{:.2}", refund.amount),
+                refund.execution_date.to_string(),
+                refund.creditor_name,
+                refund.iban,
+                refund.bic,
+                now
+            ],
+        )
+        .map_err(ledger_error)?;
+        crate::core::ledger::insert_entry(
+            &tx,
+            &crate::core::ledger::AccountEntry {
+                customer_id: refund.customer_id.clone(),
+                entry_date: refund.execution_date,
+                kind: crate::account::kind::REFUND.to_string(),
+                reference: refund.end_to_end_id.clone(),
+                amount: refund.amount,
+                due_date: None,
+                document: None,
+                reason: None,
+                source: format!("sepa {month_text}"),
+            },
+        )
+        .map_err(ledger_error)?;
+    }
+    tx.execute(
+        "INSERT INTO sepa_months (month, recorded_at) VALUES (?1, ?2)",
+        params![month_text, now],
+    )
+    .map_err(ledger_error)?;
+    tx.commit().map_err(ledger_error)?;
+    crate::account::write_dataset(connection, lake)
+        .await
+        .map_err(|e| SepaError::Ledger(e.to_string()))?;
+    Ok(())
+}
+
 /// Writes the month's SEPA direct-debit file in the lake (unless the same
-/// bytes are there) and records its mandates' first collections.
+/// bytes are there) and its refunds file, and records its mandates' first
+/// collections. The payments are worked out the first time and recorded
+/// (`work_out`); a later run writes the same files from the record.
 pub async fn sepa(stage: &Context, month: Month, format: Format) -> Result<SepaReport, SepaError> {
     let Context {
         settings,
@@ -647,58 +1194,38 @@ pub async fn sepa(stage: &Context, month: Month, format: Format) -> Result<SepaR
         control_sum: Decimal::new(0, 2),
         ..Default::default()
     };
-
-    let ctx = engine::session_with_pool(settings.memory_pool_bytes);
-    reference.register(&ctx)?;
-    let registered = engine::register_path(
-        &ctx,
-        lake,
-        "invoices",
-        &format!("{}/month={month}", datasets::INVOICES),
-        None,
-    )
-    .await?;
-    if !registered {
-        return Ok(report);
-    }
-    let table = engine::Rows::query(&ctx, &sqlfiles::SEPA_DEBITS).await?;
-    let rows: Vec<Row> = table
-        .rows
-        .iter()
-        .map(|values| Row {
-            columns: table.columns(),
-            values: values.clone(),
-        })
-        .collect();
-    if rows.is_empty() {
-        return Ok(report);
-    }
-
-    let mut debits = Vec::with_capacity(rows.len());
-    let mut issue_dates = HashMap::new();
-    for row in &rows {
-        match read_debit(row)? {
-            None => report
-                .not_collected
-                .push(row.get("invoice_number").to_string()),
-            Some(mut debit) => {
-                // account.md §8: after the pre-notification, on a TARGET
-                // business day.
-                debit.due_date = crate::core::calendar::collection_date(
-                    debit.issue_date,
-                    debit.due_date,
-                    settings.sepa_prenotification_days,
-                );
-                issue_dates.insert(debit.customer_id.clone(), debit.issue_date);
-                debits.push(debit);
-            }
+    let worked_out: bool = ledger
+        .connection()
+        .query_row(
+            "SELECT COUNT(*) > 0 FROM sepa_months WHERE month = ?1",
+            params![month_text],
+            |r| r.get(0),
+        )
+        .map_err(ledger_error)?;
+    if !worked_out {
+        // account.md §7: an invoice of a month whose file was never written
+        // is carried into the next issued month's amount to pay, and
+        // collected by that month's file: never twice.
+        if let Some(later) = ledger
+            .issued_months()?
+            .into_iter()
+            .find(|m| *m > month_text)
+        {
+            return Err(SepaError::Carried {
+                month: month_text,
+                later,
+            });
         }
+        work_out(stage, month, &integrator, &reference, &mut report).await?;
     }
-    // A mandate signed after the invoice it would collect is a mistake in
-    // the customers table: say which row.
-    reference.check_mandates_signed(&issue_dates)?;
-    if debits.is_empty() {
-        return Ok(report);
+    let stored = stored_payments(ledger, &month_text)?;
+    let mut debits = Vec::new();
+    let mut refunds = Vec::new();
+    for payment in &stored {
+        match payment.kind.as_str() {
+            "DEBIT" => debits.push(payment.debit()?),
+            _ => refunds.push(payment.refund()?),
+        }
     }
 
     let path = settings.integrator_path.display().to_string();
@@ -706,6 +1233,33 @@ pub async fn sepa(stage: &Context, month: Month, format: Format) -> Result<SepaR
         path: path.clone(),
         key,
     };
+    if !refunds.is_empty() {
+        let file = refunds::TransferFile {
+            message_id: refunds::message_id(&integrator.invoice_prefix, month),
+            created: month.next_first_day(),
+            debtor_name: integrator.name.clone(),
+            debtor_iban: compact_iban(
+                integrator
+                    .bank_iban
+                    .as_deref()
+                    .ok_or_else(|| missing("bank_iban"))?,
+            ),
+            debtor_bic: integrator.bank_bic.clone(),
+            refunds,
+        };
+        let bytes = refunds::write_xml(&file)?;
+        let key = refunds::file_key(month);
+        if lake.get_if_exists(&key).await?.as_deref() != Some(bytes.as_slice()) {
+            lake.put(&key, bytes).await?;
+        }
+        report.refunds_file = Some(lake.url().join(&key));
+        report.refunds = file.refunds.len() as u64;
+        report.refunds_sum = file.refunds.iter().map(|r| r.amount).sum();
+    }
+    if debits.is_empty() {
+        return Ok(report);
+    }
+
     let ics = integrator
         .sepa_ics
         .clone()
@@ -748,6 +1302,7 @@ pub async fn sepa(stage: &Context, month: Month, format: Format) -> Result<SepaR
     report.file = Some(lake.url().join(&key));
     report.transactions = file.debits.len() as u64;
     report.control_sum = file.debits.iter().map(|d| d.amount).sum();
+    report.amendments = file.debits.iter().filter(|d| d.amendment.is_some()).count() as u64;
     report.first = file
         .debits
         .iter()
@@ -782,6 +1337,7 @@ mod tests {
             rum: rum.to_string(),
             mandate_date: date("2025-06-01"),
             sequence,
+            amendment: None,
         }
     }
 

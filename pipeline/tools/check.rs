@@ -341,6 +341,11 @@ pub async fn check(settings: &Settings, lake: &Lake) -> Result<CheckReport, Chec
         handsets_item(&tables, &routed(&["handsets.csv", "handset_sales.csv"])),
         subscriptions_item(&tables, &routed(&["subscriptions.csv"])),
         customers_item(&tables, &routed(&["customers.csv"])),
+        mandates_item(
+            &tables,
+            Ledger::mandate_collections_in(&settings.state_dir),
+            chrono::Local::now().date_naive(),
+        ),
         charges_item(
             &tables,
             &routed(&["charges.csv"]),
@@ -884,6 +889,64 @@ fn customers_item(tables: &Tables, problems: &[&ReferenceError]) -> Item {
             item.warning(
                 At::row(customers, c, "vat_number"),
                 format!("{id}: {problem}"),
+            );
+        }
+    }
+    item.build()
+}
+
+/// account.md §8: a mandate unused for 36 months has lapsed; no debit is
+/// issued on it until a new mandate is recorded. Its last use is its last
+/// collection as the ledger records it, or its signature when never
+/// collected.
+fn mandates_item(
+    tables: &Tables,
+    collections: Result<
+        std::collections::HashMap<String, String>,
+        crate::core::ledger::LedgerError,
+    >,
+    today: chrono::NaiveDate,
+) -> Item {
+    let mut item = Builder::new(
+        "mandates",
+        "no direct-debit mandate has lapsed (unused for 36 months)",
+    );
+    let collections = match collections {
+        Ok(collections) => collections,
+        Err(e) => {
+            item.blocking(At::file("ledger.sqlite"), e.to_string());
+            return item.build();
+        }
+    };
+    if tables.unreadable(&["customers"]) {
+        return item.build();
+    }
+    let customers = tables.get("customers");
+    for c in 0..customers.len() {
+        if customers.text(c, "payment_method") != Some("SEPA_DD") {
+            continue;
+        }
+        let (Some(rum), Some(signed)) = (
+            customers.text(c, "mandate_rum"),
+            customers.date(c, "mandate_date"),
+        ) else {
+            continue;
+        };
+        let collected = collections
+            .get(rum)
+            .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+        let last_use = collected.map_or(signed, |d| d.max(signed));
+        if crate::stages::sepa::lapsed(last_use, today) {
+            let id = customers.cell(c, "customer_id");
+            let since = match collected {
+                Some(d) if d >= signed => format!("last collected on {d}"),
+                _ => format!("signed on {signed} and never collected"),
+            };
+            item.blocking(
+                At::row(customers, c, "mandate_rum"),
+                format!(
+                    "{id}: mandate {rum} {since}, unused for 36 months: it has lapsed and no debit is issued on it; record a new mandate (mandate_rum, mandate_date)"
+                ),
             );
         }
     }

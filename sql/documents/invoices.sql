@@ -22,6 +22,8 @@ SELECT
     i.total_ht,
     i.vat,
     i.total_ttc,
+    i.balance_brought_forward,
+    i.amount_due,
     i.customer_kind AS kind,
     p.name,
     p.address1,
