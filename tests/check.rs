@@ -124,6 +124,7 @@ check: reference tables in <dir>/reference, <dir>/integrator.toml
     ! handsets.csv line 8, column model: PHONE_C: sold with no offer, only at its bare price 129.00
 [ok]       subscriptions: subscriptions name customers, plans, options and grids that exist, on a combination with a fee; a line's rows do not overlap
 [ok]       customers: direct-debit customers have a valid IBAN and mandate (RUM, date); e-mail, SIRET and VAT numbers are well-formed
+[ok]       mandates: no direct-debit mandate has lapsed (unused for 36 months)
 [ok]       charges: one-off charges name a known customer (and one of its lines), once each, in cents; a charge billed is not changed afterwards
     · charges.csv: absent: no one-off charge to bill (the file is optional)
 [ok]       images: logo 95×95 px and footer banner 760×95 px, PNG or JPEG, 300 dpi
@@ -133,7 +134,7 @@ check: reference tables in <dir>/reference, <dir>/integrator.toml
 [ok]       details: complementary details: brand, billing and technical e-mails, technical contact, SEPA creditor identifier (ICS)
 [warning]  platform: the tables the MVNE configured (Tables tarifaires/) are ours
     ! file://<dir>/lake/raw/Tables tarifaires/: not compared: no table of the MVNE synced yet (run mvnobill sync once the MVNE has published them)
-check: 12 items, 9 ok, 3 with warnings, 0 blocking
+check: 13 items, 10 ok, 3 with warnings, 0 blocking
 "
     );
     let (out, report) = dossier.check();
@@ -144,7 +145,7 @@ check: 12 items, 9 ok, 3 with warnings, 0 blocking
             report["warnings"].as_u64(),
             report["blocking"].as_u64()
         ),
-        (Some(9), Some(3), Some(0))
+        (Some(10), Some(3), Some(0))
     );
 }
 

@@ -109,6 +109,7 @@ fn notice(seq: u32, name: &str, to: &str, method: &str, ttc: &str, pdf: Option<V
         customer_name: name.to_string(),
         to: to.to_string(),
         amount_ttc: ttc.parse::<Decimal>().expect("an amount"),
+        amount_due: ttc.parse::<Decimal>().expect("an amount"),
         due_date: NaiveDate::from_ymd_opt(2026, 11, 16).unwrap(),
         payment_method: method.to_string(),
         pdf,
@@ -146,7 +147,7 @@ fn each_customer_is_mailed_once_and_a_refused_recipient_does_not_stop_the_others
     let pdf1 = fake_pdf(0);
     let pdf3 = fake_pdf(7);
     let notices = || {
-        vec![
+        let mut notices = vec![
             notice(
                 1,
                 "SARL Dupont & Fils",
@@ -171,7 +172,10 @@ fn each_customer_is_mailed_once_and_a_refused_recipient_does_not_stop_the_others
                 "1234.5",
                 Some(pdf3.clone()),
             ),
-        ]
+        ];
+        // The third customer had 65.50 unpaid: its invoice asks 1300.00.
+        notices[2].amount_due = "1300.00".parse().unwrap();
+        notices
     };
 
     let report = mail::send_notices(
@@ -257,6 +261,11 @@ fn each_customer_is_mailed_once_and_a_refused_recipient_does_not_stop_the_others
         body.contains("Montant TTC : 1\u{202f}234,50\u{a0}€"),
         "{body}"
     );
+    assert!(
+        body.contains("Montant à payer, solde antérieur compris : 1\u{202f}300,00\u{a0}€"),
+        "{body}"
+    );
+    assert!(!text(&first["text"]).contains("solde antérieur"));
     assert!(
         body.contains("À régler par virement avant le 16/11/2026"),
         "{body}"

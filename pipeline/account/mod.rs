@@ -197,8 +197,46 @@ pub fn open_amounts(
     open
 }
 
+/// The lettering of the customer account (411): per customer, in the order
+/// the entries count, each run of entries that brings the balance back to
+/// zero shares a code (`A`, `B`, …, `Z`, `AA`, …), as an accountant letters
+/// an invoice with the payments that settle it. Entries of a run not yet
+/// closed have none: they are the open items. Same order as `entries`.
+pub fn lettering(entries: &[AccountEntry]) -> Vec<Option<String>> {
+    fn code(mut n: usize) -> String {
+        let mut letters = Vec::new();
+        loop {
+            letters.push(b'A' + (n % 26) as u8);
+            if n < 26 {
+                break;
+            }
+            n = n / 26 - 1;
+        }
+        letters.reverse();
+        String::from_utf8(letters).expect("ASCII letters")
+    }
+    let mut codes = vec![None; entries.len()];
+    let mut runs: HashMap<&str, (Decimal, Vec<usize>, usize)> = HashMap::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let (balance, run, next) =
+            runs.entry(entry.customer_id.as_str())
+                .or_insert((Decimal::ZERO, Vec::new(), 0));
+        *balance += entry.amount;
+        run.push(i);
+        if balance.is_zero() {
+            let letter = code(*next);
+            *next += 1;
+            for j in run.drain(..) {
+                codes[j] = Some(letter.clone());
+            }
+        }
+    }
+    codes
+}
+
 /// The `account_entries` dataset's columns (interface.md): amounts signed,
-/// scale 2.
+/// scale 2; `lettering` the code shared by the entries that settle each
+/// other (`lettering`).
 pub fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("customer_id", DataType::Utf8, false),
@@ -210,6 +248,7 @@ pub fn schema() -> SchemaRef {
         Field::new("document", DataType::Utf8, true),
         Field::new("reason", DataType::Utf8, true),
         Field::new("source", DataType::Utf8, false),
+        Field::new("lettering", DataType::Utf8, true),
     ]))
 }
 
@@ -243,6 +282,7 @@ pub async fn write_dataset(connection: &Connection, lake: &Lake) -> Result<u64, 
         optional(|e| e.document.as_deref()),
         optional(|e| e.reason.as_deref()),
         text(|e| &e.source),
+        Arc::new(StringArray::from(lettering(&entries))),
     ];
     let batch = RecordBatch::try_new(schema(), columns)?;
     let key = format!("{}/part-0.parquet", datasets::ACCOUNT_ENTRIES);
@@ -321,6 +361,41 @@ mod tests {
         // The debit that came back was itself a presentation again.
         assert!(!second_return.presentable);
         assert_eq!(second_return.overdue_from, Some(date("2026-12-16")));
+    }
+
+    #[test]
+    fn entries_that_settle_each_other_share_a_lettering_code() {
+        let mut other = entry(kind::INVOICE, "F-9", "2026-11-01", "5.00");
+        other.customer_id = "C2".into();
+        let all = vec![
+            entry(kind::INVOICE, "F-1", "2026-11-01", "30.00"),
+            other,
+            entry(kind::DIRECT_DEBIT, "F-1", "2026-11-16", "-30.00"),
+            entry(kind::INVOICE, "F-2", "2026-12-01", "20.00"),
+            entry(kind::TRANSFER, "BANK-1", "2026-12-03", "-15.00"),
+        ];
+        assert_eq!(
+            lettering(&all),
+            vec![
+                Some("A".to_string()),
+                None,
+                Some("A".to_string()),
+                None,
+                None
+            ]
+        );
+        let many: Vec<AccountEntry> = (0..28)
+            .flat_map(|n| {
+                [
+                    entry(kind::INVOICE, &format!("F-{n}"), "2026-11-01", "1.00"),
+                    entry(kind::TRANSFER, &format!("B-{n}"), "2026-11-02", "-1.00"),
+                ]
+            })
+            .collect();
+        let codes = lettering(&many);
+        assert_eq!(codes[51], Some("Z".to_string()));
+        assert_eq!(codes[52], Some("AA".to_string()));
+        assert_eq!(codes[55], Some("AB".to_string()));
     }
 
     #[test]

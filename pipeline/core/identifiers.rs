@@ -293,6 +293,87 @@ pub fn email_problem(address: &str) -> Option<String> {
         .map(|e| format!("'{address}' is not an e-mail address ({e})"))
 }
 
+// ---- the SEPA Latin character set --------------------------------------------
+
+/// Letters with their accent taken off (Latin-1 and Latin Extended-A).
+const FOLDS: &[(&str, &str)] = &[
+    ("àáâãäåāăą", "a"),
+    ("ÀÁÂÃÄÅĀĂĄ", "A"),
+    ("æ", "ae"),
+    ("Æ", "AE"),
+    ("çćĉċč", "c"),
+    ("ÇĆĈĊČ", "C"),
+    ("ďđð", "d"),
+    ("ĎĐÐ", "D"),
+    ("èéêëēĕėęě", "e"),
+    ("ÈÉÊËĒĔĖĘĚ", "E"),
+    ("ĝğġģ", "g"),
+    ("ĜĞĠĢ", "G"),
+    ("ĥħ", "h"),
+    ("ĤĦ", "H"),
+    ("ìíîïĩīĭįı", "i"),
+    ("ÌÍÎÏĨĪĬĮİ", "I"),
+    ("ĵ", "j"),
+    ("Ĵ", "J"),
+    ("ķ", "k"),
+    ("Ķ", "K"),
+    ("ĺļľŀł", "l"),
+    ("ĹĻĽĿŁ", "L"),
+    ("ñńņňŉ", "n"),
+    ("ÑŃŅŇ", "N"),
+    ("òóôõöøōŏő", "o"),
+    ("ÒÓÔÕÖØŌŎŐ", "O"),
+    ("œ", "oe"),
+    ("Œ", "OE"),
+    ("ŕŗř", "r"),
+    ("ŔŖŘ", "R"),
+    ("śŝşš", "s"),
+    ("ŚŜŞŠ", "S"),
+    ("ß", "ss"),
+    ("ţťŧ", "t"),
+    ("ŢŤŦ", "T"),
+    ("þ", "th"),
+    ("Þ", "TH"),
+    ("ùúûüũūŭůűų", "u"),
+    ("ÙÚÛÜŨŪŬŮŰŲ", "U"),
+    ("ŵ", "w"),
+    ("Ŵ", "W"),
+    ("ýÿŷ", "y"),
+    ("ÝŸŶ", "Y"),
+    ("źżž", "z"),
+    ("ŹŻŽ", "Z"),
+    // Signs outside the set, replaced by the nearest one inside it.
+    ("&", "+"),
+    ("\"«»“”‘’`´", "'"),
+    ("<[{", "("),
+    (">]}", ")"),
+    (";", ","),
+    ("_–—", "-"),
+    ("!", "."),
+];
+
+/// `text` in the SEPA Latin character set, spaces collapsed, cut to `max`
+/// characters. A character with no counterpart becomes a space.
+pub fn sepa_text(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if is_identifier_char(c) {
+            out.push(c);
+        } else if let Some((_, to)) = FOLDS.iter().find(|(from, _)| from.contains(c)) {
+            out.push_str(to);
+        } else {
+            out.push(' ');
+        }
+    }
+    let collapsed = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    collapsed
+        .chars()
+        .take(max)
+        .collect::<String>()
+        .trim_end()
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -349,6 +349,9 @@ pub struct Notice {
     /// The customer's e-mail address (`customers.csv`).
     pub to: String,
     pub amount_ttc: Decimal,
+    /// What the invoice asks: its TTC plus the customer's balance brought
+    /// forward (account.md §7).
+    pub amount_due: Decimal,
     pub due_date: NaiveDate,
     /// `SEPA_DD` or `TRANSFER`.
     pub payment_method: String,
@@ -561,7 +564,12 @@ struct MailInvoice<'a> {
     due_date: NaiveDate,
     /// `SEPA_DD` or `TRANSFER`.
     payment_method: &'a str,
-    /// The total is zero or less.
+    /// What the invoice asks: its total plus the balance brought forward.
+    amount_due: Decimal,
+    /// The amount to pay differs from the total (a balance was brought
+    /// forward).
+    with_balance: bool,
+    /// The amount to pay is zero or less.
     nothing_to_pay: bool,
 }
 
@@ -588,7 +596,9 @@ fn content(
             total_ttc: notice.amount_ttc,
             due_date: notice.due_date,
             payment_method: &notice.payment_method,
-            nothing_to_pay: notice.amount_ttc <= Decimal::ZERO,
+            amount_due: notice.amount_due,
+            with_balance: notice.amount_due != notice.amount_ttc,
+            nothing_to_pay: notice.amount_due <= Decimal::ZERO,
         },
         customer: MailCustomer {
             customer_id: &notice.customer_id,
@@ -1113,6 +1123,7 @@ mod tests {
             customer_name: "Élodie Müller".to_string(),
             to: "client3@example.org".to_string(),
             amount_ttc: Decimal::new(8386, 2),
+            amount_due: Decimal::new(8386, 2),
             due_date: NaiveDate::from_ymd_opt(2026, 11, 16).unwrap(),
             payment_method: method.to_string(),
             pdf,
@@ -1290,6 +1301,7 @@ mod tests {
 
         let big = Notice {
             amount_ttc: Decimal::new(123456789, 2),
+            amount_due: Decimal::new(123456789, 2),
             ..notice("SEPA_DD", None)
         };
         let content = super::content(

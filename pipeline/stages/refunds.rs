@@ -20,8 +20,8 @@ use chrono::NaiveDate;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use rust_decimal::Decimal;
 
+use crate::core::identifiers::sepa_text;
 use crate::core::month::Month;
-use crate::stages::sepa::sepa_text;
 
 /// One credit paid back.
 #[derive(Debug, Clone, PartialEq, Eq)]

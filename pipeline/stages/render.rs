@@ -487,6 +487,10 @@ pub async fn notices(
             customer_name: get("name").to_string(),
             to: get("email").to_string(),
             amount_ttc: parse(number, "total_ttc", get("total_ttc"))?,
+            amount_due: match get("amount_due") {
+                "" => parse(number, "total_ttc", get("total_ttc"))?,
+                text => parse(number, "amount_due", text)?,
+            },
             due_date,
             payment_method: get("payment_method").to_string(),
             pdf: None,

@@ -41,7 +41,7 @@ use rusqlite::params;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::core::identifiers::{compact_iban, is_identifier_char};
+use crate::core::identifiers::{compact_iban, is_identifier_char, sepa_text};
 use crate::core::lake::{datasets, LakeError};
 use crate::core::ledger::{Ledger, LedgerError};
 use crate::core::month::Month;
@@ -53,85 +53,6 @@ use crate::stages::refunds;
 use crate::stages::Context;
 
 // ---- text -------------------------------------------------------------------
-
-/// Letters with their accent taken off (Latin-1 and Latin Extended-A).
-const FOLDS: &[(&str, &str)] = &[
-    ("àáâãäåāăą", "a"),
-    ("ÀÁÂÃÄÅĀĂĄ", "A"),
-    ("æ", "ae"),
-    ("Æ", "AE"),
-    ("çćĉċč", "c"),
-    ("ÇĆĈĊČ", "C"),
-    ("ďđð", "d"),
-    ("ĎĐÐ", "D"),
-    ("èéêëēĕėęě", "e"),
-    ("ÈÉÊËĒĔĖĘĚ", "E"),
-    ("ĝğġģ", "g"),
-    ("ĜĞĠĢ", "G"),
-    ("ĥħ", "h"),
-    ("ĤĦ", "H"),
-    ("ìíîïĩīĭįı", "i"),
-    ("ÌÍÎÏĨĪĬĮİ", "I"),
-    ("ĵ", "j"),
-    ("Ĵ", "J"),
-    ("ķ", "k"),
-    ("Ķ", "K"),
-    ("ĺļľŀł", "l"),
-    ("ĹĻĽĿŁ", "L"),
-    ("ñńņňŉ", "n"),
-    ("ÑŃŅŇ", "N"),
-    ("òóôõöøōŏő", "o"),
-    ("ÒÓÔÕÖØŌŎŐ", "O"),
-    ("œ", "oe"),
-    ("Œ", "OE"),
-    ("ŕŗř", "r"),
-    ("ŔŖŘ", "R"),
-    ("śŝşš", "s"),
-    ("ŚŜŞŠ", "S"),
-    ("ß", "ss"),
-    ("ţťŧ", "t"),
-    ("ŢŤŦ", "T"),
-    ("þ", "th"),
-    ("Þ", "TH"),
-    ("ùúûüũūŭůűų", "u"),
-    ("ÙÚÛÜŨŪŬŮŰŲ", "U"),
-    ("ŵ", "w"),
-    ("Ŵ", "W"),
-    ("ýÿŷ", "y"),
-    ("ÝŸŶ", "Y"),
-    ("źżž", "z"),
-    ("ŹŻŽ", "Z"),
-    // Signs outside the set, replaced by the nearest one inside it.
-    ("&", "+"),
-    ("\"«»“”‘’`´", "'"),
-    ("<[{", "("),
-    (">]}", ")"),
-    (";", ","),
-    ("_–—", "-"),
-    ("!", "."),
-];
-
-/// `text` in the SEPA Latin character set, spaces collapsed, cut to `max`
-/// characters. A character with no counterpart becomes a space.
-pub fn sepa_text(text: &str, max: usize) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if is_identifier_char(c) {
-            out.push(c);
-        } else if let Some((_, to)) = FOLDS.iter().find(|(from, _)| from.contains(c)) {
-            out.push_str(to);
-        } else {
-            out.push(' ');
-        }
-    }
-    let collapsed = out.split_whitespace().collect::<Vec<_>>().join(" ");
-    collapsed
-        .chars()
-        .take(max)
-        .collect::<String>()
-        .trim_end()
-        .to_string()
-}
 
 /// The EPC's limit for a name (the schema allows 140).
 const NAME_MAX: usize = 70;
@@ -1422,13 +1343,55 @@ mod tests {
     }
 
     #[test]
-    fn invoices_of_zero_or_less_are_not_collected() {
+    fn a_mandate_lapses_after_36_months_unused() {
+        assert!(!lapsed(date("2023-11-16"), date("2026-11-15")));
+        assert!(lapsed(date("2023-11-16"), date("2026-11-16")));
+        assert!(lapsed(date("2023-10-01"), date("2026-12-16")));
+        assert!(!lapsed(date("2026-10-01"), date("2026-12-16")));
+    }
+
+    #[test]
+    fn an_account_changed_under_a_mandate_says_the_original_iban_or_smnda() {
+        let old = "FR7630004000010001111111177";
+        // Same account: nothing.
+        assert_eq!(
+            amendment((old, None), "FR76 3000 4000 0100 0111 1111 177", None),
+            None
+        );
+        // Same bank by its code (30004), no BIC.
+        assert_eq!(
+            amendment((old, None), "FR7630004000010002222222245", None),
+            Some(Amendment::OriginalIban(old.to_string()))
+        );
+        // Another bank by its BIC8, whatever the IBAN says.
+        assert_eq!(
+            amendment(
+                (old, Some("BNPAFRPPXXX")),
+                "FR7630004000010002222222245",
+                Some("AGRIFRPPXXX")
+            ),
+            Some(Amendment::NewBank)
+        );
+        // Another bank code, or a country whose code we do not read.
+        assert_eq!(
+            amendment((old, None), "FR7630006000011234567890189", None),
+            Some(Amendment::NewBank)
+        );
+        assert_eq!(
+            bank_of("DE89370400440532013000").as_deref(),
+            Some("DE37040044")
+        );
+        assert_eq!(bank_of("XX0012345"), None);
+    }
+
+    #[test]
+    fn amounts_to_pay_of_zero_or_less_are_not_collected() {
         let names = [
             "invoice_number",
             "customer_id",
             "issue_date",
             "due_date",
-            "total_ttc",
+            "amount_due",
             "name",
             "iban",
             "bic",
