@@ -28,6 +28,8 @@ use serde::Serialize;
 use crate::core::lake::{datasets, Lake, LakeError};
 pub use crate::core::ledger::AccountEntry;
 
+pub mod bankfiles;
+
 /// The kinds of account entries.
 pub mod kind {
     pub const INVOICE: &str = "INVOICE";
@@ -134,7 +136,10 @@ pub fn open_amounts(
     let carrying: HashSet<&str> = presented.values().map(String::as_str).collect();
     let mut by_customer: BTreeMap<&str, Vec<&AccountEntry>> = BTreeMap::new();
     for entry in &entries {
-        by_customer.entry(&entry.customer_id).or_default().push(entry);
+        by_customer
+            .entry(&entry.customer_id)
+            .or_default()
+            .push(entry);
     }
     let mut open = Vec::new();
     for (customer, entries) in by_customer {
