@@ -24,6 +24,7 @@ mod injection;
 mod land_files;
 mod mail;
 mod operators;
+mod payments;
 mod rules;
 mod s3;
 mod secrets;
