@@ -26,8 +26,6 @@
 //! The debtor's IBAN is read to match a transfer to a customer; it never
 //! goes into a message, a report or the ledger (`Debug` masks it).
 
-use std::path::Path;
-
 use chrono::NaiveDate;
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
@@ -182,16 +180,6 @@ pub struct BankFile {
     /// Entries not booked (camt) and statuses other than a rejection
     /// (pain.002): not transactions to take.
     pub skipped: u64,
-}
-
-/// Reads a bank file; `file` names it in messages.
-pub fn read(path: &Path) -> Result<BankFile, BankFileError> {
-    let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| BankFileError::Io {
-        file: file.clone(),
-        source,
-    })?;
-    parse(&file, &bytes)
 }
 
 /// Reads the bytes of a bank file; `file` names it in messages.
