@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::cli::{Cli, Command, QueryFormat, RioCommand, SepaFormat, SimCommand};
+use crate::cli::{Cli, Command, PaymentsCommand, QueryFormat, RioCommand, SepaFormat, SimCommand};
 use crate::core::lake::{Lake, LakeError};
 use crate::core::ledger::{Ledger, LedgerError};
 use crate::core::lock::{LockError, StateLock};
@@ -17,6 +17,7 @@ use crate::stages::bill::{self, BillError, BillReport};
 use crate::stages::credit::{self, CreditError, CreditReport, CreditRequest};
 use crate::stages::finance::{self, FinanceError, FinanceReport};
 use crate::stages::land::{self, LandError, LandReport};
+use crate::stages::payments::{self, ImportReport, PaymentsError, UnmatchedReport};
 use crate::stages::publish::{self, PublishError, PublishRunReport};
 use crate::stages::rate::{self, RateError, RateReport};
 use crate::stages::render::{self, RenderError, RenderOptions, RenderReport};
@@ -68,6 +69,8 @@ pub enum AppError {
     #[error(transparent)]
     Credit(#[from] CreditError),
     #[error(transparent)]
+    Payments(#[from] PaymentsError),
+    #[error(transparent)]
     Rio(#[from] RioError),
     #[error(transparent)]
     Sim(#[from] crate::tools::sim::SimError),
@@ -107,6 +110,8 @@ pub enum Report {
     Query(QueryReport),
     QuerySession(query::SessionReport),
     Credit(Timed<CreditReport>),
+    Payments(Timed<ImportReport>),
+    Unmatched(UnmatchedReport),
     RioCheck(RioCheckReport),
     Puk(crate::tools::sim::PukReport),
     RioBatch(RioBatchReport),
@@ -134,6 +139,8 @@ impl std::fmt::Display for Report {
             Report::Query(r) => r.fmt(f),
             Report::QuerySession(r) => r.fmt(f),
             Report::Credit(r) => r.fmt(f),
+            Report::Payments(r) => r.fmt(f),
+            Report::Unmatched(r) => r.fmt(f),
             Report::RioCheck(r) => r.fmt(f),
             Report::Puk(r) => r.fmt(f),
             Report::RioBatch(r) => r.fmt(f),
@@ -514,6 +521,12 @@ impl Stages {
         Ok(report)
     }
 
+    async fn payments_import(&self, file: &Path) -> Result<Timed<ImportReport>, AppError> {
+        let id = self.start("payments import", None)?;
+        let result = payments::import(&self.context, file).await;
+        self.record(id, result)
+    }
+
     async fn run(
         &mut self,
         month: Month,
@@ -592,12 +605,18 @@ pub fn writes(command: &Command) -> bool {
         | Command::Assure { .. }
         | Command::Run { .. }
         | Command::Whatif { .. }
-        | Command::Credit { .. } => true,
+        | Command::Credit { .. }
+        | Command::Payments {
+            command: PaymentsCommand::Import { .. },
+        } => true,
         // Read-only, but its verdict is about a lake at rest: not while a
         // command writes it (it waits with --wait).
         Command::Doctor => true,
         // `demo` takes the lock of its own folder's state (below).
         Command::Query { .. }
+        | Command::Payments {
+            command: PaymentsCommand::Unmatched,
+        }
         | Command::Sim { .. }
         | Command::Rio { .. }
         | Command::Duration { .. }
@@ -675,6 +694,19 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
                     .credit(&request, RenderOptions { pdf: !html_only })
                     .await?,
             ))
+        }
+        Command::Payments {
+            command: PaymentsCommand::Import { file },
+        } => Ok(Report::Payments(
+            Stages::open(&cli.config)?.payments_import(&file).await?,
+        )),
+        Command::Payments {
+            command: PaymentsCommand::Unmatched,
+        } => {
+            // Read-only: no stage run is recorded.
+            let settings = Settings::load(&cli.config)?;
+            let ledger = Ledger::open(&settings.state_dir)?;
+            Ok(Report::Unmatched(payments::unmatched(ledger.connection())?))
         }
         Command::Query { sql, format, out } => {
             let settings = Settings::load(&cli.config)?;

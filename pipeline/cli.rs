@@ -157,6 +157,12 @@ pub enum Command {
         #[arg(long)]
         html_only: bool,
     },
+    /// The bank's files: transfers received, direct debits returned
+    /// (account.md §7; docs/RECEIVABLES.md).
+    Payments {
+        #[command(subcommand)]
+        command: PaymentsCommand,
+    },
     /// SQL over the lake's datasets and the reference tables; without a
     /// statement, an interactive prompt with history.
     Query {
@@ -237,6 +243,19 @@ pub enum Command {
         #[arg(long, default_value_t = 50_000)]
         cdrs: u64,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PaymentsCommand {
+    /// Import a camt.054 / camt.053 / camt.052 notification or statement,
+    /// or a pain.002 status report: each bank entry once, matched to an
+    /// invoice or a customer, or kept as unmatched.
+    Import {
+        /// The bank's XML file.
+        file: PathBuf,
+    },
+    /// List the bank entries that matched nothing, kept in the ledger.
+    Unmatched,
 }
 
 #[derive(Debug, Subcommand)]

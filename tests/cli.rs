@@ -69,8 +69,8 @@ fn help_lists_only_working_commands() {
         listed,
         [
             "sync", "land", "rate", "bill", "finance", "render", "publish", "sepa", "assure",
-            "whatif", "run", "credit", "query", "sim", "check", "doctor", "rio", "duration", "gen",
-            "demo",
+            "whatif", "run", "credit", "payments", "query", "sim", "check", "doctor", "rio",
+            "duration", "gen", "demo",
         ],
         "{}",
         out.stdout

@@ -24,6 +24,7 @@ mod injection;
 mod land_files;
 mod mail;
 mod operators;
+mod payments;
 mod receivables;
 mod rules;
 mod s3;

@@ -28,6 +28,8 @@ use serde::Serialize;
 use crate::core::lake::{datasets, Lake, LakeError};
 pub use crate::core::ledger::AccountEntry;
 
+pub mod bankfiles;
+
 /// The kinds of account entries.
 pub mod kind {
     pub const INVOICE: &str = "INVOICE";

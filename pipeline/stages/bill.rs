@@ -855,12 +855,37 @@ async fn add_raised_charges(ctx: &SessionContext, raised: &RecordBatch) -> Resul
                     label, CAST(amount_ht AS {money})
              FROM raised_charges"
         ))
-        .await?
-        .collect()
         .await?;
+    // Every column nullable (msisdn is NULL on a raised charge, where the
+    // charges.csv table says it is never null) and of the union's types:
+    // each side of the union gives batches of its own schema (Utf8View on
+    // one side, Utf8 on the other).
+    let schema = std::sync::Arc::new(datafusion::arrow::datatypes::Schema::new(
+        union
+            .schema()
+            .as_arrow()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+    ));
+    let union = union
+        .collect()
+        .await?
+        .into_iter()
+        .map(|batch| {
+            let columns = batch
+                .columns()
+                .iter()
+                .zip(schema.fields())
+                .map(|(column, field)| datafusion::arrow::compute::cast(column, field.data_type()))
+                .collect::<Result<Vec<_>, _>>()?;
+            RecordBatch::try_new(schema.clone(), columns)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(datafusion::error::DataFusionError::from)?;
     ctx.deregister_table("charges")?;
-    let table =
-        datafusion::datasource::MemTable::try_new(std::sync::Arc::new(schema), vec![union])?;
+    let table = datafusion::datasource::MemTable::try_new(schema, vec![union])?;
     ctx.register_table("charges", std::sync::Arc::new(table))?;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The pipeline's stages, one verb each: `sync` → `land` → `rate` → `bill`
-//! → `render` → `publish` → `assure`, with `finance`, `sepa` and `credit`.
+//! → `render` → `publish` → `assure`, with `finance`, `sepa`, `credit` and
+//! `payments`.
 //!
 //! Each stage is handed one [`Context`]: the settings, the lake and the
 //! ledger, opened once by the command (`app.rs`). A stage that runs SQL
@@ -25,6 +26,7 @@ pub mod credit;
 pub mod finance;
 pub mod frozen;
 pub mod land;
+pub mod payments;
 pub mod publish;
 pub mod rate;
 pub mod refunds;
