@@ -120,13 +120,10 @@ impl Lake {
         rusqlite::Connection::open(self.ws.lake().join("_state/ledger.sqlite")).unwrap()
     }
 
-    /// October's SEPA file, and its debits on the customers' accounts.
-    ///
-    /// NOTE: until `sepa` records the DIRECT_DEBIT entries itself (the
-    /// other half of account.md §7, in sepa.rs), they are written here as
-    /// it records them, from the file it wrote: reference and document the
-    /// EndToEndId (the invoice number), −amount, dated the collection date.
-    /// Once it does, these inserts find them there and change nothing.
+    /// October's SEPA file, and its debits on the customers' accounts:
+    /// `sepa` records one DIRECT_DEBIT entry per debit it writes, its
+    /// EndToEndId (the invoice number) as reference and document, −amount,
+    /// dated the collection date.
     fn october_debits(&self) {
         self.run(&["sepa", "--month", "2026-10"]).ok();
         let file = self.ws.lake().join("documents/2026-10/sepa-2026-10.xml");
@@ -137,30 +134,28 @@ impl Lake {
             .unwrap();
         assert!(out.status.success());
         let sepa: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let ledger = self.ledger();
-        let numbers: std::collections::HashMap<String, String> = ledger
-            .prepare("SELECT invoice_number, customer_id FROM invoice_numbers")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+        let mut written = BTreeSet::new();
         for block in sepa["payments"].as_array().unwrap() {
             let date = block["collection_date"].as_str().unwrap();
             for debit in block["debits"].as_array().unwrap() {
-                let id = debit["end_to_end_id"].as_str().unwrap();
-                let amount = debit["amount"].as_str().unwrap();
-                ledger
-                    .execute(
-                        "INSERT INTO account_entries (customer_id, entry_date, kind, reference, \
-                         amount, due_date, document, reason, source, recorded_at) \
-                         VALUES (?1, ?2, 'DIRECT_DEBIT', ?3, ?4, ?2, ?3, NULL, 'sepa', '') \
-                         ON CONFLICT (kind, reference) DO NOTHING",
-                        rusqlite::params![numbers[id], date, id, format!("-{amount}")],
-                    )
-                    .unwrap();
+                written.insert((
+                    debit["end_to_end_id"].as_str().unwrap().to_string(),
+                    format!("-{}", debit["amount"].as_str().unwrap()),
+                    date.to_string(),
+                ));
             }
         }
+        let recorded: BTreeSet<(String, String, String)> = self
+            .ws
+            .query(
+                "SELECT reference, CAST(amount AS VARCHAR) AS amount,
+                        CAST(entry_date AS VARCHAR) AS day
+                 FROM account_entries WHERE kind = 'DIRECT_DEBIT' AND document = reference",
+            )
+            .iter()
+            .map(|r| (text(r, "reference"), text(r, "amount"), text(r, "day")))
+            .collect();
+        assert_eq!(recorded, written);
     }
 }
 
