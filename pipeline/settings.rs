@@ -324,7 +324,9 @@ impl BillingSettings {
             if amount < rust_decimal::Decimal::ZERO || amount.round_dp(2) != amount {
                 Err((
                     key,
-                    format!("{amount}: give an amount of 0 or more, in euros with at most 2 decimals"),
+                    format!(
+                        "{amount}: give an amount of 0 or more, in euros with at most 2 decimals"
+                    ),
                 ))
             } else {
                 Ok(amount)

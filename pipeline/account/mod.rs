@@ -13,6 +13,8 @@
 //!   debit it writes and a REFUND (+amount) per credit it pays back.
 //! - `payments import` records TRANSFER (−amount) and RETURN (+amount,
 //!   with its reason code) entries from the bank's files.
+//!
+//! `aged` sorts the open amounts by days past due (the aged balance).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -27,6 +29,8 @@ use serde::Serialize;
 
 use crate::core::lake::{datasets, Lake, LakeError};
 pub use crate::core::ledger::AccountEntry;
+
+pub mod aged;
 
 /// The kinds of account entries.
 pub mod kind {
@@ -134,7 +138,10 @@ pub fn open_amounts(
     let carrying: HashSet<&str> = presented.values().map(String::as_str).collect();
     let mut by_customer: BTreeMap<&str, Vec<&AccountEntry>> = BTreeMap::new();
     for entry in &entries {
-        by_customer.entry(&entry.customer_id).or_default().push(entry);
+        by_customer
+            .entry(&entry.customer_id)
+            .or_default()
+            .push(entry);
     }
     let mut open = Vec::new();
     for (customer, entries) in by_customer {

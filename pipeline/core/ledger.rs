@@ -812,7 +812,11 @@ pub fn account_entries(connection: &Connection) -> rusqlite::Result<Vec<AccountE
             kind: r.get(2)?,
             reference: r.get(3)?,
             amount: amount.parse().map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e))
+                rusqlite::Error::FromSqlConversionFailure(
+                    4,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
             })?,
             due_date: r.get::<_, Option<String>>(5)?.map(date).transpose()?,
             document: r.get(6)?,

@@ -321,7 +321,9 @@ pub async fn bill(stage: &mut Context, month: Month, draft: bool) -> Result<Bill
     for note in &notes {
         let ttc = Decimal::from_str(&note.total_ttc)
             .map_err(|_| BillError::CreditNotes(format!("note total '{}'", note.total_ttc)))?;
-        *balances.entry(note.customer_id.clone()).or_insert(Decimal::ZERO) -= ttc;
+        *balances
+            .entry(note.customer_id.clone())
+            .or_insert(Decimal::ZERO) -= ttc;
     }
     engine::register_batch(&ctx, "balances", balances_batch(&balances))?;
     engine::register_batch(
@@ -819,7 +821,13 @@ fn strings_batch(names: &[&str], rows: &[Vec<String>]) -> RecordBatch {
 
 fn raised_charges_batch(ledger: &Ledger) -> Result<RecordBatch, BillError> {
     Ok(strings_batch(
-        &["charge_id", "customer_id", "charge_date", "label", "amount_ht"],
+        &[
+            "charge_id",
+            "customer_id",
+            "charge_date",
+            "label",
+            "amount_ht",
+        ],
         &raised_charges(ledger)?,
     ))
 }
@@ -830,8 +838,13 @@ async fn add_raised_charges(ctx: &SessionContext, raised: &RecordBatch) -> Resul
     engine::register_batch(ctx, "raised_charges", raised.clone())?;
     let table = ctx.table("charges").await?;
     let schema = table.schema().as_arrow().clone();
-    let money = match schema.field_with_name("amount_ht").map(|f| f.data_type().clone()) {
-        Ok(datafusion::arrow::datatypes::DataType::Decimal128(p, s)) => format!("DECIMAL({p}, {s})"),
+    let money = match schema
+        .field_with_name("amount_ht")
+        .map(|f| f.data_type().clone())
+    {
+        Ok(datafusion::arrow::datatypes::DataType::Decimal128(p, s)) => {
+            format!("DECIMAL({p}, {s})")
+        }
         _ => "DECIMAL(18, 6)".to_string(),
     };
     let union = ctx
@@ -846,10 +859,8 @@ async fn add_raised_charges(ctx: &SessionContext, raised: &RecordBatch) -> Resul
         .collect()
         .await?;
     ctx.deregister_table("charges")?;
-    let table = datafusion::datasource::MemTable::try_new(
-        std::sync::Arc::new(schema),
-        vec![union],
-    )?;
+    let table =
+        datafusion::datasource::MemTable::try_new(std::sync::Arc::new(schema), vec![union])?;
     ctx.register_table("charges", std::sync::Arc::new(table))?;
     Ok(())
 }
@@ -869,14 +880,19 @@ fn balances_batch(balances: &std::collections::BTreeMap<String, Decimal>) -> Rec
 fn transfer_customers_batch(ledger: &Ledger) -> Result<RecordBatch, BillError> {
     let mut statement = ledger
         .connection()
-        .prepare("SELECT customer_id, since, mandate_rum FROM transfer_customers ORDER BY customer_id")
+        .prepare(
+            "SELECT customer_id, since, mandate_rum FROM transfer_customers ORDER BY customer_id",
+        )
         .map_err(|e| BillError::Account(e.to_string()))?;
     let rows = statement
         .query_map([], |r| (0..3).map(|i| r.get::<_, String>(i)).collect())
         .map_err(|e| BillError::Account(e.to_string()))?
         .collect::<Result<Vec<Vec<String>>, _>>()
         .map_err(|e| BillError::Account(e.to_string()))?;
-    Ok(strings_batch(&["customer_id", "since", "mandate_rum"], &rows))
+    Ok(strings_batch(
+        &["customer_id", "since", "mandate_rum"],
+        &rows,
+    ))
 }
 
 /// The account entries of the issue: an INVOICE per invoice (its TTC, due
