@@ -636,11 +636,11 @@ pub async fn dunning(ctx: &Context, date: NaiveDate) -> Result<DunningReport, Du
                 level: i as u32 + 1,
                 days,
                 notices: 0,
-                amount: Decimal::ZERO,
+                amount: Decimal::new(0, 2),
             })
             .collect(),
         customers: 0,
-        amount: Decimal::ZERO,
+        amount: Decimal::new(0, 2),
         skipped_levels: 0,
         already_reminded: already,
         mail: None,
