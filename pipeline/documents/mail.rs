@@ -19,6 +19,9 @@
 //!   (month, invoice number, recipient, time, Message-ID): a re-run sends
 //!   only what was not sent, and retries what was refused.
 //!
+//! [`Outbox`] sends, under the same rules, letters its caller worded and
+//! records itself: the dunning reminders (`stages::dunning`).
+//!
 //! The SMTP password comes from `MVNOBILL_SMTP_PASSWORD`, never from the
 //! configuration file, and no `Debug` or error text shows it.
 
