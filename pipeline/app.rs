@@ -15,6 +15,7 @@ use crate::settings::{Settings, SettingsError};
 use crate::stages::assure::{self, AssureError, AssureReport};
 use crate::stages::bill::{self, BillError, BillReport};
 use crate::stages::credit::{self, CreditError, CreditReport, CreditRequest};
+use crate::stages::dunning::{self, DunningError, DunningReport};
 use crate::stages::finance::{self, FinanceError, FinanceReport};
 use crate::stages::land::{self, LandError, LandReport};
 use crate::stages::payments::{self, ImportReport, PaymentsError, UnmatchedReport};
@@ -28,6 +29,7 @@ use crate::tools::check::{self, CheckError, CheckReport};
 use crate::tools::duration::{self, DurationError, DurationReport};
 use crate::tools::gen::{self, GenError, GenOptions, GenReport};
 use crate::tools::query::{self, QueryError, QueryReport};
+use crate::tools::receivables::{self, ReceivablesReport};
 use crate::tools::rio::{self, RioBatchReport, RioCheckReport, RioError};
 use crate::tools::whatif::{self, WhatifError, WhatifReport};
 
@@ -71,6 +73,10 @@ pub enum AppError {
     #[error(transparent)]
     Payments(#[from] PaymentsError),
     #[error(transparent)]
+    Dunning(#[from] DunningError),
+    #[error(transparent)]
+    Account(#[from] crate::account::AccountError),
+    #[error(transparent)]
     Rio(#[from] RioError),
     #[error(transparent)]
     Sim(#[from] crate::tools::sim::SimError),
@@ -112,6 +118,8 @@ pub enum Report {
     Credit(Timed<CreditReport>),
     Payments(Timed<ImportReport>),
     Unmatched(UnmatchedReport),
+    Dunning(Timed<DunningReport>),
+    Receivables(Timed<ReceivablesReport>),
     RioCheck(RioCheckReport),
     Puk(crate::tools::sim::PukReport),
     RioBatch(RioBatchReport),
@@ -141,6 +149,8 @@ impl std::fmt::Display for Report {
             Report::Credit(r) => r.fmt(f),
             Report::Payments(r) => r.fmt(f),
             Report::Unmatched(r) => r.fmt(f),
+            Report::Dunning(r) => r.fmt(f),
+            Report::Receivables(r) => r.fmt(f),
             Report::RioCheck(r) => r.fmt(f),
             Report::Puk(r) => r.fmt(f),
             Report::RioBatch(r) => r.fmt(f),
@@ -527,6 +537,21 @@ impl Stages {
         self.record(id, result)
     }
 
+    async fn dunning(&self, date: chrono::NaiveDate) -> Result<Timed<DunningReport>, AppError> {
+        let id = self.start("dunning", None)?;
+        let result = dunning::dunning(&self.context, date).await;
+        self.record(id, result)
+    }
+
+    async fn receivables(
+        &self,
+        date: chrono::NaiveDate,
+    ) -> Result<Timed<ReceivablesReport>, AppError> {
+        let id = self.start("receivables", None)?;
+        let result = receivables::receivables(&self.context.lake, &self.context.ledger, date).await;
+        self.record(id, result)
+    }
+
     async fn run(
         &mut self,
         month: Month,
@@ -608,7 +633,9 @@ pub fn writes(command: &Command) -> bool {
         | Command::Credit { .. }
         | Command::Payments {
             command: PaymentsCommand::Import { .. },
-        } => true,
+        }
+        | Command::Dunning { .. }
+        | Command::Receivables { .. } => true,
         // Read-only, but its verdict is about a lake at rest: not while a
         // command writes it (it waits with --wait).
         Command::Doctor => true,
@@ -708,6 +735,16 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
             let ledger = Ledger::open(&settings.state_dir)?;
             Ok(Report::Unmatched(payments::unmatched(ledger.connection())?))
         }
+        Command::Dunning { date } => Ok(Report::Dunning(
+            Stages::open(&cli.config)?
+                .dunning(date.unwrap_or_else(today))
+                .await?,
+        )),
+        Command::Receivables { date } => Ok(Report::Receivables(
+            Stages::open(&cli.config)?
+                .receivables(date.unwrap_or_else(today))
+                .await?,
+        )),
         Command::Query { sql, format, out } => {
             let settings = Settings::load(&cli.config)?;
             let lake = Lake::open(&settings.lake_url, &settings.lake_s3)?;
@@ -770,7 +807,7 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
             Ok(Report::Check(check::check(&settings, &lake).await?))
         }
         Command::Duration { durations, date } => {
-            let day = date.unwrap_or_else(|| crate::core::csvfile::paris_date(chrono::Utc::now()));
+            let day = date.unwrap_or_else(today);
             Ok(Report::Duration(duration::duration(
                 &cli.config,
                 &durations,
@@ -800,6 +837,11 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
             cdrs,
         } => Ok(Report::Demo(demo(&out, customers, cdrs, cli.wait).await?)),
     }
+}
+
+/// Today in Europe/Paris: what `--date` defaults to.
+fn today() -> chrono::NaiveDate {
+    crate::core::csvfile::paris_date(chrono::Utc::now())
 }
 
 /// Marker file that tells a demo folder from anything else.

@@ -163,6 +163,22 @@ pub enum Command {
         #[command(subcommand)]
         command: PaymentsCommand,
     },
+    /// Remind the customers of their overdue amounts (daily): each level of
+    /// [dunning] levels once per amount, by mail; at the last level, the
+    /// lines to suspend in documents/suspensions-YYYY-MM-DD.csv; and the
+    /// day's aged balance (docs/RECEIVABLES.md).
+    Dunning {
+        /// The day to run as, YYYY-MM-DD (default: today in Europe/Paris).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<chrono::NaiveDate>,
+    },
+    /// The aged balance: each customer's unpaid amounts by days past due,
+    /// printed and written to aged_balance/as_of=YYYY-MM-DD/.
+    Receivables {
+        /// As of this day, YYYY-MM-DD (default: today in Europe/Paris).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<chrono::NaiveDate>,
+    },
     /// SQL over the lake's datasets and the reference tables; without a
     /// statement, an interactive prompt with history.
     Query {

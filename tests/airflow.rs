@@ -58,7 +58,12 @@ fn airflow_loads_schedules_and_runs_the_dags() {
     let ids: Vec<&String> = dags.as_object().unwrap().keys().collect();
     assert_eq!(
         ids,
-        ["mvnobill_assure", "mvnobill_deliveries", "mvnobill_month"]
+        [
+            "mvnobill_assure",
+            "mvnobill_deliveries",
+            "mvnobill_dunning",
+            "mvnobill_month"
+        ]
     );
     for id in &ids {
         assert_eq!(dags[id]["timezone"], "Europe/Paris", "{id}");
@@ -115,6 +120,18 @@ fn airflow_loads_schedules_and_runs_the_dags() {
         ])
     );
 
+    assert_eq!(dags["mvnobill_dunning"]["schedule"], "30 7 * * *");
+    assert_eq!(
+        next("mvnobill_dunning", "2026-11-28T20:50:00+01:00"),
+        json!([
+            "2026-11-29T07:30:00+01:00",
+            "2026-11-30T07:30:00+01:00",
+            "2026-12-01T07:30:00+01:00",
+            "2026-12-02T07:30:00+01:00",
+            "2026-12-03T07:30:00+01:00"
+        ])
+    );
+
     // The tasks, each after the one before, with their retries; any
     // non-zero exit fails a task (BashOperator would skip on 99).
     let chain = |id: &str, order: &[&str], retries: u64, delay_s: f64| {
@@ -134,6 +151,7 @@ fn airflow_loads_schedules_and_runs_the_dags() {
     let month = ["rate", "bill", "finance", "render", "publish", "assure"];
     chain("mvnobill_month", &month, 2, 900.0);
     chain("mvnobill_assure", &["assure"], 1, 900.0);
+    chain("mvnobill_dunning", &["dunning"], 1, 900.0);
 
     // Airflow ran sync and land on the samples' FTP folder, then the month
     // run of 2 November 2026 billed October, rendered, published and
@@ -201,6 +219,12 @@ fn airflow_loads_schedules_and_runs_the_dags() {
         .as_str()
         .unwrap()
         .ends_with("assure --month 2027-04"));
+    // The dunning of the run's day in Paris.
+    assert_eq!(runs["dunning"]["state"], "success");
+    assert!(runs["dunning"]["tasks"]["dunning"]["bash_command"]
+        .as_str()
+        .unwrap()
+        .ends_with("--json dunning --date 2026-12-01"));
     assert!(command("assure_paris")
         .as_str()
         .unwrap()
@@ -221,6 +245,7 @@ fn airflow_loads_schedules_and_runs_the_dags() {
         "bill --month 2026-12",
         "assure --month 2026-10",
         "assure --month 2027-04",
+        "dunning --date 2026-12-01",
     ]
     .map(|c| format!("{args} {c}\n"))
     .concat();

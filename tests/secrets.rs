@@ -230,6 +230,10 @@ fn no_password_and_no_puk_code_anywhere_but_the_private_stores() {
             "--html-only",
         ],
         &["whatif", "--month", MONTH],
+        // Reminders through the relay that wants the password; the aged
+        // balance that `query` reads below.
+        &["dunning", "--date", "2026-12-31"],
+        &["receivables", "--date", "2026-12-31"],
         &["check"],
         &["doctor"],
         &["duration", "1h02m05s"],

@@ -14,6 +14,7 @@ mod concurrency;
 mod crash;
 mod credit;
 mod documents;
+mod dunning;
 mod finance;
 mod frozen;
 mod ftp;

@@ -1,4 +1,4 @@
-"""mvnobill on Airflow 3: the three lines of the cron example as three DAGs.
+"""mvnobill on Airflow 3: the four lines of the cron example as four DAGs.
 
 - mvnobill_deliveries: sync then land, every quarter of an hour while the
   MVNE delivers (Monday to Saturday, 08:00 to 20:45, Paris time).
@@ -7,6 +7,10 @@
   stage that fails (after its retries) stops the rest.
 - mvnobill_assure: revenue assurance of the previous month again each
   evening but the 1st, as the MVNE's BilledCDRs file and late CDRs arrive.
+- mvnobill_dunning: every morning at 07:30 (before the first sync), the
+  day's dunning (reminders of the overdue amounts, the lines to suspend,
+  the aged balance), for the run's day in Paris: a retry or a cleared task
+  works on that day again.
 
 Each task runs one `mvnobill --json <command>`: the task log holds the
 command's report as JSON, or its one-line error when it fails.
@@ -61,6 +65,16 @@ def billing_month(month: str | None, dag_run) -> str:
     if when.month == 1:
         return f"{when.year - 1}-12"
     return f"{when.year}-{when.month - 1:02}"
+
+
+# The day a dunning run works on: the run's logical date in Paris (or its
+# run_after when triggered without one).
+DAY = "{{ dunning_day(dag_run) }}"
+
+
+def dunning_day(dag_run) -> str:
+    when = (dag_run.logical_date or dag_run.run_after).astimezone(PARIS)
+    return when.date().isoformat()
 
 
 MONTH_PARAM = Param(
@@ -150,3 +164,23 @@ with DAG(
     tags=["mvnobill"],
 ):
     mvnobill(f"assure --month {MONTH}")
+
+
+with DAG(
+    dag_id="mvnobill_dunning",
+    description="Remind the overdue amounts, list the lines to suspend, the aged balance",
+    # Every day, weekends too: the levels count calendar days. A day missed
+    # is caught up by the next run (only the highest level reached is sent).
+    schedule=CronTriggerTimetable("30 7 * * *", timezone=PARIS),
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    user_defined_macros={"dunning_day": dunning_day},
+    default_args={
+        "retries": 1,
+        "retry_delay": timedelta(minutes=15),
+        "execution_timeout": timedelta(hours=1),
+    },
+    tags=["mvnobill"],
+):
+    mvnobill(f"dunning --date {DAY}")

@@ -13,6 +13,8 @@
 //!   debit it writes and a REFUND (+amount) per credit it pays back.
 //! - `payments import` records TRANSFER (−amount) and RETURN (+amount,
 //!   with its reason code) entries from the bank's files.
+//!
+//! `aged` sorts the open amounts by days past due (the aged balance).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -28,6 +30,7 @@ use serde::Serialize;
 use crate::core::lake::{datasets, Lake, LakeError};
 pub use crate::core::ledger::AccountEntry;
 
+pub mod aged;
 pub mod bankfiles;
 
 /// The kinds of account entries.

@@ -19,6 +19,9 @@
 //!   (month, invoice number, recipient, time, Message-ID): a re-run sends
 //!   only what was not sent, and retries what was refused.
 //!
+//! [`Outbox`] sends, under the same rules, letters its caller worded and
+//! records itself: the dunning reminders (`stages::dunning`).
+//!
 //! The SMTP password comes from `MVNOBILL_SMTP_PASSWORD`, never from the
 //! configuration file, and no `Debug` or error text shows it.
 
@@ -503,7 +506,8 @@ fn record_sent(
 
 // ---- the message ----------------------------------------------------------
 
-fn brand(integrator: &Integrator) -> &str {
+/// The integrator's `brand`, else its `name`: the sender's display name.
+pub fn brand(integrator: &Integrator) -> &str {
     integrator
         .brand
         .as_deref()
@@ -667,7 +671,13 @@ pub fn compose(
 
 /// The customer's mailbox, or why it is not one.
 fn recipient(notice: &Notice) -> Result<Mailbox, String> {
-    let email = notice.to.trim();
+    mailbox(&notice.customer_name, &notice.to)
+}
+
+/// A customer's mailbox from `customers.csv`'s name and address, or why it
+/// is not one.
+fn mailbox(name: &str, email: &str) -> Result<Mailbox, String> {
+    let email = email.trim();
     if email.is_empty() {
         return Err("no e-mail address in customers.csv".to_string());
     }
@@ -676,7 +686,7 @@ fn recipient(notice: &Notice) -> Result<Mailbox, String> {
     // A display name is one line of text: a line break (or another control
     // character) from the customer file would make the To header invalid,
     // which the mail library refuses with a panic, or add a header.
-    let name = one_line_name(&notice.customer_name);
+    let name = one_line_name(name);
     Ok(Mailbox::new((!name.is_empty()).then_some(name), address))
 }
 
@@ -701,25 +711,8 @@ fn build(
 ) -> Result<(Message, String, bool), MailError> {
     let content = content(templates, settings, integrator, month, notice)?;
     let id = message_id(&notice.invoice_number, from);
-    let mut builder = Message::builder()
-        .from(from.clone())
-        .to(to)
-        .subject(content.subject)
-        .message_id(Some(id.clone()))
-        .user_agent(format!("mvnobill {}", env!("CARGO_PKG_VERSION")));
-    if let Some(reply_to) = integrator
-        .customer_service_email
-        .as_deref()
-        .and_then(|e| Address::from_str(e.trim()).ok())
-    {
-        builder = builder.reply_to(Mailbox::new(
-            Some(format!("Service client {}", brand(integrator))),
-            reply_to,
-        ));
-    }
-    let body = MultiPart::alternative()
-        .singlepart(SinglePart::plain(content.text))
-        .singlepart(SinglePart::html(content.html));
+    let builder = headers(integrator, from, to, content.subject, &id);
+    let body = alternative(content.text, content.html);
     let attached = content.attach;
     let result = match (&notice.pdf, attached) {
         (Some(pdf), true) => {
@@ -738,6 +731,42 @@ fn build(
         reason: e.to_string(),
     })?;
     Ok((message, id, attached))
+}
+
+/// The headers every message of the billing service has: From the billing
+/// address, To the customer, its subject and Message-ID, Reply-To the
+/// customer service when the integrator has one.
+fn headers(
+    integrator: &Integrator,
+    from: &Mailbox,
+    to: Mailbox,
+    subject: String,
+    id: &str,
+) -> lettre::message::MessageBuilder {
+    let mut builder = Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(subject)
+        .message_id(Some(id.to_string()))
+        .user_agent(format!("mvnobill {}", env!("CARGO_PKG_VERSION")));
+    if let Some(reply_to) = integrator
+        .customer_service_email
+        .as_deref()
+        .and_then(|e| Address::from_str(e.trim()).ok())
+    {
+        builder = builder.reply_to(Mailbox::new(
+            Some(format!("Service client {}", brand(integrator))),
+            reply_to,
+        ));
+    }
+    builder
+}
+
+/// The plain text with its HTML alternative.
+fn alternative(text: String, html: String) -> MultiPart {
+    MultiPart::alternative()
+        .singlepart(SinglePart::plain(text))
+        .singlepart(SinglePart::html(html))
 }
 
 // ---- the SMTP session -----------------------------------------------------
@@ -886,6 +915,64 @@ impl Session<'_> {
         }
     }
 
+    /// One message through the session, opened (again) when needed: a
+    /// session the relay ended (421, network) is reopened once for the same
+    /// message, nothing of it having been accepted yet. What cannot open a
+    /// session is the error.
+    fn deliver(
+        &mut self,
+        from: &Address,
+        to: &Address,
+        bytes: &[u8],
+    ) -> Result<Result<(), Failure>, MailError> {
+        let mut attempts = 0;
+        loop {
+            if self.connection.as_ref().is_none_or(|c| c.has_broken()) {
+                self.close();
+                self.open()?;
+            }
+            attempts += 1;
+            match self.transmit(from, to, bytes) {
+                Err(Failure::Session(reason)) if attempts < 2 => {
+                    tracing::info!("mail: the relay ended the session ({reason}); reconnecting");
+                    if let Some(connection) = self.connection.as_mut() {
+                        connection.abort();
+                    }
+                    self.close();
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+
+    /// What a delivery means for the run: `None` accepted, `Some(reason)`
+    /// refused (the others still go); what stops every message is the
+    /// error (`sent`: the messages accepted this run, for its text).
+    fn settle(
+        &self,
+        sender: &Mailbox,
+        sent: u64,
+        outcome: Result<(), Failure>,
+    ) -> Result<Option<String>, MailError> {
+        let settings = self.settings;
+        match outcome {
+            Ok(()) => Ok(None),
+            Err(Failure::Refused(reason)) => Ok(Some(settings.redact(&reason))),
+            Err(Failure::Sender(reason)) => Err(MailError::SenderRefused {
+                relay: settings.relay(),
+                from: sender.email.to_string(),
+                reason: settings.redact(&reason),
+            }),
+            Err(Failure::Session(reason) | Failure::Uncertain(reason)) => {
+                Err(MailError::Connection {
+                    relay: settings.relay(),
+                    sent,
+                    reason: settings.redact(&reason),
+                })
+            }
+        }
+    }
+
     /// One message through the session: `Ok` once the relay accepted it.
     fn transmit(&mut self, from: &Address, to: &Address, bytes: &[u8]) -> Result<(), Failure> {
         let connection = self.connection.as_mut().expect("an open session");
@@ -1009,30 +1096,9 @@ pub fn send_notices(
                 to.clone(),
             )?;
             let bytes = message.formatted();
-            // A session the relay ended (421, network) is reopened once for
-            // the same message: nothing of it was accepted yet.
-            let mut attempts = 0;
-            let outcome = loop {
-                if session.connection.as_ref().is_none_or(|c| c.has_broken()) {
-                    session.close();
-                    session.open()?;
-                }
-                attempts += 1;
-                match session.transmit(&sender.email, &to.email, &bytes) {
-                    Err(Failure::Session(reason)) if attempts < 2 => {
-                        tracing::info!(
-                            "mail: the relay ended the session ({reason}); reconnecting"
-                        );
-                        if let Some(connection) = session.connection.as_mut() {
-                            connection.abort();
-                        }
-                        session.close();
-                    }
-                    other => break other,
-                }
-            };
-            match outcome {
-                Ok(()) => {
+            let outcome = session.deliver(&sender.email, &to.email, &bytes)?;
+            match session.settle(&sender, report.sent, outcome)? {
+                None => {
                     record_sent(
                         ledger,
                         &month,
@@ -1049,14 +1115,7 @@ pub fn send_notices(
                     }
                     tracing::debug!("mail: {} sent to {}", notice.invoice_number, to.email);
                 }
-                Err(Failure::Sender(reason)) => {
-                    return Err(MailError::SenderRefused {
-                        relay: settings.relay(),
-                        from: sender.email.to_string(),
-                        reason: settings.redact(&reason),
-                    });
-                }
-                Err(Failure::Refused(reason)) => {
+                Some(reason) => {
                     tracing::warn!(
                         "mail: {} to {} refused: {reason}",
                         notice.invoice_number,
@@ -1065,14 +1124,7 @@ pub fn send_notices(
                     report.refused.push(Refused {
                         invoice_number: notice.invoice_number.clone(),
                         recipient: to.email.to_string(),
-                        reason: settings.redact(&reason),
-                    });
-                }
-                Err(Failure::Session(reason) | Failure::Uncertain(reason)) => {
-                    return Err(MailError::Connection {
-                        relay: settings.relay(),
-                        sent: report.sent,
-                        reason: settings.redact(&reason),
+                        reason,
                     });
                 }
             }
@@ -1082,6 +1134,114 @@ pub fn send_notices(
     session.close();
     report.connections = session.opened;
     result.map(|()| report)
+}
+
+// ---- letters worded elsewhere ------------------------------------------
+
+/// A message its caller worded (a dunning reminder, `stages::dunning`):
+/// sent from the billing address with the notices' headers, through one
+/// SMTP session as they are, by an [`Outbox`].
+#[derive(Debug, Clone)]
+pub struct Letter {
+    /// What names it in its Message-ID and in errors (`C1-2026-11-21`).
+    pub key: String,
+    /// The customer's name and address (`customers.csv`).
+    pub customer_name: String,
+    pub to: String,
+    /// One line: its line breaks become spaces.
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// What became of a letter that did not stop the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Posted {
+    /// The relay accepted it.
+    Sent {
+        recipient: String,
+        message_id: String,
+    },
+    /// The relay refused the recipient or the message, or the address is
+    /// not one: the caller reports it and may try again another day.
+    Refused { recipient: String, reason: String },
+}
+
+/// One SMTP session for letters, opened with the first one: what
+/// [`send_notices`] does for the invoice notices, for a caller that keeps
+/// its own record of what was sent.
+pub struct Outbox<'a> {
+    session: Session<'a>,
+    integrator: &'a Integrator,
+    sender: Mailbox,
+    /// Letters the relay accepted.
+    pub sent: u64,
+}
+
+impl<'a> Outbox<'a> {
+    /// Checks the sender (the integrator's `billing_email`); connects to
+    /// nothing yet.
+    pub fn new(settings: &'a MailSettings, integrator: &'a Integrator) -> Result<Self, MailError> {
+        Ok(Outbox {
+            session: Session {
+                settings,
+                hello: ClientId::default(),
+                connection: None,
+                opened: 0,
+            },
+            integrator,
+            sender: sender(integrator)?,
+            sent: 0,
+        })
+    }
+
+    /// Sends one letter; what stops every letter (the relay unreachable,
+    /// the sender refused, the session lost) is the error.
+    pub fn post(&mut self, letter: &Letter) -> Result<Posted, MailError> {
+        let to = match mailbox(&letter.customer_name, &letter.to) {
+            Ok(to) => to,
+            Err(reason) => {
+                return Ok(Posted::Refused {
+                    recipient: letter.to.trim().to_string(),
+                    reason,
+                })
+            }
+        };
+        let subject = letter
+            .subject
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let id = message_id(&letter.key, &self.sender);
+        let message = headers(self.integrator, &self.sender, to.clone(), subject, &id)
+            .multipart(alternative(letter.text.clone(), letter.html.clone()))
+            .map_err(|e| MailError::Message {
+                invoice: letter.key.clone(),
+                reason: e.to_string(),
+            })?;
+        let outcome = self
+            .session
+            .deliver(&self.sender.email, &to.email, &message.formatted())?;
+        let recipient = address_text(&to.email).to_string();
+        match self.session.settle(&self.sender, self.sent, outcome)? {
+            None => {
+                self.sent += 1;
+                Ok(Posted::Sent {
+                    recipient,
+                    message_id: id,
+                })
+            }
+            Some(reason) => Ok(Posted::Refused { recipient, reason }),
+        }
+    }
+
+    /// Ends the session: the sessions opened.
+    pub fn close(mut self) -> u64 {
+        self.session.close();
+        self.session.opened
+    }
 }
 
 #[cfg(test)]

@@ -53,6 +53,23 @@ const MAIL_TEMPLATES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The reminders of an overdue amount (`stages::dunning`, docs/RECEIVABLES.md
+/// "Dunning"): their subject, plain text and HTML alternative.
+const DUNNING_TEMPLATES: &[(&str, &str)] = &[
+    (
+        MailTemplates::DUNNING_SUBJECT,
+        include_str!("../../templates/dunning_subject.txt"),
+    ),
+    (
+        MailTemplates::DUNNING_TEXT,
+        include_str!("../../templates/dunning.txt"),
+    ),
+    (
+        MailTemplates::DUNNING_HTML,
+        include_str!("../../templates/dunning.html"),
+    ),
+];
+
 /// Each of `templates` into `env`: the integrator's own file where its
 /// `[templates] dir` has one, the embedded default otherwise; then the
 /// French filters, and names the context lacks as errors.
@@ -171,7 +188,25 @@ impl MailTemplates {
     /// The HTML alternative.
     pub const HTML: &'static str = "mail.html";
 
+    /// The reminder's subject, text and HTML (`dunning`).
+    pub const DUNNING_SUBJECT: &'static str = "dunning_subject.txt";
+    pub const DUNNING_TEXT: &'static str = "dunning.txt";
+    pub const DUNNING_HTML: &'static str = "dunning.html";
+
+    /// The mail that announces an invoice.
     pub fn load(dir: Option<&Path>) -> Result<MailTemplates, TemplateError> {
+        MailTemplates::load_set(dir, MAIL_TEMPLATES)
+    }
+
+    /// The reminders of `dunning`, loaded and written as the invoice mail.
+    pub fn dunning(dir: Option<&Path>) -> Result<MailTemplates, TemplateError> {
+        MailTemplates::load_set(dir, DUNNING_TEMPLATES)
+    }
+
+    fn load_set(
+        dir: Option<&Path>,
+        templates: &[(&str, &str)],
+    ) -> Result<MailTemplates, TemplateError> {
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
@@ -185,7 +220,7 @@ impl MailTemplates {
             }
             _ => minijinja::escape_formatter(out, state, value),
         });
-        let env = load_into(env, dir, MAIL_TEMPLATES)?;
+        let env = load_into(env, dir, templates)?;
         Ok(MailTemplates { env })
     }
 

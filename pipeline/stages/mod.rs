@@ -1,6 +1,6 @@
 //! The pipeline's stages, one verb each: `sync` → `land` → `rate` → `bill`
 //! → `render` → `publish` → `assure`, with `finance`, `sepa`, `credit` and
-//! `payments`.
+//! `payments`; `dunning` daily.
 //!
 //! Each stage is handed one [`Context`]: the settings, the lake and the
 //! ledger, opened once by the command (`app.rs`). A stage that runs SQL
@@ -23,6 +23,7 @@ pub mod assure;
 pub mod bill;
 pub mod cdrindex;
 pub mod credit;
+pub mod dunning;
 pub mod finance;
 pub mod frozen;
 pub mod land;

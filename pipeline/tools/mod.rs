@@ -6,6 +6,7 @@ pub mod doctor;
 pub mod duration;
 pub mod gen;
 pub mod query;
+pub mod receivables;
 pub mod rio;
 pub mod sim;
 pub mod whatif;

@@ -124,6 +124,8 @@ seen["runs"] = {
     "assure_no_logical_date": run(
         "mvnobill_assure", fake, None, run_after=datetime(2027, 5, 10, 12, 0, tzinfo=UTC)
     ),
+    # The day's dunning, on the day in Paris (23:30 UTC on 30 November).
+    "dunning": run("mvnobill_dunning", fake, datetime(2026, 11, 30, 23, 30, tzinfo=UTC)),
     # 23:30 UTC on 30 November is 1 December in Paris: November. Without the
     # Variables (last, as it removes them).
     "assure_paris": run("mvnobill_assure", None, datetime(2026, 11, 30, 23, 30, tzinfo=UTC)),
