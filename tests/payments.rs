@@ -203,7 +203,8 @@ fn tally(value: &serde_json::Value) -> (u64, String) {
 /// A pain.002 rejects C1's debit for insufficient funds (AM04) and C3's for
 /// a closed account (AC04): both amounts back on the accounts with a return
 /// fee each on November's invoices; C3 billed by transfer from then on; C1
-/// still by direct debit, its October amount carried by November's debit.
+/// still by direct debit, its October amount carried by November's debit,
+/// presented again once; the AC04 amount dunned, the AM04 one not.
 #[test]
 fn a_status_report_rejecting_two_debits_puts_them_back_with_their_consequences() {
     let lake = Lake::october();
@@ -300,6 +301,72 @@ fn a_status_report_rejecting_two_debits_puts_them_back_with_their_consequences()
     assert_eq!(
         invoices,
         ["C1 SEPA_DD 24.00", "C2 TRANSFER 18.36", "C3 TRANSFER 24.00"]
+    );
+
+    // November's SEPA file: C1's debit presents its returned October
+    // amount again, once, with November's invoice (20.00 + the 5.00 fee =
+    // 25.00 HT, 30.00 TTC, + 24.00 brought forward); C3, on transfer now,
+    // has no debit.
+    lake.run(&["sepa", "--month", "2026-11"]).ok();
+    let november_c1 = text(
+        &lake.ws.query(
+            "SELECT invoice_number FROM invoices WHERE month = '2026-11' AND customer_id = 'C1'",
+        )[0],
+        "invoice_number",
+    );
+    let sepa = crate::sepa::check(&lake.ws.lake().join("documents/2026-11/sepa-2026-11.xml"));
+    let debits: Vec<(String, String)> = sepa["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|block| block["debits"].as_array().unwrap().clone())
+        .map(|d| {
+            (
+                d["end_to_end_id"].as_str().unwrap().to_string(),
+                d["amount"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(debits, [(november_c1.clone(), "54.00".to_string())]);
+    let presented: Vec<(String, String)> = lake
+        .ledger()
+        .prepare("SELECT return_reference, debit_reference FROM representations")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        presented,
+        [(
+            "EXM-SEPA-2026-10/EXM-2026-000001/STS-20261118-1".to_string(),
+            november_c1
+        )]
+    );
+
+    // A week after October's due date: the AC04 amount is dunned, as is
+    // C2's unpaid October invoice; the AM04 one waits for December's debit.
+    lake.run(&["dunning", "--date", "2026-11-23"]).ok();
+    let notices: Vec<(String, String, i64)> = lake
+        .ledger()
+        .prepare("SELECT customer_id, reference, level FROM dunning_notices ORDER BY customer_id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let c3_return = text(
+        &lake.ws.query(
+            "SELECT reference FROM account_entries WHERE customer_id = 'C3' AND kind = 'RETURN'",
+        )[0],
+        "reference",
+    );
+    assert_eq!(
+        notices,
+        [
+            ("C2".to_string(), "EXM-2026-000002".to_string(), 1),
+            ("C3".to_string(), c3_return, 1)
+        ]
     );
 }
 
