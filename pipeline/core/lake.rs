@@ -101,6 +101,13 @@ pub enum LakeError {
     },
 }
 
+/// The part size of a streamed upload (`Lake::put_file`): above S3's 5 MiB
+/// minimum, small enough that two in flight stay far below the memory
+/// budget.
+pub const PART_BYTES: usize = 8 << 20;
+/// The buffer a streamed upload reads its file with.
+const READ_BYTES: usize = 1 << 20;
+
 /// Handle on the lake's object store.
 #[derive(Clone)]
 pub struct Lake {
@@ -216,6 +223,63 @@ impl Lake {
             .await
             .map_err(|e| self.store_err(key, e))?;
         Ok(())
+    }
+
+    /// Streams the local file `path` to `key` in parts of [`PART_BYTES`],
+    /// handing each chunk read to `seen` (a hash, for `sync`): the memory
+    /// held is a few parts whatever the file's size. The object appears
+    /// whole or not at all: the local store renames its staging file when
+    /// the upload completes, an object store completes its multipart upload.
+    /// Returns the bytes copied.
+    pub async fn put_file(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        mut seen: impl FnMut(&[u8]),
+    ) -> Result<u64, LakeError> {
+        use std::io::Read as _;
+        let read_err = |e: std::io::Error| LakeError::Other {
+            url: self.url.join(key),
+            message: format!("reading {}: {e}", path.display()),
+        };
+        let mut file = std::fs::File::open(path).map_err(read_err)?;
+        let upload = self
+            .store
+            .put_multipart(&StorePath::from(key))
+            .await
+            .map_err(|e| self.store_err(key, e))?;
+        let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+        let mut buffer = vec![0u8; READ_BYTES];
+        let mut copied = 0u64;
+        loop {
+            let n = match file.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(read_err(e));
+                }
+            };
+            seen(&buffer[..n]);
+            // At most two parts in flight: the memory stays bounded.
+            if let Err(e) = writer.wait_for_capacity(2).await {
+                return Err(self.store_err(key, e));
+            }
+            writer.write(&buffer[..n]);
+            copied += n as u64;
+        }
+        writer.finish().await.map_err(|e| self.store_err(key, e))?;
+        Ok(copied)
+    }
+
+    /// Moves the object at `from` to `to` (a rename in a local lake, a
+    /// server-side copy then a delete in an object store).
+    pub async fn rename(&self, from: &str, to: &str) -> Result<(), LakeError> {
+        self.store
+            .rename(&StorePath::from(from), &StorePath::from(to))
+            .await
+            .map_err(|e| self.store_err(to, e))
     }
 
     /// Removes what a write killed half-way left below `prefix` in a local

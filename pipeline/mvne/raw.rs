@@ -101,47 +101,157 @@ pub fn original_name(stored: &str) -> (String, i64) {
     (stored.to_string(), 1)
 }
 
-/// Stores a raw copy; returns its key (`lake:` or `state:` prefixed).
-pub async fn store_raw(
+/// A file copied into the raw zone's staging place (`stage_raw`), its
+/// SHA-256 known: `commit_raw` gives it its name, `discard_raw` drops it.
+#[derive(Debug)]
+pub struct Staged {
+    pub size: u64,
+    pub sha256: String,
+    place: StagedPlace,
+}
+
+#[derive(Debug)]
+enum StagedPlace {
+    Lake(String),
+    Private(std::path::PathBuf),
+}
+
+/// The buffer files are read with: memory stays this size whatever the
+/// file's.
+const BUFFER_BYTES: usize = 1 << 20;
+
+/// The size and SHA-256 of a local file, read once with a fixed buffer.
+pub fn hash_file(path: &Path) -> Result<(u64, String), RawError> {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    let read_err = |source| RawError::Read {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(read_err)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buffer = vec![0u8; BUFFER_BYTES];
+    let mut size = 0u64;
+    loop {
+        match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buffer[..n]);
+                size += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(read_err(e)),
+        }
+    }
+    Ok((size, hex(&hasher.finalize())))
+}
+
+/// Copies the local file `path` of `folder` to the raw zone's staging place
+/// and hashes it, in one pass with a fixed buffer: `<lake>/_staging/sync/`
+/// for the lake's folders, the private state folder for SIM orders (their
+/// PUK codes never reach the lake). `id` names the staging copy (the same
+/// upstream file gets the same one, so a copy a crash left behind is
+/// overwritten by the next sync).
+pub async fn stage_raw(
+    state_dir: &Path,
+    lake: &Lake,
+    folder: &str,
+    id: &str,
+    path: &Path,
+) -> Result<Staged, RawError> {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    if folder == SIM_FOLDER {
+        let dir = state_dir.join("sim-orders");
+        crate::core::ledger::create_private_dir(&dir)?;
+        let staging = dir.join(format!(".staging-{id}"));
+        let size = copy_private(path, &staging, |chunk| hasher.update(chunk))?;
+        return Ok(Staged {
+            size,
+            sha256: hex(&hasher.finalize()),
+            place: StagedPlace::Private(staging),
+        });
+    }
+    let key = format!("_staging/sync/{id}");
+    let size = lake
+        .put_file(&key, path, |chunk| hasher.update(chunk))
+        .await?;
+    Ok(Staged {
+        size,
+        sha256: hex(&hasher.finalize()),
+        place: StagedPlace::Lake(key),
+    })
+}
+
+/// Gives a staged copy its name in the raw zone (an atomic rename); returns
+/// its key (`lake:` or `state:` prefixed), as the ledger records it.
+pub async fn commit_raw(
     state_dir: &Path,
     lake: &Lake,
     folder: &str,
     name: &str,
-    bytes: &[u8],
+    staged: Staged,
 ) -> Result<String, RawError> {
-    if folder == SIM_FOLDER {
-        let dir = state_dir.join("sim-orders");
-        crate::core::ledger::create_private_dir(&dir)?;
-        let path = dir.join(name);
-        write_private_file(&path, bytes).map_err(|source| RawError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Ok(format!("state:sim-orders/{name}"))
-    } else {
-        let key = format!("raw/{folder}/{name}");
-        lake.put(&key, bytes.to_vec()).await?;
-        Ok(format!("lake:{key}"))
+    match staged.place {
+        StagedPlace::Private(staging) => {
+            let path = state_dir.join("sim-orders").join(name);
+            std::fs::rename(&staging, &path).map_err(|source| RawError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            Ok(format!("state:sim-orders/{name}"))
+        }
+        StagedPlace::Lake(staging) => {
+            let key = format!("raw/{folder}/{name}");
+            lake.rename(&staging, &key).await?;
+            Ok(format!("lake:{key}"))
+        }
     }
 }
 
-/// Writes a file readable by its owner only, atomically (temp + rename).
-pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("partial");
-    {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
+/// Drops a staged copy (the file was there already).
+pub async fn discard_raw(lake: &Lake, staged: Staged) -> Result<(), RawError> {
+    match staged.place {
+        StagedPlace::Private(staging) => {
+            let _ = std::fs::remove_file(staging);
+            Ok(())
         }
-        let mut file = options.open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
+        StagedPlace::Lake(key) => Ok(lake.delete(&key).await?),
     }
-    std::fs::rename(&tmp, path)
+}
+
+/// Copies `from` to `to` (created readable by its owner only), handing each
+/// chunk to `seen`, with a fixed buffer; returns the bytes copied.
+fn copy_private(from: &Path, to: &Path, mut seen: impl FnMut(&[u8])) -> Result<u64, RawError> {
+    use std::io::{Read as _, Write as _};
+    let err = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| RawError::Read { path, source }
+    };
+    let mut input = std::fs::File::open(from).map_err(err(from))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut output = options.open(to).map_err(err(to))?;
+    let mut buffer = vec![0u8; BUFFER_BYTES];
+    let mut size = 0u64;
+    loop {
+        let n = match input.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(err(from)(e)),
+        };
+        seen(&buffer[..n]);
+        output.write_all(&buffer[..n]).map_err(err(to))?;
+        size += n as u64;
+    }
+    output.sync_all().map_err(err(to))?;
+    Ok(size)
 }
 
 /// Reads the bytes of a fetched file back from the raw zone.

@@ -19,6 +19,12 @@
 //! each listed (name, size, modification time) fetched, so that the next
 //! sync downloads nothing it already has.
 //!
+//! A file is never held in memory: it is read with a fixed buffer, copied
+//! to a staging place and hashed in the same pass, then renamed to its name
+//! in the raw zone (a name seen before is hashed first, so a re-delivered
+//! identical file is only read). Memory stays a few megabytes whatever the
+//! files' sizes.
+//!
 //! CDR and status files go to `<lake>/raw/<folder>/<name>`. SIM orders carry
 //! PUK codes: their raw copy goes to the private state folder, never to the
 //! lake. Each copy is written atomically before the ledger records it, so a
@@ -32,7 +38,10 @@ use sha2::{Digest, Sha256};
 use crate::core::lake::{Lake, LakeError};
 use crate::core::ledger::{FetchedFile, Ledger, LedgerError, RemoteFile};
 use crate::mvne::ftp::{AsyncFtp, Credentials, FtpClient, FtpError};
-use crate::mvne::raw::{check_name, hex, store_raw, versioned_name, RawError, FOLDERS};
+use crate::mvne::raw::{
+    check_name, commit_raw, discard_raw, hash_file, hex, stage_raw, versioned_name, RawError,
+    FOLDERS,
+};
 use crate::settings::{Settings, Source};
 use crate::stages::Context;
 
@@ -189,18 +198,13 @@ impl Upstream {
         }
     }
 
-    /// The bytes of a listed file; for FTP, whether the download resumed a
-    /// partial file too.
-    async fn fetch(&mut self, folder: &str, file: &Listed) -> Result<(Vec<u8>, bool), SyncError> {
+    /// Where a listed file can be read locally: the source folder's own
+    /// file, or the FTP download in `<state>/incoming/` (resumed when a
+    /// partial one is there, which the bool says). Nothing is read into
+    /// memory here.
+    async fn fetch(&mut self, folder: &str, file: &Listed) -> Result<(PathBuf, bool), SyncError> {
         match self {
-            Upstream::Folder(root) => {
-                let path = root.join(folder).join(&file.name);
-                let bytes = std::fs::read(&path).map_err(|source| SyncError::Read {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-                Ok((bytes, false))
-            }
+            Upstream::Folder(root) => Ok((root.join(folder).join(&file.name), false)),
             Upstream::Ftp { ftp, incoming } => {
                 let dir = incoming.join(folder);
                 crate::core::ledger::create_private_dir(&dir)?;
@@ -211,11 +215,7 @@ impl Upstream {
                 let resumed = ftp
                     .run(move |c| c.download(&relative, expected, &target).map(|_| c.resumed))
                     .await?;
-                let bytes = std::fs::read(&partial).map_err(|source| SyncError::Read {
-                    path: partial.display().to_string(),
-                    source,
-                })?;
-                Ok((bytes, resumed > 0))
+                Ok((partial, resumed > 0))
             }
         }
     }
@@ -329,7 +329,7 @@ async fn sync_from(
                     continue;
                 }
             }
-            let (bytes, resumed) = match upstream.fetch(folder, &file).await {
+            let (path, resumed) = match upstream.fetch(folder, &file).await {
                 Ok(fetched) => fetched,
                 Err(SyncError::Ftp(FtpError::Refused { message, .. })) => {
                     tracing::info!("{url}: {folder}/{name} not fetched: {message}");
@@ -347,29 +347,71 @@ async fn sync_from(
             if resumed {
                 report.resumed.push(format!("{folder}/{name}"));
             }
-            let sha256 = hex(&Sha256::digest(&bytes));
-            if ledger.find_fetched(folder, &name, &sha256)?.is_some() {
-                report.already_fetched += 1;
-            } else {
-                let version = ledger.version_count(folder, &name)? + 1;
-                let stored_name = versioned_name(&name, version);
-                if version > 1 {
-                    report.new_versions.push(format!("{folder}/{name}"));
+            // Streamed, never held whole: a name seen before is hashed first
+            // (a re-delivered identical file is then only read); a new one is
+            // copied to the staging place and hashed in the same pass.
+            let staged = if ledger.version_count(folder, &name)? > 0 {
+                let (_, sha256) = hash_file(&path)?;
+                if ledger.find_fetched(folder, &name, &sha256)?.is_some() {
+                    Err(sha256)
+                } else {
+                    Ok(stage_raw(
+                        &settings.state_dir,
+                        lake,
+                        folder,
+                        &partial_name(&file),
+                        &path,
+                    )
+                    .await?)
                 }
-                let raw_key =
-                    store_raw(&settings.state_dir, lake, folder, &stored_name, &bytes).await?;
-                ledger.record_fetched(&FetchedFile {
-                    id: 0,
-                    folder: folder.to_string(),
-                    name: name.clone(),
-                    size: bytes.len() as u64,
-                    sha256: sha256.clone(),
-                    raw_key,
-                    version,
-                })?;
-                report.files_fetched += 1;
-                report.bytes_fetched += bytes.len() as u64;
-            }
+            } else {
+                Ok(stage_raw(
+                    &settings.state_dir,
+                    lake,
+                    folder,
+                    &partial_name(&file),
+                    &path,
+                )
+                .await?)
+            };
+            let sha256 = match staged {
+                Err(sha256) => {
+                    report.already_fetched += 1;
+                    sha256
+                }
+                Ok(staged)
+                    if ledger
+                        .find_fetched(folder, &name, &staged.sha256)?
+                        .is_some() =>
+                {
+                    report.already_fetched += 1;
+                    let sha256 = staged.sha256.clone();
+                    discard_raw(lake, staged).await?;
+                    sha256
+                }
+                Ok(staged) => {
+                    let version = ledger.version_count(folder, &name)? + 1;
+                    let stored_name = versioned_name(&name, version);
+                    if version > 1 {
+                        report.new_versions.push(format!("{folder}/{name}"));
+                    }
+                    let (size, sha256) = (staged.size, staged.sha256.clone());
+                    let raw_key =
+                        commit_raw(&settings.state_dir, lake, folder, &stored_name, staged).await?;
+                    ledger.record_fetched(&FetchedFile {
+                        id: 0,
+                        folder: folder.to_string(),
+                        name: name.clone(),
+                        size,
+                        sha256: sha256.clone(),
+                        raw_key,
+                        version,
+                    })?;
+                    report.files_fetched += 1;
+                    report.bytes_fetched += size;
+                    sha256
+                }
+            };
             if let Some(remote) = &remote {
                 ledger.record_remote_file(remote, &sha256)?;
             }
