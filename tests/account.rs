@@ -9,18 +9,20 @@ use std::path::Path;
 
 use crate::common::{copy_dir, fixtures, text, Output, Workspace};
 
-struct Months {
-    ws: Workspace,
+/// Rule case 40's months in a workspace of their own (also the months of
+/// receivables.rs and payments.rs).
+pub(crate) struct Months {
+    pub(crate) ws: Workspace,
     case: std::path::PathBuf,
     source: std::path::PathBuf,
-    reference: std::path::PathBuf,
+    pub(crate) reference: std::path::PathBuf,
     _scratch: tempfile::TempDir,
 }
 
 impl Months {
     /// The base tables and October's delivery, with `billing` appended to
     /// the configuration as its `[billing]` section.
-    fn new(billing: &str) -> Months {
+    pub(crate) fn new(billing: &str) -> Months {
         let base = fixtures().join("rules/_base");
         let case = fixtures().join("rules/40_late_usage_regularised");
         let scratch = tempfile::tempdir().unwrap();
@@ -45,12 +47,12 @@ impl Months {
     }
 
     /// The late delivery and the tables changed after October's issue.
-    fn november_inputs(&self) {
+    pub(crate) fn november_inputs(&self) {
         copy_dir(&self.case.join("ftp2"), &self.source);
         copy_dir(&self.case.join("reference2"), &self.reference);
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.ws.run(args)
     }
 }

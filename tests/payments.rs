@@ -11,38 +11,32 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::{copy_dir, fixtures, python, text, Output, Workspace};
+use crate::account::Months;
+use crate::common::{python, text, Output};
 
 const C1_IBAN: &str = "FR7630004000010001111111177";
 const C3_IBAN: &str = "FR7630004000010003333333356";
 /// A valid IBAN no customer has.
 const STRANGER_IBAN: &str = "FR7630001007941234567890185";
 
-struct Lake {
-    ws: Workspace,
-    _scratch: tempfile::TempDir,
+/// Rule case 40's months (tests/account.rs), with `[billing] return_fee = 5`.
+struct Lake(Months);
+
+impl std::ops::Deref for Lake {
+    type Target = Months;
+    fn deref(&self) -> &Months {
+        &self.0
+    }
 }
 
 impl Lake {
-    /// October of rule case 40 issued, with `[billing] return_fee = 5`.
+    /// October of rule case 40 issued.
     fn october() -> Lake {
-        let base = fixtures().join("rules/_base");
-        let case = fixtures().join("rules/40_late_usage_regularised");
-        let scratch = tempfile::tempdir().unwrap();
-        let reference = scratch.path().join("reference");
-        let source = scratch.path().join("ftp");
-        copy_dir(&base.join("reference"), &reference);
-        copy_dir(&case.join("ftp1"), &source);
-        let ws = Workspace::new(&source, &reference, &base.join("integrator.toml"));
-        let config = ws.dir.path().join("mvnobill.toml");
-        let mut toml = std::fs::read_to_string(&config).unwrap();
-        toml.push_str("\n[billing]\nreturn_fee = 5\n");
-        std::fs::write(&config, toml).unwrap();
-        ws.run(&["run", "--month", "2026-10", "--html-only"]).ok();
-        Lake {
-            ws,
-            _scratch: scratch,
-        }
+        let months = Months::new("return_fee = 5");
+        months
+            .run(&["run", "--month", "2026-10", "--html-only"])
+            .ok();
+        Lake(months)
     }
 
     fn run(&self, args: &[&str]) -> Output {

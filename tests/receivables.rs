@@ -7,50 +7,15 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::{copy_dir, fixtures, Workspace};
+use crate::account::Months;
 use crate::sepa::check;
 
-struct Months {
-    ws: Workspace,
-    case: PathBuf,
-    source: PathBuf,
-    reference: PathBuf,
-    _scratch: tempfile::TempDir,
-}
-
 impl Months {
-    fn new() -> Months {
-        let base = fixtures().join("rules/_base");
-        let case = fixtures().join("rules/40_late_usage_regularised");
-        let scratch = tempfile::tempdir().unwrap();
-        let reference = scratch.path().join("reference");
-        let source = scratch.path().join("ftp");
-        copy_dir(&base.join("reference"), &reference);
-        copy_dir(&case.join("ftp1"), &source);
-        let ws = Workspace::new(&source, &reference, &base.join("integrator.toml"));
-        Months {
-            ws,
-            case,
-            source,
-            reference,
-            _scratch: scratch,
-        }
-    }
-
-    fn november_inputs(&self) {
-        copy_dir(&self.case.join("ftp2"), &self.source);
-        copy_dir(&self.case.join("reference2"), &self.reference);
-    }
-
     fn configure(&self, section: &str) {
         let config = self.ws.dir.path().join("mvnobill.toml");
         let mut text = std::fs::read_to_string(&config).unwrap();
         text.push_str(&format!("\n{section}\n"));
         std::fs::write(&config, text).unwrap();
-    }
-
-    fn run(&self, args: &[&str]) -> crate::common::Output {
-        self.ws.run(args)
     }
 
     /// A month run as operations do: `run` (HTML only: no publication),
@@ -147,7 +112,7 @@ fn debits(file: &Path) -> Vec<(String, String)> {
 
 #[test]
 fn credits_come_off_the_next_debit_and_a_credit_above_the_threshold_is_refunded() {
-    let months = Months::new();
+    let months = Months::new("");
     // October: C1 two ZERO lines 20.00 HT = 24.00 TTC (SEPA), C2 15.30 HT
     // = 18.36 TTC (transfer), C3 20.00 HT = 24.00 TTC (SEPA). Its SEPA
     // file (written by `run`'s publish) collects C1 and C3 on Monday
@@ -295,7 +260,7 @@ fn french_iban(bank: &str, branch: &str, account: &str) -> String {
 
 #[test]
 fn a_changed_account_is_sent_once_with_its_amendment_and_a_lapsed_mandate_is_not_debited() {
-    let months = Months::new();
+    let months = Months::new("");
     months.month("2026-10");
     // After October's collection: C1 moves to another account at the same
     // bank (same RUM), C3 to another bank; a fourth mandate, signed 37

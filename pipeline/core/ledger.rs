@@ -706,13 +706,12 @@ impl Ledger {
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
-    /// The charges billed so far from the ledger of `state_dir`, read
-    /// without writing anything (`check`, which does not open the ledger
-    /// for writing): none when there is no ledger yet.
-    pub fn billed_charges_in(state_dir: &Path) -> Result<Vec<BilledCharge>, LedgerError> {
+    /// The ledger of `state_dir` opened read-only (`check`, which does not
+    /// open the ledger for writing), when it exists and has `table`.
+    fn read_only_with(state_dir: &Path, table: &str) -> Result<Option<Ledger>, LedgerError> {
         let path = state_dir.join("ledger.sqlite");
         if !path.is_file() {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let err = |source| LedgerError::Sqlite {
             path: path.display().to_string(),
@@ -723,60 +722,40 @@ impl Ledger {
                 .map_err(err)?;
         let exists: i64 = connection
             .query_row(
-                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'billed_charges'",
-                [],
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                params![table],
                 |r| r.get(0),
             )
             .map_err(err)?;
-        if exists == 0 {
-            return Ok(Vec::new());
+        Ok((exists > 0).then_some(Ledger { connection, path }))
+    }
+
+    /// The charges billed so far from the ledger of `state_dir`, read
+    /// without writing anything: none when there is no ledger yet.
+    pub fn billed_charges_in(state_dir: &Path) -> Result<Vec<BilledCharge>, LedgerError> {
+        match Ledger::read_only_with(state_dir, "billed_charges")? {
+            Some(ledger) => ledger.billed_charges(),
+            None => Ok(Vec::new()),
         }
-        let ledger = Ledger {
-            connection,
-            path: path.clone(),
-        };
-        ledger.billed_charges()
     }
 
     /// The last collection of each mandate (RUM, any creditor identifier)
-    /// from the ledger of `state_dir`, read without writing anything
-    /// (`check`): none when there is no ledger yet.
+    /// from the ledger of `state_dir`, read without writing anything: none
+    /// when there is no ledger yet.
     pub fn mandate_collections_in(
         state_dir: &Path,
     ) -> Result<std::collections::HashMap<String, String>, LedgerError> {
-        let path = state_dir.join("ledger.sqlite");
-        let mut found = std::collections::HashMap::new();
-        if !path.is_file() {
-            return Ok(found);
-        }
-        let err = |source| LedgerError::Sqlite {
-            path: path.display().to_string(),
-            source,
+        let Some(ledger) = Ledger::read_only_with(state_dir, "mandate_accounts")? else {
+            return Ok(std::collections::HashMap::new());
         };
-        let connection =
-            Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-                .map_err(err)?;
-        let exists: i64 = connection
-            .query_row(
-                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'mandate_accounts'",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(err)?;
-        if exists == 0 {
-            return Ok(found);
-        }
-        let mut statement = connection
+        let mut statement = ledger
+            .connection
             .prepare("SELECT rum, MAX(last_collection) FROM mandate_accounts GROUP BY rum")
-            .map_err(err)?;
+            .map_err(|e| ledger.err(e))?;
         let rows = statement
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .map_err(err)?;
-        for row in rows {
-            let (rum, last) = row.map_err(err)?;
-            found.insert(rum, last);
-        }
-        Ok(found)
+            .map_err(|e| ledger.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| ledger.err(e))
     }
 
     /// The numbers issued for a month, by customer.
