@@ -30,6 +30,7 @@ const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
     ("invoice.html", include_str!("../../templates/invoice.html")),
     ("invoice.css", include_str!("../../templates/invoice.css")),
     ("parties.html", include_str!("../../templates/parties.html")),
+    ("vat.html", include_str!("../../templates/vat.html")),
     (
         "credit_note.html",
         include_str!("../../templates/credit_note.html"),
@@ -103,6 +104,10 @@ fn load_into(
         crate::documents::document::month_numeric(&v).unwrap_or(v)
     });
     env.add_filter("msisdn_fr", |v: String| msisdn_fr(&v));
+    env.add_filter("percent_fr", |v: Value| {
+        decimal_of(&v).map(|d| d.normalize().to_string().replace('.', ","))
+    });
+    env.add_filter("exemption_ground", |v: String| exemption_ground(&v));
     env.add_filter("iban", |v: String| iban_groups(&v));
     env.add_filter("qty", quantity);
     env.add_filter("event_label", |v: String| event_label(&v).to_string());
@@ -138,6 +143,7 @@ impl Templates {
             minijinja::context! {
                 invoice => Value::from_serialize(invoice),
                 sections => Value::from_serialize(sections(invoice)),
+                vat_codes => several_categories(&invoice.vat),
                 logo => logo,
                 banner => banner,
                 draft => draft,
@@ -156,6 +162,7 @@ impl Templates {
             "credit_note.html",
             minijinja::context! {
                 note => Value::from_serialize(note),
+                vat_codes => several_categories(&note.vat),
                 logo => logo,
                 banner => banner,
             },
@@ -318,6 +325,24 @@ fn decimal_of(value: &Value) -> Result<Decimal, minijinja::Error> {
 
 /// `1234.5` → `1 234,50 €` (narrow no-break space between thousands,
 /// no-break space before the sign, as French typography has them).
+/// Whether a VAT breakdown has more than one category: the page then
+/// prints each line's VAT code (rating.md §6).
+fn several_categories(vat: &[crate::documents::document::VatAmount]) -> bool {
+    vat.iter().any(|entry| entry.category != vat[0].category)
+}
+
+/// What an exemption text says after "Exonéré": its ground, without the
+/// "Exonération de TVA" it starts with (`Exonération de TVA, article 261 C
+/// du CGI` → `article 261 C du CGI`); empty when it says no more.
+fn exemption_ground(text: &str) -> String {
+    let text = text.trim();
+    let ground = text
+        .strip_prefix("Exonération de TVA")
+        .map(|rest| rest.trim_start_matches([',', ' ', '—', '-', ':']))
+        .unwrap_or(text);
+    ground.to_string()
+}
+
 fn eur(value: Value) -> Result<Value, minijinja::Error> {
     Ok(Value::from_safe_string(format_eur(decimal_of(&value)?, 2)))
 }
