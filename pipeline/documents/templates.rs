@@ -553,6 +553,72 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_vat_breakdown_prints_each_category_and_rate() {
+        use crate::documents::document::VatAmount;
+        let d = |s: &str| Decimal::from_str(s).unwrap();
+        let entry = |category: &str, rate: &str, base: &str, amount: &str, text: &str| VatAmount {
+            category: category.to_string(),
+            rate: d(rate),
+            base_ht: d(base),
+            amount: d(amount),
+            exemption: text.to_string(),
+        };
+        let vat = vec![
+            entry("S", "20", "10.00", "2.00", ""),
+            entry("S", "8.5", "10.00", "0.85", ""),
+            entry(
+                "E",
+                "0",
+                "7.50",
+                "0",
+                "Exonération de TVA, article 261 C du CGI",
+            ),
+            entry("E", "0", "1.00", "0", "Exonération de TVA"),
+            entry("AE", "0", "29.99", "0", "Autoliquidation"),
+            entry(
+                "K",
+                "0",
+                "199.17",
+                "0",
+                "Exonération de TVA, article 262 ter I du CGI",
+            ),
+            entry("O", "0", "5.00", "0", "Hors champ d'application de la TVA"),
+        ];
+        let templates = Templates::load(None).unwrap();
+        let render = |vat: &[VatAmount]| {
+            templates
+                .env
+                .get_template("vat.html")
+                .unwrap()
+                .render(minijinja::context! {
+                    vat => Value::from_serialize(vat),
+                    customer => minijinja::context! { vat_number => "BE0123456749" },
+                    vat_codes => several_categories(vat),
+                })
+                .unwrap()
+                .replace(['\u{202f}', '\u{a0}'], " ")
+        };
+        let html = render(&vat);
+        for expected in [
+            "<span class=\"vat-code\">S</span> TVA 20 % sur 10,00 €",
+            "TVA 8,5 % sur 10,00 €</td><td class=\"right\">0,85 €",
+            "<span class=\"vat-code\">E</span> Exonéré — article 261 C du CGI sur 7,50 €",
+            "Exonéré sur 1,00 €",
+            "Autoliquidation — TVA due par le preneur, n° TVA BE0123456749 sur 29,99 €",
+            "Exonéré — article 262 ter I du CGI sur 199,17 €",
+            "Hors champ de la TVA sur 5,00 €",
+        ] {
+            assert!(html.contains(expected), "missing {expected}:\n{html}");
+        }
+        // One category: no codes, the page as it always was.
+        let html = render(&vat[..1]);
+        assert_eq!(
+            html,
+            "\n    <tr><td>TVA 20 % sur 10,00 €</td><td class=\"right\">2,00 €</td></tr>"
+        );
+    }
+
+    #[test]
     fn formats_amounts_the_french_way() {
         let d = |s: &str| Decimal::from_str(s).unwrap();
         assert_eq!(format_eur(d("1234.56"), 2), "1\u{202f}234,56\u{a0}€");
