@@ -52,6 +52,18 @@ const MAIL_TEMPLATES: &[(&str, &str)] = &[
         MailTemplates::HTML,
         include_str!("../../templates/mail.html"),
     ),
+    (
+        MailTemplates::CREDIT_NOTE_SUBJECT,
+        include_str!("../../templates/credit_note_mail_subject.txt"),
+    ),
+    (
+        MailTemplates::CREDIT_NOTE_TEXT,
+        include_str!("../../templates/credit_note_mail.txt"),
+    ),
+    (
+        MailTemplates::CREDIT_NOTE_HTML,
+        include_str!("../../templates/credit_note_mail.html"),
+    ),
 ];
 
 /// The reminders of an overdue amount (`stages::dunning`, docs/RECEIVABLES.md
@@ -194,6 +206,11 @@ impl MailTemplates {
     pub const TEXT: &'static str = "mail.txt";
     /// The HTML alternative.
     pub const HTML: &'static str = "mail.html";
+
+    /// The mail that announces a credit note: subject, text and HTML.
+    pub const CREDIT_NOTE_SUBJECT: &'static str = "credit_note_mail_subject.txt";
+    pub const CREDIT_NOTE_TEXT: &'static str = "credit_note_mail.txt";
+    pub const CREDIT_NOTE_HTML: &'static str = "credit_note_mail.html";
 
     /// The reminder's subject, text and HTML (`dunning`).
     pub const DUNNING_SUBJECT: &'static str = "dunning_subject.txt";

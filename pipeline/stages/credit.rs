@@ -1067,6 +1067,67 @@ async fn regularisation_vat(
         .collect()
 }
 
+/// The "credit note available" mail of each note whose documents are in
+/// `documents/M/` (`publish --month M`, docs/MAIL.md): the regularisation
+/// notes issued with M and the notes of `credit` dated in M, to the
+/// customer as M's record has them (else as the credited invoice's month
+/// recorded them), without their PDF (`publish` reads them as it mails).
+pub async fn notices(
+    settings: &Settings,
+    lake: &Lake,
+    ledger: &crate::core::ledger::Ledger,
+    month: Month,
+) -> Result<Vec<crate::documents::mail::Notice>, CreditError> {
+    let notes = notes_where(
+        ledger.connection(),
+        "credit_note_number IN
+             (SELECT credit_note_number FROM regularisation_notes WHERE issue_month = ?1)
+         OR (credit_note_number NOT IN (SELECT credit_note_number FROM regularisation_notes)
+             AND substr(issue_date, 1, 7) = ?1)",
+        &month.to_string(),
+    )?;
+    let mut parties_of: std::collections::HashMap<String, _> = Default::default();
+    let mut notices = Vec::with_capacity(notes.len());
+    for note in notes {
+        let mut party = None;
+        for recorded in [month.to_string(), note.invoice_month.clone()] {
+            if !parties_of.contains_key(&recorded) {
+                let parsed: Month = recorded.parse().map_err(|_| CreditError::Data {
+                    number: note.number.clone(),
+                    message: format!("ledger month '{recorded}' is not a month"),
+                })?;
+                parties_of.insert(
+                    recorded.clone(),
+                    frozen::parties(settings, lake, parsed).await?,
+                );
+            }
+            party = parties_of[&recorded].get(&note.customer_id).cloned();
+            if party.is_some() {
+                break;
+            }
+        }
+        let Some(party) = party else {
+            return Err(CreditError::Data {
+                number: note.number.clone(),
+                message: format!("customer {} is in no record of the issue", note.customer_id),
+            });
+        };
+        notices.push(crate::documents::mail::Notice {
+            invoice_number: note.number.clone(),
+            customer_id: note.customer_id.clone(),
+            customer_name: party.customer.name.clone(),
+            to: party.customer.email.clone(),
+            amount_ttc: note.total_ttc,
+            amount_due: note.total_ttc,
+            due_date: note.issue_date,
+            payment_method: party.payment_method.clone(),
+            pdf: None,
+            credited_invoice: Some(note.invoice_number.clone()),
+        });
+    }
+    Ok(notices)
+}
+
 /// The month of a day (documents and dataset partitions of a note).
 fn month_of(date: NaiveDate) -> Month {
     date.format("%Y-%m")

@@ -503,6 +503,7 @@ pub async fn notices(
             due_date,
             payment_method: get("payment_method").to_string(),
             pdf: None,
+            credited_invoice: None,
         });
     }
     Ok(notices)
