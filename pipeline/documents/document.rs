@@ -552,6 +552,78 @@ pub fn document_key(month: Month, invoice_number: &str, extension: &str) -> Stri
 mod tests {
     use super::*;
 
+    fn vat_line(amount: &str, category: &str, rate: &str, exemption: &str) -> InvoiceLine {
+        InvoiceLine::of_vat(
+            "line",
+            amount.parse().unwrap(),
+            category,
+            rate.parse().unwrap(),
+            exemption,
+        )
+    }
+
+    #[test]
+    fn the_vat_breakdown_is_per_category_and_rate_rounded_on_each_base() {
+        let dec = |s: &str| s.parse::<Decimal>().unwrap();
+        let lines = [
+            vat_line("7.50", "E", "0.00", ""),
+            vat_line("10.03", "S", "20.00", ""),
+            vat_line("10.03", "S", "20.00", ""),
+            vat_line("29.99", "S", "8.50", ""),
+            vat_line("-1.00", "S", "20.00", ""),
+        ];
+        // 19.06 × 20 % = 3.812 → 3.81; 29.99 × 8.5 % = 2.54915 → 2.55.
+        let vat = vat_breakdown(&lines, dec("6.36")).unwrap();
+        let summary: Vec<_> = vat
+            .iter()
+            .map(|v| (v.category.as_str(), v.rate.to_string(), v.base_ht, v.amount))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("S", "20".to_string(), dec("19.06"), dec("3.81")),
+                ("S", "8.5".to_string(), dec("29.99"), dec("2.55")),
+                ("E", "0".to_string(), dec("7.50"), dec("0")),
+            ]
+        );
+        assert_eq!(vat[2].exemption, "Exonération de TVA");
+        let err = vat_breakdown(&lines, dec("6.37")).unwrap_err();
+        assert!(err.contains("adds up to 6.36"), "{err}");
+        let err = vat_breakdown(&[vat_line("1", "E", "20", "")], Decimal::ZERO).unwrap_err();
+        assert!(err.contains("category E at 20 %"), "{err}");
+        let err = vat_breakdown(&[vat_line("1", "Z", "0", "")], Decimal::ZERO).unwrap_err();
+        assert!(err.contains("'Z'"), "{err}");
+    }
+
+    #[test]
+    fn a_partial_credit_is_split_in_proportion_the_remainder_to_the_largest_base() {
+        let dec = |s: &str| s.parse::<Decimal>().unwrap();
+        let lines = [
+            vat_line("10.00", "S", "20", ""),
+            vat_line(
+                "10.00",
+                "E",
+                "0",
+                "Exonération de TVA, article 261 C du CGI",
+            ),
+            vat_line("10.00", "G", "0", ""),
+        ];
+        let invoice = vat_breakdown(&lines, dec("2.00")).unwrap();
+        // 10 / 3 = 3.33 each, the remainder 0.01 to the first largest.
+        let parts = split_credit(&invoice, dec("10.00"));
+        let bases: Vec<_> = parts
+            .iter()
+            .map(|p| (p.category.as_str(), p.base_ht))
+            .collect();
+        assert_eq!(
+            bases,
+            [("S", dec("3.34")), ("E", dec("3.33")), ("G", dec("3.33"))]
+        );
+        assert_eq!(parts[0].amount, dec("0.67"));
+        // The whole gives the invoice's breakdown back.
+        assert_eq!(split_credit(&invoice, dec("30.00")), invoice);
+    }
+
     #[test]
     fn masks_the_last_four_digits_of_a_called_number() {
         assert_eq!(mask_called_number("33612345678"), "3361234XXXX");
