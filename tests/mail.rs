@@ -113,6 +113,7 @@ fn notice(seq: u32, name: &str, to: &str, method: &str, ttc: &str, pdf: Option<V
         due_date: NaiveDate::from_ymd_opt(2026, 11, 16).unwrap(),
         payment_method: method.to_string(),
         pdf,
+        credited_invoice: None,
     }
 }
 
@@ -839,4 +840,97 @@ fn a_broken_mail_template_stops_publish_in_one_line() {
         out.stderr
     );
     assert!(!ws.lake().join("documents").exists());
+}
+
+/// Credit notes are mailed like invoices (docs/MAIL.md): `publish --month
+/// M` mails the notes whose documents are M's, the regularisation note
+/// issued with M and a note of `credit` dated in M, each once, from the
+/// billing address, with its PDF.
+#[test]
+fn credit_notes_are_mailed_once_with_their_pdf() {
+    let sink = Sink::start(&[]);
+    // Rule case 42: October issued, then November with a back-dated
+    // termination, whose days no longer due are a regularisation credit
+    // note on C3's October invoice.
+    let base = common::fixtures().join("rules/_base");
+    let case = common::fixtures().join("rules/42_backdated_termination_fee");
+    let scratch = tempfile::tempdir().unwrap();
+    let reference = scratch.path().join("reference");
+    let source = scratch.path().join("ftp");
+    common::copy_dir(&base.join("reference"), &reference);
+    common::copy_dir(&case.join("reference"), &reference);
+    common::copy_dir(&case.join("ftp1"), &source);
+    let ws = common::Workspace::new(&source, &reference, &base.join("integrator.toml"));
+    let config = ws.dir.path().join("mvnobill.toml");
+    let mut text_config = std::fs::read_to_string(&config).unwrap();
+    text_config.push_str(&format!(
+        "\n[mail]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
+        sink.port
+    ));
+    std::fs::write(&config, text_config).unwrap();
+
+    ws.run(&["run", "--month", "2026-10"]).ok();
+    let october = sink.messages().len();
+    assert_eq!(october, 3, "October's invoices");
+    // A gesture on C2's October invoice, dated in November.
+    let rows = ws.query("SELECT invoice_number FROM invoices WHERE customer_id = 'C2'");
+    let c2_invoice = common::text(&rows[0], "invoice_number");
+    ws.run(&[
+        "credit",
+        "--invoice",
+        &c2_invoice,
+        "--amount-ht",
+        "5.00",
+        "--reason",
+        "Geste commercial",
+        "--date",
+        "2026-11-20",
+    ])
+    .ok();
+    common::copy_dir(&case.join("reference2"), &reference);
+    let report = ws.run(&["--json", "run", "--month", "2026-11"]).ok().json();
+    let november_invoices = report["bill"]["invoices"].as_u64().unwrap();
+    assert_eq!(
+        report["publish"]["mail"]["sent"],
+        november_invoices + 2,
+        "{}",
+        report["publish"]
+    );
+
+    let notes: Vec<_> = sink
+        .messages()
+        .into_iter()
+        .filter(|m| text(&m["subject"]).starts_with("Votre avoir"))
+        .collect();
+    assert_eq!(notes.len(), 2, "{notes:#?}");
+    let mut recipients = Vec::new();
+    for mail in &notes {
+        let subject = text(&mail["subject"]);
+        let number = subject
+            .split_whitespace()
+            .find(|word| word.contains("-AV-"))
+            .unwrap_or_else(|| panic!("no note number in {subject}"));
+        assert!(
+            text(&mail["from"]).contains("facturation@exemple-mobile.fr"),
+            "{mail}"
+        );
+        let attachment = &mail["attachments"][0];
+        assert_eq!(attachment["filename"], format!("{number}.pdf"));
+        let body = mail["text"].to_string();
+        assert!(body.contains("est disponible"), "{body}");
+        recipients.push(mail["rcpt_tos"].to_string());
+    }
+    recipients.sort();
+    assert!(recipients[0].contains("c2@example.org"), "{recipients:?}");
+    assert!(recipients[1].contains("c3@example.org"), "{recipients:?}");
+
+    // Again: none twice.
+    let sent = sink.messages().len();
+    let again = ws
+        .run(&["--json", "publish", "--month", "2026-11"])
+        .ok()
+        .json();
+    assert_eq!(again["mail"]["sent"], 0, "{again}");
+    assert_eq!(again["mail"]["already_sent"], november_invoices + 2);
+    assert_eq!(sink.messages().len(), sent);
 }

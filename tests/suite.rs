@@ -15,6 +15,7 @@ mod crash;
 mod credit;
 mod documents;
 mod dunning;
+mod en16931;
 mod finance;
 mod frozen;
 mod ftp;

@@ -49,7 +49,8 @@ pub struct InvoiceDocument {
     /// The regularisations of earlier months (account.md §4).
     pub regularisation_ht: Decimal,
     pub total_ht: Decimal,
-    /// One entry per VAT rate (rating.md: a single 20 % rate today).
+    /// One entry per VAT category and rate ([`vat_breakdown`], rating.md
+    /// §6), adding up to `total_vat`.
     pub vat: Vec<VatAmount>,
     pub total_vat: Decimal,
     pub total_ttc: Decimal,
@@ -139,9 +140,46 @@ pub struct InvoiceLine {
     pub period_end: Option<NaiveDate>,
     /// The month a `REGULARISATION` corrects (`2026-09`); empty otherwise.
     pub period: String,
+    /// The VAT category of the line (rating.md §6, EN 16931 BT-151): `S`
+    /// standard, `E` exempt, `AE` reverse charge, `K` intra-community
+    /// supply, `G` export, `O` outside the scope of VAT.
+    pub vat_category: String,
+    /// The VAT rate in percent (BT-152): 20 or 8.5 for `S`, 0 otherwise.
+    pub vat_rate: Decimal,
+    /// Why the line bears no VAT (BT-120), as the invoice prints it; empty
+    /// for `S`.
+    pub vat_exemption: String,
 }
 
 impl InvoiceLine {
+    /// A line known only by its label, amount and VAT (a credit note's
+    /// line: its breakdown and its Factur-X need no more).
+    pub fn of_vat(
+        label: &str,
+        amount_ht: Decimal,
+        vat_category: &str,
+        vat_rate: Decimal,
+        vat_exemption: &str,
+    ) -> InvoiceLine {
+        InvoiceLine {
+            kind: "CREDIT".to_string(),
+            msisdn: String::new(),
+            label: label.to_string(),
+            code: String::new(),
+            event_type: String::new(),
+            zone: String::new(),
+            quantity: Decimal::ONE,
+            unit_price: Some(amount_ht),
+            amount_ht,
+            period_start: None,
+            period_end: None,
+            period: String::new(),
+            vat_category: vat_category.to_string(),
+            vat_rate,
+            vat_exemption: vat_exemption.to_string(),
+        }
+    }
+
     /// What the line is, as printed where a line has one name (Factur-X):
     /// a regularisation says which month it corrects.
     pub fn printed_label(&self) -> String {
@@ -166,12 +204,176 @@ pub fn month_numeric(month: &str) -> Option<String> {
     Some(parsed.first_day().format("%m/%Y").to_string())
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One entry of the VAT breakdown (EN 16931 BG-23): the lines of one
+/// category and rate, their base and their VAT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VatAmount {
-    /// Percent, e.g. `20`.
+    /// `S`, `E`, `AE`, `K`, `G` or `O` (see [`InvoiceLine::vat_category`]).
+    pub category: String,
+    /// Percent, e.g. `20` or `8.5` (normalised: no trailing zeros).
     pub rate: Decimal,
     pub base_ht: Decimal,
+    /// `round(base_ht × rate / 100, 2)`, half away from zero.
     pub amount: Decimal,
+    /// The exemption reason of the category (BT-120), empty for `S`.
+    pub exemption: String,
+}
+
+impl VatAmount {
+    /// The single standard entry of a document whose lines carry no VAT of
+    /// their own (a credit note of the ledger before categories existed).
+    pub fn standard(rate: Decimal, base_ht: Decimal, amount: Decimal) -> VatAmount {
+        VatAmount {
+            category: "S".to_string(),
+            rate: rate.normalize(),
+            base_ht,
+            amount,
+            exemption: String::new(),
+        }
+    }
+}
+
+/// The VAT categories of rating.md §6, in the order a breakdown lists them.
+pub const VAT_CATEGORIES: [&str; 6] = ["S", "E", "AE", "K", "G", "O"];
+
+/// The exemption text a line prints when the lake gives none (a month
+/// billed before `vat_exemption` existed): rating.md §6's text of its
+/// category; an exempt (`E`) product without its own text says only
+/// "Exonération de TVA". Empty for `S`.
+pub fn default_exemption(category: &str) -> &'static str {
+    match category {
+        "E" => "Exonération de TVA",
+        "G" => "Exonération de TVA, article 262 I du CGI",
+        "K" => "Exonération de TVA, article 262 ter I du CGI",
+        "AE" => "Autoliquidation",
+        "O" => "Hors champ d'application de la TVA",
+        _ => "",
+    }
+}
+
+/// VAT of a base at a rate in percent: `round(base × rate / 100, 2)`, half
+/// away from zero (how DataFusion's `CAST(… AS DECIMAL(18, 2))` rounds in
+/// `bill`).
+pub fn vat_of(base_ht: Decimal, rate: Decimal) -> Decimal {
+    (base_ht * rate / Decimal::ONE_HUNDRED)
+        .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+}
+
+/// The VAT breakdown of `lines` (rating.md §6): one entry per category and
+/// rate, its base the sum of its lines, its VAT rounded on that base, in
+/// the order of [`VAT_CATEGORIES`] then by rate, highest first. The
+/// exemption texts of a category's lines are joined when they differ.
+/// Checked: every line has a known category, a positive rate for `S` and
+/// 0 otherwise, and the VAT adds up to `total_vat`; the error says what
+/// does not hold, in one line.
+pub fn vat_breakdown(lines: &[InvoiceLine], total_vat: Decimal) -> Result<Vec<VatAmount>, String> {
+    let entries = breakdown_of(lines)?;
+    let sum: Decimal = entries.iter().map(|entry| entry.amount).sum();
+    if sum != total_vat {
+        return Err(format!(
+            "its lines' VAT per category and rate adds up to {sum}, its vat is {total_vat}"
+        ));
+    }
+    Ok(entries)
+}
+
+/// [`vat_breakdown`] without the check against a VAT total.
+pub fn breakdown_of(lines: &[InvoiceLine]) -> Result<Vec<VatAmount>, String> {
+    let mut entries: Vec<VatAmount> = Vec::new();
+    for line in lines {
+        let category = line.vat_category.trim();
+        let rank = VAT_CATEGORIES
+            .iter()
+            .position(|known| *known == category)
+            .ok_or_else(|| {
+                format!(
+                    "line '{}' has VAT category '{category}' (not one of S, E, AE, K, G, O)",
+                    line.label
+                )
+            })?;
+        let rate = line.vat_rate.normalize();
+        let standard = category == "S";
+        if standard != (rate > Decimal::ZERO) || rate < Decimal::ZERO {
+            return Err(format!(
+                "line '{}' is in VAT category {category} at {rate} % (S has a positive rate, the others 0)",
+                line.label
+            ));
+        }
+        let exemption = if standard {
+            String::new()
+        } else if line.vat_exemption.trim().is_empty() {
+            default_exemption(category).to_string()
+        } else {
+            line.vat_exemption.trim().to_string()
+        };
+        match entries
+            .iter_mut()
+            .find(|entry| entry.category == category && entry.rate == rate)
+        {
+            Some(entry) => {
+                entry.base_ht += line.amount_ht;
+                if !exemption.is_empty()
+                    && !entry.exemption.split(" ; ").any(|text| text == exemption)
+                {
+                    entry.exemption = format!("{} ; {exemption}", entry.exemption);
+                }
+            }
+            None => entries.push(VatAmount {
+                category: VAT_CATEGORIES[rank].to_string(),
+                rate,
+                base_ht: line.amount_ht,
+                amount: Decimal::ZERO,
+                exemption,
+            }),
+        }
+    }
+    let rank = |category: &str| VAT_CATEGORIES.iter().position(|known| *known == category);
+    entries.sort_by(|a, b| {
+        rank(&a.category)
+            .cmp(&rank(&b.category))
+            .then(b.rate.cmp(&a.rate))
+    });
+    for entry in &mut entries {
+        entry.amount = vat_of(entry.base_ht, entry.rate);
+    }
+    Ok(entries)
+}
+
+/// A partial credit note's HT split over the categories of the invoice it
+/// credits (rating.md §6): in proportion to their bases, rounded to the
+/// cent, the remainder going to the largest base; each part's VAT at its
+/// rate. The whole HT of the invoice gives its breakdown back.
+pub fn split_credit(invoice: &[VatAmount], total_ht: Decimal) -> Vec<VatAmount> {
+    let whole: Decimal = invoice.iter().map(|entry| entry.base_ht).sum();
+    let largest = invoice
+        .iter()
+        .enumerate()
+        .max_by(|(i, a), (j, b)| a.base_ht.cmp(&b.base_ht).then(j.cmp(i)))
+        .map(|(index, _)| index);
+    let mut parts: Vec<VatAmount> = invoice
+        .iter()
+        .map(|entry| {
+            let base_ht = if whole.is_zero() {
+                Decimal::ZERO
+            } else {
+                (total_ht * entry.base_ht / whole)
+                    .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+            };
+            VatAmount {
+                base_ht,
+                ..entry.clone()
+            }
+        })
+        .collect();
+    let remainder = total_ht - parts.iter().map(|part| part.base_ht).sum::<Decimal>();
+    if let Some(index) = largest {
+        parts[index].base_ht += remainder;
+    }
+    for part in &mut parts {
+        part.amount = vat_of(part.base_ht, part.rate);
+    }
+    parts.retain(|part| !part.base_ht.is_zero());
+    parts
 }
 
 /// How the invoice is paid.
@@ -349,6 +551,78 @@ pub fn document_key(month: Month, invoice_number: &str, extension: &str) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn vat_line(amount: &str, category: &str, rate: &str, exemption: &str) -> InvoiceLine {
+        InvoiceLine::of_vat(
+            "line",
+            amount.parse().unwrap(),
+            category,
+            rate.parse().unwrap(),
+            exemption,
+        )
+    }
+
+    #[test]
+    fn the_vat_breakdown_is_per_category_and_rate_rounded_on_each_base() {
+        let dec = |s: &str| s.parse::<Decimal>().unwrap();
+        let lines = [
+            vat_line("7.50", "E", "0.00", ""),
+            vat_line("10.03", "S", "20.00", ""),
+            vat_line("10.03", "S", "20.00", ""),
+            vat_line("29.99", "S", "8.50", ""),
+            vat_line("-1.00", "S", "20.00", ""),
+        ];
+        // 19.06 × 20 % = 3.812 → 3.81; 29.99 × 8.5 % = 2.54915 → 2.55.
+        let vat = vat_breakdown(&lines, dec("6.36")).unwrap();
+        let summary: Vec<_> = vat
+            .iter()
+            .map(|v| (v.category.as_str(), v.rate.to_string(), v.base_ht, v.amount))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("S", "20".to_string(), dec("19.06"), dec("3.81")),
+                ("S", "8.5".to_string(), dec("29.99"), dec("2.55")),
+                ("E", "0".to_string(), dec("7.50"), dec("0")),
+            ]
+        );
+        assert_eq!(vat[2].exemption, "Exonération de TVA");
+        let err = vat_breakdown(&lines, dec("6.37")).unwrap_err();
+        assert!(err.contains("adds up to 6.36"), "{err}");
+        let err = vat_breakdown(&[vat_line("1", "E", "20", "")], Decimal::ZERO).unwrap_err();
+        assert!(err.contains("category E at 20 %"), "{err}");
+        let err = vat_breakdown(&[vat_line("1", "Z", "0", "")], Decimal::ZERO).unwrap_err();
+        assert!(err.contains("'Z'"), "{err}");
+    }
+
+    #[test]
+    fn a_partial_credit_is_split_in_proportion_the_remainder_to_the_largest_base() {
+        let dec = |s: &str| s.parse::<Decimal>().unwrap();
+        let lines = [
+            vat_line("10.00", "S", "20", ""),
+            vat_line(
+                "10.00",
+                "E",
+                "0",
+                "Exonération de TVA, article 261 C du CGI",
+            ),
+            vat_line("10.00", "G", "0", ""),
+        ];
+        let invoice = vat_breakdown(&lines, dec("2.00")).unwrap();
+        // 10 / 3 = 3.33 each, the remainder 0.01 to the first largest.
+        let parts = split_credit(&invoice, dec("10.00"));
+        let bases: Vec<_> = parts
+            .iter()
+            .map(|p| (p.category.as_str(), p.base_ht))
+            .collect();
+        assert_eq!(
+            bases,
+            [("S", dec("3.34")), ("E", dec("3.33")), ("G", dec("3.33"))]
+        );
+        assert_eq!(parts[0].amount, dec("0.67"));
+        // The whole gives the invoice's breakdown back.
+        assert_eq!(split_credit(&invoice, dec("30.00")), invoice);
+    }
 
     #[test]
     fn masks_the_last_four_digits_of_a_called_number() {

@@ -5,10 +5,26 @@
 //! The XML follows the Factur-X 1.0 EN 16931 XSD (element order matters):
 //! seller and buyer with their SIREN (scheme 0002) and VAT numbers, the
 //! billing period, the payment means (SEPA direct debit 59 or SEPA credit
-//! transfer 58), one VAT breakdown per rate (category S), the due date and
-//! the totals. Each invoice line is billed as quantity 1 (C62) at a net price
+//! transfer 58), one VAT breakdown per category and rate (BG-23), the due
+//! date and the totals. Each invoice line is billed as quantity 1 (C62) at a net price
 //! equal to its amount, so that EN 16931's sum rules hold to the cent whatever
 //! unit the line counts (days, seconds, KB).
+//!
+//! VAT categories (rating.md §6) and what EN 16931 asks of each, checked by
+//! the official Schematron in the tests (`tests/en16931.rs`):
+//!
+//! | category | line rate (BT-152) | BG-23 reason (BT-120 / BT-121) | also |
+//! |---|---|---|---|
+//! | `S` standard | 20 or 8.5 | none (BR-S-10) | seller VAT id (BR-S-02) |
+//! | `E` exempt | 0 | the product's text, no code | seller VAT id (BR-E-02) |
+//! | `AE` reverse charge | 0 | "Autoliquidation", `VATEX-EU-AE` | seller and buyer VAT ids (BR-AE-02) |
+//! | `K` intra-community | 0 | article 262 ter I, `VATEX-EU-IC` | both VAT ids (BR-IC-02), deliver-to country (BR-IC-12), delivery date (BR-IC-11) |
+//! | `G` export | 0 | article 262 I, `VATEX-EU-G` | seller VAT id (BR-G-02) |
+//! | `O` outside scope | none (BR-O-05, BR-O-09) | "hors champ", `VATEX-EU-O` | no VAT id of either party (BR-O-02), no other category (BR-O-11) |
+//!
+//! An exempt product's text may name any article of the CGI: a VATEX code
+//! chosen for it could be wrong, and BR-E-10 asks for the text *or* the
+//! code, so `E` carries the text alone.
 //!
 //! [`embed`] adds to the PDF: the XML as the associated file `factur-x.xml`
 //! (`/AFRelationship /Data`), an XMP packet declaring PDF/A-3B and the
@@ -23,7 +39,9 @@ use quick_xml::events::{BytesDecl, BytesEnd, BytesPI, Event};
 use rust_decimal::{Decimal, RoundingStrategy};
 use sha2::{Digest, Sha256};
 
-use crate::documents::document::{markup_start, markup_text, Customer, InvoiceDocument};
+use crate::documents::document::{
+    markup_start, markup_text, vat_breakdown, Customer, InvoiceDocument,
+};
 
 /// The name the Factur-X specification gives the embedded XML.
 pub const XML_FILENAME: &str = "factur-x.xml";
@@ -38,10 +56,6 @@ const SRGB_ICC: &[u8] = include_bytes!("../../data/sRGB.icc");
 /// `/Creator` and `xmp:CreatorTool`; `/Producer` and `pdf:Producer`.
 const CREATOR: &str = "mvnobill";
 const PRODUCER: &str = "mvnobill (lopdf)";
-
-/// The single VAT rate of docs/RULES.md §6, used only when a document comes
-/// without a VAT breakdown.
-const DEFAULT_VAT_RATE: Decimal = Decimal::from_parts(20, 0, 0, false, 0);
 
 #[derive(Debug, thiserror::Error)]
 pub enum FacturxError {
@@ -133,7 +147,6 @@ fn cross_industry_invoice(doc: &InvoiceDocument, credited: Option<CreditedInvoic
     x.close("rsm:ExchangedDocument");
 
     x.open("rsm:SupplyChainTradeTransaction");
-    let rate = line_vat_rate(doc);
     for (index, line) in doc.lines.iter().enumerate() {
         x.open("ram:IncludedSupplyChainTradeLineItem");
         x.open("ram:AssociatedDocumentLineDocument");
@@ -159,7 +172,7 @@ fn cross_industry_invoice(doc: &InvoiceDocument, credited: Option<CreditedInvoic
         x.leaf_with("ram:BilledQuantity", &[("unitCode", "C62")], quantity);
         x.close("ram:SpecifiedLineTradeDelivery");
         x.open("ram:SpecifiedLineTradeSettlement");
-        x.vat_category("ram:ApplicableTradeTax", rate);
+        x.line_vat(&line.vat_category, line.vat_rate);
         if let (Some(start), Some(end)) = (line.period_start, line.period_end) {
             if start <= end {
                 x.period(start, end);
@@ -172,15 +185,23 @@ fn cross_industry_invoice(doc: &InvoiceDocument, credited: Option<CreditedInvoic
         x.close("ram:IncludedSupplyChainTradeLineItem");
     }
 
+    // BR-O-02: outside the scope of VAT, neither party's VAT identifier is
+    // stated (the page still prints the seller's).
+    let vat_ids = !has_category(doc, "O");
     x.open("ram:ApplicableHeaderTradeAgreement");
-    seller(&mut x, doc);
-    buyer(&mut x, &doc.customer);
+    seller(&mut x, doc, vat_ids);
+    buyer(&mut x, &doc.customer, vat_ids);
     x.close("ram:ApplicableHeaderTradeAgreement");
 
     // BT-72: a month of service is supplied when its period ends (the period
     // itself is BG-14 below); it also keeps the element from being empty,
     // which the EN 16931 schematron warns about (PEPPOL-EN16931-R008).
     x.open("ram:ApplicableHeaderTradeDelivery");
+    if has_category(doc, "K") {
+        // BR-IC-12: an intra-community supply states where the goods go
+        // (BG-13, the customer's address, BT-80 its country).
+        ship_to(&mut x, &doc.customer);
+    }
     x.open("ram:ActualDeliverySupplyChainEvent");
     x.date("ram:OccurrenceDateTime", doc.period_end);
     x.close("ram:ActualDeliverySupplyChainEvent");
@@ -197,7 +218,7 @@ fn cross_industry_invoice(doc: &InvoiceDocument, credited: Option<CreditedInvoic
     xml
 }
 
-fn seller(x: &mut Xml, doc: &InvoiceDocument) {
+fn seller(x: &mut Xml, doc: &InvoiceDocument, vat_id: bool) {
     let org = &doc.integrator;
     x.open("ram:SellerTradeParty");
     x.leaf("ram:Name", &org.name);
@@ -226,11 +247,13 @@ fn seller(x: &mut Xml, doc: &InvoiceDocument) {
     x.leaf("ram:CountryID", "FR");
     x.close("ram:PostalTradeAddress");
     email(x, opt(&org.billing_email));
-    vat_registration(x, opt(&org.vat_number));
+    if vat_id {
+        vat_registration(x, opt(&org.vat_number));
+    }
     x.close("ram:SellerTradeParty");
 }
 
-fn buyer(x: &mut Xml, customer: &Customer) {
+fn buyer(x: &mut Xml, customer: &Customer, vat_id: bool) {
     x.open("ram:BuyerTradeParty");
     x.leaf("ram:Name", &customer.name);
     if let Some(siren) = siren(&customer.siret) {
@@ -243,15 +266,57 @@ fn buyer(x: &mut Xml, customer: &Customer) {
     x.leaf_opt("ram:LineOne", &customer.address1);
     x.leaf_opt("ram:LineTwo", &customer.address2);
     x.leaf_opt("ram:CityName", &customer.city);
-    let country = customer.country.trim();
-    x.leaf(
-        "ram:CountryID",
-        if country.is_empty() { "FR" } else { country },
-    );
+    x.leaf("ram:CountryID", country(customer));
     x.close("ram:PostalTradeAddress");
     email(x, &customer.email);
-    vat_registration(x, &customer.vat_number);
+    if vat_id {
+        vat_registration(x, &customer.vat_number);
+    }
     x.close("ram:BuyerTradeParty");
+}
+
+/// BG-13, the deliver-to address: the customer's (BT-70 to BT-80).
+fn ship_to(x: &mut Xml, customer: &Customer) {
+    x.open("ram:ShipToTradeParty");
+    x.leaf("ram:Name", &customer.name);
+    x.open("ram:PostalTradeAddress");
+    x.leaf_opt("ram:PostcodeCode", &customer.postcode);
+    x.leaf_opt("ram:LineOne", &customer.address1);
+    x.leaf_opt("ram:LineTwo", &customer.address2);
+    x.leaf_opt("ram:CityName", &customer.city);
+    x.leaf("ram:CountryID", country(customer));
+    x.close("ram:PostalTradeAddress");
+    x.close("ram:ShipToTradeParty");
+}
+
+/// The customer's country (ISO 3166 alpha-2), France when blank.
+fn country(customer: &Customer) -> &str {
+    let country = customer.country.trim();
+    if country.is_empty() {
+        "FR"
+    } else {
+        country
+    }
+}
+
+/// Whether a line of the document is in VAT category `category`.
+fn has_category(doc: &InvoiceDocument, category: &str) -> bool {
+    doc.lines
+        .iter()
+        .any(|line| line.vat_category.trim() == category)
+}
+
+/// BT-121, the VATEX code of a category's exemption (CEF VATEX list); none
+/// for `S`, and none for `E`, whose product text (BT-120) may name any
+/// article (see the module's table).
+fn exemption_code(category: &str) -> Option<&'static str> {
+    match category {
+        "AE" => Some("VATEX-EU-AE"),
+        "K" => Some("VATEX-EU-IC"),
+        "G" => Some("VATEX-EU-G"),
+        "O" => Some("VATEX-EU-O"),
+        _ => None,
+    }
 }
 
 fn settlement(x: &mut Xml, doc: &InvoiceDocument, credited: Option<CreditedInvoice<'_>>) {
@@ -271,13 +336,25 @@ fn settlement(x: &mut Xml, doc: &InvoiceDocument, credited: Option<CreditedInvoi
         payment_means(x, doc);
     }
 
-    for vat in vat_breakdown(doc) {
+    // BG-23, one per category and rate; the exemption reason where the
+    // category is not `S` (BR-E-10, BR-AE-10, BR-IC-10, BR-G-10, BR-O-10),
+    // no rate outside the scope of VAT (BR-O-09).
+    for vat in &doc.vat {
+        let category = vat.category.as_str();
         x.open("ram:ApplicableTradeTax");
         x.leaf("ram:CalculatedAmount", &amount(vat.amount));
         x.leaf("ram:TypeCode", "VAT");
+        if category != "S" {
+            x.leaf_opt("ram:ExemptionReason", &vat.exemption);
+        }
         x.leaf("ram:BasisAmount", &amount(vat.base_ht));
-        x.leaf("ram:CategoryCode", "S");
-        x.leaf("ram:RateApplicablePercent", &percent(vat.rate));
+        x.leaf("ram:CategoryCode", category);
+        if let Some(code) = exemption_code(category) {
+            x.leaf("ram:ExemptionReasonCode", code);
+        }
+        if category != "O" {
+            x.leaf("ram:RateApplicablePercent", &percent(vat.rate));
+        }
         x.close("ram:ApplicableTradeTax");
     }
 
@@ -432,27 +509,6 @@ fn line_name(line: &crate::documents::document::InvoiceLine) -> String {
     }
 }
 
-/// The VAT breakdown as the document has it, or the single default rate on
-/// the whole base when it has none.
-fn vat_breakdown(doc: &InvoiceDocument) -> Vec<crate::documents::document::VatAmount> {
-    if doc.vat.is_empty() {
-        vec![crate::documents::document::VatAmount {
-            rate: DEFAULT_VAT_RATE,
-            base_ht: doc.total_ht,
-            amount: doc.total_vat,
-        }]
-    } else {
-        doc.vat.clone()
-    }
-}
-
-/// The rate every line is taxed at. Lines carry no rate of their own: one
-/// rate applies to the invoice (docs/RULES.md §6), and [`embed`] refuses a
-/// document with several.
-fn line_vat_rate(doc: &InvoiceDocument) -> Decimal {
-    doc.vat.first().map_or(DEFAULT_VAT_RATE, |vat| vat.rate)
-}
-
 /// The EN 16931 sums the XML states, checked on the document: a Factur-X
 /// whose totals don't add up is refused by the buyer's platform.
 fn check_totals(doc: &InvoiceDocument) -> Result<(), String> {
@@ -470,34 +526,34 @@ fn check_totals(doc: &InvoiceDocument) -> Result<(), String> {
             doc.total_ht
         ));
     }
-    if doc.vat.len() > 1 {
+    // The breakdown is the lines' (rating.md §6, BR-CO-17) and adds up to
+    // the VAT total.
+    let breakdown = vat_breakdown(&doc.lines, doc.total_vat)?;
+    if breakdown != doc.vat {
         return Err(format!(
-            "{} VAT rates but the lines carry none of their own",
-            doc.vat.len()
+            "its VAT breakdown is not its lines' per category and rate ({})",
+            breakdown
+                .iter()
+                .map(|vat| format!(
+                    "{} {} % on {}: {}",
+                    vat.category, vat.rate, vat.base_ht, vat.amount
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
-    for vat in vat_breakdown(doc) {
-        if vat.rate <= Decimal::ZERO {
-            return Err(format!("VAT rate {} is not a standard (S) rate", vat.rate));
-        }
-        if vat.base_ht != doc.total_ht {
+    // BR-O-11 to BR-O-14: outside the scope of VAT, nothing else.
+    if has_category(doc, "O") && doc.vat.iter().any(|vat| vat.category != "O") {
+        return Err(
+            "VAT category O (outside the scope of VAT) is mixed with other categories".to_string(),
+        );
+    }
+    // BR-AE-02, BR-IC-02: reverse charge and intra-community supplies name
+    // the buyer's VAT number.
+    for category in ["AE", "K"] {
+        if has_category(doc, category) && compact(&doc.customer.vat_number).is_empty() {
             return Err(format!(
-                "VAT base {} is not total_ht {}",
-                vat.base_ht, doc.total_ht
-            ));
-        }
-        let expected = (vat.base_ht * vat.rate / Decimal::ONE_HUNDRED)
-            .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
-        if vat.amount != expected {
-            return Err(format!(
-                "VAT {} at {} % of {} should be {expected}",
-                vat.amount, vat.rate, vat.base_ht
-            ));
-        }
-        if vat.amount != doc.total_vat {
-            return Err(format!(
-                "VAT {} is not total_vat {}",
-                vat.amount, doc.total_vat
+                "VAT category {category} without the customer's VAT number"
             ));
         }
     }
@@ -685,12 +741,18 @@ impl Xml {
         self.close("ram:BillingSpecifiedPeriod");
     }
 
-    fn vat_category(&mut self, tag: &str, rate: Decimal) {
-        self.open(tag);
+    /// A line's VAT (BT-151, BT-152): its category and rate; 0 for every
+    /// category but `S` (BR-E-05, BR-AE-05, BR-IC-05, BR-G-05), no rate
+    /// outside the scope of VAT (BR-O-05).
+    fn line_vat(&mut self, category: &str, rate: Decimal) {
+        let category = category.trim();
+        self.open("ram:ApplicableTradeTax");
         self.leaf("ram:TypeCode", "VAT");
-        self.leaf("ram:CategoryCode", "S");
-        self.leaf("ram:RateApplicablePercent", &percent(rate));
-        self.close(tag);
+        self.leaf("ram:CategoryCode", category);
+        if category != "O" {
+            self.leaf("ram:RateApplicablePercent", &percent(rate));
+        }
+        self.close("ram:ApplicableTradeTax");
     }
 }
 
@@ -701,8 +763,9 @@ impl Xml {
 /// (from [`cii_xml`]) as `factur-x.xml`. Deterministic: dates come from the
 /// issue date, the trailer `/ID` from a hash of the inputs. Refuses a
 /// document whose totals would break EN 16931's sum rules (lines to
-/// `total_ht`, VAT at its rate rounded to the cent, `total_ttc`) or that has
-/// several VAT rates, which its lines cannot be matched to.
+/// `total_ht`, VAT per category and rate rounded to the cent, `total_ttc`) or
+/// the rules of its VAT categories (`O` alone, a buyer VAT number for `AE`
+/// and `K`).
 pub fn embed(pdf: &[u8], xml: &str, doc: &InvoiceDocument) -> Result<Vec<u8>, FacturxError> {
     check_totals(doc).map_err(|message| FacturxError::Totals {
         invoice: doc.invoice_number.clone(),
@@ -1088,6 +1151,9 @@ mod tests {
             period_start: Some(day(2026, 10, 1)),
             period_end: Some(day(2026, 10, 31)),
             period: String::new(),
+            vat_category: "S".to_string(),
+            vat_rate: dec("20.00"),
+            vat_exemption: String::new(),
         }
     }
 
@@ -1132,11 +1198,7 @@ mod tests {
             charges_ht: Decimal::ZERO,
             regularisation_ht: Decimal::ZERO,
             total_ht: dec("35.00"),
-            vat: vec![VatAmount {
-                rate: dec("20"),
-                base_ht: dec("35.00"),
-                amount: dec("7.00"),
-            }],
+            vat: vec![VatAmount::standard(dec("20"), dec("35.00"), dec("7.00"))],
             total_vat: dec("7.00"),
             total_ttc: dec("42.00"),
             balance_brought_forward: Decimal::ZERO,
@@ -1664,11 +1726,52 @@ mod tests {
         assert!(!err.contains('\n'));
 
         let mut two_rates = fixture();
-        two_rates.vat.push(VatAmount {
-            rate: dec("5.5"),
-            base_ht: Decimal::ZERO,
+        two_rates.vat.push(VatAmount::standard(
+            dec("5.5"),
+            Decimal::ZERO,
+            Decimal::ZERO,
+        ));
+        let err = embed(&tiny_pdf(), &xml, &two_rates)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not its lines'"), "{err}");
+
+        // Outside the scope of VAT, alone.
+        let mut mixed = fixture();
+        mixed.lines[1].vat_category = "O".to_string();
+        mixed.lines[1].vat_rate = Decimal::ZERO;
+        mixed.vat = vec![
+            VatAmount::standard(dec("20"), dec("29.99"), dec("6.00")),
+            VatAmount {
+                category: "O".to_string(),
+                rate: Decimal::ZERO,
+                base_ht: dec("5.01"),
+                amount: Decimal::ZERO,
+                exemption: "Hors champ d'application de la TVA".to_string(),
+            },
+        ];
+        mixed.total_vat = dec("6.00");
+        mixed.total_ttc = dec("41.00");
+        let err = embed(&tiny_pdf(), &xml, &mixed).unwrap_err().to_string();
+        assert!(err.contains("mixed"), "{err}");
+
+        // Reverse charge names the buyer's VAT number.
+        let mut reverse = fixture();
+        reverse.customer.vat_number = String::new();
+        for line in &mut reverse.lines {
+            line.vat_category = "AE".to_string();
+            line.vat_rate = Decimal::ZERO;
+        }
+        reverse.vat = vec![VatAmount {
+            category: "AE".to_string(),
+            rate: Decimal::ZERO,
+            base_ht: dec("35.00"),
             amount: Decimal::ZERO,
-        });
-        assert!(embed(&tiny_pdf(), &xml, &two_rates).is_err());
+            exemption: "Autoliquidation".to_string(),
+        }];
+        reverse.total_vat = Decimal::ZERO;
+        reverse.total_ttc = dec("35.00");
+        let err = embed(&tiny_pdf(), &xml, &reverse).unwrap_err().to_string();
+        assert!(err.contains("VAT number"), "{err}");
     }
 }

@@ -360,6 +360,10 @@ pub struct Notice {
     pub payment_method: String,
     /// The invoice PDF, when there is one.
     pub pdf: Option<Vec<u8>>,
+    /// For a credit note's notice (`invoice_number` is then the note's
+    /// number, `amount_ttc` what it credits, `due_date` its issue date):
+    /// the invoice it credits. Worded by the `credit_note_mail*` templates.
+    pub credited_invoice: Option<String>,
 }
 
 impl fmt::Debug for Notice {
@@ -556,6 +560,21 @@ struct MailContext<'a> {
     attachment: Option<String>,
     /// The PDF's address when `[mail] link_base_url` is set.
     link: Option<String>,
+    /// A credit note's notice: the note (`invoice` then describes it too).
+    credit_note: Option<MailCreditNote<'a>>,
+}
+
+#[derive(Serialize)]
+struct MailCreditNote<'a> {
+    credit_note_number: &'a str,
+    /// What the note credits, TTC.
+    total_ttc: Decimal,
+    #[serde(serialize_with = "crate::documents::document::iso_date")]
+    issue_date: NaiveDate,
+    /// The invoice it credits.
+    invoice_number: &'a str,
+    /// How the credited invoice was paid: `SEPA_DD` or `TRANSFER`.
+    payment_method: &'a str,
 }
 
 #[derive(Serialize)]
@@ -612,8 +631,32 @@ fn content(
         brand: brand(integrator),
         attachment: attach.then(|| format!("{number}.pdf")),
         link: settings.link(&month.to_string(), number),
+        credit_note: notice
+            .credited_invoice
+            .as_deref()
+            .map(|invoice_number| MailCreditNote {
+                credit_note_number: number,
+                total_ttc: notice.amount_ttc,
+                issue_date: notice.due_date,
+                invoice_number,
+                payment_method: &notice.payment_method,
+            }),
     };
-    let subject = templates.render(MailTemplates::SUBJECT, &context)?;
+    let [subject, text, html] = if notice.credited_invoice.is_some() {
+        [
+            MailTemplates::CREDIT_NOTE_SUBJECT,
+            MailTemplates::CREDIT_NOTE_TEXT,
+            MailTemplates::CREDIT_NOTE_HTML,
+        ]
+    } else {
+        [
+            MailTemplates::SUBJECT,
+            MailTemplates::TEXT,
+            MailTemplates::HTML,
+        ]
+    };
+    let (text_template, html_template) = (text, html);
+    let subject = templates.render(subject, &context)?;
     Ok(Content {
         subject: subject
             .lines()
@@ -621,8 +664,8 @@ fn content(
             .filter(|line| !line.is_empty())
             .collect::<Vec<_>>()
             .join(" "),
-        text: templates.render(MailTemplates::TEXT, &context)?,
-        html: templates.render(MailTemplates::HTML, &context)?,
+        text: templates.render(text_template, &context)?,
+        html: templates.render(html_template, &context)?,
         attach,
     })
 }
@@ -1287,6 +1330,7 @@ mod tests {
             due_date: NaiveDate::from_ymd_opt(2026, 11, 16).unwrap(),
             payment_method: method.to_string(),
             pdf,
+            credited_invoice: None,
         }
     }
 

@@ -30,6 +30,7 @@ const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
     ("invoice.html", include_str!("../../templates/invoice.html")),
     ("invoice.css", include_str!("../../templates/invoice.css")),
     ("parties.html", include_str!("../../templates/parties.html")),
+    ("vat.html", include_str!("../../templates/vat.html")),
     (
         "credit_note.html",
         include_str!("../../templates/credit_note.html"),
@@ -50,6 +51,18 @@ const MAIL_TEMPLATES: &[(&str, &str)] = &[
     (
         MailTemplates::HTML,
         include_str!("../../templates/mail.html"),
+    ),
+    (
+        MailTemplates::CREDIT_NOTE_SUBJECT,
+        include_str!("../../templates/credit_note_mail_subject.txt"),
+    ),
+    (
+        MailTemplates::CREDIT_NOTE_TEXT,
+        include_str!("../../templates/credit_note_mail.txt"),
+    ),
+    (
+        MailTemplates::CREDIT_NOTE_HTML,
+        include_str!("../../templates/credit_note_mail.html"),
     ),
 ];
 
@@ -103,6 +116,10 @@ fn load_into(
         crate::documents::document::month_numeric(&v).unwrap_or(v)
     });
     env.add_filter("msisdn_fr", |v: String| msisdn_fr(&v));
+    env.add_filter("percent_fr", |v: Value| {
+        decimal_of(&v).map(|d| d.normalize().to_string().replace('.', ","))
+    });
+    env.add_filter("exemption_ground", |v: String| exemption_ground(&v));
     env.add_filter("iban", |v: String| iban_groups(&v));
     env.add_filter("qty", quantity);
     env.add_filter("event_label", |v: String| event_label(&v).to_string());
@@ -138,6 +155,7 @@ impl Templates {
             minijinja::context! {
                 invoice => Value::from_serialize(invoice),
                 sections => Value::from_serialize(sections(invoice)),
+                vat_codes => several_categories(&invoice.vat),
                 logo => logo,
                 banner => banner,
                 draft => draft,
@@ -156,6 +174,7 @@ impl Templates {
             "credit_note.html",
             minijinja::context! {
                 note => Value::from_serialize(note),
+                vat_codes => several_categories(&note.vat),
                 logo => logo,
                 banner => banner,
             },
@@ -187,6 +206,11 @@ impl MailTemplates {
     pub const TEXT: &'static str = "mail.txt";
     /// The HTML alternative.
     pub const HTML: &'static str = "mail.html";
+
+    /// The mail that announces a credit note: subject, text and HTML.
+    pub const CREDIT_NOTE_SUBJECT: &'static str = "credit_note_mail_subject.txt";
+    pub const CREDIT_NOTE_TEXT: &'static str = "credit_note_mail.txt";
+    pub const CREDIT_NOTE_HTML: &'static str = "credit_note_mail.html";
 
     /// The reminder's subject, text and HTML (`dunning`).
     pub const DUNNING_SUBJECT: &'static str = "dunning_subject.txt";
@@ -318,6 +342,24 @@ fn decimal_of(value: &Value) -> Result<Decimal, minijinja::Error> {
 
 /// `1234.5` → `1 234,50 €` (narrow no-break space between thousands,
 /// no-break space before the sign, as French typography has them).
+/// Whether a VAT breakdown has more than one category: the page then
+/// prints each line's VAT code (rating.md §6).
+fn several_categories(vat: &[crate::documents::document::VatAmount]) -> bool {
+    vat.iter().any(|entry| entry.category != vat[0].category)
+}
+
+/// What an exemption text says after "Exonéré": its ground, without the
+/// "Exonération de TVA" it starts with (`Exonération de TVA, article 261 C
+/// du CGI` → `article 261 C du CGI`); empty when it says no more.
+fn exemption_ground(text: &str) -> String {
+    let text = text.trim();
+    let ground = text
+        .strip_prefix("Exonération de TVA")
+        .map(|rest| rest.trim_start_matches([',', ' ', '—', '-', ':']))
+        .unwrap_or(text);
+    ground.to_string()
+}
+
 fn eur(value: Value) -> Result<Value, minijinja::Error> {
     Ok(Value::from_safe_string(format_eur(decimal_of(&value)?, 2)))
 }
@@ -526,6 +568,72 @@ pub fn branding(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_vat_breakdown_prints_each_category_and_rate() {
+        use crate::documents::document::VatAmount;
+        let d = |s: &str| Decimal::from_str(s).unwrap();
+        let entry = |category: &str, rate: &str, base: &str, amount: &str, text: &str| VatAmount {
+            category: category.to_string(),
+            rate: d(rate),
+            base_ht: d(base),
+            amount: d(amount),
+            exemption: text.to_string(),
+        };
+        let vat = vec![
+            entry("S", "20", "10.00", "2.00", ""),
+            entry("S", "8.5", "10.00", "0.85", ""),
+            entry(
+                "E",
+                "0",
+                "7.50",
+                "0",
+                "Exonération de TVA, article 261 C du CGI",
+            ),
+            entry("E", "0", "1.00", "0", "Exonération de TVA"),
+            entry("AE", "0", "29.99", "0", "Autoliquidation"),
+            entry(
+                "K",
+                "0",
+                "199.17",
+                "0",
+                "Exonération de TVA, article 262 ter I du CGI",
+            ),
+            entry("O", "0", "5.00", "0", "Hors champ d'application de la TVA"),
+        ];
+        let templates = Templates::load(None).unwrap();
+        let render = |vat: &[VatAmount]| {
+            templates
+                .env
+                .get_template("vat.html")
+                .unwrap()
+                .render(minijinja::context! {
+                    vat => Value::from_serialize(vat),
+                    customer => minijinja::context! { vat_number => "BE0123456749" },
+                    vat_codes => several_categories(vat),
+                })
+                .unwrap()
+                .replace(['\u{202f}', '\u{a0}'], " ")
+        };
+        let html = render(&vat);
+        for expected in [
+            "<span class=\"vat-code\">S</span> TVA 20 % sur 10,00 €",
+            "TVA 8,5 % sur 10,00 €</td><td class=\"right\">0,85 €",
+            "<span class=\"vat-code\">E</span> Exonéré — article 261 C du CGI sur 7,50 €",
+            "Exonéré sur 1,00 €",
+            "Autoliquidation — TVA due par le preneur, n° TVA BE0123456749 sur 29,99 €",
+            "Exonéré — article 262 ter I du CGI sur 199,17 €",
+            "Hors champ de la TVA sur 5,00 €",
+        ] {
+            assert!(html.contains(expected), "missing {expected}:\n{html}");
+        }
+        // One category: no codes, the page as it always was.
+        let html = render(&vat[..1]);
+        assert_eq!(
+            html,
+            "\n    <tr><td>TVA 20 % sur 10,00 €</td><td class=\"right\">2,00 €</td></tr>"
+        );
+    }
 
     #[test]
     fn formats_amounts_the_french_way() {

@@ -104,6 +104,27 @@ pub async fn register_path(
     Ok(true)
 }
 
+/// Gives the registered `table` a column `column` of NULL text when it has
+/// none (a dataset written before the column existed), so that the SQL
+/// reading it stays one statement for old and new lakes.
+pub async fn with_text_column(
+    ctx: &SessionContext,
+    table: &str,
+    column: &str,
+) -> Result<(), DataFusionError> {
+    let frame = ctx.table(table).await?;
+    if frame.schema().has_column_with_unqualified_name(column) {
+        return Ok(());
+    }
+    let frame = frame.with_column(
+        column,
+        datafusion::prelude::lit(datafusion::scalar::ScalarValue::Utf8(None)),
+    )?;
+    ctx.deregister_table(table)?;
+    ctx.register_table(table, frame.into_view())?;
+    Ok(())
+}
+
 /// Registers the Parquet files below `path` as `table`, or an empty table of
 /// `schema` when there is none yet.
 pub async fn register_path_or_empty(

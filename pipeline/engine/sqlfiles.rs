@@ -125,6 +125,8 @@ pub const DOCUMENT_INVOICES: SqlFile = sql!("documents", "invoices");
 pub const DOCUMENT_COMMITMENTS: SqlFile = sql!("documents", "commitments", Keep::View);
 
 pub const DOCUMENT_LINES: SqlFile = sql!("documents", "lines");
+/// The regularisation credit notes' lines, for their VAT breakdown.
+pub const DOCUMENT_CREDIT_NOTE_LINES: SqlFile = sql!("documents", "credit_note_lines");
 /// The customers an issue records, or a draft prints (`stages/frozen.rs`).
 pub const DOCUMENT_PARTIES: SqlFile = sql!("documents", "parties");
 pub const ANNEX_SUMMARY: SqlFile = sql!("documents", "annex_summary");

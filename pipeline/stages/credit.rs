@@ -33,7 +33,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::core::lake::{datasets, Lake, LakeError};
@@ -41,8 +41,9 @@ use crate::core::month::Month;
 use crate::documents::chrome::{ChromeError, Printer, PrinterOptions};
 use crate::documents::document::RenderOptions;
 use crate::documents::document::{
-    document_key, CreditNoteDocument, CreditedInvoiceSummary, Customer, InvoiceDocument,
-    InvoiceLine, Payment, VatAmount, VAT_RATE_PERCENT,
+    breakdown_of, document_key, split_credit, vat_breakdown, vat_of, CreditNoteDocument,
+    CreditedInvoiceSummary, Customer, InvoiceDocument, InvoiceLine, Payment, VatAmount,
+    VAT_RATE_PERCENT,
 };
 use crate::documents::facturx::{self, CreditedInvoice, FacturxError};
 use crate::documents::images::ImageError;
@@ -257,6 +258,9 @@ struct Invoice {
     summary: CreditedInvoiceSummary,
     customer: Customer,
     payment: Payment,
+    /// The invoice's VAT breakdown, from its lines (rating.md §6): a note
+    /// is split over it.
+    vat: Vec<VatAmount>,
 }
 
 pub async fn credit(
@@ -329,11 +333,7 @@ pub async fn credit(
         customer: invoice.customer.clone(),
         payment: invoice.payment.clone(),
         total_ht: note.total_ht,
-        vat: vec![VatAmount {
-            rate: note.vat_rate,
-            base_ht: note.total_ht,
-            amount: note.vat,
-        }],
+        vat: note_vat(&note, split_credit(&invoice.vat, note.total_ht))?,
         total_vat: note.vat,
         total_ttc: note.total_ttc,
     };
@@ -473,9 +473,17 @@ fn issue(
         seq = last_seq + 1;
     }
 
-    let vat_rate = Decimal::from(VAT_RATE_PERCENT);
-    let vat = (total_ht * vat_rate / Decimal::ONE_HUNDRED)
-        .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+    // rating.md §6: split over the invoice's categories and rates, each
+    // part's VAT at its rate; the rate the ledger keeps is the first
+    // part's (the standard one when there is one).
+    let parts = split_credit(&invoice.vat, total_ht);
+    let (vat_rate, vat) = match parts.first() {
+        Some(first) => (first.rate, parts.iter().map(|part| part.amount).sum()),
+        None => {
+            let rate = Decimal::from(VAT_RATE_PERCENT);
+            (rate, vat_of(total_ht, rate))
+        }
+    };
     let note = StoredNote {
         number: format!("{prefix}-AV-{year}-{seq:06}"),
         invoice_number: number.to_string(),
@@ -642,6 +650,7 @@ async fn read_invoice(
         text => Some(parse_date(number, "mandate_date", text)?),
     };
     let total_ht = amount("total_ht")?;
+    let vat = invoice_vat(&ctx, lake, month, number, amount("vat")?).await?;
     Ok(Invoice {
         summary: CreditedInvoiceSummary {
             invoice_number: number.to_string(),
@@ -664,6 +673,48 @@ async fn read_invoice(
             bank_iban: String::new(),
             bank_bic: String::new(),
         },
+        vat,
+    })
+}
+
+/// An invoice's VAT breakdown from its lines (`sql/documents/lines.sql`),
+/// checked against its VAT as `render` checks it.
+async fn invoice_vat(
+    ctx: &datafusion::prelude::SessionContext,
+    lake: &Lake,
+    month: Month,
+    number: &str,
+    total_vat: Decimal,
+) -> Result<Vec<VatAmount>, CreditError> {
+    let path = format!("{}/month={month}", datasets::INVOICE_LINES);
+    if !engine::register_path(ctx, lake, "invoice_lines", &path, None).await? {
+        return Ok(Vec::new());
+    }
+    engine::with_text_column(ctx, "invoice_lines", "vat_exemption").await?;
+    let rows = engine::Rows::query(ctx, &sqlfiles::DOCUMENT_LINES).await?;
+    let mut lines = Vec::new();
+    for row in rows
+        .rows
+        .iter()
+        .filter(|row| rows.get(row, "invoice_number") == number)
+    {
+        let decimal = |column: &str| {
+            Decimal::from_str(rows.get(row, column)).map_err(|_| CreditError::Data {
+                number: number.to_string(),
+                message: format!("{column} '{}' is not a number", rows.get(row, column)),
+            })
+        };
+        lines.push(InvoiceLine::of_vat(
+            rows.get(row, "label"),
+            decimal("amount_ht")?,
+            rows.get(row, "vat_category"),
+            decimal("vat_rate")?,
+            rows.get(row, "vat_exemption"),
+        ));
+    }
+    vat_breakdown(&lines, total_vat).map_err(|message| CreditError::Data {
+        number: number.to_string(),
+        message,
     })
 }
 
@@ -839,6 +890,7 @@ pub async fn regularisation_documents(
         return Ok(report);
     }
     let parties = frozen::parties(settings, lake, month).await?;
+    let mut lines_vat = regularisation_vat(settings, lake, month).await?;
     let mut printer = None;
     for note in &notes {
         let invoice_month: Month = note.invoice_month.parse().map_err(|_| CreditError::Data {
@@ -872,11 +924,7 @@ pub async fn regularisation_documents(
             customer: invoice.customer.clone(),
             payment: invoice.payment.clone(),
             total_ht: note.total_ht,
-            vat: vec![VatAmount {
-                rate: note.vat_rate,
-                base_ht: note.total_ht,
-                amount: note.vat,
-            }],
+            vat: note_vat(note, lines_vat.remove(&note.number).unwrap_or_default())?,
             total_vat: note.vat,
             total_ttc: note.total_ttc,
         };
@@ -902,10 +950,15 @@ pub async fn regularisation_documents(
     Ok(report)
 }
 
-/// The note as the one-line document Factur-X describes: its number and
-/// date, the invoice's period, one line of its HT, its VAT and totals.
+/// The note as the document Factur-X describes: its number and date, the
+/// invoice's period, one line per VAT category and rate of its HT (one line
+/// when the invoice had one rate), its VAT and totals.
 fn as_invoice_document(note: &CreditNoteDocument) -> InvoiceDocument {
     let invoice = &note.invoice;
+    let label = format!(
+        "Avoir sur la facture {} : {}",
+        invoice.invoice_number, note.reason
+    );
     InvoiceDocument {
         invoice_number: note.credit_note_number.clone(),
         month: invoice.month.clone(),
@@ -915,23 +968,15 @@ fn as_invoice_document(note: &CreditNoteDocument) -> InvoiceDocument {
         period_end: invoice.period_end,
         integrator: note.integrator.clone(),
         customer: note.customer.clone(),
-        lines: vec![InvoiceLine {
-            kind: "CREDIT".to_string(),
-            msisdn: String::new(),
-            label: format!(
-                "Avoir sur la facture {} : {}",
-                invoice.invoice_number, note.reason
-            ),
-            code: String::new(),
-            event_type: String::new(),
-            zone: String::new(),
-            quantity: Decimal::ONE,
-            unit_price: Some(note.total_ht),
-            amount_ht: note.total_ht,
-            period_start: Some(invoice.period_start),
-            period_end: Some(invoice.period_end),
-            period: String::new(),
-        }],
+        lines: note
+            .vat
+            .iter()
+            .map(|vat| InvoiceLine {
+                period_start: Some(invoice.period_start),
+                period_end: Some(invoice.period_end),
+                ..InvoiceLine::of_vat(&label, vat.base_ht, &vat.category, vat.rate, &vat.exemption)
+            })
+            .collect(),
         subscription_ht: Decimal::ZERO,
         options_ht: Decimal::ZERO,
         usage_ht: Decimal::ZERO,
@@ -948,6 +993,139 @@ fn as_invoice_document(note: &CreditNoteDocument) -> InvoiceDocument {
         annex: Vec::new(),
         commitments: Default::default(),
     }
+}
+
+/// A note's VAT breakdown: `parts` (its split over the invoice's
+/// categories, or its lines'), which must add up to the VAT the ledger
+/// holds; a note without parts (an invoice of no lines) is one standard
+/// entry at its rate.
+fn note_vat(note: &StoredNote, parts: Vec<VatAmount>) -> Result<Vec<VatAmount>, CreditError> {
+    if parts.is_empty() {
+        return Ok(vec![VatAmount::standard(
+            note.vat_rate,
+            note.total_ht,
+            note.vat,
+        )]);
+    }
+    let base: Decimal = parts.iter().map(|part| part.base_ht).sum();
+    let vat: Decimal = parts.iter().map(|part| part.amount).sum();
+    if base != note.total_ht || vat != note.vat {
+        return Err(CreditError::Data {
+            number: note.number.clone(),
+            message: format!(
+                "its VAT per category and rate is {vat} on {base}, the ledger has {} on {}",
+                note.vat, note.total_ht
+            ),
+        });
+    }
+    Ok(parts)
+}
+
+/// The VAT breakdown of each regularisation credit note issued with
+/// `month`, from its lines (`credit_note_lines`), by note number.
+async fn regularisation_vat(
+    settings: &Settings,
+    lake: &Lake,
+    month: Month,
+) -> Result<std::collections::HashMap<String, Vec<VatAmount>>, CreditError> {
+    let ctx = crate::stages::session(settings, month, None).await?;
+    let path = format!("{}/month={month}", datasets::CREDIT_NOTE_LINES);
+    let mut lines_of: std::collections::BTreeMap<String, Vec<InvoiceLine>> = Default::default();
+    if engine::register_path(&ctx, lake, "credit_note_lines", &path, None).await? {
+        engine::with_text_column(&ctx, "credit_note_lines", "vat_exemption").await?;
+        let rows = engine::Rows::query(&ctx, &sqlfiles::DOCUMENT_CREDIT_NOTE_LINES).await?;
+        for row in &rows.rows {
+            let number = rows.get(row, "credit_note_number");
+            let decimal = |column: &str| {
+                Decimal::from_str(rows.get(row, column)).map_err(|_| CreditError::Data {
+                    number: number.to_string(),
+                    message: format!("{column} '{}' is not a number", rows.get(row, column)),
+                })
+            };
+            lines_of
+                .entry(number.to_string())
+                .or_default()
+                .push(InvoiceLine::of_vat(
+                    rows.get(row, "label"),
+                    decimal("amount_ht")?,
+                    rows.get(row, "vat_category"),
+                    decimal("vat_rate")?,
+                    rows.get(row, "vat_exemption"),
+                ));
+        }
+    }
+    lines_of
+        .into_iter()
+        .map(|(number, lines)| {
+            // `note_vat` checks it against the ledger.
+            let breakdown = breakdown_of(&lines).map_err(|message| CreditError::Data {
+                number: number.clone(),
+                message,
+            })?;
+            Ok((number, breakdown))
+        })
+        .collect()
+}
+
+/// The "credit note available" mail of each note whose documents are in
+/// `documents/M/` (`publish --month M`, docs/MAIL.md): the regularisation
+/// notes issued with M and the notes of `credit` dated in M, to the
+/// customer as M's record has them (else as the credited invoice's month
+/// recorded them), without their PDF (`publish` reads them as it mails).
+pub async fn notices(
+    settings: &Settings,
+    lake: &Lake,
+    ledger: &crate::core::ledger::Ledger,
+    month: Month,
+) -> Result<Vec<crate::documents::mail::Notice>, CreditError> {
+    let notes = notes_where(
+        ledger.connection(),
+        "credit_note_number IN
+             (SELECT credit_note_number FROM regularisation_notes WHERE issue_month = ?1)
+         OR (credit_note_number NOT IN (SELECT credit_note_number FROM regularisation_notes)
+             AND substr(issue_date, 1, 7) = ?1)",
+        &month.to_string(),
+    )?;
+    let mut parties_of: std::collections::HashMap<String, _> = Default::default();
+    let mut notices = Vec::with_capacity(notes.len());
+    for note in notes {
+        let mut party = None;
+        for recorded in [month.to_string(), note.invoice_month.clone()] {
+            if !parties_of.contains_key(&recorded) {
+                let parsed: Month = recorded.parse().map_err(|_| CreditError::Data {
+                    number: note.number.clone(),
+                    message: format!("ledger month '{recorded}' is not a month"),
+                })?;
+                parties_of.insert(
+                    recorded.clone(),
+                    frozen::parties(settings, lake, parsed).await?,
+                );
+            }
+            party = parties_of[&recorded].get(&note.customer_id).cloned();
+            if party.is_some() {
+                break;
+            }
+        }
+        let Some(party) = party else {
+            return Err(CreditError::Data {
+                number: note.number.clone(),
+                message: format!("customer {} is in no record of the issue", note.customer_id),
+            });
+        };
+        notices.push(crate::documents::mail::Notice {
+            invoice_number: note.number.clone(),
+            customer_id: note.customer_id.clone(),
+            customer_name: party.customer.name.clone(),
+            to: party.customer.email.clone(),
+            amount_ttc: note.total_ttc,
+            amount_due: note.total_ttc,
+            due_date: note.issue_date,
+            payment_method: party.payment_method.clone(),
+            pdf: None,
+            credited_invoice: Some(note.invoice_number.clone()),
+        });
+    }
+    Ok(notices)
 }
 
 /// The month of a day (documents and dataset partitions of a note).

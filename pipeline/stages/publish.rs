@@ -12,8 +12,9 @@
 //!   as such.
 //!
 //! Then, when the configuration has a `[mail]` relay, each customer is
-//! mailed that its invoice is available (`mail.rs`; the ledger keeps a
-//! re-run from mailing twice).
+//! mailed that its invoice is available, and that each credit note whose
+//! documents are the month's is (`mail.rs`; the ledger keeps a re-run from
+//! mailing twice).
 //!
 //! Before both, the month's SEPA direct-debit file is written in the lake
 //! (`sepa.rs`, `documents/YYYY-MM/sepa-YYYY-MM.xml`): it is for the
@@ -63,6 +64,8 @@ pub enum PublishError {
     Invoices(#[from] crate::stages::render::RenderError),
     #[error(transparent)]
     Sepa(#[from] crate::stages::sepa::SepaError),
+    #[error("publish: the credit notes' mails: {0}")]
+    CreditNotes(Box<crate::stages::credit::CreditError>),
 }
 
 /// What `publish` did: the documents uploaded, and the mails when a relay
@@ -114,7 +117,15 @@ pub async fn publish(stage: &Context, month: Month) -> Result<PublishRunReport, 
         .await
         .map_err(crate::stages::render::RenderError::from)?
         .integrator;
-    let notices = crate::stages::render::notices(settings, lake, month).await?;
+    // The invoices' notices, then the credit notes' whose documents are
+    // the month's (docs/MAIL.md), in one session; the ledger keeps each
+    // from going twice.
+    let mut notices = crate::stages::render::notices(settings, lake, month).await?;
+    notices.extend(
+        crate::stages::credit::notices(settings, lake, ledger, month)
+            .await
+            .map_err(|e| PublishError::CreditNotes(Box::new(e)))?,
+    );
     let runtime = tokio::runtime::Handle::current();
     let attach = mail.attach_pdf;
     // The PDFs are read one at a time, as each mail is sent.

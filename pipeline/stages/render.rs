@@ -33,7 +33,7 @@ use crate::core::month::Month;
 use crate::documents::chrome::{self, ChromeError, Printer, PrinterOptions};
 use crate::documents::document::{
     self, document_key, ChargedEvent, Customer, InvoiceDocument, InvoiceLine, LineUsage, Payment,
-    UsageSummary, VatAmount, VAT_RATE_PERCENT,
+    UsageSummary,
 };
 use crate::documents::facturx::{self, FacturxError};
 use crate::documents::images::ImageError;
@@ -255,6 +255,8 @@ pub async fn gather(
     ] {
         engine::register_path(&ctx, lake, table, &path, None).await?;
     }
+    // `vat_exemption` came with the VAT categories (rating.md §6).
+    engine::with_text_column(&ctx, "invoice_lines", "vat_exemption").await?;
     match which {
         Invoices::Issued => frozen::register_parties(&ctx, settings, lake, month).await?,
         Invoices::Draft => frozen::register_draft_parties(&ctx, month).await?,
@@ -326,6 +328,9 @@ pub async fn gather(
                     "REGULARISATION" => lines.get(row, "period").to_string(),
                     _ => String::new(),
                 },
+                vat_category: lines.get(row, "vat_category").to_string(),
+                vat_rate: parse(number, "vat_rate", lines.get(row, "vat_rate"))?,
+                vat_exemption: lines.get(row, "vat_exemption").to_string(),
             });
     }
 
@@ -390,6 +395,14 @@ pub async fn gather(
         let number = number.as_str();
         let total_ht: Decimal = parse(number, "total_ht", get("total_ht"))?;
         let vat: Decimal = parse(number, "vat", get("vat"))?;
+        let lines = lines_of.remove(customer_id).unwrap_or_default();
+        // rating.md §6: the VAT per category and rate of the lines is the
+        // invoice's VAT, or the invoice is not printed.
+        let breakdown =
+            document::vat_breakdown(&lines, vat).map_err(|message| RenderError::Data {
+                invoice: number.to_string(),
+                message,
+            })?;
         let due_date = parse_date(number, "due_date", get("due_date"))?;
         let payment = Payment {
             method: get("payment_method").to_string(),
@@ -414,7 +427,7 @@ pub async fn gather(
             period_end: parse_date(number, "period_end", get("period_end"))?,
             integrator: integrator.clone(),
             customer: Customer::from_columns(get),
-            lines: lines_of.remove(customer_id).unwrap_or_default(),
+            lines,
             subscription_ht: parse(number, "subscription_ht", get("subscription_ht"))?,
             options_ht: parse(number, "options_ht", get("options_ht"))?,
             usage_ht: parse(number, "usage_ht", get("usage_ht"))?,
@@ -426,11 +439,7 @@ pub async fn gather(
                 get("regularisation_ht"),
             )?,
             total_ht,
-            vat: vec![VatAmount {
-                rate: Decimal::from(VAT_RATE_PERCENT),
-                base_ht: total_ht,
-                amount: vat,
-            }],
+            vat: breakdown,
             total_vat: vat,
             total_ttc: parse(number, "total_ttc", get("total_ttc"))?,
             balance_brought_forward: parse_or_zero(
@@ -494,6 +503,7 @@ pub async fn notices(
             due_date,
             payment_method: get("payment_method").to_string(),
             pdf: None,
+            credited_invoice: None,
         });
     }
     Ok(notices)

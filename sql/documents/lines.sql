@@ -3,7 +3,7 @@
 -- charge of the customer, last), subscriptions and options by period,
 -- usage by event type and zone, equipment, charges, termination fees, then
 -- the regularisations of earlier months (account.md §4) by the month they
--- correct.
+-- correct. Each line with its VAT category, rate and exemption text.
 SELECT
     invoice_number,
     customer_id,
@@ -18,7 +18,12 @@ SELECT
     amount_ht,
     period_start,
     period_end,
-    period
+    period,
+    vat_category,
+    vat_rate,
+    -- The exemption text (rating.md §6); a month billed before the column
+    -- existed has it as NULL (`render.rs`), the category's text then.
+    COALESCE(vat_exemption, '') AS vat_exemption
 FROM invoice_lines
 ORDER BY
     invoice_number,
