@@ -1336,6 +1336,53 @@ mod tests {
     }
 
     #[test]
+    fn a_partial_credit_is_split_over_the_categories_the_remainder_to_the_largest() {
+        let group = |category: &str, rate: i64, base: i64, equipment: i64| VatGroup {
+            vat_category: category.to_string(),
+            vat_rate: Decimal::new(rate, 2),
+            vat_exemption: None,
+            base_ht: Decimal::new(base, 2),
+            equipment_ht: Decimal::new(equipment, 2),
+        };
+        let groups = [group("S", 2000, 16000, 15000), group("E", 0, 300, 0)];
+        let parts = split(&groups, Decimal::new(5000, 2));
+        let view: Vec<(&str, &str, &str, &str)> = parts
+            .iter()
+            .map(|p| {
+                (
+                    p.vat_category.as_str(),
+                    p.base_ht.as_str(),
+                    p.vat.as_str(),
+                    p.equipment_ht.as_str(),
+                )
+            })
+            .collect();
+        // 50.00 x 3 / 163 = 0.92; S the remainder 49.08, VAT 9.816 -> 9.82;
+        // a partial share of a group not all handsets corrects services.
+        assert_eq!(
+            view,
+            [
+                ("S", "49.08", "9.82", "0.00"),
+                ("E", "0.92", "0.00", "0.00")
+            ]
+        );
+        // All that remains: each group's base, its handsets with it.
+        let whole = split(&groups, Decimal::new(16300, 2));
+        assert_eq!(whole[0].base_ht, "160.00");
+        assert_eq!(whole[0].vat, "32.00");
+        assert_eq!(whole[0].equipment_ht, "150.00");
+        assert_eq!(whole[1].base_ht, "3.00");
+        // A group all handsets (K) credits equipment.
+        let parts = split(
+            &[group("AE", 0, 1500, 0), group("K", 0, 15000, 15000)],
+            Decimal::new(1000, 2),
+        );
+        assert_eq!(parts[1].base_ht, "9.09");
+        assert_eq!(parts[1].equipment_ht, "9.09");
+        assert_eq!(parts[0].base_ht, "0.91");
+    }
+
+    #[test]
     fn a_month_of_a_day() {
         let day = NaiveDate::from_ymd_opt(2027, 1, 5).unwrap();
         assert_eq!(month_of(day).to_string(), "2027-01");
