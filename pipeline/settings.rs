@@ -352,6 +352,9 @@ pub struct AccountingSection {
     services_account: Option<String>,
     equipment_account: Option<String>,
     vat_account: Option<String>,
+    /// The VAT collected account of each rate that has its own, by rate in
+    /// percent (`"8.5" = "445713"`).
+    vat_accounts: Option<std::collections::BTreeMap<String, String>>,
     e_reporting_period: Option<String>,
 }
 
@@ -386,8 +389,13 @@ pub struct AccountingSettings {
     pub services_account: String,
     /// Credited with handsets HT (707 Ventes de marchandises).
     pub equipment_account: String,
-    /// Credited with the VAT (44571 TVA collectée).
+    /// Credited with the VAT (44571 TVA collectée) of a rate that has no
+    /// account of its own in `vat_accounts`: 20 % by default.
     pub vat_account: String,
+    /// The VAT collected account of other rates (rating.md §6), by rate in
+    /// percent with its 2 decimals: 8.5 % (Guadeloupe, Martinique, La
+    /// Réunion) in 445713 by default, a sub-account of 44571.
+    pub vat_accounts: std::collections::BTreeMap<rust_decimal::Decimal, String>,
     pub e_reporting_period: ReportingPeriod,
 }
 
@@ -400,6 +408,7 @@ impl Default for AccountingSettings {
             services_account: "706000".into(),
             equipment_account: "707000".into(),
             vat_account: "445710".into(),
+            vat_accounts: [(rust_decimal::Decimal::new(850, 2), "445713".to_string())].into(),
             e_reporting_period: ReportingPeriod::Decade,
         }
     }
@@ -455,6 +464,25 @@ impl AccountingSettings {
             &mut settings.vat_account,
             20,
         )?;
+        for (rate, account) in section.vat_accounts.unwrap_or_default() {
+            let mut percent = rate
+                .trim()
+                .parse::<rust_decimal::Decimal>()
+                .ok()
+                .filter(|r| {
+                    !r.is_sign_negative()
+                        && *r < rust_decimal::Decimal::ONE_HUNDRED
+                        && r.scale() <= 2
+                })
+                .ok_or((
+                    "vat_accounts",
+                    format!("'{rate}': give each rate in percent, like \"8.5\" = \"445713\""),
+                ))?;
+            percent.rescale(2);
+            let mut target = String::new();
+            code("vat_accounts", Some(account), &mut target, 20)?;
+            settings.vat_accounts.insert(percent, target);
+        }
         if let Some(label) = section.journal_label {
             if label.trim().is_empty()
                 || label.chars().count() > 100

@@ -425,3 +425,110 @@ fn journal_csv_neutralises_formulas_in_names_and_periods_follow_the_config() {
     assert_eq!(text(&reporting[0], "period_start"), "2026-11-01");
     assert_eq!(text(&reporting[0], "period_end"), "2026-11-30");
 }
+
+/// rating.md §6 and docs/ACCOUNTING.md: a month with a customer in La
+/// Réunion (8.5 %, a handset exported), a Belgian business (reverse charge,
+/// an intra-community handset) and a mainland customer with an exempt
+/// option, and a partial credit note: every document of the CSV journal
+/// balances, each rate's VAT goes to its own account (20 % to 445710, 8.5 %
+/// to 445713), and the 0 % categories have no VAT entry.
+#[test]
+fn the_journal_balances_per_document_and_vat_account() {
+    let rules = fixtures().join("rules");
+    let scratch = tempfile::tempdir().unwrap();
+    let reference = scratch.path().join("reference");
+    copy_dir(&rules.join("_base/reference"), &reference);
+    copy_dir(&rules.join("43_vat_exempt_option/reference"), &reference);
+    let customer = "customer_id;kind;name;address1;address2;postcode;city;country;email;vat_number;siret;payment_method;iban;bic;mandate_rum;mandate_date";
+    std::fs::write(
+        reference.join("customers.csv"),
+        format!(
+            "{customer}\n\
+             C1;B2C;Élodie Müller;1 rue des Tests;;97400;Saint-Denis;FR;c1@example.org;;;TRANSFER;;;;\n\
+             C2;B2B;SPRL Règles;2 rue des Tests;;1000;Bruxelles;BE;c2@example.org;BE0123456749;;TRANSFER;;;;\n\
+             C3;B2C;Jean Dupont;3 rue des Tests;;13001;Marseille;FR;c3@example.org;;;TRANSFER;;;;\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        reference.join("subscriptions.csv"),
+        "msisdn;customer_id;plan_code;commitment_months;with_handset;rate_grid;options;start_date;end_date\n\
+         33600000001;C1;ZERO;0;false;1;;2025-01-01;\n\
+         33600000003;C2;S10;0;false;1;;2025-01-01;\n\
+         33600000004;C3;ILL;0;false;2;SECU;2025-01-01;\n",
+    )
+    .unwrap();
+    std::fs::write(
+        reference.join("handset_sales.csv"),
+        "sale_id;customer_id;msisdn;model;sale_date\n\
+         H1;C1;33600000001;PHONE_A;2026-10-10\n\
+         H2;C2;33600000003;PHONE_B;2026-10-05\n\
+         H3;C3;33600000004;PHONE_B;2026-10-05\n",
+    )
+    .unwrap();
+    let ws = Workspace::new(
+        &rules.join("28_handset_sales/ftp"),
+        &reference,
+        &rules.join("_base/integrator.toml"),
+    );
+    ws.run(&["run", "--month", MONTH, "--html-only"]).ok();
+    // C3: ILL 20.00 + handset 150.00 (S 20 %) + SECU 3.00 (E): 173.00.
+    let c3 = text(
+        &ws.query("SELECT invoice_number FROM invoices WHERE customer_id = 'C3'")[0],
+        "invoice_number",
+    );
+    ws.run(&[
+        "credit",
+        "--invoice",
+        &c3,
+        "--reason",
+        "Geste",
+        "--amount-ht",
+        "17.30",
+        "--date",
+        "2026-11-05",
+        "--html-only",
+    ])
+    .ok();
+    ws.run(&["finance", "--month", MONTH]).ok();
+
+    let path = ws
+        .lake()
+        .join(format!("documents/{MONTH}/journal-{MONTH}.csv"));
+    let rows = read_semicolon(&path);
+    let mut per_document: BTreeMap<String, Decimal> = BTreeMap::new();
+    let mut per_account: BTreeMap<String, Decimal> = BTreeMap::new();
+    for row in &rows {
+        let net = french(&row["Debit"]) - french(&row["Credit"]);
+        *per_document.entry(row["PieceRef"].clone()).or_default() += net;
+        *per_account.entry(row["CompteNum"].clone()).or_default() += net;
+    }
+    assert_eq!(per_document.len(), 4, "3 invoices and 1 credit note");
+    for (document, net) in &per_document {
+        assert!(net.is_zero(), "{document} does not balance: {net}");
+    }
+    // VAT: C1 round(10.00 x 8.5 %) = 0.85 to 445713; C3 round(170.00 x
+    // 20 %) = 34.00 less the note's share of S: 17.30 x 170 / 173 =
+    // 17.00, VAT 3.40 (E 0.30), so 30.60 to 445710. C2 (AE, K) none.
+    assert_eq!(per_account["445713"], decimal("-0.85"));
+    assert_eq!(per_account["445710"], decimal("-30.60"));
+    let vat_lines: Vec<&String> = rows
+        .iter()
+        .filter(|r| r["CompteNum"].starts_with("4457"))
+        .map(|r| &r["CompteLib"])
+        .collect();
+    assert_eq!(
+        vat_lines.len(),
+        3,
+        "one VAT line per rate with VAT per document: {vat_lines:?}"
+    );
+    let journal = ws.query(&format!(
+        "SELECT document_number, vat_rate, vat_account, total_ht, vat, total_ttc
+         FROM sales_journal WHERE month = '{MONTH}' ORDER BY document_number, vat_rate"
+    ));
+    for row in &journal {
+        let ht = decimal(&text(row, "total_ht"));
+        let vat = decimal(&text(row, "vat"));
+        assert_eq!(ht + vat, decimal(&text(row, "total_ttc")), "{row:?}");
+    }
+}

@@ -331,6 +331,57 @@ fn run_case(case_dir: &Path, failures: &mut Vec<String>) {
         },
         failures,
     );
+    // rating.md §6: each invoice's base and VAT per category and rate, from
+    // its lines, with the exemption text they carry (empty for S).
+    let vat_keys = [
+        "customer_id",
+        "vat_category",
+        "vat_rate",
+        "vat_exemption",
+        "base_ht",
+        "vat",
+    ];
+    compare(
+        &case,
+        "VAT per category and rate",
+        expected_rows(&expected, "vat", &vat_keys),
+        || {
+            actual_rows(
+                &ws,
+                &format!(
+                    "SELECT customer_id, vat_category, vat_rate,
+                            COALESCE(MAX(vat_exemption), '') AS vat_exemption,
+                            CAST(SUM(amount_ht) AS DECIMAL(18, 2)) AS base_ht,
+                            CAST(SUM(amount_ht) * vat_rate * 0.01 AS DECIMAL(18, 2)) AS vat
+                     FROM invoice_lines WHERE {filter}
+                     GROUP BY customer_id, vat_category, vat_rate"
+                ),
+                &vat_keys,
+            )
+        },
+        failures,
+    );
+    // A credit note's VAT per category and rate (credit_note_vat).
+    let note_vat_keys = ["customer_id", "vat_category", "vat_rate", "base_ht", "vat"];
+    compare(
+        &case,
+        "credit note VAT",
+        expected_rows(&expected, "note_vat", &note_vat_keys),
+        || {
+            if ws.lake().join("credit_note_vat").exists() {
+                actual_rows(
+                    &ws,
+                    "SELECT n.customer_id, v.vat_category, v.vat_rate, v.base_ht, v.vat
+                     FROM credit_note_vat v
+                     JOIN credit_notes n ON n.credit_note_number = v.credit_note_number",
+                    &note_vat_keys,
+                )
+            } else {
+                Rows::new()
+            }
+        },
+        failures,
+    );
     if let Some(quarantine) = expected.get("quarantine").and_then(|q| q.as_table()) {
         let rows = if ws.lake().join("quarantine").exists() {
             ws.query("SELECT reason FROM quarantine ORDER BY line, source_file")
@@ -442,6 +493,13 @@ rule_cases! {
     case_40_late_usage_regularised,
     case_41_regularisation_only_invoice,
     case_42_backdated_termination_fee,
+    case_43_vat_exempt_option,
+    case_44_vat_reunion_handset_export,
+    case_45_vat_guyane_all_outside,
+    case_46_vat_saint_martin_outside,
+    case_47_vat_belgian_business,
+    case_48_vat_belgian_consumer,
+    case_49_vat_partial_credit_mixed,
 }
 
 /// Every folder of `tests/fixtures/rules/` (but `_base` and other `_`

@@ -555,6 +555,9 @@ pub mod datasets {
     /// The lines of the credit notes a regularisation issued (account.md
     /// §4), by the month billed when they were issued.
     pub const CREDIT_NOTE_LINES: &str = "credit_note_lines";
+    /// Each credit note's VAT per category and rate (rating.md §6), by the
+    /// month of the note's issue date, like `credit_notes`.
+    pub const CREDIT_NOTE_VAT: &str = "credit_note_vat";
     /// The commitments each issued invoice prints (account.md §6): one row
     /// per line and commitment running during the month.
     pub const INVOICE_COMMITMENTS: &str = "invoice_commitments";
@@ -591,6 +594,7 @@ pub mod datasets {
         (E_REPORTING, Some("month")),
         (CREDIT_NOTES, Some("month")),
         (CREDIT_NOTE_LINES, Some("month")),
+        (CREDIT_NOTE_VAT, Some("month")),
         (INVOICE_COMMITMENTS, Some("month")),
         (WHATIF, Some("month")),
         (INVOICE_PARTIES, Some("month")),

@@ -189,6 +189,21 @@ CREATE TABLE IF NOT EXISTS credit_notes (
     UNIQUE (year, seq)
 );
 CREATE INDEX IF NOT EXISTS credit_notes_invoice ON credit_notes (invoice_number);
+-- Each credit note's VAT per category and rate (rating.md §6): the base
+-- credited (HT, positive), its VAT, the part of the base that credits
+-- handsets, and the exemption text of the category (NULL for S). A note
+-- recorded before this table has no row: its `vat_rate` and `vat` are its
+-- one rate's.
+CREATE TABLE IF NOT EXISTS credit_note_vat (
+    credit_note_number TEXT NOT NULL REFERENCES credit_notes(credit_note_number),
+    vat_category TEXT NOT NULL,
+    vat_rate TEXT NOT NULL,
+    vat_exemption TEXT,
+    base_ht TEXT NOT NULL,
+    vat TEXT NOT NULL,
+    equipment_ht TEXT NOT NULL,
+    PRIMARY KEY (credit_note_number, vat_category, vat_rate)
+);
 -- The inputs each issued month was last billed from (account.md §4): a
 -- digest of its CDR files, the status snapshots and the reference tables.
 -- NULL: not known (the month just issued), so the next issue bills it again.
@@ -655,6 +670,9 @@ impl Ledger {
                 ],
             )
             .map_err(err)?;
+            for part in &note.vat_breakdown {
+                insert_note_vat(&tx, &note.number, part).map_err(err)?;
+            }
             tx.execute(
                 "INSERT INTO regularisation_notes (credit_note_number, issue_month, period) VALUES (?1, ?2, ?3)",
                 params![note.number, month, note.period],
@@ -899,10 +917,48 @@ pub struct RegularisationNote {
     pub customer_kind: String,
     pub issue_date: String,
     pub reason: String,
+    /// The rate of its largest base (its VAT per rate is `vat_breakdown`).
     pub vat_rate: String,
     pub total_ht: String,
     pub vat: String,
     pub total_ttc: String,
+    pub vat_breakdown: Vec<NoteVat>,
+}
+
+/// A credit note's base and VAT for one VAT category and rate (table
+/// `credit_note_vat`), amounts as exact decimal text with their cents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoteVat {
+    pub vat_category: String,
+    pub vat_rate: String,
+    pub vat_exemption: Option<String>,
+    pub base_ht: String,
+    pub vat: String,
+    /// The part of `base_ht` that credits handsets.
+    pub equipment_ht: String,
+}
+
+/// Records one part of a note's VAT (in the caller's transaction).
+pub fn insert_note_vat(
+    connection: &Connection,
+    number: &str,
+    part: &NoteVat,
+) -> rusqlite::Result<()> {
+    connection.execute(
+        "INSERT INTO credit_note_vat (credit_note_number, vat_category, vat_rate, vat_exemption,
+             base_ht, vat, equipment_ht)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            number,
+            part.vat_category,
+            part.vat_rate,
+            part.vat_exemption,
+            part.base_ht,
+            part.vat,
+            part.equipment_ht
+        ],
+    )?;
+    Ok(())
 }
 
 /// A file listed by an FTP source: what identifies its bytes without

@@ -339,43 +339,6 @@ pub fn breakdown_of(lines: &[InvoiceLine]) -> Result<Vec<VatAmount>, String> {
     Ok(entries)
 }
 
-/// A partial credit note's HT split over the categories of the invoice it
-/// credits (rating.md §6): in proportion to their bases, rounded to the
-/// cent, the remainder going to the largest base; each part's VAT at its
-/// rate. The whole HT of the invoice gives its breakdown back.
-pub fn split_credit(invoice: &[VatAmount], total_ht: Decimal) -> Vec<VatAmount> {
-    let whole: Decimal = invoice.iter().map(|entry| entry.base_ht).sum();
-    let largest = invoice
-        .iter()
-        .enumerate()
-        .max_by(|(i, a), (j, b)| a.base_ht.cmp(&b.base_ht).then(j.cmp(i)))
-        .map(|(index, _)| index);
-    let mut parts: Vec<VatAmount> = invoice
-        .iter()
-        .map(|entry| {
-            let base_ht = if whole.is_zero() {
-                Decimal::ZERO
-            } else {
-                (total_ht * entry.base_ht / whole)
-                    .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
-            };
-            VatAmount {
-                base_ht,
-                ..entry.clone()
-            }
-        })
-        .collect();
-    let remainder = total_ht - parts.iter().map(|part| part.base_ht).sum::<Decimal>();
-    if let Some(index) = largest {
-        parts[index].base_ht += remainder;
-    }
-    for part in &mut parts {
-        part.amount = vat_of(part.base_ht, part.rate);
-    }
-    parts.retain(|part| !part.base_ht.is_zero());
-    parts
-}
-
 /// How the invoice is paid.
 #[derive(Debug, Clone, Serialize)]
 pub struct Payment {
@@ -593,35 +556,6 @@ mod tests {
         assert!(err.contains("category E at 20 %"), "{err}");
         let err = vat_breakdown(&[vat_line("1", "Z", "0", "")], Decimal::ZERO).unwrap_err();
         assert!(err.contains("'Z'"), "{err}");
-    }
-
-    #[test]
-    fn a_partial_credit_is_split_in_proportion_the_remainder_to_the_largest_base() {
-        let dec = |s: &str| s.parse::<Decimal>().unwrap();
-        let lines = [
-            vat_line("10.00", "S", "20", ""),
-            vat_line(
-                "10.00",
-                "E",
-                "0",
-                "Exonération de TVA, article 261 C du CGI",
-            ),
-            vat_line("10.00", "G", "0", ""),
-        ];
-        let invoice = vat_breakdown(&lines, dec("2.00")).unwrap();
-        // 10 / 3 = 3.33 each, the remainder 0.01 to the first largest.
-        let parts = split_credit(&invoice, dec("10.00"));
-        let bases: Vec<_> = parts
-            .iter()
-            .map(|p| (p.category.as_str(), p.base_ht))
-            .collect();
-        assert_eq!(
-            bases,
-            [("S", dec("3.34")), ("E", dec("3.33")), ("G", dec("3.33"))]
-        );
-        assert_eq!(parts[0].amount, dec("0.67"));
-        // The whole gives the invoice's breakdown back.
-        assert_eq!(split_credit(&invoice, dec("30.00")), invoice);
     }
 
     #[test]

@@ -389,6 +389,19 @@ impl Rows {
             .sql(file.sql)
             .await
             .map_err(|e| e.context(format!("in sql file {}", file.name)))?;
+        Rows::of_frame(frame).await
+    }
+
+    /// Runs one statement of the code (a select from registered tables)
+    /// and keeps every value as text.
+    pub async fn query_sql(
+        ctx: &datafusion::prelude::SessionContext,
+        sql: &str,
+    ) -> Result<Rows, DataFusionError> {
+        Rows::of_frame(ctx.sql(sql).await?).await
+    }
+
+    async fn of_frame(frame: datafusion::dataframe::DataFrame) -> Result<Rows, DataFusionError> {
         let columns = frame
             .schema()
             .fields()

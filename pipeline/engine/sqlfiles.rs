@@ -71,6 +71,7 @@ pub const BILLING_LINES: &[SqlFile] = &[
     sql!("billing", "charge_lines"),
     sql!("billing", "termination_fee_lines"),
     sql!("billing", "line_commitments"),
+    sql!("reference", "eu_member_states"),
     sql!("billing", "month_lines"),
 ];
 
@@ -80,6 +81,7 @@ pub const BILLING_LINES: &[SqlFile] = &[
 pub const REGULARISATION: &[SqlFile] = &[
     sql!("billing", "regularisation_deltas"),
     sql!("billing", "regularisation_lines"),
+    sql!("billing", "regularisation_credit_vat"),
 ];
 
 /// After `REGULARISATION`: the credit notes of the negative differences,

@@ -60,10 +60,15 @@ enum Kind {
     Date,
 }
 
+#[derive(Clone, Copy)]
 struct Column {
     name: &'static str,
     kind: Kind,
     required: bool,
+    /// The header may leave the column out (a column added after files
+    /// were written: `vat_code`, `vat_exemption`): every value is then
+    /// empty.
+    may_be_absent: bool,
 }
 
 const fn col(name: &'static str, kind: Kind, required: bool) -> Column {
@@ -71,8 +76,31 @@ const fn col(name: &'static str, kind: Kind, required: bool) -> Column {
         name,
         kind,
         required,
+        may_be_absent: false,
     }
 }
+
+/// An optional column that older files do not have in their header.
+const fn added_col(name: &'static str, kind: Kind) -> Column {
+    Column {
+        name,
+        kind,
+        required: false,
+        may_be_absent: true,
+    }
+}
+
+/// rating.md §6, "VAT by product and place": the VAT code of a product row
+/// (plan fee, option, handset, charge), `S` (standard) when empty, and the
+/// exemption text an `E` row must carry.
+const VAT_COLUMNS: [Column; 2] = [
+    added_col("vat_code", Text),
+    added_col("vat_exemption", Text),
+];
+
+/// The VAT codes a product row may carry (rating.md §6): `S` standard,
+/// `E` exempt.
+pub const VAT_CODES: &[&str] = &["S", "E"];
 
 struct TableSpec {
     name: &'static str,
@@ -105,6 +133,8 @@ const TABLES: &[TableSpec] = &[
             // Empty: the combination is not sold from valid_from (FORMATS.md).
             col("monthly_fee", Money, false),
             col("valid_from", Date, true),
+            VAT_COLUMNS[0],
+            VAT_COLUMNS[1],
         ],
         optional: false,
     },
@@ -118,6 +148,8 @@ const TABLES: &[TableSpec] = &[
             col("allowance_group", Text, false),
             col("allowance_qty", Int, false),
             col("valid_from", Date, true),
+            VAT_COLUMNS[0],
+            VAT_COLUMNS[1],
         ],
         optional: false,
     },
@@ -161,6 +193,8 @@ const TABLES: &[TableSpec] = &[
             col("commitment_months", Int, false),
             col("price", Money, true),
             col("valid_from", Date, true),
+            VAT_COLUMNS[0],
+            VAT_COLUMNS[1],
         ],
         optional: false,
     },
@@ -222,6 +256,8 @@ const TABLES: &[TableSpec] = &[
             col("charge_date", Date, true),
             col("label", Text, true),
             col("amount_ht", SignedMoney, true),
+            VAT_COLUMNS[0],
+            VAT_COLUMNS[1],
         ],
         optional: true,
     },
@@ -504,7 +540,11 @@ fn read_table(
 ) -> Result<Table, ReferenceError> {
     let file = file.to_string();
     let csv = CsvFile::parse(&file, bytes)?;
-    let wanted: Vec<(&str, bool)> = spec.columns.iter().map(|c| (c.name, true)).collect();
+    let wanted: Vec<(&str, bool)> = spec
+        .columns
+        .iter()
+        .map(|c| (c.name, !c.may_be_absent))
+        .collect();
     let index = csv.columns(&wanted)?;
     let mut table = Table {
         file: file.clone(),
@@ -748,6 +788,20 @@ impl Reference {
                 )),
             }
         };
+        // rating.md §6: a product row's VAT code, S or E, and E with the
+        // text that says why it is exempt.
+        let vat = |t: &Table, r: usize| -> Result<(), ReferenceError> {
+            one_of(t, r, "vat_code", VAT_CODES)?;
+            if t.text(r, "vat_code") == Some("E") && t.text(r, "vat_exemption").is_none() {
+                return Err(t.error(
+                    r,
+                    "vat_exemption",
+                    "required when vat_code is E: the exemption's reason printed on the invoice \
+                     (e.g. Exonération de TVA, article 261 C du CGI)",
+                ));
+            }
+            Ok(())
+        };
         // Versioned tables: one row per key and valid_from.
         let unique = |t: &Table, key: &[&str], problems: &mut Vec<ReferenceError>| {
             let mut seen = HashMap::new();
@@ -788,12 +842,14 @@ impl Reference {
         );
         each(t, problems, &|r| {
             known(t, r, "plan_code", &plans, "plan")?;
-            commitment(t, r)
+            commitment(t, r)?;
+            vat(t, r)
         });
         let t = self.table("options");
         unique(t, &["option_code", "valid_from"], problems);
         each(t, problems, &|r| {
-            one_of(t, r, "allowance_group", ALLOWANCE_GROUPS)
+            one_of(t, r, "allowance_group", ALLOWANCE_GROUPS)?;
+            vat(t, r)
         });
         let t = self.table("rate_grids");
         unique(t, &["grid", "zone", "event_type", "valid_from"], problems);
@@ -851,7 +907,7 @@ impl Reference {
                     "plan_code and commitment_months are both set, or both empty for the bare price",
                 ));
             }
-            Ok(())
+            vat(t, r)
         });
         let t = self.table("customers");
         unique(t, &["customer_id"], problems);
@@ -1002,7 +1058,7 @@ impl Reference {
                     ));
                 }
             }
-            Ok(())
+            vat(t, r)
         });
     }
 
@@ -1258,5 +1314,46 @@ mod tests {
         std::fs::write(&fees, text).unwrap();
         let reference = Reference::load(dir.path()).unwrap();
         assert_eq!(reference.table("plan_fees").len(), 26);
+    }
+
+    #[test]
+    fn a_vat_code_is_s_or_e_and_e_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let samples =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/samples/reference");
+        for entry in std::fs::read_dir(&samples).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+        // The samples have no VAT column: every row is S.
+        assert!(Reference::read(dir.path()).1.is_empty());
+        let options = dir.path().join("options.csv");
+        let text = std::fs::read_to_string(&options).unwrap();
+        let mut lines = text.lines();
+        let mut out = format!("{};vat_code;vat_exemption\n", lines.next().unwrap());
+        for (i, line) in lines.enumerate() {
+            let vat = match i {
+                0 => ";X;",
+                1 => ";E;",
+                2 => ";E;Exonération de TVA, article 261 C du CGI",
+                _ => ";;",
+            };
+            out.push_str(&format!("{line}{vat}\n"));
+        }
+        std::fs::write(&options, out).unwrap();
+        let (reference, problems) = Reference::read(dir.path());
+        let messages: Vec<String> = problems
+            .iter()
+            .map(|p| p.to_string().rsplit('/').next().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                "options.csv line 2, column vat_code: 'X' is not one of S, E",
+                "options.csv line 3, column vat_exemption: required when vat_code is E: the exemption's reason printed on the invoice (e.g. Exonération de TVA, article 261 C du CGI)",
+            ]
+        );
+        let t = reference.table("options");
+        assert_eq!(t.text(2, "vat_code"), Some("E"));
     }
 }

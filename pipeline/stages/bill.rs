@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use crate::core::lake::{datasets, Lake, LakeError};
 use crate::core::ledger::{
-    BilledCharge, IssuedNumber, Ledger, LedgerError, MonthIssue, RegularisationNote,
+    BilledCharge, IssuedNumber, Ledger, LedgerError, MonthIssue, NoteVat, RegularisationNote,
 };
 use crate::core::month::Month;
 use crate::engine;
@@ -849,10 +849,13 @@ async fn add_raised_charges(ctx: &SessionContext, raised: &RecordBatch) -> Resul
     };
     let union = ctx
         .sql(&format!(
-            "SELECT charge_id, customer_id, msisdn, charge_date, label, amount_ht FROM charges
+            "SELECT charge_id, customer_id, msisdn, charge_date, label, amount_ht, vat_code,
+                    vat_exemption
+             FROM charges
              UNION ALL
              SELECT charge_id, customer_id, CAST(NULL AS VARCHAR), CAST(charge_date AS DATE),
-                    label, CAST(amount_ht AS {money})
+                    label, CAST(amount_ht AS {money}), CAST(NULL AS VARCHAR),
+                    CAST(NULL AS VARCHAR)
              FROM raised_charges"
         ))
         .await?;
@@ -993,6 +996,11 @@ async fn credit_notes(
     issue_date: NaiveDate,
 ) -> Result<Vec<RegularisationNote>, BillError> {
     let rows = engine::Rows::query(ctx, &sqlfiles::REGULARISATION_CREDITS).await?;
+    let parts = engine::Rows::query_sql(
+        ctx,
+        "SELECT * FROM regularisation_credit_vat ORDER BY customer_id, period, vat_category, vat_rate",
+    )
+    .await?;
     let year = chrono::Datelike::year(&issue_date);
     let mut seq = ledger.last_credit_sequence(year)?;
     let mut notes = Vec::new();
@@ -1004,9 +1012,28 @@ async fn credit_notes(
                 get("total_ht")
             ))
         })?;
-        let rate = Decimal::from_str(&get("vat_rate")).unwrap_or(Decimal::from(20));
-        let vat = (total_ht * rate / Decimal::from(100))
-            .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+        let vat = Decimal::from_str(&get("vat")).map_err(|_| {
+            BillError::CreditNotes(format!("credit VAT '{}' is not an amount", get("vat")))
+        })?;
+        let vat_breakdown = parts
+            .rows
+            .iter()
+            .filter(|part| {
+                parts.get(part, "customer_id") == get("customer_id")
+                    && parts.get(part, "period") == get("period")
+            })
+            .map(|part| {
+                let text = |column| parts.get(part, column).to_string();
+                NoteVat {
+                    vat_category: text("vat_category"),
+                    vat_rate: text("vat_rate"),
+                    vat_exemption: Some(text("vat_exemption")).filter(|t| !t.is_empty()),
+                    base_ht: text("base_ht"),
+                    vat: text("vat"),
+                    equipment_ht: text("equipment_ht"),
+                }
+            })
+            .collect();
         seq += 1;
         let invoice_number = get("invoice_number");
         if invoice_number.is_empty() {
@@ -1030,10 +1057,11 @@ async fn credit_notes(
                 "Régularisation de la période {} (facturation de {month})",
                 get("period")
             ),
-            vat_rate: format!("{rate:.2}"),
+            vat_rate: get("vat_rate"),
             total_ht: format!("{:.2}", total_ht),
             vat: format!("{vat:.2}"),
             total_ttc: format!("{:.2}", total_ht + vat),
+            vat_breakdown,
         });
     }
     Ok(notes)
@@ -1093,7 +1121,8 @@ const CREDIT_NOTE_LINES: &str = "
         d.line_key,
         d.period,
         d.vat_category,
-        d.vat_rate
+        d.vat_rate,
+        d.vat_exemption
     FROM regularisation_deltas d
     JOIN note_numbers n ON n.customer_id = d.customer_id AND n.period = d.period
     WHERE d.amount_ht < 0

@@ -4,11 +4,16 @@
 //!
 //! A note credits the invoice in whole (by default, what remains creditable
 //! on it) or in part (`--amount-ht`), never more than remains after the
-//! earlier notes. Its VAT is computed on its own HT at the invoice's rate,
-//! as rating.md §6 computes an invoice's: `round(total_ht × 20 %, 2)`, half
-//! away from zero (how DataFusion's `CAST(… AS DECIMAL(18, 2))` rounds in
-//! `bill`); `total_ttc = total_ht + vat`. Amounts are positive: a note is a
-//! credit by its type, not by its sign (docs/CREDIT_NOTES.md).
+//! earlier notes. Its VAT is computed per VAT category and rate as rating.md
+//! §6 computes an invoice's (`round(base × rate, 2)`, half away from zero,
+//! how DataFusion's `CAST(… AS DECIMAL(18, 2))` rounds in `bill`): the HT
+//! credited is split over the categories and rates of the invoice's lines
+//! in proportion to what remains creditable in each, rounded to the cent,
+//! the remainder going to the largest ([`split`]); a note for all that
+//! remains takes each category's remainder exactly. The parts are kept in
+//! the ledger's `credit_note_vat` table; the note's `vat_rate` is that of
+//! its largest part. `total_ttc = total_ht + vat`. Amounts are positive: a
+//! note is a credit by its type, not by its sign (docs/CREDIT_NOTES.md).
 //!
 //! Numbers are `<prefix>-AV-<YYYY>-<seq>`, `seq` on 6 digits, continuous
 //! within the calendar year of the note's issue date, apart from the
@@ -33,17 +38,17 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use rust_decimal::Decimal;
+use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 
 use crate::core::lake::{datasets, Lake, LakeError};
+use crate::core::ledger::NoteVat;
 use crate::core::month::Month;
 use crate::documents::chrome::{ChromeError, Printer, PrinterOptions};
 use crate::documents::document::RenderOptions;
 use crate::documents::document::{
-    breakdown_of, document_key, split_credit, vat_breakdown, vat_of, CreditNoteDocument,
-    CreditedInvoiceSummary, Customer, InvoiceDocument, InvoiceLine, Payment, VatAmount,
-    VAT_RATE_PERCENT,
+    default_exemption, document_key, CreditNoteDocument, CreditedInvoiceSummary, Customer,
+    InvoiceDocument, InvoiceLine, Payment, VatAmount, VAT_CATEGORIES,
 };
 use crate::documents::facturx::{self, CreditedInvoice, FacturxError};
 use crate::documents::images::ImageError;
@@ -258,9 +263,87 @@ struct Invoice {
     summary: CreditedInvoiceSummary,
     customer: Customer,
     payment: Payment,
-    /// The invoice's VAT breakdown, from its lines (rating.md §6): a note
-    /// is split over it.
-    vat: Vec<VatAmount>,
+    /// Its lines' HT per VAT category and rate (rating.md §6).
+    vat_groups: Vec<VatGroup>,
+}
+
+/// The lines of an invoice (or what remains creditable of them) of one VAT
+/// category and rate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VatGroup {
+    pub vat_category: String,
+    /// Percent, 2 decimals.
+    pub vat_rate: Decimal,
+    pub vat_exemption: Option<String>,
+    pub base_ht: Decimal,
+    /// The part of `base_ht` that is handsets (EQUIPMENT lines).
+    pub equipment_ht: Decimal,
+}
+
+impl VatGroup {
+    fn same_key(&self, category: &str, rate: Decimal) -> bool {
+        self.vat_category == category && self.vat_rate == rate
+    }
+}
+
+/// rating.md §6: `amount` HT split over the groups in proportion to their
+/// bases, each share rounded to the cent (half away from zero), the
+/// remainder to the largest base (the first of them on a tie); each part's
+/// VAT is `round(share × rate, 2)`. A group with nothing left gets nothing.
+/// When `amount` is the sum of the bases each group gets its base exactly.
+/// The handsets credited: a group's own when it is credited whole, the
+/// share when the group is all handsets, none otherwise (a partial credit
+/// corrects services, docs/ACCOUNTING.md).
+pub fn split(groups: &[VatGroup], amount: Decimal) -> Vec<NoteVat> {
+    let live: Vec<&VatGroup> = groups.iter().filter(|g| !g.base_ht.is_zero()).collect();
+    let total: Decimal = live.iter().map(|g| g.base_ht).sum();
+    let Some(largest) = live
+        .iter()
+        .enumerate()
+        .max_by(|(i, a), (j, b)| a.base_ht.cmp(&b.base_ht).then(j.cmp(i)))
+        .map(|(i, _)| i)
+    else {
+        return Vec::new();
+    };
+    let round = |d: Decimal| d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+    let mut shares: Vec<Decimal> = live
+        .iter()
+        .map(|g| {
+            if total.is_zero() {
+                Decimal::ZERO
+            } else {
+                round(amount * g.base_ht / total)
+            }
+        })
+        .collect();
+    let others: Decimal = shares
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != largest)
+        .map(|(_, s)| *s)
+        .sum();
+    shares[largest] = amount - others;
+    live.iter()
+        .zip(shares)
+        .filter(|(_, share)| !share.is_zero())
+        .map(|(g, share)| {
+            let equipment = if share == g.base_ht {
+                g.equipment_ht
+            } else if g.equipment_ht == g.base_ht {
+                share
+            } else {
+                Decimal::ZERO
+            };
+            NoteVat {
+                vat_category: g.vat_category.clone(),
+                vat_rate: with_cents(g.vat_rate).to_string(),
+                vat_exemption: g.vat_exemption.clone(),
+                base_ht: with_cents(share).to_string(),
+                vat: with_cents(round(share * g.vat_rate / Decimal::ONE_HUNDRED)).to_string(),
+                equipment_ht: with_cents(equipment).to_string(),
+            }
+        })
+        .collect()
 }
 
 pub async fn credit(
@@ -333,7 +416,7 @@ pub async fn credit(
         customer: invoice.customer.clone(),
         payment: invoice.payment.clone(),
         total_ht: note.total_ht,
-        vat: note_vat(&note, split_credit(&invoice.vat, note.total_ht))?,
+        vat: note_vat_amounts(connection, &note)?,
         total_vat: note.vat,
         total_ttc: note.total_ttc,
     };
@@ -473,17 +556,18 @@ fn issue(
         seq = last_seq + 1;
     }
 
-    // rating.md §6: split over the invoice's categories and rates, each
-    // part's VAT at its rate; the rate the ledger keeps is the first
-    // part's (the standard one when there is one).
-    let parts = split_credit(&invoice.vat, total_ht);
-    let (vat_rate, vat) = match parts.first() {
-        Some(first) => (first.rate, parts.iter().map(|part| part.amount).sum()),
-        None => {
-            let rate = Decimal::from(VAT_RATE_PERCENT);
-            (rate, vat_of(total_ht, rate))
-        }
-    };
+    let parts = split(&creditable(&tx, invoice)?, total_ht);
+    let decimal = |text: &str| Decimal::from_str(text).unwrap_or_default();
+    let vat: Decimal = parts.iter().map(|part| decimal(&part.vat)).sum();
+    let vat_rate = parts
+        .iter()
+        .max_by(|a, b| {
+            decimal(&a.base_ht)
+                .cmp(&decimal(&b.base_ht))
+                .then(decimal(&a.vat_rate).cmp(&decimal(&b.vat_rate)))
+        })
+        .map(|part| decimal(&part.vat_rate))
+        .unwrap_or_default();
     let note = StoredNote {
         number: format!("{prefix}-AV-{year}-{seq:06}"),
         invoice_number: number.to_string(),
@@ -492,7 +576,7 @@ fn issue(
         customer_kind: invoice.customer.kind.clone(),
         issue_date,
         reason: reason.to_string(),
-        vat_rate,
+        vat_rate: with_cents(vat_rate),
         total_ht,
         vat: with_cents(vat),
         total_ttc: with_cents(total_ht + vat),
@@ -521,6 +605,9 @@ fn issue(
         ],
     )
     .map_err(sqlite)?;
+    for part in &parts {
+        crate::core::ledger::insert_note_vat(&tx, &note.number, part).map_err(sqlite)?;
+    }
     // account.md §7: the note credits the customer's account, dated its
     // issue; the next invoice deducts it.
     crate::core::ledger::insert_entry(
@@ -540,6 +627,67 @@ fn issue(
     .map_err(sqlite)?;
     tx.commit().map_err(sqlite)?;
     Ok((note, false))
+}
+
+/// What remains creditable of the invoice's lines per VAT category and
+/// rate: its groups less the parts of its earlier notes (a note recorded
+/// before `credit_note_vat` counts against the largest group of its rate).
+fn creditable(connection: &Connection, invoice: &Invoice) -> Result<Vec<VatGroup>, CreditError> {
+    let sqlite = |source| sqlite_error(connection, source);
+    let number = invoice.summary.invoice_number.as_str();
+    let mut groups = invoice.vat_groups.clone();
+    if groups.is_empty() {
+        return Err(CreditError::Data {
+            number: number.to_string(),
+            message: "the invoice has no lines in the lake's invoice_lines to credit".to_string(),
+        });
+    }
+    let decimal = |column: &str, text: String| {
+        Decimal::from_str(&text).map_err(|_| CreditError::Data {
+            number: number.to_string(),
+            message: format!("ledger {column} '{text}' is not an amount"),
+        })
+    };
+    let mut statement = connection
+        .prepare(
+            "SELECT v.vat_category, v.vat_rate, v.base_ht, v.equipment_ht
+             FROM credit_note_vat v
+             JOIN credit_notes n ON n.credit_note_number = v.credit_note_number
+             WHERE n.invoice_number = ?1
+             UNION ALL
+             SELECT '', n.vat_rate, n.total_ht, '0'
+             FROM credit_notes n
+             WHERE n.invoice_number = ?1
+               AND NOT EXISTS (SELECT 1 FROM credit_note_vat v
+                               WHERE v.credit_note_number = n.credit_note_number)",
+        )
+        .map_err(sqlite)?;
+    let credited = statement
+        .query_map(params![number], |r| {
+            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .map_err(sqlite)?
+        .collect::<Result<Vec<(String, String, String, String)>, _>>()
+        .map_err(sqlite)?;
+    for (category, rate, base, equipment) in credited {
+        let rate = decimal("vat_rate", rate)?;
+        let base = decimal("base_ht", base)?;
+        let equipment = decimal("equipment_ht", equipment)?;
+        let group = match groups.iter().position(|g| g.same_key(&category, rate)) {
+            Some(i) => Some(i),
+            None => groups
+                .iter()
+                .enumerate()
+                .filter(|(_, g)| category.is_empty() && g.vat_rate == rate)
+                .max_by(|(_, a), (_, b)| a.base_ht.cmp(&b.base_ht))
+                .map(|(i, _)| i),
+        };
+        if let Some(i) = group {
+            groups[i].base_ht -= base;
+            groups[i].equipment_ht -= equipment;
+        }
+    }
+    Ok(groups)
 }
 
 /// HT credited so far on an invoice.
@@ -650,7 +798,7 @@ async fn read_invoice(
         text => Some(parse_date(number, "mandate_date", text)?),
     };
     let total_ht = amount("total_ht")?;
-    let vat = invoice_vat(&ctx, lake, month, number, amount("vat")?).await?;
+    let vat_groups = invoice_vat_groups(&ctx, lake, month, number).await?;
     Ok(Invoice {
         summary: CreditedInvoiceSummary {
             invoice_number: number.to_string(),
@@ -673,49 +821,134 @@ async fn read_invoice(
             bank_iban: String::new(),
             bank_bic: String::new(),
         },
-        vat,
+        vat_groups,
     })
 }
 
-/// An invoice's VAT breakdown from its lines (`sql/documents/lines.sql`),
-/// checked against its VAT as `render` checks it.
-async fn invoice_vat(
+/// The HT of an invoice's lines per VAT category and rate, from the
+/// month's `invoice_lines` partition (rating.md §6).
+async fn invoice_vat_groups(
     ctx: &datafusion::prelude::SessionContext,
     lake: &Lake,
     month: Month,
     number: &str,
-    total_vat: Decimal,
-) -> Result<Vec<VatAmount>, CreditError> {
-    let path = format!("{}/month={month}", datasets::INVOICE_LINES);
-    if !engine::register_path(ctx, lake, "invoice_lines", &path, None).await? {
+) -> Result<Vec<VatGroup>, CreditError> {
+    let partition = format!("{}/month={month}", datasets::INVOICE_LINES);
+    if !engine::register_path(ctx, lake, "credited_invoice_lines", &partition, None).await? {
         return Ok(Vec::new());
     }
-    engine::with_text_column(ctx, "invoice_lines", "vat_exemption").await?;
-    let rows = engine::Rows::query(ctx, &sqlfiles::DOCUMENT_LINES).await?;
-    let mut lines = Vec::new();
-    for row in rows
-        .rows
+    // A partition written before the exemption text has no such column.
+    let exemption = if ctx
+        .table("credited_invoice_lines")
+        .await?
+        .schema()
+        .has_column_with_unqualified_name("vat_exemption")
+    {
+        "MAX(vat_exemption)"
+    } else {
+        "CAST(NULL AS VARCHAR)"
+    };
+    let rows = engine::Rows::query_sql(
+        ctx,
+        &format!(
+            "SELECT invoice_number, vat_category, vat_rate, {exemption} AS vat_exemption,
+                    SUM(amount_ht) AS base_ht,
+                    SUM(CASE WHEN kind = 'EQUIPMENT' THEN amount_ht ELSE 0 END) AS equipment_ht
+             FROM credited_invoice_lines
+             GROUP BY invoice_number, vat_category, vat_rate
+             ORDER BY invoice_number, vat_category, vat_rate"
+        ),
+    )
+    .await?;
+    let amount = |row: &[String], column: &str| -> Result<Decimal, CreditError> {
+        let text = rows.get(row, column);
+        Decimal::from_str(text).map_err(|_| CreditError::Data {
+            number: number.to_string(),
+            message: format!("invoice line {column} '{text}' is not an amount"),
+        })
+    };
+    rows.rows
         .iter()
         .filter(|row| rows.get(row, "invoice_number") == number)
-    {
-        let decimal = |column: &str| {
-            Decimal::from_str(rows.get(row, column)).map_err(|_| CreditError::Data {
-                number: number.to_string(),
-                message: format!("{column} '{}' is not a number", rows.get(row, column)),
+        .map(|row| {
+            Ok(VatGroup {
+                vat_category: rows.get(row, "vat_category").to_string(),
+                vat_rate: with_cents(amount(row, "vat_rate")?),
+                vat_exemption: Some(rows.get(row, "vat_exemption").to_string())
+                    .filter(|t| !t.is_empty()),
+                base_ht: with_cents(amount(row, "base_ht")?),
+                equipment_ht: with_cents(amount(row, "equipment_ht")?),
             })
-        };
-        lines.push(InvoiceLine::of_vat(
-            rows.get(row, "label"),
-            decimal("amount_ht")?,
-            rows.get(row, "vat_category"),
-            decimal("vat_rate")?,
-            rows.get(row, "vat_exemption"),
-        ));
-    }
-    vat_breakdown(&lines, total_vat).map_err(|message| CreditError::Data {
-        number: number.to_string(),
-        message,
-    })
+        })
+        .collect()
+}
+
+/// A note's VAT per rate for its documents: its parts in the ledger, or,
+/// for a note recorded before them, its one rate.
+fn note_vat_amounts(
+    connection: &Connection,
+    note: &StoredNote,
+) -> Result<Vec<VatAmount>, CreditError> {
+    let parts = note_parts(connection, &note.number)?;
+    let mut amounts = parts
+        .iter()
+        .map(|part| {
+            let amount = |column: &str, text: &str| {
+                Decimal::from_str(text).map_err(|_| CreditError::Data {
+                    number: note.number.clone(),
+                    message: format!("ledger {column} '{text}' is not an amount"),
+                })
+            };
+            let category = part.vat_category.trim().to_string();
+            let exemption = match part.vat_exemption.as_deref().map(str::trim) {
+                _ if category == "S" => String::new(),
+                Some(text) if !text.is_empty() => text.to_string(),
+                _ => default_exemption(&category).to_string(),
+            };
+            Ok(VatAmount {
+                rate: amount("vat_rate", &part.vat_rate)?.normalize(),
+                base_ht: amount("base_ht", &part.base_ht)?,
+                amount: amount("vat", &part.vat)?,
+                category,
+                exemption,
+            })
+        })
+        .collect::<Result<Vec<_>, CreditError>>()?;
+    // The order of a breakdown: by category (S, E, AE, K, G, O), then rate.
+    let rank = |category: &str| VAT_CATEGORIES.iter().position(|c| *c == category);
+    amounts.sort_by(|a, b| {
+        rank(&a.category)
+            .cmp(&rank(&b.category))
+            .then(a.rate.cmp(&b.rate))
+    });
+    note_vat(note, amounts)
+}
+
+/// The parts of a note (table `credit_note_vat`), by category and rate.
+fn note_parts(connection: &Connection, number: &str) -> Result<Vec<NoteVat>, CreditError> {
+    let sqlite = |source| sqlite_error(connection, source);
+    let mut statement = connection
+        .prepare(
+            "SELECT vat_category, vat_rate, vat_exemption, base_ht, vat, equipment_ht
+             FROM credit_note_vat WHERE credit_note_number = ?1
+             ORDER BY vat_category, vat_rate",
+        )
+        .map_err(sqlite)?;
+    let parts = statement
+        .query_map(params![number], |r| {
+            Ok(NoteVat {
+                vat_category: r.get(0)?,
+                vat_rate: r.get(1)?,
+                vat_exemption: r.get(2)?,
+                base_ht: r.get(3)?,
+                vat: r.get(4)?,
+                equipment_ht: r.get(5)?,
+            })
+        })
+        .map_err(sqlite)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sqlite)?;
+    Ok(parts)
 }
 
 /// The `credit_notes` dataset's columns. Amounts are positive
@@ -787,7 +1020,78 @@ async fn write_dataset(
     let batch = RecordBatch::try_new(schema(), columns)?;
     let key = format!("{}/month={month}/part-0.parquet", datasets::CREDIT_NOTES);
     lake.write_parquet(&key, schema(), &[batch]).await?;
+
+    // The notes' VAT per category and rate; a note recorded before the
+    // parts were kept is its one rate's.
+    let mut parts: Vec<(String, NoteVat)> = Vec::new();
+    for note in &notes {
+        let mut own = note_parts(connection, &note.number)?;
+        if own.is_empty() {
+            own.push(NoteVat {
+                vat_category: "S".to_string(),
+                vat_rate: with_cents(note.vat_rate).to_string(),
+                vat_exemption: None,
+                base_ht: note.total_ht.to_string(),
+                vat: note.vat.to_string(),
+                equipment_ht: "0.00".to_string(),
+            });
+        }
+        parts.extend(own.into_iter().map(|part| (note.number.clone(), part)));
+    }
+    let text = |f: fn(&NoteVat) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(
+            parts.iter().map(|(_, p)| f(p)),
+        ))
+    };
+    let decimals = |f: fn(&NoteVat) -> &str, precision: u8| -> Result<ArrayRef, CreditError> {
+        let cents = parts
+            .iter()
+            .map(|(number, part)| {
+                Decimal::from_str(f(part))
+                    .map(|d| with_cents(d).mantissa())
+                    .map_err(|_| CreditError::Data {
+                        number: number.clone(),
+                        message: format!("ledger VAT part '{}' is not an amount", f(part)),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Arc::new(
+            Decimal128Array::from_iter_values(cents).with_precision_and_scale(precision, 2)?,
+        ))
+    };
+    let columns = vec![
+        Arc::new(StringArray::from_iter_values(
+            parts.iter().map(|(number, _)| number.as_str()),
+        )) as ArrayRef,
+        text(|p| &p.vat_category),
+        decimals(|p| &p.vat_rate, 5)?,
+        Arc::new(StringArray::from_iter(
+            parts.iter().map(|(_, p)| p.vat_exemption.as_deref()),
+        )),
+        decimals(|p| &p.base_ht, 18)?,
+        decimals(|p| &p.vat, 18)?,
+        decimals(|p| &p.equipment_ht, 18)?,
+    ];
+    let batch = RecordBatch::try_new(vat_schema(), columns)?;
+    let key = format!("{}/month={month}/part-0.parquet", datasets::CREDIT_NOTE_VAT);
+    lake.write_parquet(&key, vat_schema(), &[batch]).await?;
     Ok(())
+}
+
+/// The `credit_note_vat` dataset's columns: each note's base (HT,
+/// positive) and VAT per category and rate, the part of the base that
+/// credits handsets, and the category's exemption text (rating.md §6).
+pub fn vat_schema() -> SchemaRef {
+    let money = || DataType::Decimal128(18, 2);
+    Arc::new(Schema::new(vec![
+        Field::new("credit_note_number", DataType::Utf8, false),
+        Field::new("vat_category", DataType::Utf8, false),
+        Field::new("vat_rate", DataType::Decimal128(5, 2), false),
+        Field::new("vat_exemption", DataType::Utf8, true),
+        Field::new("base_ht", money(), false),
+        Field::new("vat", money(), false),
+        Field::new("equipment_ht", money(), false),
+    ]))
 }
 
 /// Writes the note's page, and its PDF (Factur-X for a business), in
@@ -890,7 +1194,6 @@ pub async fn regularisation_documents(
         return Ok(report);
     }
     let parties = frozen::parties(settings, lake, month).await?;
-    let mut lines_vat = regularisation_vat(settings, lake, month).await?;
     let mut printer = None;
     for note in &notes {
         let invoice_month: Month = note.invoice_month.parse().map_err(|_| CreditError::Data {
@@ -924,7 +1227,7 @@ pub async fn regularisation_documents(
             customer: invoice.customer.clone(),
             payment: invoice.payment.clone(),
             total_ht: note.total_ht,
-            vat: note_vat(note, lines_vat.remove(&note.number).unwrap_or_default())?,
+            vat: note_vat_amounts(ledger.connection(), note)?,
             total_vat: note.vat,
             total_ttc: note.total_ttc,
         };
@@ -996,9 +1299,9 @@ fn as_invoice_document(note: &CreditNoteDocument) -> InvoiceDocument {
 }
 
 /// A note's VAT breakdown: `parts` (its split over the invoice's
-/// categories, or its lines'), which must add up to the VAT the ledger
-/// holds; a note without parts (an invoice of no lines) is one standard
-/// entry at its rate.
+/// categories, `credit_note_vat`), which must add up to what the ledger
+/// holds of the note; a note without parts (recorded before them) is one
+/// standard entry at its rate.
 fn note_vat(note: &StoredNote, parts: Vec<VatAmount>) -> Result<Vec<VatAmount>, CreditError> {
     if parts.is_empty() {
         return Ok(vec![VatAmount::standard(
@@ -1019,52 +1322,6 @@ fn note_vat(note: &StoredNote, parts: Vec<VatAmount>) -> Result<Vec<VatAmount>, 
         });
     }
     Ok(parts)
-}
-
-/// The VAT breakdown of each regularisation credit note issued with
-/// `month`, from its lines (`credit_note_lines`), by note number.
-async fn regularisation_vat(
-    settings: &Settings,
-    lake: &Lake,
-    month: Month,
-) -> Result<std::collections::HashMap<String, Vec<VatAmount>>, CreditError> {
-    let ctx = crate::stages::session(settings, month, None).await?;
-    let path = format!("{}/month={month}", datasets::CREDIT_NOTE_LINES);
-    let mut lines_of: std::collections::BTreeMap<String, Vec<InvoiceLine>> = Default::default();
-    if engine::register_path(&ctx, lake, "credit_note_lines", &path, None).await? {
-        engine::with_text_column(&ctx, "credit_note_lines", "vat_exemption").await?;
-        let rows = engine::Rows::query(&ctx, &sqlfiles::DOCUMENT_CREDIT_NOTE_LINES).await?;
-        for row in &rows.rows {
-            let number = rows.get(row, "credit_note_number");
-            let decimal = |column: &str| {
-                Decimal::from_str(rows.get(row, column)).map_err(|_| CreditError::Data {
-                    number: number.to_string(),
-                    message: format!("{column} '{}' is not a number", rows.get(row, column)),
-                })
-            };
-            lines_of
-                .entry(number.to_string())
-                .or_default()
-                .push(InvoiceLine::of_vat(
-                    rows.get(row, "label"),
-                    decimal("amount_ht")?,
-                    rows.get(row, "vat_category"),
-                    decimal("vat_rate")?,
-                    rows.get(row, "vat_exemption"),
-                ));
-        }
-    }
-    lines_of
-        .into_iter()
-        .map(|(number, lines)| {
-            // `note_vat` checks it against the ledger.
-            let breakdown = breakdown_of(&lines).map_err(|message| CreditError::Data {
-                number: number.clone(),
-                message,
-            })?;
-            Ok((number, breakdown))
-        })
-        .collect()
 }
 
 /// The "credit note available" mail of each note whose documents are in
@@ -1169,6 +1426,53 @@ mod tests {
         assert!(parse_amount_ht("0").is_err());
         assert!(parse_amount_ht("-3").is_err());
         assert!(parse_amount_ht("1.005").unwrap_err().contains("cents"));
+    }
+
+    #[test]
+    fn a_partial_credit_is_split_over_the_categories_the_remainder_to_the_largest() {
+        let group = |category: &str, rate: i64, base: i64, equipment: i64| VatGroup {
+            vat_category: category.to_string(),
+            vat_rate: Decimal::new(rate, 2),
+            vat_exemption: None,
+            base_ht: Decimal::new(base, 2),
+            equipment_ht: Decimal::new(equipment, 2),
+        };
+        let groups = [group("S", 2000, 16000, 15000), group("E", 0, 300, 0)];
+        let parts = split(&groups, Decimal::new(5000, 2));
+        let view: Vec<(&str, &str, &str, &str)> = parts
+            .iter()
+            .map(|p| {
+                (
+                    p.vat_category.as_str(),
+                    p.base_ht.as_str(),
+                    p.vat.as_str(),
+                    p.equipment_ht.as_str(),
+                )
+            })
+            .collect();
+        // 50.00 x 3 / 163 = 0.92; S the remainder 49.08, VAT 9.816 -> 9.82;
+        // a partial share of a group not all handsets corrects services.
+        assert_eq!(
+            view,
+            [
+                ("S", "49.08", "9.82", "0.00"),
+                ("E", "0.92", "0.00", "0.00")
+            ]
+        );
+        // All that remains: each group's base, its handsets with it.
+        let whole = split(&groups, Decimal::new(16300, 2));
+        assert_eq!(whole[0].base_ht, "160.00");
+        assert_eq!(whole[0].vat, "32.00");
+        assert_eq!(whole[0].equipment_ht, "150.00");
+        assert_eq!(whole[1].base_ht, "3.00");
+        // A group all handsets (K) credits equipment.
+        let parts = split(
+            &[group("AE", 0, 1500, 0), group("K", 0, 15000, 15000)],
+            Decimal::new(1000, 2),
+        );
+        assert_eq!(parts[1].base_ht, "9.09");
+        assert_eq!(parts[1].equipment_ht, "9.09");
+        assert_eq!(parts[0].base_ht, "0.91");
     }
 
     #[test]

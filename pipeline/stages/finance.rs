@@ -103,6 +103,26 @@ impl AccountingBatch for AccountingSettings {
     }
 }
 
+/// The `vat_accounts` table (`vat_rate` DECIMAL(5, 2), `account`): the
+/// rates with an account of their own (docs/ACCOUNTING.md).
+fn vat_accounts_batch(accounting: &AccountingSettings) -> RecordBatch {
+    use datafusion::arrow::array::Decimal128Array;
+    let rates = Decimal128Array::from_iter_values(accounting.vat_accounts.keys().map(|rate| {
+        let mut rate = *rate;
+        rate.rescale(2);
+        rate.mantissa()
+    }))
+    .with_precision_and_scale(5, 2)
+    .expect("a rate below 100 %");
+    let accounts = StringArray::from_iter_values(accounting.vat_accounts.values());
+    let schema = Schema::new(vec![
+        Field::new("vat_rate", DataType::Decimal128(5, 2), false),
+        Field::new("account", DataType::Utf8, false),
+    ]);
+    RecordBatch::try_new(Arc::new(schema), vec![Arc::new(rates), Arc::new(accounts)])
+        .expect("vat_accounts columns")
+}
+
 #[derive(Debug, Default, Serialize)]
 pub struct FinanceReport {
     pub month: String,
@@ -201,7 +221,20 @@ pub async fn finance(stage: &Context, month: Month) -> Result<FinanceReport, Fin
         Some("month"),
     )
     .await?;
+    engine::register_path_or_empty(
+        &ctx,
+        lake,
+        "credit_note_vat",
+        &format!("{}/month={issue_month}", datasets::CREDIT_NOTE_VAT),
+        crate::stages::credit::vat_schema(),
+    )
+    .await?;
     engine::register_batch(&ctx, "accounting", settings.accounting.batch())?;
+    engine::register_batch(
+        &ctx,
+        "vat_accounts",
+        vat_accounts_batch(&settings.accounting),
+    )?;
     engine::run_layer(&ctx, sqlfiles::FINANCE).await?;
     check_margin(&ctx, &month_text).await?;
 

@@ -6,7 +6,8 @@
 -- ledger and records the month's charges when it issues. A charge dated
 -- after the month waits for its month. Quantity 1, the amount as entered
 -- (in cents, may be negative: a commercial gesture), the charge's date as
--- its period.
+-- its period. The charge's own VAT code (charges.csv; S for the charges
+-- the pipeline raises).
 SELECT
     c.customer_id,
     'CHARGE' AS kind,
@@ -24,7 +25,9 @@ SELECT
     CAST(c.amount_ht AS DECIMAL(18, 2)) AS amount_ht,
     c.charge_date AS period_start,
     c.charge_date AS period_end,
-    concat('CHARGE|', c.charge_id) AS line_key
+    concat('CHARGE|', c.charge_id) AS line_key,
+    c.vat_code AS product_vat_code,
+    c.vat_exemption AS product_vat_exemption
 FROM charges c
 CROSS JOIN params p
 WHERE c.charge_date <= p.month_end

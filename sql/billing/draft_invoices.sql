@@ -1,9 +1,24 @@
 -- rating.md §6: one invoice per customer with at least one line (a
 -- subscription day, a charge, a termination fee, or a regularisation of an
 -- earlier month: account.md §4-6). total_ht = sum of the lines,
--- vat = round(total_ht x 0.20, 2), total_ttc = total_ht + vat.
+-- total_ttc = total_ht + vat.
+--
+-- rating.md §6, "VAT by product and place": VAT per category and rate,
+-- round(sum of the lines of that category and rate x rate, 2), half away
+-- from zero (the CAST); `vat` is the sum of these. With every line S at
+-- 20 % it is round(total_ht x 0.20, 2), as it always was.
 -- Ordered by customer_id: numbers are assigned in that order (§7).
-WITH totals AS (
+WITH vat_groups AS (
+    SELECT
+        customer_id,
+        CAST(SUM(amount_ht) * vat_rate * 0.01 AS DECIMAL(18, 2)) AS vat
+    FROM draft_lines
+    GROUP BY customer_id, vat_category, vat_rate
+),
+vats AS (
+    SELECT customer_id, SUM(vat) AS vat FROM vat_groups GROUP BY customer_id
+),
+totals AS (
     SELECT
         customer_id,
         SUM(CASE WHEN kind = 'SUBSCRIPTION' THEN amount_ht ELSE 0 END) AS subscription_ht,
@@ -27,8 +42,9 @@ SELECT
     CAST(t.charges_ht AS DECIMAL(18, 2)) AS charges_ht,
     CAST(t.regularisation_ht AS DECIMAL(18, 2)) AS regularisation_ht,
     CAST(t.total_ht AS DECIMAL(18, 2)) AS total_ht,
-    CAST(t.total_ht * 0.20 AS DECIMAL(18, 2)) AS vat,
-    CAST(t.total_ht + CAST(t.total_ht * 0.20 AS DECIMAL(18, 2)) AS DECIMAL(18, 2)) AS total_ttc
+    CAST(v.vat AS DECIMAL(18, 2)) AS vat,
+    CAST(t.total_ht + v.vat AS DECIMAL(18, 2)) AS total_ttc
 FROM totals t
+JOIN vats v ON v.customer_id = t.customer_id
 JOIN customers c ON c.customer_id = t.customer_id
 ORDER BY t.customer_id

@@ -25,7 +25,11 @@ SELECT
     CAST(COALESCE(offer.price, bare.price) AS DECIMAL(18, 2)) AS amount_ht,
     sales.sale_date AS period_start,
     sales.sale_date AS period_end,
-    concat('EQUIPMENT|', sales.sale_id) AS line_key
+    concat('EQUIPMENT|', sales.sale_id) AS line_key,
+    -- The VAT code of the row that prices the sale.
+    CASE WHEN offer.price IS NOT NULL THEN offer.vat_code ELSE bare.vat_code END AS product_vat_code,
+    CASE WHEN offer.price IS NOT NULL THEN offer.vat_exemption ELSE bare.vat_exemption END
+        AS product_vat_exemption
 FROM sales
 LEFT JOIN handset_versions offer
     ON offer.model = sales.model

@@ -18,7 +18,8 @@ SELECT
     l.line_key,
     l.period,
     l.vat_category,
-    l.vat_rate
+    l.vat_rate,
+    l.vat_exemption
 FROM draft_lines l
 JOIN invoice_numbers n ON n.customer_id = l.customer_id
 ORDER BY

@@ -1,6 +1,7 @@
 -- rating.md §6.2: one OPTION line per option of each subscription row with
 -- billable days, prorated like the subscription; monthly_fee_with_handset
--- when the row is with_handset. Version in force on the first billable day.
+-- when the row is with_handset. Version in force on the first billable day,
+-- with its VAT code (month_lines.sql).
 SELECT
     b.customer_id,
     'OPTION' AS kind,
@@ -18,7 +19,9 @@ SELECT
     ) AS amount_ht,
     b.period_start,
     b.billable_end AS period_end,
-    concat('OPTION|', b.msisdn, '|', CAST(b.start_date AS VARCHAR), '|', so.option_code) AS line_key
+    concat('OPTION|', b.msisdn, '|', CAST(b.start_date AS VARCHAR), '|', so.option_code) AS line_key,
+    o.vat_code AS product_vat_code,
+    o.vat_exemption AS product_vat_exemption
 FROM billable_subscriptions b
 CROSS JOIN params p
 JOIN subscription_options so

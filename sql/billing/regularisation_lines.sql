@@ -17,6 +17,7 @@ SELECT
     line_key,
     period,
     vat_category,
-    vat_rate
+    vat_rate,
+    vat_exemption
 FROM regularisation_deltas
 WHERE amount_ht > 0

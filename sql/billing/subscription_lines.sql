@@ -3,7 +3,8 @@
 -- plan_fees.csv for the plan, commitment and handset flag with the latest
 -- valid_from on or before the first billable day. A full month is exactly
 -- the monthly fee. A missing fee leaves unit_price NULL: `bill` refuses the
--- month and names the row.
+-- month and names the row. The fee row's VAT code goes with the line
+-- (month_lines.sql).
 SELECT
     b.customer_id,
     'SUBSCRIPTION' AS kind,
@@ -17,7 +18,9 @@ SELECT
     CAST(f.monthly_fee * b.billable_days / p.days_in_month AS DECIMAL(18, 2)) AS amount_ht,
     b.period_start,
     b.billable_end AS period_end,
-    concat('SUBSCRIPTION|', b.msisdn, '|', CAST(b.start_date AS VARCHAR)) AS line_key
+    concat('SUBSCRIPTION|', b.msisdn, '|', CAST(b.start_date AS VARCHAR)) AS line_key,
+    f.vat_code AS product_vat_code,
+    f.vat_exemption AS product_vat_exemption
 FROM billable_subscriptions b
 CROSS JOIN params p
 JOIN plans pl ON pl.plan_code = b.plan_code

@@ -13,7 +13,9 @@
 --     B2B: round(F x (m1 + m2), 2).
 -- Quantity: the months left (N - t); unit price F; period d to the
 -- commitment's end. No line when the fee is 0.00; a missing F leaves the
--- amount NULL, and `bill` refuses the month and names the line.
+-- amount NULL, and `bill` refuses the month and names the line. The fee
+-- takes the VAT code of the plan fee row F comes from (docs/RULES.md §6: it
+-- is the price of the subscription left unserved).
 WITH ended AS (
     SELECT
         c.*,
@@ -75,6 +77,8 @@ fees AS (
         l.m2,
         k.kind AS customer_kind,
         f.monthly_fee,
+        f.vat_code,
+        f.vat_exemption,
         CAST(
             CASE
                 WHEN k.kind = 'B2B' THEN f.monthly_fee * (l.m1 + l.m2)
@@ -109,6 +113,8 @@ SELECT
     fee AS amount_ht,
     ended_on AS period_start,
     commitment_end AS period_end,
-    concat('TERMINATION_FEE|', msisdn, '|', CAST(commitment_start AS VARCHAR)) AS line_key
+    concat('TERMINATION_FEE|', msisdn, '|', CAST(commitment_start AS VARCHAR)) AS line_key,
+    vat_code AS product_vat_code,
+    vat_exemption AS product_vat_exemption
 FROM fees
 WHERE fee IS NULL OR fee <> 0

@@ -6,6 +6,8 @@ SELECT
     commitment_months,
     price,
     valid_from,
+    vat_code,
+    vat_exemption,
     LEAD(valid_from) OVER (
         PARTITION BY model, plan_code, commitment_months ORDER BY valid_from
     ) AS valid_to

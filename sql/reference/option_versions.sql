@@ -9,5 +9,7 @@ SELECT
     allowance_group,
     allowance_qty,
     valid_from,
+    vat_code,
+    vat_exemption,
     LEAD(valid_from) OVER (PARTITION BY option_code ORDER BY valid_from) AS valid_to
 FROM options

@@ -8,7 +8,9 @@ SELECT
     f.commitment_months,
     f.with_handset,
     CASE WHEN w.offer IS NULL THEN f.monthly_fee ELSE b.monthly_fee END AS monthly_fee,
-    f.valid_from
+    f.valid_from,
+    f.vat_code,
+    f.vat_exemption
 FROM reference_plan_fees f
 CROSS JOIN scenario w
 LEFT JOIN benchmark b ON b.offer = w.offer
