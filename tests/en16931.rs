@@ -402,3 +402,91 @@ fn the_samples_months_facturx_files_pass_the_en16931_schematron() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert_eq!(results.as_object().unwrap().len(), files.len());
 }
+
+/// A month with every category (tests/fixtures/vat_month/README.md), billed
+/// and printed by the real binary: every Factur-X file it writes, and a
+/// partial credit note's over S and E, passes the EN 16931 Schematron.
+#[test]
+fn a_month_with_every_category_passes_the_en16931_schematron() {
+    let scratch = tempfile::tempdir().unwrap();
+    let reference = scratch.path().join("reference");
+    let source = scratch.path().join("ftp");
+    let base = fixtures().join("rules/_base");
+    crate::common::copy_dir(&base.join("reference"), &reference);
+    crate::common::copy_dir(&fixtures().join("vat_month/reference"), &reference);
+    std::fs::create_dir_all(source.join("RatedCDRs")).unwrap();
+    let ws = crate::common::Workspace::new(&source, &reference, &base.join("integrator.toml"));
+    ws.run(&["run", "--month", "2026-10"]).ok();
+
+    // By hand (rating.md §6): B1 ZERO 10.00 at 20 % + SECU 3.00 exempt;
+    // B2 (974) ZERO 10.00 at 8.5 % = 0.85 + PHONE_A 300.00 exported (G);
+    // B3 (973) 10.00 + 3.00 outside VAT (O); B4 (BE) S10 15.00 reverse
+    // charged (AE) + PHONE_B 150.00 intra-community (K).
+    let rows = ws.query(
+        "SELECT customer_id, CAST(total_ht AS VARCHAR) AS ht, CAST(vat AS VARCHAR) AS vat
+         FROM invoices ORDER BY customer_id",
+    );
+    let totals: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            ["customer_id", "ht", "vat"]
+                .map(|c| crate::common::text(r, c))
+                .join(" ")
+        })
+        .collect();
+    assert_eq!(
+        totals,
+        [
+            "B1 13.00 2.00",
+            "B2 310.00 0.85",
+            "B3 13.00 0.00",
+            "B4 165.00 0.00"
+        ]
+    );
+    let categories = ws.query(
+        "SELECT DISTINCT vat_category, CAST(vat_rate AS VARCHAR) AS rate FROM invoice_lines
+         ORDER BY vat_category, rate",
+    );
+    let categories: Vec<String> = categories
+        .iter()
+        .map(|r| {
+            ["vat_category", "rate"]
+                .map(|c| crate::common::text(r, c))
+                .join(" ")
+        })
+        .collect();
+    assert_eq!(
+        categories,
+        ["AE 0.00", "E 0.00", "G 0.00", "K 0.00", "O 0.00", "S 20.00", "S 8.50"]
+    );
+
+    // A partial credit of 6.50 HT on B1's mixed invoice: 6.50 × 10 / 13 =
+    // 5.00 at 20 % (VAT 1.00), 1.50 exempt.
+    let rows = ws.query("SELECT invoice_number FROM invoices WHERE customer_id = 'B1'");
+    let invoice = crate::common::text(&rows[0], "invoice_number");
+    ws.run(&[
+        "credit",
+        "--invoice",
+        &invoice,
+        "--amount-ht",
+        "6.50",
+        "--reason",
+        "Geste commercial",
+        "--date",
+        "2026-11-20",
+    ])
+    .ok();
+    let note = ws.query(
+        "SELECT CAST(total_ht AS VARCHAR) AS ht, CAST(vat AS VARCHAR) AS vat FROM credit_notes",
+    );
+    assert_eq!(crate::common::text(&note[0], "ht"), "6.50");
+    assert_eq!(crate::common::text(&note[0], "vat"), "1.00");
+
+    let mut files = facturx_pdfs(&ws.lake().join("documents/2026-10"));
+    assert_eq!(files.len(), 4, "one Factur-X per business invoice");
+    files.extend(facturx_pdfs(&ws.lake().join("documents/2026-11")));
+    assert_eq!(files.len(), 5, "and the credit note's");
+    let results = schematron(&files);
+    let failures = fatal(&results);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
