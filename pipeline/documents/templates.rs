@@ -64,6 +64,14 @@ const MAIL_TEMPLATES: &[(&str, &str)] = &[
         MailTemplates::CREDIT_NOTE_HTML,
         include_str!("../../templates/credit_note_mail.html"),
     ),
+    (
+        MailTemplates::SIGNATURE_TEXT,
+        include_str!("../../templates/mail_signature.txt"),
+    ),
+    (
+        MailTemplates::SIGNATURE_HTML,
+        include_str!("../../templates/mail_signature.html"),
+    ),
 ];
 
 /// The reminders of an overdue amount (`stages::dunning`, docs/RECEIVABLES.md
@@ -80,6 +88,14 @@ const DUNNING_TEMPLATES: &[(&str, &str)] = &[
     (
         MailTemplates::DUNNING_HTML,
         include_str!("../../templates/dunning.html"),
+    ),
+    (
+        MailTemplates::SIGNATURE_TEXT,
+        include_str!("../../templates/mail_signature.txt"),
+    ),
+    (
+        MailTemplates::SIGNATURE_HTML,
+        include_str!("../../templates/mail_signature.html"),
     ),
 ];
 
@@ -211,6 +227,10 @@ impl MailTemplates {
     pub const CREDIT_NOTE_SUBJECT: &'static str = "credit_note_mail_subject.txt";
     pub const CREDIT_NOTE_TEXT: &'static str = "credit_note_mail.txt";
     pub const CREDIT_NOTE_HTML: &'static str = "credit_note_mail.html";
+
+    /// The end every mail includes: customer service, signature, identity.
+    pub const SIGNATURE_TEXT: &'static str = "mail_signature.txt";
+    pub const SIGNATURE_HTML: &'static str = "mail_signature.html";
 
     /// The reminder's subject, text and HTML (`dunning`).
     pub const DUNNING_SUBJECT: &'static str = "dunning_subject.txt";
