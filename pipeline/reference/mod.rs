@@ -1261,8 +1261,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_bad_value_names_file_line_and_column() {
+    /// The samples' reference tables in a scratch folder, to break one.
+    fn samples_copy() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let samples =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/samples/reference");
@@ -1270,6 +1270,12 @@ mod tests {
             let entry = entry.unwrap();
             std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
         }
+        dir
+    }
+
+    #[test]
+    fn a_bad_value_names_file_line_and_column() {
+        let dir = samples_copy();
         let fees = dir.path().join("plan_fees.csv");
         let text = std::fs::read_to_string(&fees)
             .unwrap()
@@ -1301,13 +1307,7 @@ mod tests {
 
     #[test]
     fn a_combination_not_sold_is_left_out_of_the_fees() {
-        let dir = tempfile::tempdir().unwrap();
-        let samples =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/samples/reference");
-        for entry in std::fs::read_dir(&samples).unwrap() {
-            let entry = entry.unwrap();
-            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
-        }
+        let dir = samples_copy();
         let fees = dir.path().join("plan_fees.csv");
         let mut text = std::fs::read_to_string(&fees).unwrap();
         text.push_str("ILL20;24;true;;2026-11-01\n");
@@ -1318,13 +1318,7 @@ mod tests {
 
     #[test]
     fn a_vat_code_is_s_or_e_and_e_says_why() {
-        let dir = tempfile::tempdir().unwrap();
-        let samples =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/samples/reference");
-        for entry in std::fs::read_dir(&samples).unwrap() {
-            let entry = entry.unwrap();
-            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
-        }
+        let dir = samples_copy();
         // The samples have no VAT column: every row is S.
         assert!(Reference::read(dir.path()).1.is_empty());
         let options = dir.path().join("options.csv");
