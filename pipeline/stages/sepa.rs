@@ -632,23 +632,12 @@ fn read_debit(row: &Row<'_>) -> Result<Option<Debit>, SepaError> {
     }))
 }
 
-/// Months between two dates, counted as a calendar would: 2023-11-16 to
-/// 2026-11-16 is 36.
-fn months_between(from: NaiveDate, to: NaiveDate) -> i64 {
-    use chrono::Datelike as _;
-    let months =
-        i64::from(to.year() - from.year()) * 12 + i64::from(to.month()) - i64::from(from.month());
-    if to.day() < from.day() {
-        months - 1
-    } else {
-        months
-    }
-}
-
 /// account.md §8: a mandate unused for 36 months has lapsed. `last_use`:
 /// its last collection, or its signature when never collected.
 pub fn lapsed(last_use: NaiveDate, on: NaiveDate) -> bool {
-    months_between(last_use, on) >= 36 && on > last_use
+    last_use
+        .checked_add_months(chrono::Months::new(36))
+        .is_some_and(|lapse| on >= lapse)
 }
 
 /// The bank of an IBAN as far as the amendment rule needs it: the country
@@ -857,12 +846,8 @@ async fn work_out(
     let presented = crate::account::representations(connection)
         .map_err(|e| SepaError::Ledger(e.to_string()))?;
     let open = crate::account::open_amounts(&entries, &presented, NaiveDate::MAX);
-    let mut balance: HashMap<String, Decimal> = HashMap::new();
-    for entry in &entries {
-        *balance
-            .entry(entry.customer_id.clone())
-            .or_insert(Decimal::ZERO) += entry.amount;
-    }
+    // Every entry counts, a debit on its way (dated later) too.
+    let balance = crate::account::balances_at(&entries, NaiveDate::MAX);
     // The customers a returned debit moved to transfer, while customers.csv
     // holds the mandate that came back.
     let on_transfer: HashMap<String, (String, String)> = {
@@ -965,10 +950,8 @@ async fn work_out(
         let listed = reference.customer_accounts();
         let customers: HashMap<&str, &crate::reference::CustomerAccount> =
             listed.iter().map(|c| (c.customer_id.as_str(), c)).collect();
-        let mut credits: Vec<(&String, &Decimal)> =
-            balance.iter().filter(|(_, b)| -**b > threshold).collect();
-        credits.sort();
-        for (customer, credit) in credits {
+        // In customer order (the balances are).
+        for (customer, credit) in balance.iter().filter(|(_, b)| -**b > threshold) {
             match customers
                 .get(customer.as_str())
                 .and_then(|c| c.iban.as_ref().map(|i| (c, i)))
