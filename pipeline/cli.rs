@@ -53,11 +53,16 @@ pub enum Command {
     Sync,
     /// Turn raw CSV files into Parquet datasets; quarantine bad rows.
     Land,
-    /// Rate the month's CDRs against the reference data in force.
+    /// Rate the CDRs landed since the last run against the reference data in
+    /// force: every open month, or the one given.
     Rate {
-        /// The billing month, YYYY-MM.
+        /// The billing month, YYYY-MM (default: every month not issued yet
+        /// with CDRs landed).
         #[arg(long)]
-        month: Month,
+        month: Option<Month>,
+        /// Rate the whole month again from scratch (needs --month).
+        #[arg(long, requires = "month")]
+        full: bool,
     },
     /// Build, number and issue the month's invoices (closes the month), with
     /// the regularisations of earlier months whose inputs changed.

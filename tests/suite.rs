@@ -22,6 +22,7 @@ mod ftp;
 mod fuzz;
 mod golden;
 mod hostile;
+mod incremental;
 mod injection;
 mod land_files;
 mod mail;
