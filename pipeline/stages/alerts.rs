@@ -33,9 +33,9 @@
 //!   `sent` (recipient, Message-ID), `refused` (the relay refused the
 //!   recipient or the message, or the address is not one: the reason, not
 //!   tried again) or `no_address` (none in customers.csv). When the relay
-//!   cannot be reached, `notify` fails in one line and the alerts stay
-//!   `pending`: the next rate of the month sends them, with the figures of
-//!   that rate.
+//!   cannot be reached, or a template or `customers.csv` does not load,
+//!   `notify` fails in one line and the alerts stay `pending`: the next
+//!   rate of the month sends them, with the figures of that rate.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -602,12 +602,12 @@ pub async fn notify(
     if crossings.is_empty() && earlier.is_empty() {
         return Ok(Some(report));
     }
-    // What the mails need first: a broken template or table stops the run
-    // before anything is recorded.
+    // Recorded first: what stops the mails below (a broken template or
+    // table, the relay unreachable) leaves them pending for the next rate.
+    record(connection, &month_text, &crossings)?;
     let templates = MailTemplates::alerts(settings.templates_dir.as_deref())?;
     let integrator = Integrator::load(&settings.integrator_path)?;
     let contacts = contacts(&Reference::load(&settings.reference_dir)?);
-    record(connection, &month_text, &crossings)?;
     for crossing in &crossings {
         for &threshold in &crossing.skipped {
             report.threshold(threshold).skipped += 1;
@@ -1232,6 +1232,37 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((report.sent, report.waiting), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn a_broken_template_stops_the_mails_in_one_line_and_they_wait() {
+        let relay = Relay::start("nobody@example.org");
+        let dir = tempfile::tempdir().unwrap();
+        let own = dir.path().join("own");
+        std::fs::create_dir_all(&own).unwrap();
+        std::fs::write(own.join("alert.txt"), "Bonjour {{ customer.nom }},\n").unwrap();
+        let ctx = context(dir.path(), relay.port);
+        let config = dir.path().join("mvnobill.toml");
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(&config, format!("{text}[templates]\ndir = \"own\"\n")).unwrap();
+        drop(ctx);
+        let ctx = Context::open(&config).unwrap();
+        let month: Month = "2026-10".parse().unwrap();
+        let after = batch(&[line("33632260020", "C00001", "SMS_FR", Some(100), 85)]);
+        let error = notify(&ctx, month, &[], &after)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("alerts: template alert.txt line 1:") && !error.contains('\n'),
+            "{error}"
+        );
+        assert_eq!(statuses(&ctx)[0].3, "pending");
+        assert!(relay.recipients().is_empty());
+        std::fs::remove_file(own.join("alert.txt")).unwrap();
+        let report = notify(&ctx, month, &after, &after).await.unwrap().unwrap();
+        assert_eq!((report.sent, report.retried), (1, 1));
+        assert_eq!(statuses(&ctx)[0].3, "sent");
     }
 
     #[tokio::test]
