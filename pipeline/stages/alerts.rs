@@ -37,7 +37,7 @@
 //!   `notify` fails in one line and the alerts stay `pending`: the next
 //!   rate of the month sends them, with the figures of that rate.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::RecordBatch;
@@ -123,15 +123,15 @@ pub struct Crossing {
 }
 
 /// The crossings of a run, by pool: each pool of `after` with a finite
-/// allowance whose consumption since `before` crossed a threshold above
-/// the highest `recorded` for it.
+/// allowance whose consumption since `before` (what each pool had
+/// consumed, by key) crossed a threshold above the highest `recorded` for
+/// it.
 pub fn crossings(
     thresholds: &[u32],
-    before: &[Pool],
+    before: &HashMap<PoolKey, i64>,
     after: &[Pool],
     recorded: &HashMap<PoolKey, u32>,
 ) -> Vec<Crossing> {
-    let before: HashMap<PoolKey, i64> = before.iter().map(|p| (p.key(), p.consumed)).collect();
     let mut out: Vec<Crossing> = after
         .iter()
         .filter_map(|pool| {
@@ -574,8 +574,9 @@ pub async fn notify(
         return Ok(None);
     }
     let mail_settings = settings.mail.as_ref().ok_or(AlertsError::NoMail)?;
-    let before = pools::pools(before)?;
-    let after = pools::pools(after)?;
+    // A pool without a percentage crosses nothing: those are not read whole.
+    let before = pools::consumed(before)?;
+    let after = pools::pools(&pools::with_allowance(after)?)?;
     let connection = stage.ledger.connection();
     let month_text = month.to_string();
     let crossings = crossings(
@@ -616,7 +617,7 @@ pub async fn notify(
     }
     let this_run: HashMap<&PoolKey, u32> =
         crossings.iter().map(|c| (&c.key, c.threshold)).collect();
-    let retried: Vec<(PoolKey, u32)> = earlier
+    let retried: HashSet<(PoolKey, u32)> = earlier
         .into_iter()
         .filter(|(key, threshold)| this_run.get(key) != Some(threshold))
         .collect();
@@ -778,6 +779,7 @@ mod tests {
             // New, below every threshold.
             line("33600000006", "C2", "SMS_FR", Some(100), 49),
         ];
+        let before = consumed(&before);
         let found = crossings(&t, &before, &after, &HashMap::new());
         let summary: Vec<(&str, u32, Vec<u32>)> = found
             .iter()
@@ -801,6 +803,10 @@ mod tests {
             crossings(&t, &before, &after[..1], &recorded)[0].skipped,
             vec![80]
         );
+    }
+
+    fn consumed(pools: &[Pool]) -> HashMap<PoolKey, i64> {
+        pools.iter().map(|p| (p.key(), p.consumed)).collect()
     }
 
     fn templates() -> MailTemplates {
@@ -1221,7 +1227,7 @@ mod tests {
             "2026-10",
             &crossings(
                 &[80],
-                &[],
+                &HashMap::new(),
                 &[line("33699999999", "C00001", "SMS_FR", Some(10), 9)],
                 &HashMap::new(),
             ),

@@ -17,6 +17,7 @@
 //!   says them as people do (`1 h 36 min`, `819,2 Mo`, `100 Go`, `80 SMS`),
 //!   [`group_label`] names a group in French.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -167,6 +168,64 @@ fn null(column: &'static str, row: usize) -> PoolsError {
         column,
         message: format!("null in row {row}"),
     }
+}
+
+/// Only the rows with a finite allowance above zero: the pools a
+/// percentage is measured on (`alerts`), the others never read whole.
+pub fn with_allowance(batches: &[RecordBatch]) -> Result<Vec<RecordBatch>, PoolsError> {
+    batches
+        .iter()
+        .map(|batch| {
+            let unlimited = required(batch, "unlimited", &DataType::Boolean)?;
+            let allowance = required(batch, "allowance", &DataType::Int64)?;
+            let keep: BooleanArray = unlimited
+                .as_boolean()
+                .iter()
+                .zip(allowance.as_primitive::<Int64Type>().iter())
+                .map(|(unlimited, allowance)| {
+                    Some(unlimited == Some(false) && allowance.is_some_and(|a| a > 0))
+                })
+                .collect();
+            datafusion::arrow::compute::filter_record_batch(batch, &keep).map_err(|e| {
+                PoolsError::Column {
+                    column: "allowance",
+                    message: e.to_string(),
+                }
+            })
+        })
+        .collect()
+}
+
+/// What each pool consumed, by key.
+pub fn consumed(batches: &[RecordBatch]) -> Result<HashMap<PoolKey, i64>, PoolsError> {
+    let mut out = HashMap::new();
+    for batch in batches {
+        let msisdn = required(batch, "msisdn", &DataType::Utf8)?;
+        let group = required(batch, "allowance_group", &DataType::Utf8)?;
+        let start = required(batch, "pool_start", &DataType::Date32)?;
+        let consumed = required(batch, "consumed", &DataType::Int64)?;
+        let (msisdn, group) = (msisdn.as_string::<i32>(), group.as_string::<i32>());
+        let start = start.as_primitive::<Date32Type>();
+        let consumed = consumed.as_primitive::<Int64Type>();
+        for row in 0..batch.num_rows() {
+            let pool_start = start
+                .value_as_date(row)
+                .filter(|_| !start.is_null(row))
+                .ok_or_else(|| null("pool_start", row))?;
+            if msisdn.is_null(row) || group.is_null(row) || consumed.is_null(row) {
+                return Err(null("msisdn, allowance_group or consumed", row));
+            }
+            out.insert(
+                PoolKey {
+                    msisdn: msisdn.value(row).to_string(),
+                    pool_start,
+                    allowance_group: group.value(row).to_string(),
+                },
+                consumed.value(row),
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// The pools of record batches in the dataset's schema, in their order.
@@ -559,6 +618,23 @@ pub(crate) mod tests {
         let batch = to_batch(&rows).unwrap();
         assert_eq!(batch.schema(), schema());
         assert_eq!(pools(&[batch]).unwrap(), rows);
+    }
+
+    #[test]
+    fn the_pools_with_an_allowance_and_what_each_consumed() {
+        let rows = vec![
+            pool("DATA_FR", Some(1_048_576), 968_700),
+            pool("SMS_FR", None, 12),
+            pool("MMS_FR", Some(0), 5),
+            pool("VOICE_FR", Some(3600), 600),
+        ];
+        let batch = to_batch(&rows).unwrap();
+        let kept = pools(&with_allowance(std::slice::from_ref(&batch)).unwrap()).unwrap();
+        let groups: Vec<&str> = kept.iter().map(|p| p.allowance_group.as_str()).collect();
+        assert_eq!(groups, ["DATA_FR", "VOICE_FR"]);
+        let consumed = consumed(&[batch]).unwrap();
+        assert_eq!(consumed.len(), 4);
+        assert_eq!(consumed[&rows[2].key()], 5);
     }
 
     #[test]
