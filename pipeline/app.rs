@@ -31,6 +31,7 @@ use crate::tools::gen::{self, GenError, GenOptions, GenReport};
 use crate::tools::query::{self, QueryError, QueryReport};
 use crate::tools::receivables::{self, ReceivablesReport};
 use crate::tools::rio::{self, RioBatchReport, RioCheckReport, RioError};
+use crate::tools::usage::{self, UsageError, UsageReport};
 use crate::tools::whatif::{self, WhatifError, WhatifReport};
 
 /// Every error a command can end with; each displays as one line.
@@ -79,6 +80,8 @@ pub enum AppError {
     #[error(transparent)]
     Rio(#[from] RioError),
     #[error(transparent)]
+    Usage(#[from] UsageError),
+    #[error(transparent)]
     Sim(#[from] crate::tools::sim::SimError),
     #[error(transparent)]
     Duration(#[from] DurationError),
@@ -121,6 +124,7 @@ pub enum Report {
     Unmatched(UnmatchedReport),
     Dunning(Timed<DunningReport>),
     Receivables(Timed<ReceivablesReport>),
+    Usage(UsageReport),
     RioCheck(RioCheckReport),
     Puk(crate::tools::sim::PukReport),
     RioBatch(RioBatchReport),
@@ -153,6 +157,7 @@ impl std::fmt::Display for Report {
             Report::Unmatched(r) => r.fmt(f),
             Report::Dunning(r) => r.fmt(f),
             Report::Receivables(r) => r.fmt(f),
+            Report::Usage(r) => r.fmt(f),
             Report::RioCheck(r) => r.fmt(f),
             Report::Puk(r) => r.fmt(f),
             Report::RioBatch(r) => r.fmt(f),
@@ -649,6 +654,7 @@ pub fn writes(command: &Command) -> bool {
         Command::Doctor => true,
         // `demo` takes the lock of its own folder's state (below).
         Command::Query { .. }
+        | Command::Usage { .. }
         | Command::Payments {
             command: PaymentsCommand::Unmatched,
         }
@@ -761,6 +767,12 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
                 .receivables(date.unwrap_or_else(today))
                 .await?,
         )),
+        Command::Usage { msisdn, month } => {
+            // Read-only: no stage run is recorded.
+            let settings = Settings::load(&cli.config)?;
+            let lake = Lake::open(&settings.lake_url, &settings.lake_s3)?;
+            Ok(Report::Usage(usage::usage(&lake, &msisdn, month).await?))
+        }
         Command::Query { sql, format, out } => {
             let settings = Settings::load(&cli.config)?;
             let lake = Lake::open(&settings.lake_url, &settings.lake_s3)?;

@@ -184,6 +184,16 @@ pub enum Command {
         #[arg(long, value_name = "YYYY-MM-DD")]
         date: Option<chrono::NaiveDate>,
     },
+    /// A line's consumption to date for the support desk: each allowance
+    /// pool's allowance, consumed, remaining, percentage used and overage
+    /// so far, from the consumption dataset rate writes.
+    Usage {
+        /// The mobile number: 33612345678, 0612345678 or +33612345678.
+        msisdn: String,
+        /// The month, YYYY-MM (default: the latest month holding the line).
+        #[arg(long)]
+        month: Option<Month>,
+    },
     /// SQL over the lake's datasets and the reference tables; without a
     /// statement, an interactive prompt with history.
     Query {

@@ -3,6 +3,7 @@
 
 mod account;
 mod airflow;
+mod alerts;
 mod analysts;
 mod architecture;
 mod assure;
