@@ -340,9 +340,23 @@ pub struct AlertsReport {
     /// `host:port` of the relay, and the SMTP sessions opened.
     pub relay: String,
     pub connections: u64,
+    /// Why this run could not send its alerts (they stay pending and go
+    /// with the next rate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 impl AlertsReport {
+    /// The report of a run whose alerts could not go: `rate` has rated the
+    /// month, and says why.
+    pub fn failed(month: Month, error: &AlertsError) -> AlertsReport {
+        AlertsReport {
+            month: month.to_string(),
+            failed: Some(crate::core::text::one_line(&error.to_string())),
+            ..AlertsReport::default()
+        }
+    }
+
     fn threshold(&mut self, threshold: u32) -> &mut ThresholdReport {
         let at = match self
             .by_threshold
@@ -368,6 +382,13 @@ impl AlertsReport {
 
 impl std::fmt::Display for AlertsReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(reason) = &self.failed {
+            return write!(
+                f,
+                "alerts {}: not sent yet, pending for the next rate: {reason}",
+                self.month
+            );
+        }
         let per = |count: fn(&ThresholdReport) -> u64| -> String {
             let parts: Vec<String> = self
                 .by_threshold

@@ -37,7 +37,7 @@ use crate::core::lake::{Lake, LakeError};
 use crate::core::month::{epoch_days, Month};
 
 /// The dataset's folder in the lake.
-pub const DATASET: &str = "consumption";
+pub const DATASET: &str = crate::core::lake::datasets::CONSUMPTION;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PoolsError {

@@ -92,6 +92,9 @@ pub struct RateReport {
     pub late_pools: u64,
     pub replaced_rows: u64,
     pub rewritten_files: u64,
+    /// The consumption alerts this run mailed (`[alerts]`), when on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<crate::stages::alerts::AlertsReport>,
 }
 
 impl std::fmt::Display for RateReport {
@@ -129,6 +132,9 @@ impl std::fmt::Display for RateReport {
                 self.rewritten_files
             )?,
             _ => write!(f, "\n  up to date: nothing landed since the last run")?,
+        }
+        if let Some(alerts) = &self.alerts {
+            write!(f, "\n  {alerts}")?;
         }
         Ok(())
     }
@@ -402,7 +408,7 @@ pub(crate) async fn rate_full(
     let totals = incremental::Totals::read(lake, month).await?;
     totals.fill(&mut report);
     check_accounted(&report)?;
-    incremental::save_after_full(stage, &ctx, month, seq, totals).await?;
+    report.alerts = incremental::save_after_full(stage, &ctx, month, seq, totals).await?;
     Ok(report)
 }
 

@@ -696,11 +696,10 @@ pub(super) async fn rate(
     // The newest file rated, by name (which carries the delivery's time).
     let last_delivery = new_files
         .iter()
-        .filter_map(|key| key.rsplit('/').next())
-        .map(str::to_string)
+        .filter_map(|key| delivered_name(key))
         .chain(manifest.last_delivery.clone())
         .max();
-    save(
+    report.alerts = save(
         stage,
         &ctx,
         month,
@@ -715,6 +714,13 @@ pub(super) async fn rate(
     )
     .await?;
     Ok(report)
+}
+
+/// The name of the file delivered that a `cdrs` file holds the month's rows
+/// of (`cdrs/month=M/RatedCDRs_x.parquet`: `RatedCDRs_x.csv`).
+fn delivered_name(key: &str) -> Option<String> {
+    let stem = key.rsplit('/').next()?.strip_suffix(".parquet")?;
+    Some(format!("{stem}.csv"))
 }
 
 /// Registers `cdrs`, what the rating layer reads, as a query.
@@ -737,7 +743,7 @@ pub(crate) async fn save_after_full(
     month: Month,
     seq: u64,
     totals: Totals,
-) -> Result<(), RateError> {
+) -> Result<Option<crate::stages::alerts::AlertsReport>, RateError> {
     let lake = &stage.lake;
     let partition = format!("month={month}");
     let cdr_files: BTreeSet<String> =
@@ -760,11 +766,7 @@ pub(crate) async fn save_after_full(
     engine::register_files(ctx, lake, "run_rated", &rated, None).await?;
     engine::run_layer(ctx, std::slice::from_ref(&sqlfiles::POOL_USAGE)).await?;
     engine::run_layer(ctx, std::slice::from_ref(&sqlfiles::LINE_SIGNATURES)).await?;
-    let last_delivery = cdr_files
-        .iter()
-        .filter_map(|key| key.rsplit('/').next())
-        .max()
-        .map(str::to_string);
+    let last_delivery = cdr_files.iter().filter_map(|key| delivered_name(key)).max();
     save(
         stage,
         ctx,
@@ -783,12 +785,13 @@ pub(crate) async fn save_after_full(
 
 /// Saves the state (`pool_usage` and `line_signatures` of `ctx`), then the
 /// manifest, then the `consumption` dataset; removes the state before.
+/// Then mails the alerts of the pools that crossed a threshold, if on.
 async fn save(
     stage: &Context,
     ctx: &SessionContext,
     month: Month,
     manifest: Manifest,
-) -> Result<(), RateError> {
+) -> Result<Option<crate::stages::alerts::AlertsReport>, RateError> {
     let lake = &stage.lake;
     let seq = manifest.seq;
     for (table, what) in [("pool_usage", "pools"), ("line_signatures", "lines")] {
@@ -807,8 +810,23 @@ async fn save(
             lake.delete(&state_key(month, what, previous.seq)).await?;
         }
     }
-    write_consumption(ctx, lake, month, manifest.last_delivery.as_deref()).await?;
-    Ok(())
+    let consumption = format!("{}/month={month}/part-0.parquet", datasets::CONSUMPTION);
+    let before = if lake.exists(&consumption).await? {
+        engine::register_files(ctx, lake, "consumption_before", &[consumption], None).await?;
+        ctx.table("consumption_before").await?.collect().await?
+    } else {
+        Vec::new()
+    };
+    let after = write_consumption(ctx, lake, month, manifest.last_delivery.as_deref()).await?;
+    // The month is rated: an alert that cannot go now stays pending, and
+    // goes with the next rate (alerts.rs).
+    match crate::stages::alerts::notify(stage, month, &before, &after).await {
+        Ok(report) => Ok(report),
+        Err(e) => {
+            tracing::warn!("rate {month}: alerts not sent yet: {e}");
+            Ok(Some(crate::stages::alerts::AlertsReport::failed(month, &e)))
+        }
+    }
 }
 
 /// Writes `consumption/month=M/part-0.parquet` from `pool_usage` and the
