@@ -568,7 +568,8 @@ fn the_memory_limit_of_the_configuration_holds() {
         };
         let out = command
             .args(["--config", config.to_str().unwrap()])
-            .args(["--json", "rate", "--month", month])
+            // The whole month each time: what the pool must hold.
+            .args(["--json", "rate", "--month", month, "--full"])
             .current_dir(dir.path())
             .env_remove("RUST_LOG")
             .env("MVNOBILL_PLAN_METRICS", &metrics)

@@ -144,7 +144,9 @@ fn a_month_on_an_s3_lake_gives_the_same_invoices() {
     for key in [
         "mvnobill/raw/RatedCDRs/",
         "mvnobill/cdrs/month=2026-10/",
-        "mvnobill/rated_cdrs/month=2026-10/part-0.parquet",
+        "mvnobill/rated_cdrs/month=2026-10/part-000001.parquet",
+        "mvnobill/consumption/month=2026-10/part-0.parquet",
+        "mvnobill/_rating/month=2026-10/manifest.json",
         "mvnobill/invoices/month=2026-10/part-0.parquet",
         "mvnobill/documents/2026-10/EXM-2026-000001.html",
         "mvnobill/documents/2026-10/sepa-2026-10.xml",
