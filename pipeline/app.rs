@@ -20,7 +20,7 @@ use crate::stages::finance::{self, FinanceError, FinanceReport};
 use crate::stages::land::{self, LandError, LandReport};
 use crate::stages::payments::{self, ImportReport, PaymentsError, UnmatchedReport};
 use crate::stages::publish::{self, PublishError, PublishRunReport};
-use crate::stages::rate::{self, RateError, RateReport};
+use crate::stages::rate::{self, OpenMonthsReport, RateError, RateReport};
 use crate::stages::render::{self, RenderError, RenderOptions, RenderReport};
 use crate::stages::sepa::{self, SepaError, SepaReport};
 use crate::stages::sync::{self, SyncError, SyncReport};
@@ -31,6 +31,7 @@ use crate::tools::gen::{self, GenError, GenOptions, GenReport};
 use crate::tools::query::{self, QueryError, QueryReport};
 use crate::tools::receivables::{self, ReceivablesReport};
 use crate::tools::rio::{self, RioBatchReport, RioCheckReport, RioError};
+use crate::tools::usage::{self, UsageError, UsageReport};
 use crate::tools::whatif::{self, WhatifError, WhatifReport};
 
 /// Every error a command can end with; each displays as one line.
@@ -79,6 +80,8 @@ pub enum AppError {
     #[error(transparent)]
     Rio(#[from] RioError),
     #[error(transparent)]
+    Usage(#[from] UsageError),
+    #[error(transparent)]
     Sim(#[from] crate::tools::sim::SimError),
     #[error(transparent)]
     Duration(#[from] DurationError),
@@ -105,6 +108,7 @@ pub enum Report {
     Sync(Timed<SyncReport>),
     Land(Timed<LandReport>),
     Rate(Timed<RateReport>),
+    Rates(Timed<OpenMonthsReport>),
     Bill(Timed<BillReport>),
     Finance(Timed<FinanceReport>),
     Render(Timed<RenderReport>),
@@ -120,6 +124,7 @@ pub enum Report {
     Unmatched(UnmatchedReport),
     Dunning(Timed<DunningReport>),
     Receivables(Timed<ReceivablesReport>),
+    Usage(UsageReport),
     RioCheck(RioCheckReport),
     Puk(crate::tools::sim::PukReport),
     RioBatch(RioBatchReport),
@@ -136,6 +141,7 @@ impl std::fmt::Display for Report {
             Report::Sync(r) => r.fmt(f),
             Report::Land(r) => r.fmt(f),
             Report::Rate(r) => r.fmt(f),
+            Report::Rates(r) => r.fmt(f),
             Report::Bill(r) => r.fmt(f),
             Report::Finance(r) => r.fmt(f),
             Report::Render(r) => r.fmt(f),
@@ -151,6 +157,7 @@ impl std::fmt::Display for Report {
             Report::Unmatched(r) => r.fmt(f),
             Report::Dunning(r) => r.fmt(f),
             Report::Receivables(r) => r.fmt(f),
+            Report::Usage(r) => r.fmt(f),
             Report::RioCheck(r) => r.fmt(f),
             Report::Puk(r) => r.fmt(f),
             Report::RioBatch(r) => r.fmt(f),
@@ -448,9 +455,15 @@ impl Stages {
         self.record(id, result)
     }
 
-    async fn rate(&self, month: Month) -> Result<Timed<RateReport>, AppError> {
-        let id = self.start("rate", Some(month))?;
-        let result = rate::rate(&self.context, month).await;
+    async fn rate(&self, month: Month, full: bool) -> Result<Timed<RateReport>, AppError> {
+        let id = self.start(if full { "rate --full" } else { "rate" }, Some(month))?;
+        let result = rate::rate(&self.context, month, full).await;
+        self.record(id, result)
+    }
+
+    async fn rate_open_months(&self) -> Result<Timed<OpenMonthsReport>, AppError> {
+        let id = self.start("rate", None)?;
+        let result = rate::rate_open_months(&self.context).await;
         self.record(id, result)
     }
 
@@ -567,7 +580,7 @@ impl Stages {
             month: month.to_string(),
             sync,
             land: self.land().await?,
-            rate: self.rate(month).await?,
+            rate: self.rate(month, false).await?,
             bill: self.bill(month, false).await?,
             finance: self.finance(month).await?,
             render: self.render(month, options, false).await?,
@@ -641,6 +654,7 @@ pub fn writes(command: &Command) -> bool {
         Command::Doctor => true,
         // `demo` takes the lock of its own folder's state (below).
         Command::Query { .. }
+        | Command::Usage { .. }
         | Command::Payments {
             command: PaymentsCommand::Unmatched,
         }
@@ -666,7 +680,15 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
     match cli.command {
         Command::Sync => Ok(Report::Sync(Stages::open(&cli.config)?.sync().await?)),
         Command::Land => Ok(Report::Land(Stages::open(&cli.config)?.land().await?)),
-        Command::Rate { month } => Ok(Report::Rate(Stages::open(&cli.config)?.rate(month).await?)),
+        Command::Rate {
+            month: Some(month),
+            full,
+        } => Ok(Report::Rate(
+            Stages::open(&cli.config)?.rate(month, full).await?,
+        )),
+        Command::Rate { month: None, .. } => Ok(Report::Rates(
+            Stages::open(&cli.config)?.rate_open_months().await?,
+        )),
         Command::Bill { month, draft } => Ok(Report::Bill(
             Stages::open(&cli.config)?.bill(month, draft).await?,
         )),
@@ -745,6 +767,12 @@ pub async fn execute(cli: Cli) -> Result<Report, AppError> {
                 .receivables(date.unwrap_or_else(today))
                 .await?,
         )),
+        Command::Usage { msisdn, month } => {
+            // Read-only: no stage run is recorded.
+            let settings = Settings::load(&cli.config)?;
+            let lake = Lake::open(&settings.lake_url, &settings.lake_s3)?;
+            Ok(Report::Usage(usage::usage(&lake, &msisdn, month).await?))
+        }
         Command::Query { sql, format, out } => {
             let settings = Settings::load(&cli.config)?;
             let lake = Lake::open(&settings.lake_url, &settings.lake_s3)?;

@@ -53,11 +53,16 @@ pub enum Command {
     Sync,
     /// Turn raw CSV files into Parquet datasets; quarantine bad rows.
     Land,
-    /// Rate the month's CDRs against the reference data in force.
+    /// Rate the CDRs landed since the last run against the reference data in
+    /// force: every open month, or the one given.
     Rate {
-        /// The billing month, YYYY-MM.
+        /// The billing month, YYYY-MM (default: every month not issued yet
+        /// with CDRs landed).
         #[arg(long)]
-        month: Month,
+        month: Option<Month>,
+        /// Rate the whole month again from scratch (needs --month).
+        #[arg(long, requires = "month")]
+        full: bool,
     },
     /// Build, number and issue the month's invoices (closes the month), with
     /// the regularisations of earlier months whose inputs changed.
@@ -178,6 +183,16 @@ pub enum Command {
         /// As of this day, YYYY-MM-DD (default: today in Europe/Paris).
         #[arg(long, value_name = "YYYY-MM-DD")]
         date: Option<chrono::NaiveDate>,
+    },
+    /// A line's consumption to date for the support desk: each allowance
+    /// pool's allowance, consumed, remaining, percentage used and overage
+    /// so far, from the consumption dataset rate writes.
+    Usage {
+        /// The mobile number: 33612345678, 0612345678 or +33612345678.
+        msisdn: String,
+        /// The month, YYYY-MM (default: the latest month holding the line).
+        #[arg(long)]
+        month: Option<Month>,
     },
     /// SQL over the lake's datasets and the reference tables; without a
     /// statement, an interactive prompt with history.

@@ -55,6 +55,14 @@ struct ConfigFile {
     billing: Option<BillingSection>,
     sepa: Option<SepaSection>,
     dunning: Option<DunningSection>,
+    alerts: Option<AlertsSection>,
+}
+
+/// `[alerts]`: `thresholds` as written, checked in [`alert_thresholds`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertsSection {
+    thresholds: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -244,6 +252,10 @@ pub struct Settings {
     /// `[dunning] levels`: the days overdue at which each reminder goes,
     /// ascending, the last one the formal notice (default [7, 15, 30]).
     pub dunning_levels: Vec<u32>,
+    /// `[alerts] thresholds`: the percentages of an allowance pool at which
+    /// the customer is mailed (`stages::alerts`), ascending; empty: alerts
+    /// off (the default).
+    pub alert_thresholds: Vec<u32>,
 }
 
 /// The `[billing]` section: where the sequence of months starts, when a
@@ -717,7 +729,27 @@ impl Settings {
                 ),
             });
         }
+        let alert_thresholds =
+            alert_thresholds(file.alerts.and_then(|a| a.thresholds)).map_err(|message| {
+                SettingsError::Key {
+                    path: path_text.clone(),
+                    section: "alerts",
+                    key: "thresholds",
+                    message,
+                }
+            })?;
+        if !alert_thresholds.is_empty() && mail.is_none() {
+            return Err(SettingsError::Key {
+                path: path_text.clone(),
+                section: "alerts",
+                key: "thresholds",
+                message:
+                    "the alerts are mailed: add a [mail] section (docs/MAIL.md), or remove [alerts]"
+                        .to_string(),
+            });
+        }
         Ok(Settings {
+            alert_thresholds,
             accounting,
             billing,
             sepa_prenotification_days,
@@ -743,6 +775,34 @@ impl Settings {
             state_dir,
         })
     }
+}
+
+/// `[alerts] thresholds`: whole percentages from 1 to 100, ascending, each
+/// once (`[80, 100]`); absent: none, alerts off.
+fn alert_thresholds(value: Option<toml::Value>) -> Result<Vec<u32>, String> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let wrong = || {
+        format!(
+            "{}: give percentages of a pool from 1 to 100, ascending, as [80, 100]",
+            value.to_string().replace('\n', " ")
+        )
+    };
+    let items = value.as_array().ok_or_else(wrong)?;
+    let mut thresholds = Vec::with_capacity(items.len());
+    for item in items {
+        match item.as_integer() {
+            Some(percent @ 1..=100) if thresholds.last().is_none_or(|&l| l < percent as u32) => {
+                thresholds.push(percent as u32)
+            }
+            _ => return Err(wrong()),
+        }
+    }
+    if thresholds.is_empty() {
+        return Err(wrong());
+    }
+    Ok(thresholds)
 }
 
 /// The `[source]` section: a local folder or the MVNE's FTP server.
@@ -882,6 +942,62 @@ mod tests {
             "{wrong}"
         );
         assert!(load("[render]\nbatch = 51\n").is_err());
+    }
+
+    #[test]
+    fn alerts_are_off_unless_thresholds_are_given_and_need_mail() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("mvnobill.toml");
+        let base = "[reference]\ndir = \"ref\"\nintegrator = \"ref/i.toml\"\n[lake]\nurl = \"file:///tmp/lake\"\n";
+        let mail = "[mail]\nhost = \"127.0.0.1\"\nport = 2525\ntls = \"none\"\n";
+        let load = |extra: &str| {
+            std::fs::write(&cfg, format!("{base}{extra}")).unwrap();
+            Settings::load(&cfg)
+        };
+        assert!(load("").unwrap().alert_thresholds.is_empty());
+        assert!(load("[alerts]\n").unwrap().alert_thresholds.is_empty());
+        assert_eq!(
+            load(&format!("{mail}[alerts]\nthresholds = [80, 100]\n"))
+                .unwrap()
+                .alert_thresholds,
+            vec![80, 100]
+        );
+        assert_eq!(
+            load(&format!("{mail}[alerts]\nthresholds = [1]\n"))
+                .unwrap()
+                .alert_thresholds,
+            vec![1]
+        );
+        for wrong in [
+            "[]",
+            "[0, 80]",
+            "[80, 101]",
+            "[100, 80]",
+            "[80, 80]",
+            "[80.5]",
+            "[\"80\"]",
+            "80",
+            "[-5]",
+        ] {
+            let error = load(&format!("{mail}[alerts]\nthresholds = {wrong}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("[alerts] thresholds")
+                    && error.contains("from 1 to 100, ascending")
+                    && !error.contains('\n'),
+                "{wrong}: {error}"
+            );
+        }
+        let error = load("[alerts]\nthresholds = [80, 100]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("[alerts] thresholds") && error.contains("add a [mail] section"),
+            "{error}"
+        );
+        let error = load("[alerts]\nlevels = [80]\n").unwrap_err().to_string();
+        assert!(error.contains("levels") && !error.contains('\n'), "{error}");
     }
 
     #[test]

@@ -83,6 +83,7 @@ fn help_lists_only_working_commands() {
             "payments",
             "dunning",
             "receivables",
+            "usage",
             "query",
             "sim",
             "check",

@@ -9,13 +9,13 @@ use std::process::{Child, Command, Stdio};
 use crate::common::{fixtures, python, text};
 
 /// moto's server on a free 127.0.0.1 port, stopped on drop.
-struct S3Server {
+pub(crate) struct S3Server {
     child: Child,
-    endpoint: String,
+    pub(crate) endpoint: String,
 }
 
 impl S3Server {
-    fn start(bucket: &str) -> S3Server {
+    pub(crate) fn start(bucket: &str) -> S3Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -49,7 +49,7 @@ impl Drop for S3Server {
     }
 }
 
-fn mvnobill(dir: &Path, args: &[&str]) -> std::process::Output {
+pub(crate) fn mvnobill(dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(crate::common::binary())
         .args(args)
         .current_dir(dir)

@@ -3,6 +3,7 @@
 
 mod account;
 mod airflow;
+mod alerts;
 mod analysts;
 mod architecture;
 mod assure;
@@ -22,6 +23,7 @@ mod ftp;
 mod fuzz;
 mod golden;
 mod hostile;
+mod incremental;
 mod injection;
 mod land_files;
 mod mail;

@@ -6,8 +6,10 @@
 //! Every file is written whole or not at all: object stores make a `put` and
 //! a completed multipart upload atomic, and the local store writes to a
 //! staging file then renames it. A partition that a stage owns whole
-//! (`rated_cdrs/month=2026-10/`) is a single `part-0.parquet` replaced on
-//! re-run, so a reader never sees half of it and a re-run never appends.
+//! (`invoices/month=2026-10/`) is a single `part-0.parquet` replaced on
+//! re-run, so a reader never sees half of it and a re-run never appends;
+//! `rated_cdrs` and `rating_exceptions` get one file per `rate` run, and
+//! a run rewrites the earlier files whose rows it replaced (rate.rs).
 //! Parquet is zstd-compressed (level 1); money is `Decimal128`, time is microsecond
 //! UTC (interface.md).
 
@@ -544,6 +546,9 @@ pub mod datasets {
     pub const SIM_CARDS: &str = "sim_cards";
     pub const RATED_CDRS: &str = "rated_cdrs";
     pub const RATING_EXCEPTIONS: &str = "rating_exceptions";
+    /// Each allowance pool of the month with what it used so far, as of
+    /// the last `rate` (rating.md §4): rewritten whole after each.
+    pub const CONSUMPTION: &str = "consumption";
     pub const INVOICE_LINES: &str = "invoice_lines";
     pub const INVOICES: &str = "invoices";
     pub const ASSURANCE: &str = "assurance";
@@ -585,6 +590,7 @@ pub mod datasets {
         (SIM_CARDS, None),
         (RATED_CDRS, Some("month")),
         (RATING_EXCEPTIONS, Some("month")),
+        (CONSUMPTION, Some("month")),
         (INVOICE_LINES, Some("month")),
         (INVOICES, Some("month")),
         (ASSURANCE, Some("month")),

@@ -305,6 +305,32 @@ CREATE TABLE IF NOT EXISTS dunning_notices (
     sent_at TEXT NOT NULL,
     PRIMARY KEY (reference, level)
 );
+-- The consumption alerts (alerts): each threshold of `[alerts] thresholds`
+-- once per allowance pool of a month (the line, the start of its plan's
+-- pool, the group: consumption's key), ever. `status`: pending (to mail,
+-- again at the next rate when the relay could not be reached), sent
+-- (`recipient`, `message_id`), skipped (crossed with a higher threshold in
+-- the same rate, never mailed), refused (`reason`: the relay's answer),
+-- no_address (none in customers.csv). `allowance` and `consumed`: the
+-- pool's, in billed units, when the threshold was crossed.
+CREATE TABLE IF NOT EXISTS alert_notices (
+    month TEXT NOT NULL,
+    msisdn TEXT NOT NULL,
+    pool_start TEXT NOT NULL,
+    allowance_group TEXT NOT NULL,
+    threshold INTEGER NOT NULL,
+    customer_id TEXT NOT NULL,
+    plan_code TEXT NOT NULL,
+    allowance INTEGER NOT NULL,
+    consumed INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    recipient TEXT,
+    message_id TEXT,
+    reason TEXT,
+    recorded_at TEXT NOT NULL,
+    sent_at TEXT,
+    PRIMARY KEY (month, msisdn, pool_start, allowance_group, threshold)
+);
 -- The IBAN each mandate was last collected on, and when (account.md §8):
 -- a change under the same RUM is sent once with its amendment; a mandate
 -- unused for 36 months has lapsed. The ledger is private to the state

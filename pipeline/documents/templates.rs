@@ -99,6 +99,30 @@ const DUNNING_TEMPLATES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The consumption alerts of `[alerts]` (`stages::alerts`).
+const ALERT_TEMPLATES: &[(&str, &str)] = &[
+    (
+        MailTemplates::ALERT_SUBJECT,
+        include_str!("../../templates/alert_subject.txt"),
+    ),
+    (
+        MailTemplates::ALERT_TEXT,
+        include_str!("../../templates/alert.txt"),
+    ),
+    (
+        MailTemplates::ALERT_HTML,
+        include_str!("../../templates/alert.html"),
+    ),
+    (
+        MailTemplates::SIGNATURE_TEXT,
+        include_str!("../../templates/mail_signature.txt"),
+    ),
+    (
+        MailTemplates::SIGNATURE_HTML,
+        include_str!("../../templates/mail_signature.html"),
+    ),
+];
+
 /// Each of `templates` into `env`: the integrator's own file where its
 /// `[templates] dir` has one, the embedded default otherwise; then the
 /// French filters, and names the context lacks as errors.
@@ -237,6 +261,11 @@ impl MailTemplates {
     pub const DUNNING_TEXT: &'static str = "dunning.txt";
     pub const DUNNING_HTML: &'static str = "dunning.html";
 
+    /// A consumption alert's subject, text and HTML (`alerts`).
+    pub const ALERT_SUBJECT: &'static str = "alert_subject.txt";
+    pub const ALERT_TEXT: &'static str = "alert.txt";
+    pub const ALERT_HTML: &'static str = "alert.html";
+
     /// The mail that announces an invoice.
     pub fn load(dir: Option<&Path>) -> Result<MailTemplates, TemplateError> {
         MailTemplates::load_set(dir, MAIL_TEMPLATES)
@@ -245,6 +274,12 @@ impl MailTemplates {
     /// The reminders of `dunning`, loaded and written as the invoice mail.
     pub fn dunning(dir: Option<&Path>) -> Result<MailTemplates, TemplateError> {
         MailTemplates::load_set(dir, DUNNING_TEMPLATES)
+    }
+
+    /// The consumption alerts of `[alerts]`, loaded and written as the
+    /// invoice mail.
+    pub fn alerts(dir: Option<&Path>) -> Result<MailTemplates, TemplateError> {
+        MailTemplates::load_set(dir, ALERT_TEMPLATES)
     }
 
     fn load_set(

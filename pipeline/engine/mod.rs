@@ -155,6 +155,55 @@ pub fn register_batch(
     Ok(())
 }
 
+/// Registers record batches of one schema as an in-memory table (none: an
+/// empty table of the schema).
+pub fn register_batches(
+    ctx: &SessionContext,
+    name: &str,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<(), DataFusionError> {
+    let table = MemTable::try_new(schema, vec![batches])?;
+    ctx.deregister_table(name)?;
+    ctx.register_table(name, Arc::new(table))?;
+    Ok(())
+}
+
+/// Registers some Parquet files of the lake (keys relative to it) as one
+/// table, of `schema` when given (else the files'); no key: an empty table
+/// of `schema` (an empty schema without).
+pub async fn register_files(
+    ctx: &SessionContext,
+    lake: &Lake,
+    table: &str,
+    keys: &[String],
+    schema: Option<datafusion::arrow::datatypes::SchemaRef>,
+) -> Result<(), LakeError> {
+    let failed = |key: &str, source: DataFusionError| LakeError::Query {
+        url: lake.url().join(key),
+        source,
+    };
+    if keys.is_empty() {
+        let schema =
+            schema.unwrap_or_else(|| Arc::new(datafusion::arrow::datatypes::Schema::empty()));
+        return register_batch(ctx, table, empty(schema)).map_err(|e| failed(table, e));
+    }
+    lake.register_with(ctx);
+    let urls: Vec<String> = keys.iter().map(|key| lake.url().join(key)).collect();
+    let mut options = ParquetReadOptions::default();
+    if let Some(schema) = schema.as_deref() {
+        options = options.schema(schema);
+    }
+    let frame = ctx
+        .read_parquet(urls, options)
+        .await
+        .map_err(|e| failed(&keys[0], e))?;
+    ctx.deregister_table(table)
+        .and_then(|_| ctx.register_table(table, frame.into_view()))
+        .map_err(|e| failed(&keys[0], e))?;
+    Ok(())
+}
+
 /// How a SQL file's result is kept for the files after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Keep {

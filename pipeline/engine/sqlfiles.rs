@@ -52,6 +52,20 @@ pub const RATING: &[SqlFile] = &[
 /// `rated_cdrs` file and the exceptions' work file.
 pub const RATED_EVENTS: SqlFile = sql!("rating", "rated_events", Keep::View);
 
+/// The incremental rule (docs/RULES.md): the lines rated again whole
+/// (subscription rows or billed copies changed), the pools a late event
+/// reached, what the pools continued from, and the events rated again.
+pub const LINE_SIGNATURES: SqlFile = sql!("rating", "line_signatures");
+pub const CONFLICT_LINES: SqlFile = sql!("rating", "conflict_lines");
+pub const CHANGED_LINES: SqlFile = sql!("rating", "changed_lines");
+pub const CARRIED_POOLS: SqlFile = sql!("rating", "carried_pools");
+pub const LATE_POOLS: SqlFile = sql!("rating", "late_pools");
+pub const RERATED_EVENTS: SqlFile = sql!("rating", "rerated_events", Keep::View);
+/// What each pool used so far (the state a next run continues from), and
+/// the `consumption` dataset.
+pub const POOL_USAGE: SqlFile = sql!("rating", "pool_usage");
+pub const CONSUMPTION: SqlFile = sql!("rating", "consumption", Keep::View);
+
 /// The `rating_exceptions` dataset, from the events `rate` set aside
 /// (`excepted_events`) and the conflicting duplicates (`COPIES`).
 pub const RATING_EXCEPTIONS: SqlFile = sql!("rating", "rating_exceptions", Keep::View);

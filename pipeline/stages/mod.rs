@@ -19,6 +19,7 @@ use crate::engine;
 use crate::reference::{Reference, ReferenceError};
 use crate::settings::{Settings, SettingsError};
 
+pub mod alerts;
 pub mod assure;
 pub mod bill;
 pub mod cdrindex;
@@ -28,6 +29,7 @@ pub mod finance;
 pub mod frozen;
 pub mod land;
 pub mod payments;
+pub mod pools;
 pub mod publish;
 pub mod rate;
 pub mod refunds;

@@ -1,10 +1,21 @@
 //! `rate`: price the month's CDRs against the reference data in force
-//! (rating.md §1–5), with the SQL of `sql/reference` and `sql/rating`.
+//! (rating.md §1–5), with the SQL of `sql/reference` and `sql/rating`, as
+//! the deliveries arrive (docs/RULES.md, "Rating as the deliveries arrive").
 //!
-//! Output: `rated_cdrs/month=YYYY-MM/part-0.parquet` and
-//! `rating_exceptions/month=YYYY-MM/part-0.parquet`, each replaced whole on
-//! re-run. A month whose invoices were issued is closed: rating it again
-//! changes nothing (corrections are credit notes).
+//! Each run rates what landed since the last one (`incremental.rs`): the
+//! new events continue each allowance pool from what it used; a pool a
+//! late event reaches, and every pool of a line whose subscription rows or
+//! billed copies changed, is rated again from the month's start. A change
+//! of the other price tables, or `--full`, rates the whole month again
+//! ([`rate_full`]). Either way the month equals one whole rating of it,
+//! event for event.
+//!
+//! Output: `rated_cdrs/month=YYYY-MM/` and `rating_exceptions/month=YYYY-MM/`,
+//! one `part-NNNNNN.parquet` per run (a run that replaces rows of earlier
+//! files rewrites those files without them), and `consumption/month=YYYY-MM/`,
+//! each pool's use so far. What the next run continues from is kept under
+//! `_rating/month=YYYY-MM/` (state.rs). A month whose invoices were issued is
+//! closed: rating it again changes nothing (corrections are credit notes).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,6 +33,8 @@ use crate::mvne::upstream;
 use crate::stages::Context;
 use crate::stages::SessionError;
 
+mod incremental;
+
 #[derive(Debug, thiserror::Error)]
 pub enum RateError {
     #[error(transparent)]
@@ -34,6 +47,8 @@ pub enum RateError {
     Query(#[from] datafusion::error::DataFusionError),
     #[error("rating failed: {0}")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
+    #[error("rating state: {0}")]
+    State(String),
     #[error("rating {month} accounted for {accounted} events of {cdrs}: a rule matched an event twice or not at all (overlapping reference rows?)")]
     Lost {
         month: String,
@@ -47,6 +62,12 @@ pub struct RateReport {
     pub month: String,
     /// True when the month is closed and nothing was rated again.
     pub closed: bool,
+    /// How this run rated: `full` (the whole month), `incremental` (what
+    /// landed since the last run), `up to date` (nothing new).
+    pub mode: String,
+    /// Why the whole month was rated, when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub full_because: Option<String>,
     /// The month's events: one copy per cdr_id, the billed one (rating.md
     /// §1), so the CDRs landed in the month unless a copy from a file whose
     /// name sorts first came with another date.
@@ -59,8 +80,18 @@ pub struct RateReport {
     pub margin: String,
     /// Wholesale cost of the exceptions (revenue leakage until re-rated).
     pub exceptions_wholesale: String,
-    /// Passes over the month's lines (`[engine] cdrs_per_pass`).
+    /// Passes over the month's lines (`[engine] cdrs_per_pass`), when the
+    /// whole month was rated.
     pub passes: u64,
+    /// This run: the CDR files it rated, their events, the lines rated
+    /// again whole, the pools a late event reached, the rows it replaced
+    /// in earlier runs' files, and those files.
+    pub deliveries: u64,
+    pub new_events: u64,
+    pub changed_lines: u64,
+    pub late_pools: u64,
+    pub replaced_rows: u64,
+    pub rewritten_files: u64,
 }
 
 impl std::fmt::Display for RateReport {
@@ -80,6 +111,45 @@ impl std::fmt::Display for RateReport {
         )?;
         for (reason, count) in &self.exceptions {
             write!(f, "\n  {reason}: {count}")?;
+        }
+        match self.mode.as_str() {
+            "full" => write!(
+                f,
+                "\n  rated whole ({})",
+                self.full_because.as_deref().unwrap_or("asked")
+            )?,
+            "incremental" => write!(
+                f,
+                "\n  this run: {} CDR files, {} new events; {} lines and {} late pools rated again, {} rows replaced in {} files",
+                self.deliveries,
+                self.new_events,
+                self.changed_lines,
+                self.late_pools,
+                self.replaced_rows,
+                self.rewritten_files
+            )?,
+            _ => write!(f, "\n  up to date: nothing landed since the last run")?,
+        }
+        Ok(())
+    }
+}
+
+/// `rate` without a month: each open month's report.
+#[derive(Debug, Default, Serialize)]
+pub struct OpenMonthsReport {
+    pub months: Vec<RateReport>,
+}
+
+impl std::fmt::Display for OpenMonthsReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.months.is_empty() {
+            return write!(f, "rate: no open month has CDRs");
+        }
+        for (i, month) in self.months.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{month}")?;
         }
         Ok(())
     }
@@ -213,20 +283,63 @@ async fn split_outcomes(
     routed.and(written)
 }
 
-pub async fn rate(stage: &Context, month: Month) -> Result<RateReport, RateError> {
-    let Context {
-        settings,
-        lake,
-        ledger,
-    } = stage;
+/// Rates a month: what landed since its last run, or the whole month when
+/// `full` is asked or the price tables changed (incremental.rs).
+pub async fn rate(stage: &Context, month: Month, full: bool) -> Result<RateReport, RateError> {
+    if stage.ledger.is_issued(&month.to_string())? {
+        return Ok(RateReport {
+            month: month.to_string(),
+            closed: true,
+            ..Default::default()
+        });
+    }
+    incremental::rate(stage, month, full).await
+}
+
+/// `rate` without a month: every open month (not issued) with CDRs or
+/// conflicting copies landed, in order, each from its last run.
+pub async fn rate_open_months(stage: &Context) -> Result<OpenMonthsReport, RateError> {
+    let mut months = std::collections::BTreeSet::new();
+    for dataset in [datasets::CDRS, datasets::CDR_CONFLICTS] {
+        for key in stage.lake.list(dataset).await? {
+            let Some(partition) = key.split('/').nth(1) else {
+                continue;
+            };
+            if let Some(Ok(month)) = partition.strip_prefix("month=").map(str::parse::<Month>) {
+                months.insert(month);
+            }
+        }
+    }
+    let mut report = OpenMonthsReport::default();
+    for month in months {
+        if stage.ledger.is_issued(&month.to_string())? {
+            continue;
+        }
+        report.months.push(rate(stage, month, false).await?);
+    }
+    Ok(report)
+}
+
+/// Rates the whole month from scratch into `part-<seq>` of `rated_cdrs`
+/// and `rating_exceptions`, then removes the partitions' other files, and
+/// leaves what the next run continues from (incremental.rs).
+pub(crate) async fn rate_full(
+    stage: &Context,
+    month: Month,
+    seq: u64,
+    because: &str,
+) -> Result<RateReport, RateError> {
+    let Context { settings, lake, .. } = stage;
     let mut report = RateReport {
         month: month.to_string(),
+        mode: "full".into(),
+        full_because: Some(because.to_string()),
         ..Default::default()
     };
-    if ledger.is_issued(&report.month)? {
-        report.closed = true;
-        return Ok(report);
-    }
+    // From here until the new state is saved, the month's files are not
+    // what a next run could continue from: without a manifest, it rates
+    // the whole month again.
+    incremental::forget(lake, month).await?;
     let ctx = crate::stages::session(settings, month, None).await?;
     let partition = format!("month={month}");
     // A month without any CDR (or conflict) yet rates to empty outputs.
@@ -257,75 +370,71 @@ pub async fn rate(stage: &Context, month: Month) -> Result<RateReport, RateError
         "month_events"
     };
     engine::run_layer(&ctx, sqlfiles::REFERENCE).await?;
+    register_no_carried_pools(&ctx)?;
 
     // One pass over the month: the rated events go to `rated_cdrs`, the
     // others to a work file that rating_exceptions.sql orders with the
     // conflicting duplicates.
     let work = format!("{WORK_DIR}/{partition}");
     let excepted_key = format!("{work}/excepted.parquet");
-    split_outcomes(
-        &ctx,
-        lake,
-        &format!("{}/{partition}/part-0.parquet", datasets::RATED_CDRS),
-        &excepted_key,
-        events,
-        passes,
-    )
-    .await?;
+    let file = incremental::part_name(seq);
+    let rated_key = format!("{}/{partition}/{file}", datasets::RATED_CDRS);
+    let exceptions_key = format!("{}/{partition}/{file}", datasets::RATING_EXCEPTIONS);
+    split_outcomes(&ctx, lake, &rated_key, &excepted_key, events, passes).await?;
     report.passes = passes;
     engine::register_path(&ctx, lake, "excepted_events", &work, None).await?;
     let stream = engine::stream_file(&ctx, &sqlfiles::RATING_EXCEPTIONS).await?;
-    lake.write_stream(
-        &format!("{}/{partition}/part-0.parquet", datasets::RATING_EXCEPTIONS),
-        stream,
-    )
-    .await?;
+    lake.write_stream(&exceptions_key, stream).await?;
     lake.delete(&excepted_key).await?;
+    for (dataset, keep) in [
+        (datasets::RATED_CDRS, &rated_key),
+        (datasets::RATING_EXCEPTIONS, &exceptions_key),
+    ] {
+        for key in lake.list(&format!("{dataset}/{partition}")).await? {
+            if &key != keep {
+                lake.delete(&key).await?;
+            }
+        }
+    }
 
     // The figures of the report come from the files just written: reading
     // them back is cheaper than running the plan again.
-    let ctx = engine::session();
-    for (table, dataset) in [
-        ("rated", datasets::RATED_CDRS),
-        ("exceptions", datasets::RATING_EXCEPTIONS),
-    ] {
-        engine::register_path(&ctx, lake, table, &format!("{dataset}/{partition}"), None).await?;
-    }
-    let totals = engine::row_strings(
-        &ctx,
-        "SELECT COUNT(*), COALESCE(SUM(amount), 0), COALESCE(SUM(wholesale), 0), COALESCE(SUM(margin), 0) FROM rated",
-    )
-    .await?;
-    report.rated = totals[0].parse().unwrap_or_default();
-    report.amount = totals[1].clone();
-    report.wholesale = totals[2].clone();
-    report.margin = totals[3].clone();
-    report.exceptions_wholesale =
-        engine::row_strings(&ctx, "SELECT COALESCE(SUM(wholesale), 0) FROM exceptions").await?[0]
-            .clone();
-    let mut excepted = 0;
-    for row in engine::rows_strings(
-        &ctx,
-        "SELECT reason, COUNT(*) FROM exceptions GROUP BY reason ORDER BY reason",
-    )
-    .await?
-    {
-        let count: u64 = row[1].parse().unwrap_or_default();
-        if row[0] != "CONFLICTING_DUPLICATE" {
-            excepted += count;
-        }
-        report.exceptions.insert(row[0].clone(), count);
-    }
-    // Every event of the month (one billed copy per cdr_id) is either
-    // rated or an exception, once.
+    let totals = incremental::Totals::read(lake, month).await?;
+    totals.fill(&mut report);
+    check_accounted(&report)?;
+    incremental::save_after_full(stage, &ctx, month, seq, totals).await?;
+    Ok(report)
+}
+
+/// Every event of the month (one billed copy per cdr_id) is either rated
+/// or an exception, once.
+fn check_accounted(report: &RateReport) -> Result<(), RateError> {
+    let excepted: u64 = report
+        .exceptions
+        .iter()
+        .filter(|(reason, _)| reason.as_str() != "CONFLICTING_DUPLICATE")
+        .map(|(_, count)| count)
+        .sum();
     if report.cdrs != report.rated + excepted {
         return Err(RateError::Lost {
-            month: report.month,
+            month: report.month.clone(),
             cdrs: report.cdrs,
             accounted: report.rated + excepted,
         });
     }
-    Ok(report)
+    Ok(())
+}
+
+/// Registers an empty `carried_pools`: the month is rated whole, every pool
+/// from nothing (rated_events.sql). What `bill`'s rating in memory and
+/// `whatif` rate.
+pub fn register_no_carried_pools(ctx: &SessionContext) -> Result<(), RateError> {
+    engine::register_batch(
+        ctx,
+        "carried_pools",
+        engine::empty(incremental::carried_schema()),
+    )?;
+    Ok(())
 }
 
 /// Registers the month's conflicting copies (`cdr_conflicts`), those of
@@ -382,6 +491,7 @@ pub async fn rate_in_memory(
     register_copies(ctx, lake, month).await?;
     ctx.sql("CREATE VIEW cdrs AS SELECT * FROM month_events")
         .await?;
+    register_no_carried_pools(ctx)?;
     engine::run_layer(ctx, sqlfiles::RATING).await?;
     engine::run_layer(ctx, std::slice::from_ref(&sqlfiles::RATED_EVENTS)).await?;
     ctx.sql("CREATE VIEW rated_cdrs AS SELECT * FROM rated_events WHERE exception IS NULL")

@@ -9,4 +9,5 @@ pub mod query;
 pub mod receivables;
 pub mod rio;
 pub mod sim;
+pub mod usage;
 pub mod whatif;

@@ -571,6 +571,7 @@ pub async fn whatif(
         engine::register_batch(&ctx, "scenario", scenario.slice(i, 1))?;
         engine::run_layer(&ctx, sqlfiles::WHATIF_REFERENCE).await?;
         engine::run_layer(&ctx, sqlfiles::REFERENCE).await?;
+        crate::stages::rate::register_no_carried_pools(&ctx)?;
         engine::run_layer(&ctx, sqlfiles::RATING).await?;
         engine::run_layer(&ctx, sqlfiles::WHATIF_ALTERNATIVE).await?;
         margins.extend(

@@ -10,8 +10,10 @@
 -- start_date of its first row this month), events are taken by
 -- start_time as an instant, then cdr_id in byte order; what the events
 -- before this one used is the running sum of billed quantities minus this
--- event's own. covered = min(billed, what remains), overage = billed -
--- covered. An event outside any group, or of a group the line has no pool
+-- event's own, plus what the pool's events rated by earlier runs used
+-- (`carried_pools`, pool_usage.sql; empty when the month is rated whole,
+-- see the incremental rule in docs/RULES.md). covered = min(billed, what
+-- remains), overage = billed - covered. An event outside any group, or of a group the line has no pool
 -- for, is all overage. Exceptions consume nothing.
 --
 -- Amount (rounded half away from zero to 6 decimals by the cast):
@@ -30,7 +32,7 @@ WITH consumed AS (
         p.allowance_group AS pool_group,
         p.unlimited,
         p.quantity AS pool_quantity,
-        SUM(CASE WHEN e.exception IS NULL THEN e.billed_qty ELSE 0 END) OVER (
+        COALESCE(c.consumed, 0) + SUM(CASE WHEN e.exception IS NULL THEN e.billed_qty ELSE 0 END) OVER (
             PARTITION BY e.msisdn, e.pool_start, e.allowance_group
             ORDER BY e.start_time, e.cdr_id
             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
@@ -40,6 +42,10 @@ WITH consumed AS (
         ON p.msisdn = e.msisdn
        AND p.pool_start = e.pool_start
        AND p.allowance_group = e.allowance_group
+    LEFT JOIN carried_pools c
+        ON c.msisdn = e.msisdn
+       AND c.pool_start = e.pool_start
+       AND c.allowance_group = e.allowance_group
 ),
 covered AS (
     SELECT
@@ -71,6 +77,7 @@ SELECT
     msisdn,
     customer_id,
     subscription_start,
+    pool_start,
     event_type,
     start_time,
     local_date,
