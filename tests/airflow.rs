@@ -147,17 +147,21 @@ fn airflow_loads_schedules_and_runs_the_dags() {
             assert_eq!(t["skip_on_exit_code"], json!([]), "{id}.{task}");
         }
     };
-    chain("mvnobill_deliveries", &["sync", "land"], 1, 300.0);
+    // The deliveries are rated as they land (`rate` alone: every open month,
+    // on its new CDRs); the month's `rate --month M` only takes up what they
+    // left, then `bill` bills what is rated.
+    let deliveries = ["sync", "land", "rate"];
+    chain("mvnobill_deliveries", &deliveries, 1, 300.0);
     let month = ["rate", "bill", "finance", "render", "publish", "assure"];
     chain("mvnobill_month", &month, 2, 900.0);
     chain("mvnobill_assure", &["assure"], 1, 900.0);
     chain("mvnobill_dunning", &["dunning"], 1, 900.0);
 
-    // Airflow ran sync and land on the samples' FTP folder, then the month
-    // run of 2 November 2026 billed October, rendered, published and
+    // Airflow ran sync, land and rate on the samples' FTP folder, then the
+    // month run of 2 November 2026 billed October, rendered, published and
     // checked it: the samples' invoices, to the cent.
     let runs = &seen["runs"];
-    for (run, tasks) in [("deliveries", &["sync", "land"][..]), ("month", &month[..])] {
+    for (run, tasks) in [("deliveries", &deliveries[..]), ("month", &month[..])] {
         assert_eq!(runs[run]["state"], "success", "{run}: {log}");
         for task in tasks {
             let t = &runs[run]["tasks"][task];
@@ -176,6 +180,13 @@ fn airflow_loads_schedules_and_runs_the_dags() {
                 json!({"MVNOBILL_BIN": binary(), "MVNOBILL_CONFIG": config})
             );
         }
+    }
+    // The deliveries' run rated October before the month's run: its rated
+    // CDRs and each line's consumption were in the lake already.
+    let after = &seen["after_deliveries"];
+    for dataset in ["rated_cdrs", "consumption"] {
+        let months = after[dataset].as_array().unwrap();
+        assert!(months.contains(&json!("2026-10")), "{dataset}: {after}");
     }
     let invoices = ws.query(
         "SELECT COUNT(*) AS n, CAST(SUM(total_ttc) AS VARCHAR) AS ttc FROM invoices WHERE month = '2026-10'",

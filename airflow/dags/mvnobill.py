@@ -1,10 +1,16 @@
 """mvnobill on Airflow 3: the four lines of the cron example as four DAGs.
 
-- mvnobill_deliveries: sync then land, every quarter of an hour while the
-  MVNE delivers (Monday to Saturday, 08:00 to 20:45, Paris time).
+- mvnobill_deliveries: sync, land, then rate, every quarter of an hour
+  while the MVNE delivers (Monday to Saturday, 08:00 to 20:45, Paris time).
+  `rate` without a month rates each open (not yet issued) month on the
+  CDRs landed since its last rate: the month is rated as it is delivered,
+  and each line's consumption (the `consumption` dataset) follows it.
 - mvnobill_month: on the 2nd at 21:00, the previous month (its last day
-  has arrived by then): rate, bill, finance, render, publish, assure. Each stage waits for the one before; a
-  stage that fails (after its retries) stops the rest.
+  has arrived by then): rate, bill, finance, render, publish, assure. Its
+  `rate --month M` is incremental too: it rates only what the last
+  deliveries' runs left unrated (nothing, usually), so the close bills what
+  is already rated; there is no re-rate of the whole month. Each stage waits
+  for the one before; a stage that fails (after its retries) stops the rest.
 - mvnobill_assure: revenue assurance of the previous month again each
   evening but the 1st, as the MVNE's BilledCDRs file and late CDRs arrive.
 - mvnobill_dunning: every morning at 07:30 (before the first sync), the
@@ -101,7 +107,7 @@ def mvnobill(command: str) -> BashOperator:
 
 with DAG(
     dag_id="mvnobill_deliveries",
-    description="Fetch the MVNE's new files and land them",
+    description="Fetch the MVNE's new files, land them and rate the open months",
     schedule=CronTriggerTimetable("*/15 8-20 * * 1-6", timezone=PARIS),
     start_date=START,
     catchup=False,
@@ -114,7 +120,11 @@ with DAG(
     },
     tags=["mvnobill"],
 ):
-    mvnobill("sync") >> mvnobill("land")
+    # `rate` alone: every open month with CDRs landed and not yet rated, on
+    # those CDRs only (a late one re-rates the pools it falls in). A run that
+    # fails leaves the rest to the next quarter of an hour: each command
+    # takes up what the one before left.
+    chain(mvnobill("sync"), mvnobill("land"), mvnobill("rate"))
 
 
 with DAG(
@@ -123,8 +133,11 @@ with DAG(
     # 21:00 on the 2nd: the MVNE delivers day D on D+1, Monday to Saturday,
     # 08:00-20:00, so a month's last day has arrived by 20:00 on the 2nd
     # whatever the weekday (a month ending on Saturday: Monday the 2nd), and
-    # the deliveries' last sync of the day (20:45) has landed it. What
-    # arrives later (roaming partners) is billed next month as regularisation.
+    # the deliveries' last run of the day (20:45) has landed and rated it.
+    # The month's `rate --month M` is incremental: it rates what that run
+    # may have left (it failed, or ran late), then `bill` bills the month as
+    # rated; no full re-rate at the close. What arrives later (roaming
+    # partners) is billed next month as regularisation.
     schedule=CronTriggerTimetable("0 21 2 * *", timezone=PARIS),
     start_date=START,
     catchup=False,

@@ -8,13 +8,15 @@ Prints nothing to check: writes what it saw to OUT.json for tests/airflow.rs
 runs) and AIRFLOW_VAR_MVNOBILL_CONFIG. The binary's Variable is set here for
 each run: MVNOBILL (the real binary) or FAKE (a script that records its
 arguments and fails on `bill`), or none for the Variables' defaults (FAKE,
-named `mvnobill`, on the PATH).
+named `mvnobill`, on the PATH). After the deliveries' run, it notes which
+months the lake's `rated_cdrs` and `consumption` hold (`after_deliveries`).
 """
 
 import json
 import os
 import subprocess
 import sys
+import tomllib
 from datetime import UTC, datetime, timedelta
 
 from airflow.dag_processing.dagbag import DagBag
@@ -104,9 +106,28 @@ def run(dag_id, binary, logical_date, conf=None, fast_retries=False, run_after=N
     return {"state": str(dag_run.state), "tasks": tasks}
 
 
-seen["runs"] = {
-    # The MVNE's files of the samples: Monday 2 November 2026, 08:00 in Paris.
-    "deliveries": run("mvnobill_deliveries", mvnobill, datetime(2026, 11, 2, 7, 0, tzinfo=UTC)),
+def lake_months():
+    """The months of the lake's rated_cdrs and consumption datasets (the lake
+    of the configuration's Variable, a local folder)."""
+    with open(os.environ["AIRFLOW_VAR_MVNOBILL_CONFIG"], "rb") as f:
+        lake = tomllib.load(f)["lake"]["url"].removeprefix("file://")
+    months = {}
+    for dataset in ["rated_cdrs", "consumption"]:
+        folder = os.path.join(lake, dataset)
+        names = os.listdir(folder) if os.path.isdir(folder) else []
+        months[dataset] = sorted(n.removeprefix("month=") for n in names if n.startswith("month="))
+    return months
+
+
+seen["runs"] = {}
+# The MVNE's files of the samples: Monday 2 November 2026, 08:00 in Paris.
+# The deliveries' run rates what it lands: October is rated (and its
+# consumption written) before the month's run.
+seen["runs"]["deliveries"] = run(
+    "mvnobill_deliveries", mvnobill, datetime(2026, 11, 2, 7, 0, tzinfo=UTC)
+)
+seen["after_deliveries"] = lake_months()
+seen["runs"] |= {
     # The month run of 2 November 2026, 21:00 in Paris: it bills October.
     "month": run("mvnobill_month", mvnobill, datetime(2026, 11, 2, 20, 0, tzinfo=UTC)),
     # January bills December of the year before; bill fails (the fake).
