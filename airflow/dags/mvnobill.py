@@ -4,7 +4,8 @@
   while the MVNE delivers (Monday to Saturday, 08:00 to 20:45, Paris time).
   `rate` without a month rates each open (not yet issued) month on the
   CDRs landed since its last rate: the month is rated as it is delivered,
-  and each line's consumption (the `consumption` dataset) follows it.
+  and each line's consumption (the `consumption` dataset) follows it (with
+  [alerts], the customers are mailed as their pools cross a threshold).
 - mvnobill_month: on the 2nd at 21:00, the previous month (its last day
   has arrived by then): rate, bill, finance, render, publish, assure. Its
   `rate --month M` is incremental too: it rates only what the last
