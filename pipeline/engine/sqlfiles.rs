@@ -58,12 +58,16 @@ pub const RATED_EVENTS: SqlFile = sql!("rating", "rated_events", Keep::View);
 pub const LINE_SIGNATURES: SqlFile = sql!("rating", "line_signatures");
 pub const CONFLICT_LINES: SqlFile = sql!("rating", "conflict_lines");
 pub const CHANGED_LINES: SqlFile = sql!("rating", "changed_lines");
+pub const CONTINUED_USAGE: SqlFile = sql!("rating", "continued_usage", Keep::View);
 pub const CARRIED_POOLS: SqlFile = sql!("rating", "carried_pools");
 pub const LATE_POOLS: SqlFile = sql!("rating", "late_pools");
 pub const RERATED_EVENTS: SqlFile = sql!("rating", "rerated_events", Keep::View);
 /// What each pool used so far (the state a next run continues from), and
 /// the `consumption` dataset.
 pub const POOL_USAGE: SqlFile = sql!("rating", "pool_usage");
+/// What a run reads again once it knows its late pools: the pools it
+/// continued, then what each pool used.
+pub const USAGE: &[SqlFile] = &[CONTINUED_USAGE, POOL_USAGE];
 pub const CONSUMPTION: SqlFile = sql!("rating", "consumption", Keep::View);
 
 /// The `rating_exceptions` dataset, from the events `rate` set aside

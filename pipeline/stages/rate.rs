@@ -332,14 +332,13 @@ pub async fn rate_open_months(stage: &Context) -> Result<OpenMonthsReport, RateE
 pub(crate) async fn rate_full(
     stage: &Context,
     month: Month,
-    seq: u64,
-    because: &str,
+    run: &incremental::FullRun,
 ) -> Result<RateReport, RateError> {
     let Context { settings, lake, .. } = stage;
     let mut report = RateReport {
         month: month.to_string(),
         mode: "full".into(),
-        full_because: Some(because.to_string()),
+        full_because: Some(run.because.to_string()),
         ..Default::default()
     };
     // From here until the new state is saved, the month's files are not
@@ -348,29 +347,15 @@ pub(crate) async fn rate_full(
     incremental::forget(lake, month).await?;
     let ctx = crate::stages::session(settings, month, None).await?;
     let partition = format!("month={month}");
-    // A month without any CDR (or conflict) yet rates to empty outputs.
-    engine::register_path_or_empty(
-        &ctx,
-        lake,
-        "month_cdrs",
-        &format!("{}/{partition}", datasets::CDRS),
-        upstream::cdr_schema(false),
-    )
-    .await?;
-    // Counted from the files' footers.
-    let month_cdrs = engine::scalar_u64(&ctx, "SELECT COUNT(*) FROM month_cdrs").await?;
-    let passes = month_cdrs.div_ceil(settings.cdrs_per_pass).max(1);
-    register_copies(&ctx, lake, month).await?;
-    // The month's events: one billed copy per cdr_id.
-    let replaced = engine::scalar_u64(&ctx, "SELECT COUNT(*) FROM superseded_copies").await?;
-    let brought = engine::scalar_u64(&ctx, "SELECT COUNT(*) FROM billed_conflicts").await?;
-    report.cdrs = month_cdrs - replaced + brought;
+    let copies = register_month_events(&ctx, lake, month).await?;
+    let passes = copies.month_cdrs.div_ceil(settings.cdrs_per_pass).max(1);
+    report.cdrs = copies.events();
     // When no copy of another file replaces one in `cdrs` (files landed in
     // name order, the normal case) the month's events are `month_cdrs`
     // itself: read directly, the plan stays that of one Parquet scan (the
     // union and anti-join of month_events made the sort of 300,000 events
     // in 64 MB spill twice as often, tests/crash.rs).
-    let events = if replaced == 0 && brought == 0 {
+    let events = if copies.replaced == 0 && copies.brought == 0 {
         "month_cdrs"
     } else {
         "month_events"
@@ -383,7 +368,7 @@ pub(crate) async fn rate_full(
     // conflicting duplicates.
     let work = format!("{WORK_DIR}/{partition}");
     let excepted_key = format!("{work}/excepted.parquet");
-    let file = incremental::part_name(seq);
+    let file = incremental::part_name(run.seq);
     let rated_key = format!("{}/{partition}/{file}", datasets::RATED_CDRS);
     let exceptions_key = format!("{}/{partition}/{file}", datasets::RATING_EXCEPTIONS);
     split_outcomes(&ctx, lake, &rated_key, &excepted_key, events, passes).await?;
@@ -408,7 +393,7 @@ pub(crate) async fn rate_full(
     let totals = incremental::Totals::read(lake, month).await?;
     totals.fill(&mut report);
     check_accounted(&report)?;
-    report.alerts = incremental::save_after_full(stage, &ctx, month, seq, totals).await?;
+    report.alerts = incremental::save_after_full(stage, &ctx, month, run, totals).await?;
     Ok(report)
 }
 
@@ -441,6 +426,46 @@ pub fn register_no_carried_pools(ctx: &SessionContext) -> Result<(), RateError> 
         engine::empty(incremental::carried_schema()),
     )?;
     Ok(())
+}
+
+/// The month's copies: those landed in `cdrs` (`month_cdrs`), those a copy
+/// from an earlier-sorting file replaces, and those such copies bring
+/// (rating.md §1).
+pub(crate) struct MonthCopies {
+    pub(crate) month_cdrs: u64,
+    pub(crate) replaced: u64,
+    pub(crate) brought: u64,
+}
+
+impl MonthCopies {
+    /// The month's events: one billed copy per cdr_id.
+    pub(crate) fn events(&self) -> u64 {
+        self.month_cdrs - self.replaced + self.brought
+    }
+}
+
+/// Registers `month_cdrs` (the month's `cdrs`, or an empty table: a month
+/// without any CDR yet rates to empty outputs) and the `COPIES` layer over
+/// it, and counts them (from the files' footers and the few conflicts).
+pub(crate) async fn register_month_events(
+    ctx: &SessionContext,
+    lake: &Lake,
+    month: Month,
+) -> Result<MonthCopies, RateError> {
+    engine::register_path_or_empty(
+        ctx,
+        lake,
+        "month_cdrs",
+        &format!("{}/month={month}", datasets::CDRS),
+        upstream::cdr_schema(false),
+    )
+    .await?;
+    register_copies(ctx, lake, month).await?;
+    Ok(MonthCopies {
+        month_cdrs: engine::scalar_u64(ctx, "SELECT COUNT(*) FROM month_cdrs").await?,
+        replaced: engine::scalar_u64(ctx, "SELECT COUNT(*) FROM superseded_copies").await?,
+        brought: engine::scalar_u64(ctx, "SELECT COUNT(*) FROM billed_conflicts").await?,
+    })
 }
 
 /// Registers the month's conflicting copies (`cdr_conflicts`), those of
@@ -484,17 +509,8 @@ pub async fn rate_in_memory(
     lake: &Lake,
     month: crate::core::month::Month,
 ) -> Result<(), RateError> {
-    let partition = format!("month={month}");
-    engine::register_path_or_empty(
-        ctx,
-        lake,
-        "month_cdrs",
-        &format!("{}/{partition}", datasets::CDRS),
-        upstream::cdr_schema(false),
-    )
-    .await?;
     // One billed copy per cdr_id (rating.md §1), as `rate` rates them.
-    register_copies(ctx, lake, month).await?;
+    register_month_events(ctx, lake, month).await?;
     ctx.sql("CREATE VIEW cdrs AS SELECT * FROM month_events")
         .await?;
     register_no_carried_pools(ctx)?;

@@ -6,20 +6,9 @@
 -- `run_rated` holds this run's rated events: every event of the pools rated
 -- again (`late_pools`, and the pools of `changed_lines`), only the new
 -- events of the others, which add to what `previous_usage` says they used.
--- A whole-month rate has no previous usage and rates every event.
-WITH carried AS (
-    SELECT u.*
-    FROM previous_usage u
-    WHERE u.msisdn NOT IN (SELECT msisdn FROM changed_lines)
-      AND NOT EXISTS (
-          SELECT 1
-          FROM late_pools l
-          WHERE l.msisdn = u.msisdn
-            AND l.pool_start = u.pool_start
-            AND l.allowance_group = u.allowance_group
-      )
-),
-added AS (
+-- A whole-month rate has no previous usage and rates every event. The
+-- pools continued are those of continued_usage.sql.
+WITH added AS (
     SELECT
         msisdn,
         pool_start,
@@ -35,7 +24,7 @@ added AS (
     GROUP BY msisdn, pool_start, allowance_group
 ),
 both_parts AS (
-    SELECT * FROM carried
+    SELECT * FROM continued_usage
     UNION ALL
     SELECT * FROM added
 )

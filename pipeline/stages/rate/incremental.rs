@@ -38,7 +38,7 @@ use datafusion::prelude::SessionContext;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::{rate_full, register_copies, RateError, RateReport};
+use super::{rate_full, RateError, RateReport};
 use crate::core::lake::{datasets, Lake};
 use crate::core::month::Month;
 use crate::engine;
@@ -46,6 +46,15 @@ use crate::engine::sqlfiles;
 use crate::mvne::upstream;
 use crate::settings::Settings;
 use crate::stages::Context;
+
+/// A whole rate of a month: its run number, the last run's (whose state it
+/// replaces), the price tables' digest it rates with, and why.
+pub(crate) struct FullRun {
+    pub(crate) seq: u64,
+    previous_seq: Option<u64>,
+    prices: String,
+    pub(crate) because: &'static str,
+}
 
 /// Where a month's rating state is kept, below the lake.
 const STATE_DIR: &str = "_rating";
@@ -94,29 +103,19 @@ impl Totals {
     /// The figures of the month's files as they are.
     pub(crate) async fn read(lake: &Lake, month: Month) -> Result<Totals, RateError> {
         let ctx = engine::session();
-        let partition = format!("month={month}");
         let mut totals = Totals::default();
-        if engine::register_path(
-            &ctx,
-            lake,
-            "rated",
-            &format!("{}/{partition}", datasets::RATED_CDRS),
-            None,
-        )
-        .await?
-        {
-            totals.add_rated(&ctx, "rated", 1).await?;
-        }
-        if engine::register_path(
-            &ctx,
-            lake,
-            "exceptions",
-            &format!("{}/{partition}", datasets::RATING_EXCEPTIONS),
-            None,
-        )
-        .await?
-        {
-            totals.add_exceptions(&ctx, "exceptions", 1).await?;
+        for (table, dataset) in [
+            ("rated", datasets::RATED_CDRS),
+            ("exceptions", datasets::RATING_EXCEPTIONS),
+        ] {
+            let path = format!("{dataset}/month={month}");
+            if !engine::register_path(&ctx, lake, table, &path, None).await? {
+                continue;
+            }
+            match table {
+                "rated" => totals.add_rated(&ctx, table, 1).await?,
+                _ => totals.add_exceptions(&ctx, table, 1).await?,
+            }
         }
         Ok(totals)
     }
@@ -365,11 +364,18 @@ pub(super) async fn rate(
         _ => None,
     };
     if let Some(because) = because {
-        let mut seq = manifest.as_ref().map_or(0, |m| m.seq);
+        let previous_seq = manifest.as_ref().map(|m| m.seq);
+        let mut seq = previous_seq.unwrap_or(0);
         for key in parquet_keys(lake, &rated_dir).await? {
             seq = seq.max(seq_of(&key).unwrap_or(0));
         }
-        return rate_full(stage, month, seq + 1, because).await;
+        let run = FullRun {
+            seq: seq + 1,
+            previous_seq,
+            prices,
+            because,
+        };
+        return rate_full(stage, month, &run).await;
     }
     let manifest = manifest.expect("checked above");
     let seq = manifest.seq + 1;
@@ -394,19 +400,9 @@ pub(super) async fn rate(
     };
 
     let ctx = crate::stages::session(settings, month, None).await?;
-    engine::register_path_or_empty(
-        &ctx,
-        lake,
-        "month_cdrs",
-        &format!("{}/{partition}", datasets::CDRS),
-        upstream::cdr_schema(false),
-    )
-    .await?;
-    register_copies(&ctx, lake, month).await?;
-    let month_cdrs = engine::scalar_u64(&ctx, "SELECT COUNT(*) FROM month_cdrs").await?;
-    let replaced = engine::scalar_u64(&ctx, "SELECT COUNT(*) FROM superseded_copies").await?;
-    let brought = engine::scalar_u64(&ctx, "SELECT COUNT(*) FROM billed_conflicts").await?;
-    report.cdrs = month_cdrs - replaced + brought;
+    report.cdrs = super::register_month_events(&ctx, lake, month)
+        .await?
+        .events();
     engine::run_layer(&ctx, sqlfiles::REFERENCE).await?;
 
     // 1. The lines rated again whole.
@@ -472,7 +468,7 @@ pub(super) async fn rate(
     )
     .await?;
     engine::register_batch(&ctx, "late_pools", engine::empty(pool_key_schema()))?;
-    engine::run_layer(&ctx, std::slice::from_ref(&sqlfiles::CARRIED_POOLS)).await?;
+    engine::run_layer(&ctx, &[sqlfiles::CONTINUED_USAGE, sqlfiles::CARRIED_POOLS]).await?;
     engine::register_files(
         &ctx,
         lake,
@@ -692,7 +688,7 @@ pub(super) async fn rate(
     }
 
     // What the next run continues from.
-    engine::run_layer(&ctx, std::slice::from_ref(&sqlfiles::POOL_USAGE)).await?;
+    engine::run_layer(&ctx, sqlfiles::USAGE).await?;
     // The newest file rated, by name (which carries the delivery's time).
     let last_delivery = new_files
         .iter()
@@ -703,6 +699,7 @@ pub(super) async fn rate(
         stage,
         &ctx,
         month,
+        Some(manifest.seq),
         Manifest {
             seq,
             prices,
@@ -741,7 +738,7 @@ pub(crate) async fn save_after_full(
     stage: &Context,
     ctx: &SessionContext,
     month: Month,
-    seq: u64,
+    run: &FullRun,
     totals: Totals,
 ) -> Result<Option<crate::stages::alerts::AlertsReport>, RateError> {
     let lake = &stage.lake;
@@ -764,16 +761,17 @@ pub(crate) async fn save_after_full(
     )?;
     let rated = parquet_keys(lake, &format!("{}/{partition}", datasets::RATED_CDRS)).await?;
     engine::register_files(ctx, lake, "run_rated", &rated, None).await?;
-    engine::run_layer(ctx, std::slice::from_ref(&sqlfiles::POOL_USAGE)).await?;
+    engine::run_layer(ctx, sqlfiles::USAGE).await?;
     engine::run_layer(ctx, std::slice::from_ref(&sqlfiles::LINE_SIGNATURES)).await?;
     let last_delivery = cdr_files.iter().filter_map(|key| delivered_name(key)).max();
     save(
         stage,
         ctx,
         month,
+        run.previous_seq,
         Manifest {
-            seq,
-            prices: prices_digest(&stage.settings)?,
+            seq: run.seq,
+            prices: run.prices.clone(),
             cdr_files,
             conflict_files,
             totals,
@@ -790,6 +788,7 @@ async fn save(
     stage: &Context,
     ctx: &SessionContext,
     month: Month,
+    previous_seq: Option<u64>,
     manifest: Manifest,
 ) -> Result<Option<crate::stages::alerts::AlertsReport>, RateError> {
     let lake = &stage.lake;
@@ -799,19 +798,20 @@ async fn save(
         lake.write_parquet(&state_key(month, what, seq), schema, &batches)
             .await?;
     }
-    let previous = load_manifest(lake, month).await?;
     lake.put(
         &manifest_key(month),
         serde_json::to_vec_pretty(&manifest).expect("a manifest is JSON"),
     )
     .await?;
-    if let Some(previous) = previous.filter(|p| p.seq != seq) {
+    if let Some(previous) = previous_seq.filter(|p| *p != seq) {
         for what in ["pools", "lines"] {
-            lake.delete(&state_key(month, what, previous.seq)).await?;
+            lake.delete(&state_key(month, what, previous)).await?;
         }
     }
+    // What the pools used before this run, for the alerts only.
     let consumption = format!("{}/month={month}/part-0.parquet", datasets::CONSUMPTION);
-    let before = if lake.exists(&consumption).await? {
+    let alerts_on = !stage.settings.alert_thresholds.is_empty();
+    let before = if alerts_on && lake.exists(&consumption).await? {
         engine::register_files(ctx, lake, "consumption_before", &[consumption], None).await?;
         ctx.table("consumption_before").await?.collect().await?
     } else {
