@@ -25,7 +25,7 @@
 //! The SMTP password comes from `MVNOBILL_SMTP_PASSWORD`, never from the
 //! configuration file, and no `Debug` or error text shows it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -1285,6 +1285,45 @@ impl<'a> Outbox<'a> {
         self.session.close();
         self.session.opened
     }
+}
+
+/// A customer as a mail template names it (`customer.name`).
+#[derive(Serialize)]
+pub struct CustomerInfo<'a> {
+    pub customer_id: &'a str,
+    pub name: &'a str,
+}
+
+/// A customer's name and address in customers.csv.
+#[derive(Debug, Clone, Default)]
+pub struct Contact {
+    pub name: String,
+    pub email: Option<String>,
+}
+
+/// Each customer's name and address as customers.csv holds them now (a
+/// blank address is none): what the reminders and the alerts go to.
+pub fn contacts(reference: &crate::reference::Reference) -> HashMap<String, Contact> {
+    let mut out = HashMap::new();
+    if let Some(table) = reference.get("customers") {
+        for row in 0..table.len() {
+            let Some(id) = table.text(row, "customer_id") else {
+                continue;
+            };
+            out.insert(
+                id.to_string(),
+                Contact {
+                    name: table.text(row, "name").unwrap_or_default().to_string(),
+                    email: table
+                        .text(row, "email")
+                        .map(str::trim)
+                        .filter(|e| !e.is_empty())
+                        .map(str::to_string),
+                },
+            );
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -47,6 +47,7 @@ use serde::Serialize;
 
 use crate::core::month::Month;
 use crate::documents::mail::{self, Letter, MailError, Outbox, Posted};
+use crate::documents::mail::{contacts, Contact, CustomerInfo};
 use crate::documents::templates::{MailTemplates, TemplateError};
 use crate::reference::integrator::{Integrator, IntegratorError};
 use crate::reference::{Reference, ReferenceError};
@@ -487,42 +488,6 @@ struct AlertInfo {
     /// The pool's last event, Paris time.
     last_event: Option<String>,
     last_delivery: Option<String>,
-}
-
-#[derive(Serialize)]
-struct CustomerInfo<'a> {
-    customer_id: &'a str,
-    name: &'a str,
-}
-
-/// A customer's name and address in customers.csv.
-#[derive(Debug, Clone, Default)]
-struct Contact {
-    name: String,
-    email: Option<String>,
-}
-
-fn contacts(reference: &Reference) -> HashMap<String, Contact> {
-    let mut out = HashMap::new();
-    if let Some(table) = reference.get("customers") {
-        for row in 0..table.len() {
-            let Some(id) = table.text(row, "customer_id") else {
-                continue;
-            };
-            out.insert(
-                id.to_string(),
-                Contact {
-                    name: table.text(row, "name").unwrap_or_default().to_string(),
-                    email: table
-                        .text(row, "email")
-                        .map(str::trim)
-                        .filter(|e| !e.is_empty())
-                        .map(str::to_string),
-                },
-            );
-        }
-    }
-    out
 }
 
 /// An alert's subject, text and HTML.

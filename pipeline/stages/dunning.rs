@@ -48,6 +48,7 @@ use crate::account::aged::{self, AgedBalance};
 use crate::account::{self, kind, AccountError, OpenAmount};
 use crate::core::lake::{Lake, LakeError};
 use crate::documents::mail::{self, Letter, MailError, Outbox, Posted};
+use crate::documents::mail::{contacts, Contact, CustomerInfo};
 use crate::documents::templates::{format_eur, MailTemplates, TemplateError};
 use crate::reference::integrator::{Integrator, IntegratorError};
 use crate::reference::{Reference, ReferenceError};
@@ -427,42 +428,6 @@ struct AmountInfo<'a> {
     overdue_from: NaiveDate,
     days_overdue: i64,
     level: u32,
-}
-
-#[derive(Serialize)]
-struct CustomerInfo<'a> {
-    customer_id: &'a str,
-    name: &'a str,
-}
-
-/// A customer's name and address in customers.csv.
-#[derive(Debug, Clone, Default)]
-struct Contact {
-    name: String,
-    email: Option<String>,
-}
-
-fn contacts(reference: &Reference) -> HashMap<String, Contact> {
-    let mut out = HashMap::new();
-    if let Some(table) = reference.get("customers") {
-        for row in 0..table.len() {
-            let Some(id) = table.text(row, "customer_id") else {
-                continue;
-            };
-            out.insert(
-                id.to_string(),
-                Contact {
-                    name: table.text(row, "name").unwrap_or_default().to_string(),
-                    email: table
-                        .text(row, "email")
-                        .map(str::trim)
-                        .filter(|e| !e.is_empty())
-                        .map(str::to_string),
-                },
-            );
-        }
-    }
-    out
 }
 
 /// Each customer's lines (msisdn) with a subscription running on `date`.
