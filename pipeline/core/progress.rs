@@ -50,3 +50,28 @@ mod tests {
         assert!(bar("land", 10, "files").is_hidden());
     }
 }
+
+/// How long each step of a command took, logged at debug level
+/// (`RUST_LOG=mvnobill=debug`): where a run's time goes, for operations
+/// and the benchmarks (docs/PERFORMANCE.md).
+pub struct Laps {
+    what: String,
+    last: std::time::Instant,
+}
+
+impl Laps {
+    /// Starts the clock for `what` (e.g. "rate 2026-10").
+    pub fn new(what: String) -> Self {
+        Laps {
+            what,
+            last: std::time::Instant::now(),
+        }
+    }
+
+    /// Logs the time since the last step (or the start) as `step`'s.
+    pub fn lap(&mut self, step: &str) {
+        let now = std::time::Instant::now();
+        tracing::debug!("{}: {step} {} ms", self.what, (now - self.last).as_millis());
+        self.last = now;
+    }
+}

@@ -260,6 +260,7 @@ pub async fn bill(stage: &mut Context, month: Month, draft: bool) -> Result<Bill
     }
     let issued = ledger.issued_months()?;
     check_order(&issued, &settings.billing, month)?;
+    let mut laps = crate::core::progress::Laps::new(format!("bill {month}"));
 
     let integrator = Integrator::load(&settings.integrator_path)?;
     let issue_date = month.next_first_day();
@@ -277,9 +278,12 @@ pub async fn bill(stage: &mut Context, month: Month, draft: bool) -> Result<Bill
         Some(&raised),
     )
     .await?;
+    laps.lap("month's lines");
     let regularised = regularise(settings, lake, ledger, &ctx, &issued, &billed).await?;
+    laps.lap("regularisation");
     engine::run_layer(&ctx, sqlfiles::BILLING_DRAFT).await?;
     check_prices(&ctx, &month_text).await?;
+    laps.lap("draft");
 
     let customers = engine::rows_strings(
         &ctx,
@@ -331,7 +335,9 @@ pub async fn bill(stage: &mut Context, month: Month, draft: bool) -> Result<Bill
         "transfer_customers",
         transfer_customers_batch(ledger)?,
     )?;
+    laps.lap("numbers, credit notes, balances");
     engine::run_layer(&ctx, sqlfiles::BILLING_OUTPUT).await?;
+    laps.lap("output");
     // The issue's datasets, or the draft's (account.md §2: replaced at each
     // draft, the columns of the issue's).
     let drafts = format!("{}/{partition}", datasets::DRAFTS);
@@ -359,6 +365,7 @@ pub async fn bill(stage: &mut Context, month: Month, draft: bool) -> Result<Bill
     {
         let stream = ctx.sql(query).await?.execute_stream().await?;
         lake.write_stream(key, stream).await?;
+        laps.lap(key);
     }
     let mut report = BillReport {
         month: month_text.clone(),
@@ -387,10 +394,13 @@ pub async fn bill(stage: &mut Context, month: Month, draft: bool) -> Result<Bill
     .await?;
 
     report.credit_notes = notes.iter().map(|n| n.number.clone()).collect();
+    laps.lap("summary, credit note lines");
     let charges = month_charges(settings, ledger, &ctx, &month_text).await?;
     let entries = account_entries(&ctx, &notes).await?;
+    laps.lap("charges, account entries");
     // account.md §3: what the documents print, recorded with the invoices.
     crate::stages::frozen::record_issue(settings, lake, month).await?;
+    laps.lap("frozen documents");
     ledger.issue_month(
         &month_text,
         year,
@@ -403,12 +413,14 @@ pub async fn bill(stage: &mut Context, month: Month, draft: bool) -> Result<Bill
             entries,
         },
     )?;
+    laps.lap("ledger");
     crate::account::write_dataset(ledger.connection(), lake)
         .await
         .map_err(|e| BillError::Account(e.to_string()))?;
     crate::stages::credit::rewrite_dataset(ledger.connection(), lake, Month::of(issue_date))
         .await
         .map_err(|e| BillError::CreditNotes(e.to_string()))?;
+    laps.lap("account and credit note datasets");
     Ok(report)
 }
 

@@ -41,6 +41,7 @@ use serde::{Deserialize, Serialize};
 use super::{rate_full, RateError, RateReport};
 use crate::core::lake::{datasets, Lake};
 use crate::core::month::Month;
+use crate::core::progress::Laps;
 use crate::engine;
 use crate::engine::sqlfiles;
 use crate::mvne::upstream;
@@ -53,6 +54,7 @@ pub(crate) struct FullRun {
     pub(crate) seq: u64,
     previous_seq: Option<u64>,
     prices: String,
+    subscriptions: String,
     pub(crate) because: &'static str,
 }
 
@@ -70,6 +72,9 @@ const PRICE_TABLES: &[&str] = &[
     "roaming_zones.csv",
 ];
 
+/// What the lines' texts (line_signatures.sql) are computed from.
+const SUBSCRIPTION_TABLES: &[&str] = &["subscriptions.csv"];
+
 /// What a month's last run rated, and what the next one continues from.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Manifest {
@@ -78,6 +83,11 @@ struct Manifest {
     seq: u64,
     /// Digest of the price tables rated with.
     prices: String,
+    /// Digest of the subscriptions the lines' texts were computed from:
+    /// unchanged, no line's text changed (empty in a manifest from before
+    /// it was kept: the texts are computed).
+    #[serde(default)]
+    subscriptions: String,
     /// The month's `cdrs` files rated (keys in the lake).
     cdr_files: BTreeSet<String>,
     /// Every `cdr_conflicts` file seen (all months: a copy may carry another
@@ -175,6 +185,18 @@ impl Totals {
         Ok(())
     }
 
+    /// The month's events: each rated, or an exception but a conflicting
+    /// duplicate (a copy not billed), once.
+    fn events(&self) -> u64 {
+        self.rated
+            + self
+                .exceptions
+                .iter()
+                .filter(|(reason, _)| reason.as_str() != "CONFLICTING_DUPLICATE")
+                .map(|(_, count)| count)
+                .sum::<u64>()
+    }
+
     pub(crate) fn fill(&self, report: &mut RateReport) {
         report.rated = self.rated;
         report.amount = self.amount.normalize().to_string();
@@ -229,10 +251,11 @@ async fn load_manifest(lake: &Lake, month: Month) -> Result<Option<Manifest>, Ra
 
 /// Digest of the price tables (their bytes): what a whole rate of the
 /// month is compared with.
-fn prices_digest(settings: &Settings) -> Result<String, RateError> {
+/// Digest of reference tables (`PRICE_TABLES`, `SUBSCRIPTION_TABLES`).
+fn digest(settings: &Settings, tables: &[&str]) -> Result<String, RateError> {
     use sha2::{Digest, Sha256};
     let mut digest = Sha256::new();
-    for name in PRICE_TABLES {
+    for name in tables {
         let path = settings.reference_dir.join(name);
         match std::fs::read(&path) {
             Ok(bytes) => {
@@ -344,7 +367,9 @@ pub(super) async fn rate(
     let rated_dir = format!("{}/{partition}", datasets::RATED_CDRS);
     let exceptions_dir = format!("{}/{partition}", datasets::RATING_EXCEPTIONS);
     let manifest = load_manifest(lake, month).await?;
-    let prices = prices_digest(settings)?;
+    let mut laps = Laps::new(format!("rate {month}"));
+    let prices = digest(settings, PRICE_TABLES)?;
+    let subscriptions = digest(settings, SUBSCRIPTION_TABLES)?;
     let cdr_files: BTreeSet<String> =
         parquet_keys(lake, &format!("{}/{partition}", datasets::CDRS))
             .await?
@@ -373,6 +398,7 @@ pub(super) async fn rate(
             seq: seq + 1,
             previous_seq,
             prices,
+            subscriptions,
             because,
         };
         return rate_full(stage, month, &run).await;
@@ -398,15 +424,25 @@ pub(super) async fn rate(
         deliveries: new_files.len() as u64,
         ..Default::default()
     };
+    let lines_same = manifest.subscriptions == subscriptions;
+    if new_files.is_empty() && new_conflicts.is_empty() && lines_same {
+        // Nothing landed and no subscription changed since the last run.
+        report.mode = "up to date".into();
+        report.cdrs = manifest.totals.events();
+        manifest.totals.fill(&mut report);
+        return Ok(report);
+    }
 
     let ctx = crate::stages::session(settings, month, None).await?;
+    laps.lap("session");
     report.cdrs = super::register_month_events(&ctx, lake, month)
         .await?
         .events();
+    laps.lap("listing and month's copies");
     engine::run_layer(&ctx, sqlfiles::REFERENCE).await?;
 
     // 1. The lines rated again whole.
-    engine::run_layer(&ctx, std::slice::from_ref(&sqlfiles::LINE_SIGNATURES)).await?;
+    laps.lap("reference");
     engine::register_files(
         &ctx,
         lake,
@@ -415,6 +451,11 @@ pub(super) async fn rate(
         Some(text_schema(&["msisdn", "signature"])),
     )
     .await?;
+    if lines_same {
+        keep(&ctx, "line_signatures", "SELECT * FROM previous_lines").await?;
+    } else {
+        engine::run_layer(&ctx, std::slice::from_ref(&sqlfiles::LINE_SIGNATURES)).await?;
+    }
     if new_conflicts.is_empty() {
         engine::register_batch(
             &ctx,
@@ -439,14 +480,17 @@ pub(super) async fn rate(
         engine::run_layer(&ctx, std::slice::from_ref(&sqlfiles::CONFLICT_LINES)).await?;
     }
     report.changed_lines = run_counted(&ctx, &sqlfiles::CHANGED_LINES).await?;
+    laps.lap("changed lines");
     if new_files.is_empty() && report.changed_lines == 0 {
         report.mode = "up to date".into();
         manifest.totals.fill(&mut report);
         super::check_accounted(&report)?;
-        if !new_conflicts.is_empty() {
-            // Copies that concern no line of this month: seen.
+        if !new_conflicts.is_empty() || !lines_same {
+            // Copies, or subscriptions, that concern no line of this
+            // month: seen.
             let manifest = Manifest {
                 conflict_files,
+                subscriptions,
                 ..manifest
             };
             lake.put(
@@ -469,6 +513,7 @@ pub(super) async fn rate(
     .await?;
     engine::register_batch(&ctx, "late_pools", engine::empty(pool_key_schema()))?;
     engine::run_layer(&ctx, &[sqlfiles::CONTINUED_USAGE, sqlfiles::CARRIED_POOLS]).await?;
+    laps.lap("carried pools");
     engine::register_files(
         &ctx,
         lake,
@@ -485,6 +530,7 @@ pub(super) async fn rate(
     .await?;
     engine::run_layer(&ctx, sqlfiles::RATING).await?;
     keep(&ctx, "first_pass", sqlfiles::RATED_EVENTS.sql).await?;
+    laps.lap("first pass");
     ctx.deregister_table("run_rated")?;
     ctx.register_table(
         "run_rated",
@@ -495,7 +541,11 @@ pub(super) async fn rate(
 
     // 3. The pools a late event reached, and the lines of 1, rated again.
     report.late_pools = run_counted(&ctx, &sqlfiles::LATE_POOLS).await?;
+    laps.lap("late pools");
     let again = report.late_pools > 0 || report.changed_lines > 0;
+    // The lines rated again, as a list the Parquet reader filters the
+    // month's files with before it decodes their other columns.
+    let mut touched = String::new();
     if again {
         keep(
             &ctx,
@@ -506,15 +556,22 @@ pub(super) async fn rate(
                    AND l.allowance_group = r.allowance_group)",
         )
         .await?;
-        keep(
+        touched = engine::rows_strings(
             &ctx,
-            "touched_lines",
             "SELECT msisdn FROM changed_lines UNION SELECT msisdn FROM late_pools",
         )
-        .await?;
+        .await?
+        .iter()
+        .map(|row| format!("'{}'", row[0].replace('\'', "''")))
+        .collect::<Vec<_>>()
+        .join(", ");
+        ctx.sql("SET datafusion.execution.parquet.pushdown_filters = true")
+            .await?
+            .collect()
+            .await?;
         set_cdrs(
             &ctx,
-            "SELECT * FROM month_events WHERE msisdn IN (SELECT msisdn FROM touched_lines)",
+            &format!("SELECT * FROM month_events WHERE msisdn IN ({touched})"),
         )
         .await?;
         super::register_no_carried_pools(&ctx)?;
@@ -523,6 +580,7 @@ pub(super) async fn rate(
         ctx.deregister_table("priced_events")?;
         ctx.register_table("priced_events", rerated.into_view())?;
         keep(&ctx, "second_pass", sqlfiles::RATED_EVENTS.sql).await?;
+        laps.lap("second pass");
         keep(
             &ctx,
             "run_results",
@@ -570,6 +628,7 @@ pub(super) async fn rate(
     .await?;
 
     // The rows to write, and the rows of earlier files they replace.
+    laps.lap("run results and exceptions");
     let old_rated: Vec<String> = parquet_keys(lake, &rated_dir).await?;
     let old_exceptions: Vec<String> = parquet_keys(lake, &exceptions_dir).await?;
     if again {
@@ -583,10 +642,17 @@ pub(super) async fn rate(
                 engine::register_files(&ctx, lake, table, keys, None).await?;
             }
         }
-        ctx.sql(
-            "CREATE VIEW previous_rated_scope AS SELECT * FROM previous_rated
-             WHERE cdr_id IN (SELECT cdr_id FROM run_results)
-                OR msisdn IN (SELECT msisdn FROM changed_lines)",
+        // An id is rated in one line's events: the earlier rows of the
+        // run's ids are those of the lines rated again.
+        keep(
+            &ctx,
+            "previous_rated_scope",
+            &format!(
+                "SELECT * FROM previous_rated
+                 WHERE msisdn IN ({touched})
+                   AND (cdr_id IN (SELECT cdr_id FROM run_results)
+                        OR msisdn IN (SELECT msisdn FROM changed_lines))"
+            ),
         )
         .await?;
         ctx.sql(
@@ -640,6 +706,7 @@ pub(super) async fn rate(
     totals.fill(&mut report);
     super::check_accounted(&report)?;
 
+    laps.lap("replaced rows and totals");
     // Earlier files without the rows replaced, then this run's files.
     let removed = engine::scalar_u64(&ctx, "SELECT COUNT(*) FROM removed_rated").await?
         + engine::scalar_u64(&ctx, "SELECT COUNT(*) FROM removed_exceptions").await?;
@@ -662,9 +729,16 @@ pub(super) async fn rate(
             {
                 continue;
             }
+            // Which files hold a replaced row: their ids only are read.
+            let holds = format!(
+                "SELECT COUNT(*) FROM earlier_file WHERE cdr_id IN (SELECT cdr_id FROM {removed_table})"
+            );
             for key in keys {
                 engine::register_files(&ctx, lake, "earlier_file", std::slice::from_ref(key), None)
                     .await?;
+                if engine::scalar_u64(&ctx, &holds).await? == 0 {
+                    continue;
+                }
                 let before = engine::scalar_u64(&ctx, "SELECT COUNT(*) FROM earlier_file").await?;
                 let (schema, batches) = collect(ctx.sql(without).await?).await?;
                 let after: usize = batches.iter().map(RecordBatch::num_rows).sum();
@@ -676,6 +750,7 @@ pub(super) async fn rate(
         }
     }
     let file = part_name(seq);
+    laps.lap("earlier files rewritten");
     for (table, dir, always) in [
         ("added_rated", &rated_dir, true),
         ("added_exceptions", &exceptions_dir, false),
@@ -685,10 +760,12 @@ pub(super) async fn rate(
             lake.write_parquet(&format!("{dir}/{file}"), schema, &batches)
                 .await?;
         }
+        laps.lap(table);
     }
 
     // What the next run continues from.
     engine::run_layer(&ctx, sqlfiles::USAGE).await?;
+    laps.lap("pool usage");
     // The newest file rated, by name (which carries the delivery's time).
     let last_delivery = new_files
         .iter()
@@ -703,6 +780,7 @@ pub(super) async fn rate(
         Manifest {
             seq,
             prices,
+            subscriptions,
             cdr_files,
             conflict_files,
             totals,
@@ -710,6 +788,7 @@ pub(super) async fn rate(
         },
     )
     .await?;
+    laps.lap("state, consumption and alerts saved");
     Ok(report)
 }
 
@@ -772,6 +851,7 @@ pub(crate) async fn save_after_full(
         Manifest {
             seq: run.seq,
             prices: run.prices.clone(),
+            subscriptions: run.subscriptions.clone(),
             cdr_files,
             conflict_files,
             totals,
@@ -793,10 +873,12 @@ async fn save(
 ) -> Result<Option<crate::stages::alerts::AlertsReport>, RateError> {
     let lake = &stage.lake;
     let seq = manifest.seq;
+    let mut laps = Laps::new(format!("rate {month}"));
     for (table, what) in [("pool_usage", "pools"), ("line_signatures", "lines")] {
         let (schema, batches) = collect(ctx.table(table).await?).await?;
         lake.write_parquet(&state_key(month, what, seq), schema, &batches)
             .await?;
+        laps.lap(what);
     }
     lake.put(
         &manifest_key(month),
@@ -817,7 +899,9 @@ async fn save(
     } else {
         Vec::new()
     };
+    laps.lap("manifest");
     let after = write_consumption(ctx, lake, month, manifest.last_delivery.as_deref()).await?;
+    laps.lap("consumption");
     // The month is rated: an alert that cannot go now stays pending, and
     // goes with the next rate (alerts.rs).
     match crate::stages::alerts::notify(stage, month, &before, &after).await {
