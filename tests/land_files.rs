@@ -122,6 +122,32 @@ fn redelivery_same_bytes_is_a_no_op_and_other_bytes_a_new_version() {
     assert_eq!(count[0]["n"], "2");
 }
 
+/// From a folder, a file fetched before is known by its name, size and
+/// modification time, without being read again; rewritten in place with
+/// other bytes of the same size, it has another time and is a new version.
+#[test]
+fn a_file_rewritten_with_the_same_size_is_a_new_version() {
+    let row = |units: u32| {
+        format!("R1;33632260020;;SMS;01/10/2026 10:00:00;33612345678;;;{units};20801;0,01\n")
+    };
+    let file = format!("{HEADER}\n{}", row(1));
+    let (ftp, ws) = workspace_with(&[("RatedCDRs_20261001_100000.csv", file.as_bytes())]);
+    land(&ws);
+    let again = ws.run(&["--json", "sync"]).ok().json();
+    assert_eq!(again["already_fetched"], 1);
+    // Past the file system's clock step: the rewrite gets another time.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let path = ftp.path().join("RatedCDRs/RatedCDRs_20261001_100000.csv");
+    std::fs::write(&path, format!("{HEADER}\n{}", row(2))).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), file.len() as u64);
+    let sync = ws.run(&["--json", "sync"]).ok().json();
+    assert_eq!(sync["files_fetched"], 1, "{sync}");
+    assert_eq!(
+        sync["new_versions"][0],
+        "RatedCDRs/RatedCDRs_20261001_100000.csv"
+    );
+}
+
 /// rating.md §1 across deliveries landed on different runs: the `cdr_id`
 /// index is kept between runs (pipeline/stages/cdrindex.rs), and rebuilt from the
 /// `cdrs` dataset when it is missing, with the same verdicts.

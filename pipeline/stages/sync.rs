@@ -17,7 +17,8 @@
 //! only), resumed there with `REST` after a dropped connection, and checked
 //! against the listed size before anything is recorded; the ledger also keeps
 //! each listed (name, size, modification time) fetched, so that the next
-//! sync downloads nothing it already has.
+//! sync downloads nothing it already has. From a folder likewise (the time
+//! to the nanosecond): a file fetched before is not read again.
 //!
 //! A file is never held in memory: it is read with a fixed buffer, copied
 //! to a staging place and hashed in the same pass, then renamed to its name
@@ -313,8 +314,8 @@ async fn sync_from(
                 report.refused.push(format!("{folder}/{shown}: {reason}"));
                 continue;
             }
-            let remote = match (file.size, &file.modified, &upstream) {
-                (Some(size), Some(modified), Upstream::Ftp { .. }) => Some(RemoteFile {
+            let remote = match (file.size, &file.modified) {
+                (Some(size), Some(modified)) => Some(RemoteFile {
                     source: url.to_string(),
                     folder: folder.to_string(),
                     name: name.clone(),
@@ -448,10 +449,17 @@ fn list_files(dir: &Path) -> Result<Vec<Listed>, SyncError> {
             Ok(name) => (name, false),
             Err(raw) => (raw.to_string_lossy().into_owned(), true),
         };
+        // The modification time to the nanosecond: with the name and size,
+        // what tells a file fetched before without reading it again.
+        let modified = metadata
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| format!("{}.{:09}", d.as_secs(), d.subsec_nanos()));
         files.push(Listed {
             name,
             size: Some(metadata.len()),
-            modified: None,
+            modified,
             bad_encoding,
         });
     }
