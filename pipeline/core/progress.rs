@@ -52,7 +52,7 @@ mod tests {
 }
 
 /// How long each step of a command took, logged at debug level
-/// (`RUST_LOG=mvnobill=debug`): where a run's time goes, for operations
+/// (`RUST_LOG=mvnobill::laps=debug`): where a run's time goes, for operations
 /// and the benchmarks (docs/PERFORMANCE.md).
 pub struct Laps {
     what: String,
@@ -71,7 +71,7 @@ impl Laps {
     /// Logs the time since the last step (or the start) as `step`'s.
     pub fn lap(&mut self, step: &str) {
         let now = std::time::Instant::now();
-        tracing::debug!("{}: {step} {} ms", self.what, (now - self.last).as_millis());
+        tracing::debug!(target: "mvnobill::laps", "{}: {step} {} ms", self.what, (now - self.last).as_millis());
         self.last = now;
     }
 }

@@ -729,24 +729,8 @@ pub(super) async fn rate(
             {
                 continue;
             }
-            // Which files hold a replaced row: their ids only are read.
-            let holds = format!(
-                "SELECT COUNT(*) FROM earlier_file WHERE cdr_id IN (SELECT cdr_id FROM {removed_table})"
-            );
-            for key in keys {
-                engine::register_files(&ctx, lake, "earlier_file", std::slice::from_ref(key), None)
-                    .await?;
-                if engine::scalar_u64(&ctx, &holds).await? == 0 {
-                    continue;
-                }
-                let before = engine::scalar_u64(&ctx, "SELECT COUNT(*) FROM earlier_file").await?;
-                let (schema, batches) = collect(ctx.sql(without).await?).await?;
-                let after: usize = batches.iter().map(RecordBatch::num_rows).sum();
-                if after as u64 != before {
-                    lake.write_parquet(key, schema, &batches).await?;
-                    report.rewritten_files += 1;
-                }
-            }
+            report.rewritten_files +=
+                rewrite_earlier(&ctx, lake, keys, removed_table, without).await?;
         }
     }
     let file = part_name(seq);
@@ -790,6 +774,58 @@ pub(super) async fn rate(
     .await?;
     laps.lap("state, consumption and alerts saved");
     Ok(report)
+}
+
+/// Rewrites each earlier file (`keys`) holding a row of `removed_table`
+/// without it (`without`, a query of `earlier_file`), as many at a time as
+/// there are cores (a file is read and written by one); a file holding none
+/// is only read for its ids. Returns how many files it rewrote.
+async fn rewrite_earlier(
+    ctx: &SessionContext,
+    lake: &Lake,
+    keys: &[String],
+    removed_table: &str,
+    without: &str,
+) -> Result<u64, RateError> {
+    let parallel = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let joined = |done: Result<Result<u64, RateError>, tokio::task::JoinError>| {
+        done.map_err(|e| RateError::State(format!("rewriting a file: {e}")))?
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut rewritten = 0;
+    for (n, key) in keys.iter().enumerate() {
+        if tasks.len() >= parallel {
+            if let Some(done) = tasks.join_next().await {
+                rewritten += joined(done)?;
+            }
+        }
+        let (ctx, lake, key) = (ctx.clone(), lake.clone(), key.clone());
+        let table = format!("earlier_file_{n}");
+        let holds = format!(
+            "SELECT COUNT(*) FROM {table} WHERE cdr_id IN (SELECT cdr_id FROM {removed_table})"
+        );
+        let without = without.replace("earlier_file", &table);
+        tasks.spawn(async move {
+            engine::register_files(&ctx, &lake, &table, std::slice::from_ref(&key), None).await?;
+            let rewritten = async {
+                if engine::scalar_u64(&ctx, &holds).await? == 0 {
+                    return Ok(0);
+                }
+                let before =
+                    engine::scalar_u64(&ctx, &format!("SELECT COUNT(*) FROM {table}")).await?;
+                let stream = ctx.sql(&without).await?.execute_stream().await?;
+                let after = lake.write_stream(&key, stream).await?;
+                Ok::<u64, RateError>(u64::from(after != before))
+            }
+            .await;
+            ctx.deregister_table(table.as_str())?;
+            rewritten
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        rewritten += joined(done)?;
+    }
+    Ok(rewritten)
 }
 
 /// The name of the file delivered that a `cdrs` file holds the month's rows
