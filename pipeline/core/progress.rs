@@ -40,17 +40,6 @@ pub fn bar(
     bar
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn off_means_hidden() {
-        enable(false);
-        assert!(bar("land", 10, "files").is_hidden());
-    }
-}
-
 /// How long each step of a command took, logged at debug level
 /// (`RUST_LOG=mvnobill::laps=debug`): where a run's time goes, for operations
 /// and the benchmarks (docs/PERFORMANCE.md).
@@ -73,5 +62,16 @@ impl Laps {
         let now = std::time::Instant::now();
         tracing::debug!(target: "mvnobill::laps", "{}: {step} {} ms", self.what, (now - self.last).as_millis());
         self.last = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn off_means_hidden() {
+        enable(false);
+        assert!(bar("land", 10, "files").is_hidden());
     }
 }
