@@ -17,7 +17,7 @@
 #     its CPU against the sum of the incremental rates' (target: the sum
 #     <= 1.5x), and its rated month against the incremental one (same rows,
 #     same amount);
-#  5. on that copy again, a late delivery: LATE_LINES lines x (LATE_PER_TYPE
+#  5. on another copy taken with it, a late delivery: LATE_LINES lines x (LATE_PER_TYPE
 #     VOICE + LATE_PER_TYPE DATA) new CDRs dated in the month's first three
 #     days (200,000 CDRs over 4,000 pools of 2,000 lines by default), its
 #     `rate` (target <= 3 s); the last in-order delivery is the normal one
@@ -82,11 +82,12 @@ fi
 data="$work/deliveries-$cdrs"
 lake="$work/lake-deliveries"
 side="$work/lake-deliveries-side"
+lateside="$work/lake-deliveries-late"
 synclake="$work/lake-deliveries-sync"
 source="$work/ftp-deliveries"
 cleanup() {
     if [ "${KEEP_LAKES:-0}" != 1 ]; then
-        rm -rf "$lake" "$side" "$synclake" "$source"
+        rm -rf "$lake" "$side" "$lateside" "$synclake" "$source"
     fi
     rm -rf "$data/peer" 2>/dev/null || true
 }
@@ -206,7 +207,7 @@ if [ "${SKIP_PEER:-0}" != 1 ]; then
 fi
 
 # 2. The deliveries, one at a time.
-rm -rf "$lake" "$side" "$source"
+rm -rf "$lake" "$side" "$lateside" "$source"
 mkdir -p "$source/RatedCDRs" "$source/AccountStatus" "$source/Cartes SIM"
 cfg=$(config deliveries "$source" "$lake")
 mapfile -t statuses < <(find "$data/ftp/AccountStatus" -name 'AccountStatus_*.csv' -printf '%f\n' | sort)
@@ -256,6 +257,19 @@ for entry in "$lake"/* "$lake"/.[!.]*; do
     fi
 done
 side_cfg=$(config deliveries-side "$source" "$side")
+# And one for the late delivery: the month as its 50 deliveries left it
+# (one file per delivery), not as the full rate rewrites it (one file).
+rm -rf "$lateside"
+mkdir -p "$lateside"
+for entry in "$side"/* "$side"/.[!.]*; do
+    [ -e "$entry" ] || continue
+    if [ "$(basename "$entry")" = raw ]; then
+        cp -al "$entry" "$lateside/raw"
+    else
+        cp -a "$entry" "$lateside/"
+    fi
+done
+late_cfg=$(config deliveries-late "$source" "$lateside")
 
 # 3. The close: the last delivery (above) and the bill.
 timed close "$cdrs" bill "$cfg" bill --month "$month"
@@ -274,9 +288,9 @@ late_stamp=$(date -d "${names[-1]:10:8} + 1 day" +%Y%m%d)_100000
 late_name="RatedCDRs_${late_stamp}.csv"
 read -r late_rows late_pools < <(python3 "$here/deliveries.py" late "$data/ftp/RatedCDRs" "$month" \
     "$late_lines" "$late_per_type" "L${late_stamp}_" "$source/RatedCDRs/$late_name")
-timed late "$late_rows" sync "$side_cfg" sync
-timed late "$late_rows" land "$side_cfg" land
-timed late "$late_rows" rate "$side_cfg" "${rate_delivery[@]}"
+timed late "$late_rows" sync "$late_cfg" sync
+timed late "$late_rows" land "$late_cfg" land
+timed late "$late_rows" rate "$late_cfg" "${rate_delivery[@]}"
 cp "$work/deliveries.json" "$results/rate-late.json"
 echo "late delivery: $late_rows CDRs over $late_pools pools, sync $(wall late sync) s, land $(wall late land) s, rate $(wall late rate) s, $(cpu late rate) s CPU, $(peak_mib late rate) MiB; $(note late rate)"
 
