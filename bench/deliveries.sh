@@ -245,30 +245,28 @@ rated_sql="SELECT COUNT(*) AS n, CAST(SUM(amount) AS VARCHAR) AS amount FROM rat
 exceptions_sql="SELECT COUNT(*) AS n FROM rating_exceptions WHERE month = '$month'"
 incremental_rated="$(query "$cfg" "$rated_sql"),$(query "$cfg" "$exceptions_sql")"
 
-# 4 (first half). A copy of the lake before the bill, for the full rate and
-# the late delivery. The raw zone's files are never rewritten: hard links.
-mkdir -p "$side"
-for entry in "$lake"/* "$lake"/.[!.]*; do
-    [ -e "$entry" ] || continue
-    if [ "$(basename "$entry")" = raw ]; then
-        cp -al "$entry" "$side/raw"
-    else
-        cp -a "$entry" "$side/"
-    fi
-done
+# copy_lake FROM TO: a copy of a lake; the raw zone's files, never
+# rewritten, as hard links.
+copy_lake() {
+    rm -rf "$2"
+    mkdir -p "$2"
+    local entry
+    for entry in "$1"/* "$1"/.[!.]*; do
+        [ -e "$entry" ] || continue
+        if [ "$(basename "$entry")" = raw ]; then
+            cp -al "$entry" "$2/raw"
+        else
+            cp -a "$entry" "$2/"
+        fi
+    done
+}
+
+# 4 (first half). A copy of the lake before the bill, for the full rate.
+copy_lake "$lake" "$side"
 side_cfg=$(config deliveries-side "$source" "$side")
 # And one for the late delivery: the month as its 50 deliveries left it
 # (one file per delivery), not as the full rate rewrites it (one file).
-rm -rf "$lateside"
-mkdir -p "$lateside"
-for entry in "$side"/* "$side"/.[!.]*; do
-    [ -e "$entry" ] || continue
-    if [ "$(basename "$entry")" = raw ]; then
-        cp -al "$entry" "$lateside/raw"
-    else
-        cp -a "$entry" "$lateside/"
-    fi
-done
+copy_lake "$lake" "$lateside"
 late_cfg=$(config deliveries-late "$source" "$lateside")
 
 # 3. The close: the last delivery (above) and the bill.
