@@ -400,20 +400,26 @@ pub(crate) async fn rate_full(
 /// Every event of the month (one billed copy per cdr_id) is either rated
 /// or an exception, once.
 fn check_accounted(report: &RateReport) -> Result<(), RateError> {
-    let excepted: u64 = report
-        .exceptions
-        .iter()
-        .filter(|(reason, _)| reason.as_str() != "CONFLICTING_DUPLICATE")
-        .map(|(_, count)| count)
-        .sum();
-    if report.cdrs != report.rated + excepted {
+    let accounted = accounted(report.rated, &report.exceptions);
+    if report.cdrs != accounted {
         return Err(RateError::Lost {
             month: report.month.clone(),
             cdrs: report.cdrs,
-            accounted: report.rated + excepted,
+            accounted,
         });
     }
     Ok(())
+}
+
+/// The events a month's figures account for: each rated, or an exception
+/// but a conflicting duplicate (a copy not billed, not an event), once.
+fn accounted(rated: u64, exceptions: &BTreeMap<String, u64>) -> u64 {
+    rated
+        + exceptions
+            .iter()
+            .filter(|(reason, _)| reason.as_str() != "CONFLICTING_DUPLICATE")
+            .map(|(_, count)| count)
+            .sum::<u64>()
 }
 
 /// Registers an empty `carried_pools`: the month is rated whole, every pool

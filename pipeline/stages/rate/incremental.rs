@@ -185,16 +185,9 @@ impl Totals {
         Ok(())
     }
 
-    /// The month's events: each rated, or an exception but a conflicting
-    /// duplicate (a copy not billed), once.
+    /// The month's events these figures account for.
     fn events(&self) -> u64 {
-        self.rated
-            + self
-                .exceptions
-                .iter()
-                .filter(|(reason, _)| reason.as_str() != "CONFLICTING_DUPLICATE")
-                .map(|(_, count)| count)
-                .sum::<u64>()
+        super::accounted(self.rated, &self.exceptions)
     }
 
     pub(crate) fn fill(&self, report: &mut RateReport) {
@@ -249,9 +242,8 @@ async fn load_manifest(lake: &Lake, month: Month) -> Result<Option<Manifest>, Ra
     Ok(serde_json::from_slice(&bytes).ok())
 }
 
-/// Digest of the price tables (their bytes): what a whole rate of the
-/// month is compared with.
-/// Digest of reference tables (`PRICE_TABLES`, `SUBSCRIPTION_TABLES`).
+/// Digest of reference tables' bytes (`PRICE_TABLES`: a change rates the
+/// month whole; `SUBSCRIPTION_TABLES`: unchanged, no line's text changed).
 fn digest(settings: &Settings, tables: &[&str]) -> Result<String, RateError> {
     use sha2::{Digest, Sha256};
     let mut digest = Sha256::new();
